@@ -1,1 +1,2 @@
-export {};
+export * from './parse';
+export * from './upstream';

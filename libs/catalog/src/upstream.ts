@@ -1,0 +1,181 @@
+/**
+ * The upstream Talos content a factory is built from (ghcr.io/siderolabs or a mirror): which versions exist, and
+ * each version's extensions and overlays catalogs. Every image is resolved tag → digest and its cosign signature
+ * verified (when a public key is configured) before anything is read from it.
+ */
+import { readFileSync } from 'node:fs';
+import type { UpstreamSettings } from '@factory/config';
+import { RegistryClient, verifyCosignSignature, readImageFiles, OciError, FetchedManifest } from '@factory/oci';
+import { FactoryError } from '@factory/queue';
+import { atLeast, formatSemver, offeredVersions, parseRequestVersion, SemVer } from '@factory/talos';
+import type { Logger } from '@factory/telemetry';
+import { CatalogExtension, CatalogOverlay, parseExtensionsCatalog, parseOverlaysCatalog } from './parse';
+
+const CATALOG_FILE_LIMIT = 4 * 1024 * 1024;
+
+export class UpstreamCatalog {
+  readonly client: RegistryClient;
+  private readonly publicKey?: string;
+  private versionsCache?: { at: number; versions: string[] };
+  private versionsInflight?: Promise<string[]>;
+  private readonly extensionsCache = new Map<string, Promise<CatalogExtension[]>>();
+  private readonly overlaysCache = new Map<string, Promise<CatalogOverlay[]>>();
+
+  constructor(
+    private readonly settings: UpstreamSettings,
+    private readonly logger: Logger,
+    client?: RegistryClient,
+  ) {
+    this.client =
+      client ??
+      new RegistryClient({
+        registry: settings.registry,
+        insecure: settings.insecure,
+        auth: settings.username ? { username: settings.username, password: settings.password ?? '' } : undefined,
+        userAgent: 'talos-image-factory',
+      });
+    this.publicKey = settings.publicKeyFile ? readFileSync(settings.publicKeyFile, 'utf8') : undefined;
+  }
+
+  /** Repository path on the configured registry for a component (`siderolabs/imager` → `<ns>/siderolabs/imager`). */
+  repo(component: string): string {
+    return this.settings.namespace ? `${this.settings.namespace}/${component}` : component;
+  }
+
+  /** Offered versions, ascending, `v`-prefixed; refreshed every versionRecheckMs, single-flight. */
+  async versions(): Promise<string[]> {
+    const c = this.versionsCache;
+    if (c && Date.now() - c.at < this.settings.versionRecheckMs) return c.versions;
+    if (!this.versionsInflight) {
+      this.versionsInflight = (async () => {
+        try {
+          const tags = await this.client.listTags(this.repo(this.settings.components.imager));
+          const versions = offeredVersions(tags, { min: this.settings.minTalosVersion, broken: this.settings.brokenTalosVersions });
+          this.versionsCache = { at: Date.now(), versions };
+          return versions;
+        } catch (err) {
+          if (c) {
+            this.logger.warn({ err }, 'could not refresh Talos versions; serving the previous list');
+            return c.versions;
+          }
+          throw upstreamError(err, 'listing Talos versions');
+        } finally {
+          this.versionsInflight = undefined;
+        }
+      })();
+    }
+    return this.versionsInflight;
+  }
+
+  brokenVersions(): string[] {
+    return this.settings.brokenTalosVersions.map((v) => `v${v}`);
+  }
+
+  /** Parses a request version and requires it to be offered (404 `version X is not available` otherwise). */
+  async requireAvailable(raw: string): Promise<SemVer> {
+    const v = parseVersionOrThrow(raw);
+    const versions = await this.versions();
+    if (!versions.includes(`v${formatSemver(v)}`)) throw new FactoryError(404, `version ${formatSemver(v)} is not available`);
+    return v;
+  }
+
+  async extensions(rawVersion: string): Promise<CatalogExtension[]> {
+    const v = await this.requireAvailable(rawVersion);
+    const tag = `v${formatSemver(v)}`;
+    return this.memo(this.extensionsCache, tag, async () => {
+      const repo = this.repo(this.settings.components.extensions);
+      const files = await this.readVerified(repo, tag, (p) => p === 'image-digests' || p === 'descriptions.yaml');
+      const digests = files.get('image-digests');
+      if (!digests) throw new FactoryError(502, `upstream image ${repo}:${tag} has no image-digests file`);
+      try {
+        return parseExtensionsCatalog(digests.toString('utf8'), files.get('descriptions.yaml')?.toString('utf8'), this.settings.registry);
+      } catch (err) {
+        throw new FactoryError(502, `upstream image ${repo}:${tag}: ${(err as Error).message}`);
+      }
+    });
+  }
+
+  async overlays(rawVersion: string): Promise<CatalogOverlay[]> {
+    const v = parseVersionOrThrow(rawVersion);
+    // Overlays exist from Talos 1.7; older versions answer [] without checking availability, like the anchor.
+    if (!atLeast(v, 1, 7, 0)) return [];
+    await this.requireAvailable(rawVersion);
+    const tag = `v${formatSemver(v)}`;
+    return this.memo(this.overlaysCache, tag, async () => {
+      const repo = this.repo(this.settings.components.overlays);
+      const files = await this.readVerified(repo, tag, (p) => p === 'overlays.yaml');
+      const yaml = files.get('overlays.yaml');
+      if (!yaml) throw new FactoryError(502, `upstream image ${repo}:${tag} has no overlays.yaml file`);
+      try {
+        return parseOverlaysCatalog(yaml.toString('utf8'));
+      } catch (err) {
+        throw new FactoryError(502, `upstream image ${repo}:${tag}: ${(err as Error).message}`);
+      }
+    });
+  }
+
+  /** Resolves repo:ref to a digest, verifies its signature, and returns the linux/amd64 image manifest. */
+  async resolveVerified(repo: string, ref: string): Promise<{ digest: string; manifest: FetchedManifest }> {
+    let top;
+    try {
+      top = await this.client.getManifest(repo, ref);
+    } catch (err) {
+      throw upstreamError(err, `fetching ${repo}:${ref}`);
+    }
+    if (this.settings.verifySignatures && this.publicKey) {
+      try {
+        await verifyCosignSignature(this.client, repo, top.digest, this.publicKey);
+      } catch (err) {
+        this.logger.error({ err, repo, ref, digest: top.digest }, 'upstream signature verification failed');
+        throw new FactoryError(502, `upstream image ${repo}:${ref} failed signature verification: ${(err as Error).message}`);
+      }
+    }
+    try {
+      const manifest = await this.client.resolveImage(repo, top.digest, { os: 'linux', architecture: 'amd64' });
+      return { digest: top.digest, manifest };
+    } catch (err) {
+      throw upstreamError(err, `resolving ${repo}:${ref}`);
+    }
+  }
+
+  private async readVerified(repo: string, tag: string, wanted: (p: string) => boolean): Promise<Map<string, Buffer>> {
+    const { manifest } = await this.resolveVerified(repo, tag);
+    try {
+      return await readImageFiles(this.client, repo, manifest, wanted, { maxFileBytes: CATALOG_FILE_LIMIT, maxTotalBytes: 4 * CATALOG_FILE_LIMIT });
+    } catch (err) {
+      throw upstreamError(err, `reading ${repo}:${tag}`);
+    }
+  }
+
+  /** Readiness: the registry answers and the imager repository can be listed. */
+  async ping(): Promise<void> {
+    await this.versions();
+  }
+
+  /** Catalogs are immutable per version: cache forever, single-flight, and forget failures so they are retried. */
+  private memo<T>(cache: Map<string, Promise<T>>, key: string, load: () => Promise<T>): Promise<T> {
+    let p = cache.get(key);
+    if (!p) {
+      p = load();
+      cache.set(key, p);
+      p.catch(() => cache.delete(key));
+    }
+    return p;
+  }
+}
+
+export function parseVersionOrThrow(raw: string): SemVer {
+  const v = parseRequestVersion(raw);
+  // The anchor answers 500 for a malformed version; a malformed version is the client's mistake, so we say 400.
+  if (!v) throw new FactoryError(400, `invalid version ${JSON.stringify(raw)}: expected a semantic version such as v1.11.0`);
+  return v;
+}
+
+function upstreamError(err: unknown, what: string): FactoryError {
+  if (err instanceof FactoryError) return err;
+  if (err instanceof OciError) {
+    if (err.code === 'NOT_FOUND') return new FactoryError(404, `upstream content not found while ${what}`);
+    return new FactoryError(503, `upstream registry unavailable while ${what}: ${err.message}`);
+  }
+  return new FactoryError(503, `upstream registry unavailable while ${what}: ${String((err as Error)?.message ?? err)}`);
+}

@@ -1,0 +1,132 @@
+/**
+ * Configuration is read from the environment once, at start-up, and validated as a whole: every problem is
+ * collected and reported in one readable error, so an operator fixes them all in one go.
+ */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/** A small reader that records problems instead of throwing, then throws them all from done(). */
+export class EnvReader {
+  private readonly problems: string[] = [];
+  constructor(private readonly env: Env = process.env) {}
+
+  raw(name: string): string | undefined {
+    const v = this.env[name];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  }
+
+  string(name: string, def: string): string;
+  string(name: string): string | undefined;
+  string(name: string, def?: string): string | undefined {
+    return this.raw(name) ?? def;
+  }
+
+  required(name: string, why = ''): string {
+    const v = this.raw(name);
+    if (v === undefined) {
+      this.problems.push(`${name} is required${why ? ` (${why})` : ''}`);
+      return '';
+    }
+    return v;
+  }
+
+  int(name: string, def: number, min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER): number {
+    const v = this.raw(name);
+    if (v === undefined) return def;
+    if (!/^-?\d+$/.test(v)) {
+      this.problems.push(`${name} must be an integer, got ${JSON.stringify(v)}`);
+      return def;
+    }
+    const n = Number(v);
+    if (n < min || n > max) this.problems.push(`${name} must be between ${min} and ${max}, got ${n}`);
+    return n;
+  }
+
+  port(name: string, def: number): number {
+    return this.int(name, def, 0, 65535);
+  }
+
+  bool(name: string, def: boolean): boolean {
+    const v = this.raw(name);
+    if (v === undefined) return def;
+    if (/^(1|true|yes|on)$/i.test(v)) return true;
+    if (/^(0|false|no|off)$/i.test(v)) return false;
+    this.problems.push(`${name} must be true or false, got ${JSON.stringify(v)}`);
+    return def;
+  }
+
+  /** Durations like 30s, 15m, 1h, 500ms, or a plain number of seconds. Returns milliseconds. */
+  duration(name: string, defMs: number): number {
+    const v = this.raw(name);
+    if (v === undefined) return defMs;
+    const ms = parseDuration(v);
+    if (ms === undefined) {
+      this.problems.push(`${name} must be a duration such as 30s, 15m or 1h, got ${JSON.stringify(v)}`);
+      return defMs;
+    }
+    return ms;
+  }
+
+  list(name: string, def: string[] = []): string[] {
+    const v = this.raw(name);
+    if (v === undefined) return def;
+    if (v.startsWith('[')) {
+      try {
+        const parsed = JSON.parse(v);
+        if (Array.isArray(parsed) && parsed.every((x) => typeof x === 'string')) return parsed;
+      } catch {
+        /* reported below */
+      }
+      this.problems.push(`${name} must be a comma-separated list or a JSON array of strings`);
+      return def;
+    }
+    return v.split(',').map((s) => s.trim()).filter(Boolean);
+  }
+
+  url(name: string, def?: string): string | undefined {
+    const v = this.raw(name) ?? def;
+    if (v === undefined) return undefined;
+    try {
+      const u = new URL(v);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme');
+      if (!u.host) throw new Error('host');
+      return v;
+    } catch {
+      this.problems.push(`${name} must be an http(s) URL with a host, got ${JSON.stringify(v)}`);
+      return def;
+    }
+  }
+
+  oneOf<T extends string>(name: string, values: readonly T[], def: T): T {
+    const v = this.raw(name);
+    if (v === undefined) return def;
+    if (!(values as readonly string[]).includes(v)) {
+      this.problems.push(`${name} must be one of ${values.join(', ')}, got ${JSON.stringify(v)}`);
+      return def;
+    }
+    return v as T;
+  }
+
+  problem(message: string): void {
+    this.problems.push(message);
+  }
+
+  done(): void {
+    if (this.problems.length) throw new ConfigError(this.problems);
+  }
+}
+
+export function parseDuration(v: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(v.trim());
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  const unit = m[2] ?? 's';
+  const mult = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit]!;
+  return Math.round(n * mult);
+}

@@ -1,0 +1,122 @@
+import path from 'node:path';
+import { EnvReader } from './env';
+
+/** Settings every service shares: where Redis is, where objects live, who we are upstream. */
+export interface RedisSettings {
+  url: string;
+  /** Prefix for every BullMQ key, so several factories can share one Redis. */
+  prefix: string;
+}
+
+export type StorageSettings =
+  | { kind: 'local'; dir: string }
+  | {
+      kind: 's3';
+      bucket: string;
+      endpoint?: string;
+      region: string;
+      accessKeyId?: string;
+      secretAccessKey?: string;
+      forcePathStyle: boolean;
+      publicEndpoint?: string;
+      presignTtlSeconds: number;
+    };
+
+export interface UpstreamSettings {
+  /** Registry host[:port] holding siderolabs/imager, extensions, overlays... (ghcr.io or a mirror). */
+  registry: string;
+  /** Optional path prefix in front of `siderolabs/...` (e.g. a Harbor proxy project). */
+  namespace: string;
+  insecure: boolean;
+  username?: string;
+  password?: string;
+  /** PEM public key that upstream images' cosign signatures must verify against; undefined = verification off. */
+  publicKeyFile?: string;
+  verifySignatures: boolean;
+  components: {
+    imager: string;
+    installerBase: string;
+    installer: string;
+    extensions: string;
+    overlays: string;
+    talosctl: string;
+  };
+  minTalosVersion: string;
+  brokenTalosVersions: string[];
+  versionRecheckMs: number;
+}
+
+export interface CommonSettings {
+  logLevel: string;
+  dataDir: string;
+  redis: RedisSettings;
+  storage: StorageSettings;
+  /** Port of the small /metrics + /healthz listener every non-HTTP service runs; 0 disables it. */
+  metricsPort: number;
+  metricsHost: string;
+}
+
+export function readCommon(r: EnvReader, opts: { defaultMetricsPort?: number } = {}): CommonSettings {
+  const dataDir = path.resolve(r.string('FACTORY_DATA_DIR', '.data'));
+  const bucket = r.string('S3_BUCKET');
+  let storage: StorageSettings;
+  if (bucket) {
+    storage = {
+      kind: 's3',
+      bucket,
+      endpoint: r.url('S3_ENDPOINT'),
+      region: r.string('S3_REGION', 'us-east-1'),
+      accessKeyId: r.string('S3_ACCESS_KEY_ID') ?? r.string('AWS_ACCESS_KEY_ID'),
+      secretAccessKey: r.string('S3_SECRET_ACCESS_KEY') ?? r.string('AWS_SECRET_ACCESS_KEY'),
+      forcePathStyle: r.bool('S3_FORCE_PATH_STYLE', true),
+      publicEndpoint: r.url('S3_PUBLIC_ENDPOINT'),
+      presignTtlSeconds: Math.round(r.duration('S3_PRESIGN_TTL', 3_600_000) / 1000) || 3600,
+    };
+  } else {
+    storage = { kind: 'local', dir: path.resolve(r.string('FACTORY_STORAGE_DIR', path.join(dataDir, 'objects'))) };
+  }
+  return {
+    logLevel: r.oneOf('LOG_LEVEL', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const, 'info'),
+    dataDir,
+    redis: {
+      url: r.required('REDIS_URL', 'e.g. redis://127.0.0.1:6379; `npm start` spawns one when unset'),
+      prefix: r.string('FACTORY_QUEUE_PREFIX', 'factory'),
+    },
+    storage,
+    metricsPort: r.port('METRICS_PORT', opts.defaultMetricsPort ?? 0),
+    metricsHost: r.string('METRICS_HOST', '127.0.0.1'),
+  };
+}
+
+export function readUpstream(r: EnvReader): UpstreamSettings {
+  const verify = r.bool('FACTORY_UPSTREAM_VERIFY', true);
+  const publicKeyFile = r.string('FACTORY_UPSTREAM_PUBLIC_KEY');
+  if (verify && !publicKeyFile) {
+    r.problem(
+      'FACTORY_UPSTREAM_PUBLIC_KEY (a cosign PEM public key file) is required to verify upstream images; ' +
+        'set FACTORY_UPSTREAM_VERIFY=false to turn verification off explicitly',
+    );
+  }
+  const min = r.string('FACTORY_MIN_TALOS_VERSION', '1.2.0');
+  if (!/^\d+\.\d+\.\d+$/.test(min)) r.problem(`FACTORY_MIN_TALOS_VERSION must look like 1.2.0, got ${JSON.stringify(min)}`);
+  return {
+    registry: r.string('FACTORY_UPSTREAM_REGISTRY', 'ghcr.io'),
+    namespace: r.string('FACTORY_UPSTREAM_NAMESPACE', '').replace(/^\/+|\/+$/g, ''),
+    insecure: r.bool('FACTORY_UPSTREAM_INSECURE', false),
+    username: r.string('FACTORY_UPSTREAM_USERNAME'),
+    password: r.string('FACTORY_UPSTREAM_PASSWORD'),
+    publicKeyFile: verify ? publicKeyFile : undefined,
+    verifySignatures: verify,
+    components: {
+      imager: 'siderolabs/imager',
+      installerBase: 'siderolabs/installer-base',
+      installer: 'siderolabs/installer',
+      extensions: 'siderolabs/extensions',
+      overlays: 'siderolabs/overlays',
+      talosctl: 'siderolabs/talosctl-all',
+    },
+    minTalosVersion: min,
+    brokenTalosVersions: r.list('FACTORY_BROKEN_TALOS_VERSIONS').map((v) => v.replace(/^v/, '')),
+    versionRecheckMs: r.duration('FACTORY_VERSION_RECHECK_INTERVAL', 15 * 60_000),
+  };
+}

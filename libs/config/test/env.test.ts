@@ -1,0 +1,47 @@
+import { ConfigError, EnvReader, parseDuration, readCommon, readUpstream } from '../src';
+
+describe('EnvReader', () => {
+  test('collects every problem into one readable error', () => {
+    const r = new EnvReader({ PORT: 'eighty', LOG_LEVEL: 'loud', S3_BUCKET: 'b', S3_ENDPOINT: 'ftp://x' });
+    r.port('PORT', 8080);
+    readCommon(r);
+    let err: unknown;
+    try {
+      r.done();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const msg = (err as Error).message;
+    expect(msg).toContain('PORT must be an integer');
+    expect(msg).toContain('LOG_LEVEL must be one of');
+    expect(msg).toContain('S3_ENDPOINT must be an http(s) URL');
+    expect(msg).toContain('REDIS_URL is required');
+  });
+
+  test('defaults: local storage under the data dir', () => {
+    const r = new EnvReader({ REDIS_URL: 'redis://x:1', FACTORY_DATA_DIR: '/tmp/f' });
+    const c = readCommon(r);
+    r.done();
+    expect(c.storage).toEqual({ kind: 'local', dir: '/tmp/f/objects' });
+    expect(c.redis).toEqual({ url: 'redis://x:1', prefix: 'factory' });
+  });
+
+  test('upstream verification needs a key unless turned off explicitly', () => {
+    const r = new EnvReader({});
+    readUpstream(r);
+    expect(() => r.done()).toThrow(/FACTORY_UPSTREAM_PUBLIC_KEY/);
+    const off = new EnvReader({ FACTORY_UPSTREAM_VERIFY: 'false', FACTORY_BROKEN_TALOS_VERSIONS: '["v1.9.0","1.10.1"]', FACTORY_UPSTREAM_NAMESPACE: '/mirror/' });
+    const u = readUpstream(off);
+    off.done();
+    expect(u).toMatchObject({ registry: 'ghcr.io', namespace: 'mirror', verifySignatures: false, brokenTalosVersions: ['1.9.0', '1.10.1'] });
+  });
+
+  test('durations and lists', () => {
+    expect(parseDuration('15m')).toBe(900_000);
+    expect(parseDuration('500ms')).toBe(500);
+    expect(parseDuration('30')).toBe(30_000);
+    expect(parseDuration('soon')).toBeUndefined();
+    expect(new EnvReader({ L: 'a, b,,c' }).list('L')).toEqual(['a', 'b', 'c']);
+  });
+});

@@ -1,0 +1,307 @@
+/**
+ * Reading files out of an image: layers are flattened in order (OCI whiteouts applied), regular files kept in memory.
+ */
+import { Readable, Transform, TransformCallback } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { Decompress as ZstdDecompress } from 'fzstd';
+import * as tar from 'tar-stream';
+import { FetchedManifest, RegistryClient } from './client';
+import { OciError } from './errors';
+import { isImageManifestMediaType, isIndexMediaType } from './media';
+
+export interface ReadImageLimits {
+  /** largest single wanted file (default 1 GiB) */
+  maxFileBytes?: number;
+  /** total bytes of wanted file content read, over all layers (default 4 GiB) */
+  maxTotalBytes?: number;
+}
+
+const DEFAULT_MAX_FILE = 1024 * 1024 * 1024;
+const DEFAULT_MAX_TOTAL = 4 * 1024 * 1024 * 1024;
+
+const WHITEOUT_PREFIX = '.wh.';
+const OPAQUE_MARKER = '.wh..wh..opq';
+
+/**
+ * Normalizes a tar entry name: strips leading "./" and "/", collapses "//" and "." components, drops a trailing "/".
+ * Returns "" for the root. Throws OciError INVALID for ".." components.
+ */
+export function normalizeTarPath(name: string): string {
+  const parts: string[] = [];
+  for (const p of name.split('/')) {
+    if (p === '' || p === '.') continue;
+    if (p === '..') throw new OciError('INVALID', `tar entry escapes the image root: ${JSON.stringify(name)}`);
+    parts.push(p);
+  }
+  return parts.join('/');
+}
+
+/** Zstandard decompression as a Node transform (pure JS, via fzstd). */
+class ZstdDecompressStream extends Transform {
+  private readonly z: ZstdDecompress;
+
+  constructor() {
+    super();
+    this.z = new ZstdDecompress((chunk) => { if (chunk.length) this.push(Buffer.from(chunk)); });
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    try { this.z.push(chunk, false); cb(); } catch (err) { cb(zstdError(err)); }
+  }
+
+  override _flush(cb: TransformCallback): void {
+    try { this.z.push(new Uint8Array(0), true); cb(); } catch (err) { cb(zstdError(err)); }
+  }
+}
+
+function zstdError(err: unknown): OciError {
+  return new OciError('INVALID', `zstd: ${(err as Error).message ?? String(err)}`, { cause: err });
+}
+
+/** Chooses the decompressor for a layer: by media type, else by sniffing the first bytes. */
+type Compression = 'gzip' | 'zstd' | 'none' | 'sniff';
+
+function compressionFor(mediaType: string): Compression | undefined {
+  const mt = mediaType.toLowerCase();
+  if (mt.includes('+encrypted')) return undefined;
+  if (mt.endsWith('+gzip') || mt.endsWith('.gzip')) return 'gzip';
+  if (mt.endsWith('+zstd') || mt.endsWith('.zstd')) return 'zstd';
+  if (mt.includes('.tar') || mt.endsWith('+tar')) return 'sniff';
+  return undefined;
+}
+
+/** Peeks at the first bytes of a stream and pipes it through the right decompressor. */
+function decompressor(source: Readable, mode: Compression): Readable {
+  if (mode === 'gzip') return source.pipe(createGunzip());
+  if (mode === 'zstd') return source.pipe(new ZstdDecompressStream());
+  if (mode === 'none') return source;
+  // sniff: gzip 1f 8b, zstd 28 b5 2f fd, else raw tar
+  const out = new Transform({
+    transform(this: Transform & { target?: Transform | null; head?: Buffer }, chunk: Buffer, _enc, cb) {
+      if (this.target === undefined) {
+        this.head = this.head ? Buffer.concat([this.head, chunk]) : chunk;
+        if (this.head.length < 4) { cb(); return; }
+        this.target = pickDecoder(this.head);
+        const head = this.head;
+        this.head = undefined;
+        feed(this, head, cb);
+        return;
+      }
+      feed(this, chunk, cb);
+    },
+    flush(this: Transform & { target?: Transform | null; head?: Buffer }, cb) {
+      if (this.target === undefined) {
+        // fewer than 4 bytes in total: pass through as is
+        if (this.head) this.push(this.head);
+        cb();
+        return;
+      }
+      if (this.target === null) { cb(); return; }
+      const t = this.target;
+      t.once('end', () => cb());
+      t.once('error', (e) => cb(e));
+      t.end();
+    },
+  }) as Transform & { target?: Transform | null; head?: Buffer };
+  function feed(self: Transform & { target?: Transform | null }, chunk: Buffer, cb: TransformCallback): void {
+    const t = self.target;
+    if (!t) { cb(null, chunk); return; }
+    if (t.write(chunk)) cb();
+    else t.once('drain', () => cb());
+  }
+  function pickDecoder(head: Buffer): Transform | null {
+    let t: Transform | null = null;
+    if (head[0] === 0x1f && head[1] === 0x8b) t = createGunzip();
+    else if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) t = new ZstdDecompressStream();
+    if (t) {
+      t.on('data', (d: Buffer) => out.push(d));
+      t.on('error', (e) => out.destroy(e));
+    }
+    return t;
+  }
+  return source.pipe(out);
+}
+
+type LayerEntry =
+  | { kind: 'file'; data?: Buffer }     // data only for wanted files
+  | { kind: 'dir' }
+  | { kind: 'link'; target: string }    // hard link (target normalized)
+  | { kind: 'other' };                  // symlink, device, fifo, …
+
+interface LayerChanges {
+  entries: Map<string, LayerEntry>;
+  whiteouts: string[];
+  opaque: string[];
+}
+
+/** The flattened view: wanted regular files, plus a count of files under each directory for cheap subtree removal. */
+class FileTree {
+  readonly files = new Map<string, Buffer>();
+  private readonly under = new Map<string, number>();
+
+  get(p: string): Buffer | undefined { return this.files.get(p); }
+
+  set(p: string, data: Buffer): void {
+    if (!this.files.has(p)) this.bump(p, 1);
+    this.files.set(p, data);
+  }
+
+  delete(p: string): void {
+    if (this.files.delete(p)) this.bump(p, -1);
+  }
+
+  /** Removes everything below directory p (and p itself when includeSelf). p = "" is the root. */
+  removeTree(p: string, includeSelf: boolean): void {
+    if (includeSelf && p !== '') this.delete(p);
+    if (p !== '' && !this.under.get(p)) return;
+    const prefix = p === '' ? '' : p + '/';
+    for (const k of [...this.files.keys()]) if (k.startsWith(prefix)) this.delete(k);
+  }
+
+  private bump(p: string, by: number): void {
+    for (let i = p.indexOf('/'); i >= 0; i = p.indexOf('/', i + 1)) {
+      const d = p.slice(0, i);
+      const n = (this.under.get(d) ?? 0) + by;
+      if (n > 0) this.under.set(d, n); else this.under.delete(d);
+    }
+  }
+}
+
+/** Reads one layer's tar into a change set (whiteouts and entries kept apart: whiteouts only affect lower layers). */
+async function readLayer(
+  stream: Readable, wanted: (path: string) => boolean, budget: { file: number; left: number }, what: string,
+): Promise<LayerChanges> {
+  const changes: LayerChanges = { entries: new Map(), whiteouts: [], opaque: [] };
+  const extract = tar.extract();
+  return new Promise<LayerChanges>((resolve, reject) => {
+    let settled = false;
+    const fail = (err: unknown) => {
+      if (settled) return;
+      settled = true;
+      const e = err instanceof OciError ? err : new OciError('INVALID', `${what}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+      stream.destroy();
+      extract.destroy();
+      reject(e);
+    };
+    extract.on('entry', (hdr, entry, next) => {
+      let path: string;
+      try {
+        path = normalizeTarPath(hdr.name);
+      } catch (err) {
+        fail(err);
+        return;
+      }
+      const base = path.slice(path.lastIndexOf('/') + 1);
+      const dir = path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '';
+      const skip = () => { entry.on('end', () => next()); entry.resume(); };
+      if (base === OPAQUE_MARKER) { changes.opaque.push(dir); skip(); return; }
+      if (base.startsWith(WHITEOUT_PREFIX)) {
+        const name = base.slice(WHITEOUT_PREFIX.length);
+        if (name) changes.whiteouts.push(dir ? `${dir}/${name}` : name);
+        skip();
+        return;
+      }
+      if (path === '') { skip(); return; }
+      const type = hdr.type ?? 'file';
+      if (type === 'directory') { changes.entries.set(path, { kind: 'dir' }); skip(); return; }
+      if (type === 'link') {
+        let target: string;
+        try { target = normalizeTarPath(hdr.linkname ?? ''); } catch (err) { fail(err); return; }
+        changes.entries.set(path, { kind: 'link', target });
+        skip();
+        return;
+      }
+      if (type !== 'file' && type !== 'contiguous-file') { changes.entries.set(path, { kind: 'other' }); skip(); return; }
+      if (!wanted(path)) { changes.entries.set(path, { kind: 'file' }); skip(); return; }
+      const size = hdr.size ?? 0;
+      if (size > budget.file) { fail(new OciError('TOO_LARGE', `${what}: file ${path} is ${size} bytes, limit ${budget.file}`)); return; }
+      if (size > budget.left) { fail(new OciError('TOO_LARGE', `${what}: wanted files exceed the total limit`)); return; }
+      budget.left -= size;
+      const chunks: Buffer[] = [];
+      entry.on('data', (c: Buffer) => chunks.push(c));
+      entry.on('end', () => {
+        changes.entries.set(path, { kind: 'file', data: Buffer.concat(chunks) });
+        next();
+      });
+    });
+    extract.on('finish', () => { if (!settled) { settled = true; resolve(changes); } });
+    extract.on('error', fail);
+    stream.on('error', fail);
+    // feed the decompressed stream into the streamx-based extractor with backpressure
+    stream.on('data', (chunk: Buffer) => {
+      if (!extract.write(chunk)) {
+        stream.pause();
+        extract.once('drain', () => stream.resume());
+      }
+    });
+    stream.on('end', () => extract.end());
+  });
+}
+
+function applyLayer(tree: FileTree, changes: LayerChanges): void {
+  // whiteouts and opaque markers hide content of lower layers only
+  for (const d of changes.opaque) tree.removeTree(d, false);
+  for (const w of changes.whiteouts) tree.removeTree(w, true);
+  for (const [path, e] of changes.entries) {
+    switch (e.kind) {
+      case 'dir':
+        tree.delete(path); // a directory replaces a lower file; lower children stay
+        break;
+      case 'file':
+        tree.removeTree(path, true);
+        if (e.data) tree.set(path, e.data);
+        break;
+      case 'link': {
+        tree.removeTree(path, true);
+        // hard link: the content is the target's, from this layer or the flattened lower layers
+        const own = changes.entries.get(e.target);
+        const data = own?.kind === 'file' ? own.data : own === undefined ? tree.get(e.target) : undefined;
+        if (data) tree.set(path, data);
+        break;
+      }
+      default:
+        tree.removeTree(path, true);
+    }
+  }
+}
+
+/**
+ * Flattens the layers of an image manifest in order and returns the regular files (hard links resolved when their target
+ * was kept) whose normalized path satisfies `wanted`. Handles uncompressed, gzip and zstd tar layers and OCI whiteouts.
+ */
+export async function readImageFiles(
+  client: RegistryClient, repo: string, manifest: FetchedManifest, wanted: (path: string) => boolean, limits: ReadImageLimits = {},
+): Promise<Map<string, Buffer>> {
+  if (isIndexMediaType(manifest.mediaType)) {
+    throw new OciError('INVALID', `${repo}@${manifest.digest} is an index; resolve a platform first (resolveImage)`);
+  }
+  if (!isImageManifestMediaType(manifest.mediaType) && !Array.isArray(manifest.json?.layers)) {
+    throw new OciError('INVALID', `${repo}@${manifest.digest}: ${manifest.mediaType} is not an image manifest`);
+  }
+  const layers: any[] = Array.isArray(manifest.json.layers) ? manifest.json.layers : [];
+  const budget = { file: limits.maxFileBytes ?? DEFAULT_MAX_FILE, left: limits.maxTotalBytes ?? DEFAULT_MAX_TOTAL };
+  // a hard link is only resolved when its target is wanted too: which targets links will need is not known up front
+  const tree = new FileTree();
+  for (let i = 0; i < layers.length; i++) {
+    const l = layers[i];
+    const what = `${repo} layer ${i} (${l?.digest})`;
+    if (!l || typeof l.digest !== 'string' || typeof l.mediaType !== 'string') throw new OciError('INVALID', `${what}: bad descriptor`);
+    const mode = compressionFor(l.mediaType);
+    if (!mode) throw new OciError('INVALID', `${what}: unsupported layer media type ${l.mediaType}`);
+    const maxBytes = typeof l.size === 'number' && l.size >= 0 ? l.size : undefined;
+    const blob = await client.getBlobStream(repo, l.digest, maxBytes !== undefined ? { maxBytes } : {});
+    const tarStream = decompressor(blob, mode);
+    if (tarStream !== blob) blob.on('error', (e) => tarStream.destroy(e));
+    let changes: LayerChanges;
+    try {
+      changes = await readLayer(tarStream, wanted, budget, what);
+    } catch (err) {
+      // release the HTTP response too (destroying the verifier destroys the response body)
+      blob.on('error', () => { /* already reported */ });
+      blob.destroy();
+      throw err;
+    }
+    applyLayer(tree, changes);
+  }
+  return tree.files;
+}

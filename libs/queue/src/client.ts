@@ -1,0 +1,106 @@
+import { randomUUID } from 'node:crypto';
+import { Queue, QueueEvents } from 'bullmq';
+import type IORedis from 'ioredis';
+import type { Logger } from '@factory/telemetry';
+import { JOB_QUEUE, JobName, PayloadOf, QueueName, Reply, ResultOf } from './contracts';
+import { FactoryError } from './errors';
+import { redisConnection } from './connection';
+import { DEFAULT_JOB_OPTIONS } from './options';
+
+export interface CallOptions {
+  /** How long to wait for the answer; on expiry the caller gets a 503. */
+  timeoutMs?: number;
+  /** Deterministic job ID: concurrent identical requests anywhere in the cluster share one job. */
+  jobId?: string;
+  priority?: number;
+}
+
+/**
+ * Request/response over BullMQ: add a job, wait for it through QueueEvents, unwrap the Reply. Failures map to
+ * FactoryErrors: the handler's own status for permanent errors, 503 when no answer arrives in time or Redis is
+ * unreachable, 500 when the job failed for good.
+ */
+export class JobClient {
+  private readonly queues = new Map<QueueName, Queue>();
+  private readonly events = new Map<QueueName, QueueEvents>();
+  private readonly producer: IORedis;
+  private readonly eventConns: IORedis[] = [];
+
+  constructor(
+    private readonly redisUrl: string,
+    private readonly prefix: string,
+    private readonly logger: Logger,
+    private readonly defaultTimeoutMs = 30_000,
+  ) {
+    this.producer = redisConnection(redisUrl, 'producer', `${prefix}-client`);
+  }
+
+  queue(name: QueueName): Queue {
+    let q = this.queues.get(name);
+    if (!q) {
+      q = new Queue(name, { connection: this.producer, prefix: this.prefix, defaultJobOptions: DEFAULT_JOB_OPTIONS });
+      q.on('error', (err) => this.logger.warn({ err, queue: name }, 'queue error'));
+      this.queues.set(name, q);
+    }
+    return q;
+  }
+
+  private async queueEvents(name: QueueName): Promise<QueueEvents> {
+    let ev = this.events.get(name);
+    if (!ev) {
+      const conn = redisConnection(this.redisUrl, 'blocking', `${this.prefix}-events-${name}`);
+      this.eventConns.push(conn);
+      ev = new QueueEvents(name, { connection: conn, prefix: this.prefix });
+      ev.setMaxListeners(100_000);
+      ev.on('error', (err) => this.logger.warn({ err, queue: name }, 'queue events error'));
+      this.events.set(name, ev);
+      await ev.waitUntilReady();
+    }
+    return ev;
+  }
+
+  async call<K extends JobName>(name: K, payload: PayloadOf<K>, opts: CallOptions = {}): Promise<ResultOf<K>> {
+    const queueName = JOB_QUEUE[name];
+    const timeoutMs = opts.timeoutMs ?? this.defaultTimeoutMs;
+    let events: QueueEvents;
+    let job;
+    try {
+      events = await this.queueEvents(queueName);
+      job = await this.queue(queueName).add(name, payload, { jobId: opts.jobId ?? randomUUID(), priority: opts.priority });
+    } catch (err) {
+      this.logger.warn({ err, job: name }, 'could not enqueue job');
+      throw new FactoryError(503, 'service temporarily unavailable');
+    }
+    let reply: Reply<ResultOf<K>>;
+    try {
+      reply = (await job.waitUntilFinished(events, timeoutMs)) as Reply<ResultOf<K>>;
+    } catch (err) {
+      const msg = String((err as Error)?.message ?? err);
+      if (/timed out|timeout/i.test(msg)) {
+        this.logger.warn({ job: name, jobId: job.id, timeoutMs }, 'job timed out');
+        throw new FactoryError(503, `service temporarily unavailable: ${queueName} did not answer in time`);
+      }
+      this.logger.error({ job: name, jobId: job.id, reason: msg }, 'job failed');
+      throw new FactoryError(500, 'internal server error');
+    }
+    if (!reply || typeof reply !== 'object' || !('ok' in reply)) throw new FactoryError(500, 'internal server error');
+    if (!reply.ok) throw new FactoryError(reply.status, reply.message);
+    return reply.value;
+  }
+
+  /** Number of workers currently connected to a queue (used by readiness checks). */
+  async workerCount(name: QueueName): Promise<number> {
+    return (await this.queue(name).getWorkers()).length;
+  }
+
+  async ping(): Promise<void> {
+    await this.producer.ping();
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.events.values()].map((e) => e.close()));
+    await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
+    this.producer.disconnect();
+    for (const c of this.eventConns) c.disconnect();
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * Every job the services exchange, declared once: its queue, its payload and its result. Services talk ONLY
+ * through these jobs. A handler answers with a Reply: a permanent error (bad input, not found) is a normal reply
+ * that carries an HTTP status, so BullMQ never retries it; only unexpected errors fail the job and are retried.
+ */
+
+export const QUEUES = ['schematic', 'upstream', 'signing', 'build'] as const;
+export type QueueName = (typeof QUEUES)[number];
+
+/** An official extension as the catalog lists it (`GET /version/:v/extensions/official`). */
+export interface ExtensionEntry {
+  name: string;
+  ref: string;
+  digest: string;
+  author: string;
+  description: string;
+}
+
+/** An overlay as the catalog lists it (`GET /version/:v/overlays/official`). */
+export interface OverlayEntry {
+  name: string;
+  image: string;
+  ref: string;
+  digest: string;
+}
+
+export interface JobContracts {
+  /** Parse, canonicalize and durably store a schematic (idempotent: the ID is content-derived). */
+  'schematic.create': { queue: 'schematic'; payload: { body: string }; result: { id: string; yaml: string; created: boolean } };
+  /** Canonical YAML of a stored schematic; 404 reply when unknown. */
+  'schematic.get': { queue: 'schematic'; payload: { id: string }; result: { yaml: string } };
+  /** Readiness of the schematic store (its object storage answers). */
+  'schematic.ping': { queue: 'schematic'; payload: Record<string, never>; result: { storage: string } };
+
+  /** Talos versions offered (imager tags, filtered), or the configured broken list. */
+  'upstream.versions': { queue: 'upstream'; payload: { broken: boolean }; result: { versions: string[] } };
+  'upstream.extensions': { queue: 'upstream'; payload: { version: string }; result: { extensions: ExtensionEntry[] } };
+  'upstream.overlays': { queue: 'upstream'; payload: { version: string }; result: { overlays: OverlayEntry[] } };
+  /** Readiness of the upstream registry (reachable, catalog readable). */
+  'upstream.ping': { queue: 'upstream'; payload: Record<string, never>; result: { registry: string } };
+
+  /** Public half of a key held by the signing service. */
+  'signing.publicKey': { queue: 'signing'; payload: { key: 'cosign' }; result: { pem: string } };
+  /** Sign bytes (base64) with a key held by the signing service; ECDSA P-256/SHA-256, DER, base64. */
+  'signing.sign': { queue: 'signing'; payload: { key: 'cosign'; dataBase64: string }; result: { signatureBase64: string } };
+}
+
+export type JobName = keyof JobContracts;
+export type PayloadOf<K extends JobName> = JobContracts[K]['payload'];
+export type ResultOf<K extends JobName> = JobContracts[K]['result'];
+
+export const JOB_QUEUE: { [K in JobName]: JobContracts[K]['queue'] } = {
+  'schematic.create': 'schematic',
+  'schematic.get': 'schematic',
+  'schematic.ping': 'schematic',
+  'upstream.versions': 'upstream',
+  'upstream.extensions': 'upstream',
+  'upstream.overlays': 'upstream',
+  'upstream.ping': 'upstream',
+  'signing.publicKey': 'signing',
+  'signing.sign': 'signing',
+};
+
+export type Reply<T> = { ok: true; value: T } | { ok: false; status: number; message: string };

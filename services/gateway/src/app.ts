@@ -1,0 +1,162 @@
+/**
+ * The gateway's HTTP API. Every answer that needs state comes from another service over BullMQ jobs; the gateway
+ * itself holds no keys, no storage credentials and no upstream registry access.
+ */
+import express, { Request, Response } from 'express';
+import type { Logger } from '@factory/telemetry';
+import { Counter, Gauge, Histogram, Registry } from '@factory/telemetry';
+import { FactoryError, isFactoryError, JobName, PayloadOf, QueueName, QUEUES, ResultOf } from '@factory/queue';
+import { cors, goJson, identityHeaders, Routes, sendError } from './compat';
+
+export interface JobCaller {
+  call<K extends JobName>(name: K, payload: PayloadOf<K>, opts?: { timeoutMs?: number; jobId?: string }): Promise<ResultOf<K>>;
+  workerCount(queue: QueueName): Promise<number>;
+  ping(): Promise<void>;
+}
+
+export interface GatewayOptions {
+  jobs: JobCaller;
+  logger: Logger;
+  metrics: Registry;
+  serverTag: string;
+  allowedOrigins: string[];
+  maxSchematicBytes: number;
+}
+
+export function createApp(opts: GatewayOptions): express.Express {
+  const { jobs, logger, metrics } = opts;
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  app.set('trust proxy', false);
+
+  const duration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP request latency',
+    labelNames: ['handler', 'method', 'code'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60],
+    registers: [metrics],
+  });
+  const inflight = new Gauge({ name: 'http_requests_inflight', help: 'HTTP requests being served', labelNames: ['handler'], registers: [metrics] });
+  const responseSize = new Counter({ name: 'http_response_size_bytes_total', help: 'Bytes sent in response bodies', labelNames: ['handler'], registers: [metrics] });
+
+  app.use((req, res, next) => {
+    const end = duration.startTimer();
+    inflight.inc({ handler: 'all' });
+    res.on('close', () => {
+      const handler = (req as Request & { routeName?: string }).routeName ?? 'unmatched';
+      inflight.dec({ handler: 'all' });
+      end({ handler, method: req.method, code: String(res.statusCode) });
+      const len = Number(res.getHeader('content-length') ?? 0);
+      if (len) responseSize.inc({ handler }, len);
+    });
+    next();
+  });
+  app.use(identityHeaders(opts.serverTag));
+  app.use(cors(opts.allowedOrigins));
+
+  const routes = new Routes();
+  const onError = (err: unknown, req: Request, res: Response) => {
+    if (isFactoryError(err)) {
+      if (err.status >= 500) logger.warn({ path: req.path, status: err.status, msg: err.message }, 'request failed');
+      sendError(res, err.status, err.message);
+      return;
+    }
+    logger.error({ err, path: req.path, requestId: res.getHeader('X-Request-ID') }, 'unexpected error');
+    sendError(res, 500, 'internal server error');
+  };
+
+  // --- health -------------------------------------------------------------------------------------------------
+  routes.add(['GET', 'HEAD'], '/healthz', (_req, res) => {
+    res.status(200).end();
+  });
+  let readyCache: { at: number; error?: string } | undefined;
+  routes.add(['GET', 'HEAD'], '/readyz', async (_req, res) => {
+    if (!readyCache || Date.now() - readyCache.at > 2000) readyCache = { at: Date.now(), error: await readiness(jobs) };
+    if (readyCache.error) sendError(res, 503, `not ready: ${readyCache.error}`);
+    else res.status(200).end();
+  });
+  routes.add(['GET'], '/metrics', async (_req, res) => {
+    res.setHeader('Content-Type', metrics.contentType);
+    res.send(await metrics.metrics());
+  });
+
+  // --- schematics -----------------------------------------------------------------------------------------------
+  const rawBody = express.raw({ type: () => true, limit: opts.maxSchematicBytes });
+  routes.add(['POST'], '/schematics', async (req, res) => {
+    const body = await new Promise<Buffer>((resolve, reject) =>
+      rawBody(req, res, (err?: unknown) => {
+        if (err) {
+          const e = err as { type?: string; status?: number };
+          if (e.type === 'entity.too.large') reject(new FactoryError(413, `request body too large: the limit is ${opts.maxSchematicBytes} bytes`));
+          else reject(new FactoryError(e.status && e.status < 500 ? e.status : 400, 'could not read request body'));
+        } else resolve(Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0));
+      }),
+    );
+    const { id, yaml } = await jobs.call('schematic.create', { body: body.toString('utf8') });
+    res.status(201).setHeader('Content-Type', 'application/json');
+    res.send(goJson({ id, schematic: yaml }));
+  });
+  routes.add(['GET'], '/schematics/:schematic', async (req, res) => {
+    const { yaml } = await jobs.call('schematic.get', { id: req.params.schematic });
+    res.status(200).setHeader('Content-Type', 'application/yaml');
+    res.send(yaml);
+  });
+
+  // --- versions, extensions, overlays -----------------------------------------------------------------------------
+  // The anchor sends these JSON bodies without a Content-Type (Go sniffs text/plain); we say application/json.
+  routes.add(['GET'], '/versions', async (req, res) => {
+    const { versions } = await jobs.call('upstream.versions', { broken: req.query.broken === 'true' });
+    res.setHeader('Content-Type', 'application/json');
+    res.send(goJson(versions));
+  });
+  routes.add(['GET'], '/version/:version/extensions/official', async (req, res) => {
+    const { extensions } = await jobs.call('upstream.extensions', { version: req.params.version });
+    res.setHeader('Content-Type', 'application/json');
+    res.send(goJson(extensions));
+  });
+  routes.add(['GET'], '/version/:version/overlays/official', async (req, res) => {
+    const { overlays } = await jobs.call('upstream.overlays', { version: req.params.version });
+    res.setHeader('Content-Type', 'application/json');
+    res.send(goJson(overlays));
+  });
+
+  // --- keys -------------------------------------------------------------------------------------------------------
+  let cosignPem: string | undefined;
+  routes.add(['GET'], '/oci/cosign/signing-key.pub', async (_req, res) => {
+    cosignPem ??= (await jobs.call('signing.publicKey', { key: 'cosign' })).pem;
+    res.setHeader('Content-Type', 'application/x-pem-file');
+    res.send(cosignPem);
+  });
+
+  app.use(routes.middleware(onError));
+  app.use((_req, res) => sendError(res, 404, '404 page not found'));
+  return app;
+}
+
+/** Ready when Redis answers, every queue has a live worker, and storage and upstream answer. */
+async function readiness(jobs: JobCaller): Promise<string | undefined> {
+  try {
+    await jobs.ping();
+  } catch (err) {
+    return `redis: ${(err as Error).message}`;
+  }
+  for (const q of QUEUES) {
+    try {
+      if ((await jobs.workerCount(q)) === 0) return `no worker is serving the ${q} queue`;
+    } catch (err) {
+      return `redis: ${(err as Error).message}`;
+    }
+  }
+  try {
+    await jobs.call('schematic.ping', {}, { timeoutMs: 5000 });
+  } catch (err) {
+    return `storage: ${(err as Error).message}`;
+  }
+  try {
+    await jobs.call('upstream.ping', {}, { timeoutMs: 10_000 });
+  } catch (err) {
+    return `upstream: ${(err as Error).message}`;
+  }
+  return undefined;
+}

@@ -1,0 +1,39 @@
+/**
+ * gateway: the HTTP API (and later UI and PXE). Stateless; scale it freely behind a load balancer.
+ */
+import http from 'node:http';
+import { EnvReader, readCommon } from '@factory/config';
+import { fatal, JobClient, onShutdown } from '@factory/queue';
+import { createLogger, createMetricsRegistry } from '@factory/telemetry';
+import { createApp } from './app';
+
+async function main(): Promise<void> {
+  const env = new EnvReader();
+  const common = readCommon(env);
+  const port = env.port('PORT', 8080);
+  const host = env.string('HOST', '0.0.0.0');
+  const allowedOrigins = env.list('FACTORY_ALLOWED_ORIGINS', ['*']);
+  const maxSchematicBytes = env.int('FACTORY_MAX_SCHEMATIC_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024);
+  const jobTimeoutMs = env.duration('FACTORY_JOB_TIMEOUT', 30_000);
+  const serverTag = env.string('FACTORY_SERVER_TAG', 'v0.1.0');
+  env.done();
+
+  const logger = createLogger('gateway', common.logLevel);
+  const metrics = createMetricsRegistry('gateway');
+  const jobs = new JobClient(common.redis.url, common.redis.prefix, logger, jobTimeoutMs);
+  const app = createApp({ jobs, logger, metrics, serverTag, allowedOrigins, maxSchematicBytes });
+
+  const server = http.createServer(app);
+  server.requestTimeout = 15 * 60_000;
+  server.headersTimeout = 60_000;
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  server.on('error', (err) => logger.error({ err }, 'http server error'));
+  logger.info({ port, host }, 'gateway listening');
+  onShutdown(logger, [() => new Promise((r) => server.close(r)), () => jobs.close()]);
+}
+
+main().catch((err) => fatal('gateway', err));

@@ -1,0 +1,92 @@
+/**
+ * Schematics live durably in the object store (S3 or the local directory) under `schematics/<id>.yaml`, keyed by
+ * their content hash, never only in Redis. An in-memory cache sits in front: positive entries never expire
+ * (schematics are immutable), negative ones expire after a short TTL so a schematic created through another
+ * replica becomes visible.
+ */
+import { createHash } from 'node:crypto';
+import type { ObjectStore } from '@factory/storage';
+import { isSchematicId } from '@factory/schematic';
+
+const MAX_SCHEMATIC_BYTES = 1024 * 1024;
+
+export interface RepositoryMetrics {
+  cacheSize(n: number): void;
+}
+
+export class SchematicRepository {
+  private readonly cache = new Map<string, string>();
+  private readonly negative = new Map<string, number>();
+  private readonly inflight = new Map<string, Promise<string | null>>();
+
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly capacity = 100_000,
+    private readonly negativeTtlMs = 30_000,
+    private readonly metrics?: RepositoryMetrics,
+  ) {}
+
+  static key(id: string): string {
+    return `schematics/${id}.yaml`;
+  }
+
+  /** Canonical YAML of a stored schematic, or null. Content is checked against its ID on every read from storage. */
+  async get(id: string): Promise<string | null> {
+    if (!isSchematicId(id)) return null;
+    const hit = this.cache.get(id);
+    if (hit !== undefined) {
+      // refresh LRU position
+      this.cache.delete(id);
+      this.cache.set(id, hit);
+      return hit;
+    }
+    const neg = this.negative.get(id);
+    if (neg !== undefined && neg > Date.now()) return null;
+    let p = this.inflight.get(id);
+    if (!p) {
+      p = this.load(id).finally(() => this.inflight.delete(id));
+      this.inflight.set(id, p);
+    }
+    return p;
+  }
+
+  private async load(id: string): Promise<string | null> {
+    const buf = await this.store.getBuffer(SchematicRepository.key(id), MAX_SCHEMATIC_BYTES);
+    if (!buf) {
+      // A racing put may have filled the cache meanwhile: never let a negative entry shadow it.
+      if (!this.cache.has(id)) this.negative.set(id, Date.now() + this.negativeTtlMs);
+      return null;
+    }
+    const actual = createHash('sha256').update(buf).digest('hex');
+    if (actual !== id) throw new Error(`stored schematic ${id} is corrupt (content hashes to ${actual})`);
+    const yaml = buf.toString('utf8');
+    this.remember(id, yaml);
+    return yaml;
+  }
+
+  /** Stores a canonical schematic; returns false when it already existed (a duplicate create). */
+  async put(id: string, yaml: string): Promise<boolean> {
+    if (this.cache.has(id)) return false;
+    const key = SchematicRepository.key(id);
+    const existing = await this.store.head(key);
+    if (!existing) {
+      await this.store.put(key, Buffer.from(yaml, 'utf8'), { contentType: 'application/yaml', expectedSha256: id });
+    }
+    this.remember(id, yaml);
+    return !existing;
+  }
+
+  private remember(id: string, yaml: string): void {
+    this.negative.delete(id);
+    this.cache.set(id, yaml);
+    while (this.cache.size > this.capacity) {
+      const oldest = this.cache.keys().next().value as string;
+      this.cache.delete(oldest);
+    }
+    this.metrics?.cacheSize(this.cache.size);
+  }
+
+  async ping(): Promise<void> {
+    await this.store.ping();
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * Tiny hand-made images for tests that need specific upstream content (catalogs with chosen entries, unsigned or
+ * wrongly signed images), pushed with the factory's own OCI client to a real registry.
+ */
+import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
+import { MediaTypes, RegistryClient } from '@factory/oci';
+
+/** A plain ustar archive of regular files (sorted, mode 0644, mtime 0). */
+export function tarOf(files: Record<string, string | Buffer>): Buffer {
+  const blocks: Buffer[] = [];
+  for (const name of Object.keys(files).sort()) {
+    const data = Buffer.isBuffer(files[name]) ? (files[name] as Buffer) : Buffer.from(files[name] as string);
+    const h = Buffer.alloc(512);
+    h.write(name, 0, 100, 'utf8');
+    h.write('0000644\0', 100);
+    h.write('0000000\0', 108);
+    h.write('0000000\0', 116);
+    h.write(data.length.toString(8).padStart(11, '0') + '\0', 124);
+    h.write('00000000000\0', 136);
+    h.write('        ', 148);
+    h.write('0', 156);
+    h.write('ustar\0', 257);
+    h.write('00', 263);
+    let sum = 0;
+    for (const b of h) sum += b;
+    h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
+    blocks.push(h, data, Buffer.alloc((512 - (data.length % 512)) % 512));
+  }
+  blocks.push(Buffer.alloc(1024));
+  return Buffer.concat(blocks);
+}
+
+const digestOf = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+/** Pushes a single-layer linux/amd64 OCI image (inside an index) and returns the index digest. */
+export async function pushFilesImage(client: RegistryClient, repo: string, tag: string, files: Record<string, string | Buffer>): Promise<string> {
+  const tar = tarOf(files);
+  const layer = gzipSync(tar);
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [digestOf(tar)] }, config: {} }));
+  await client.pushBlob(repo, layer);
+  await client.pushBlob(repo, config);
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MediaTypes.ociManifest,
+      config: { mediaType: MediaTypes.ociConfig, digest: digestOf(config), size: config.length },
+      layers: [{ mediaType: MediaTypes.ociLayerGzip, digest: digestOf(layer), size: layer.length }],
+    }),
+  );
+  const mDigest = await client.pushManifest(repo, digestOf(manifest), MediaTypes.ociManifest, manifest);
+  const index = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MediaTypes.ociIndex,
+      manifests: [{ mediaType: MediaTypes.ociManifest, digest: mDigest, size: manifest.length, platform: { architecture: 'amd64', os: 'linux' } }],
+    }),
+  );
+  return client.pushManifest(repo, tag, MediaTypes.ociIndex, index);
+}
