@@ -66,7 +66,7 @@ export class JobClient {
     let job;
     try {
       events = await this.queueEvents(queueName);
-      job = await this.queue(queueName).add(name, payload, { jobId: opts.jobId ?? randomUUID(), priority: opts.priority });
+      job = await this.queue(queueName).add(name, payload, { jobId: opts.jobId ?? randomUUID(), ...(opts.priority ? { priority: opts.priority } : {}) });
     } catch (err) {
       this.logger.warn({ err, job: name }, 'could not enqueue job');
       throw new FactoryError(503, 'service temporarily unavailable');

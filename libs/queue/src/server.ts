@@ -55,7 +55,8 @@ export function serveQueue(queue: QueueName, handlers: Handlers, opts: ServeOpti
         end?.();
       }
     },
-    { connection, prefix: opts.prefix, concurrency: opts.concurrency ?? 8, lockDuration: opts.lockDuration, autorun: true },
+    // Only pass lockDuration when set: an explicit undefined would override BullMQ's default and break its scripts.
+    { connection, prefix: opts.prefix, concurrency: opts.concurrency ?? 8, autorun: true, ...(opts.lockDuration ? { lockDuration: opts.lockDuration } : {}) },
   );
   worker.on('error', (err) => opts.logger.warn({ err, queue }, 'worker error'));
   return { worker, connection };

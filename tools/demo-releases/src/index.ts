@@ -1,1 +1,16 @@
-export {};
+export * from './util';
+export * from './tar';
+export * from './cpio';
+export * from './oci';
+export * from './sign';
+export * from './versions';
+export * from './debian';
+export * from './init-script';
+export * from './initramfs';
+export * from './yaml';
+export * from './images';
+export * from './build';
+export * from './registry';
+export * from './inspect';
+export * from './report';
+export * from './qemu';
