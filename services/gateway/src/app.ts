@@ -6,7 +6,7 @@ import express, { Request, Response } from 'express';
 import type { Logger } from '@factory/telemetry';
 import { Counter, Gauge, Histogram, Registry } from '@factory/telemetry';
 import { FactoryError, isFactoryError, JobName, PayloadOf, QueueName, QUEUES, ResultOf } from '@factory/queue';
-import { cors, goJson, identityHeaders, Routes, sendError } from './compat';
+import { cors, goJson, identityHeaders, Routes, sendBody, sendError } from './compat';
 
 export interface JobCaller {
   call<K extends JobName>(name: K, payload: PayloadOf<K>, opts?: { timeoutMs?: number; jobId?: string }): Promise<ResultOf<K>>;
@@ -77,8 +77,7 @@ export function createApp(opts: GatewayOptions): express.Express {
     else res.status(200).end();
   });
   routes.add(['GET'], '/metrics', async (_req, res) => {
-    res.setHeader('Content-Type', metrics.contentType);
-    res.send(await metrics.metrics());
+    sendBody(res, 200, metrics.contentType, await metrics.metrics());
   });
 
   // --- schematics -----------------------------------------------------------------------------------------------
@@ -94,39 +93,33 @@ export function createApp(opts: GatewayOptions): express.Express {
       }),
     );
     const { id, yaml } = await jobs.call('schematic.create', { body: body.toString('utf8') });
-    res.status(201).setHeader('Content-Type', 'application/json');
-    res.send(goJson({ id, schematic: yaml }));
+    sendBody(res, 201, 'application/json', goJson({ id, schematic: yaml }));
   });
   routes.add(['GET'], '/schematics/:schematic', async (req, res) => {
     const { yaml } = await jobs.call('schematic.get', { id: req.params.schematic });
-    res.status(200).setHeader('Content-Type', 'application/yaml');
-    res.send(yaml);
+    sendBody(res, 200, 'application/yaml', yaml);
   });
 
   // --- versions, extensions, overlays -----------------------------------------------------------------------------
   // The anchor sends these JSON bodies without a Content-Type (Go sniffs text/plain); we say application/json.
   routes.add(['GET'], '/versions', async (req, res) => {
     const { versions } = await jobs.call('upstream.versions', { broken: req.query.broken === 'true' });
-    res.setHeader('Content-Type', 'application/json');
-    res.send(goJson(versions));
+    sendBody(res, 200, 'application/json', goJson(versions));
   });
   routes.add(['GET'], '/version/:version/extensions/official', async (req, res) => {
     const { extensions } = await jobs.call('upstream.extensions', { version: req.params.version });
-    res.setHeader('Content-Type', 'application/json');
-    res.send(goJson(extensions));
+    sendBody(res, 200, 'application/json', goJson(extensions));
   });
   routes.add(['GET'], '/version/:version/overlays/official', async (req, res) => {
     const { overlays } = await jobs.call('upstream.overlays', { version: req.params.version });
-    res.setHeader('Content-Type', 'application/json');
-    res.send(goJson(overlays));
+    sendBody(res, 200, 'application/json', goJson(overlays));
   });
 
   // --- keys -------------------------------------------------------------------------------------------------------
   let cosignPem: string | undefined;
   routes.add(['GET'], '/oci/cosign/signing-key.pub', async (_req, res) => {
     cosignPem ??= (await jobs.call('signing.publicKey', { key: 'cosign' })).pem;
-    res.setHeader('Content-Type', 'application/x-pem-file');
-    res.send(cosignPem);
+    sendBody(res, 200, 'application/x-pem-file', cosignPem);
   });
 
   app.use(routes.middleware(onError));

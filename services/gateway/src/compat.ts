@@ -12,17 +12,24 @@ export function goJson(value: unknown): string {
   );
 }
 
+/** Sends exact bytes with exactly the given Content-Type (Express's send() would append a charset). */
+export function sendBody(res: Response, status: number, contentType: string, body: string | Buffer): void {
+  const buf = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+  res.status(status);
+  res.setHeader('Content-Type', contentType);
+  res.setHeader('Content-Length', buf.length);
+  res.end(res.req.method === 'HEAD' ? undefined : buf);
+}
+
 /** Go's http.Error: text/plain, nosniff, message + newline. */
 export function sendError(res: Response, status: number, message: string): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  res.status(status);
-  res.setHeader('Content-Type', 'text/plain; charset=utf-8');
-  res.setHeader('X-Content-Type-Options', 'nosniff');
   res.removeHeader('Content-Disposition');
-  res.send(`${message}\n`);
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  sendBody(res, status, 'text/plain; charset=utf-8', `${message}\n`);
 }
 
 export function identityHeaders(serverTag: string) {
