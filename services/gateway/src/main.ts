@@ -33,7 +33,15 @@ async function main(): Promise<void> {
   });
   server.on('error', (err) => logger.error({ err }, 'http server error'));
   logger.info({ port, host }, 'gateway listening');
-  onShutdown(logger, [() => new Promise((r) => server.close(r)), () => jobs.close()]);
+  onShutdown(logger, [
+    () => {
+      // Stop accepting, let in-flight requests finish, and drop idle keep-alive connections instead of waiting.
+      const closed = new Promise((r) => server.close(r));
+      server.closeIdleConnections();
+      return closed;
+    },
+    () => jobs.close(),
+  ]);
 }
 
 main().catch((err) => fatal('gateway', err));

@@ -1,0 +1,75 @@
+/**
+ * Request/response over BullMQ against a real Redis: replies, permanent errors (not retried), transient errors
+ * (retried), timeouts and de-duplication by deterministic job ID.
+ */
+import pino from 'pino';
+import { FactoryError, JobClient, serveQueue } from '../src';
+import { startRedis, ProcHandle } from '../../../test/support/procs';
+
+jest.setTimeout(30_000);
+const logger = pino({ level: 'silent' });
+let redis: ProcHandle & { url: string };
+let client: JobClient;
+const closers: Array<() => Promise<unknown>> = [];
+
+beforeAll(async () => {
+  redis = await startRedis();
+  client = new JobClient(redis.url, 'test', logger, 5000);
+});
+afterAll(async () => {
+  for (const c of closers) await c();
+  await client.close();
+  await redis.stop();
+});
+
+function serve(handlers: Parameters<typeof serveQueue>[1], queue: Parameters<typeof serveQueue>[0] = 'schematic') {
+  const { worker, connection } = serveQueue(queue, handlers, { redisUrl: redis.url, prefix: 'test', logger, concurrency: 4 });
+  closers.push(() => worker.close(), () => connection.quit());
+  return worker;
+}
+
+test('a reply value reaches the caller; a FactoryError keeps its status and is not retried', async () => {
+  let calls = 0;
+  serve({
+    'schematic.get': async ({ id }) => {
+      calls++;
+      if (id === 'missing') throw new FactoryError(404, 'schematic not found');
+      return { yaml: `id: ${id}\n` };
+    },
+  });
+  await expect(client.call('schematic.get', { id: 'x' })).resolves.toEqual({ yaml: 'id: x\n' });
+  await expect(client.call('schematic.get', { id: 'missing' })).rejects.toEqual(new FactoryError(404, 'schematic not found'));
+  expect(calls).toBe(2);
+});
+
+test('unexpected errors are retried, then reported as 500', async () => {
+  let attempts = 0;
+  serve({
+    'upstream.ping': async () => {
+      attempts++;
+      throw new Error('boom');
+    },
+  }, 'upstream');
+  await expect(client.call('upstream.ping', {}, { timeoutMs: 15_000 })).rejects.toMatchObject({ status: 500, message: 'internal server error' });
+  expect(attempts).toBe(3);
+});
+
+test('no worker: 503 after the timeout', async () => {
+  await expect(client.call('signing.publicKey', { key: 'cosign' }, { timeoutMs: 300 })).rejects.toMatchObject({ status: 503 });
+});
+
+test('concurrent calls with one deterministic job ID run the handler once', async () => {
+  let runs = 0;
+  const { worker, connection } = serveQueue('signing', {
+    'signing.publicKey': async () => {
+      runs++;
+      await new Promise((r) => setTimeout(r, 300));
+      return { pem: 'PEM' };
+    },
+  }, { redisUrl: redis.url, prefix: 'dedupe', logger });
+  const dedupe = new JobClient(redis.url, 'dedupe', logger, 5000);
+  closers.push(() => worker.close(), () => connection.quit(), () => dedupe.close());
+  const results = await Promise.all(Array.from({ length: 20 }, () => dedupe.call('signing.publicKey', { key: 'cosign' }, { jobId: 'public-key-once' })));
+  expect(results).toEqual(Array.from({ length: 20 }, () => ({ pem: 'PEM' })));
+  expect(runs).toBe(1);
+});

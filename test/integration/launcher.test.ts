@@ -1,0 +1,104 @@
+/**
+ * The embedded default (`npm start` runs tools/launcher): with nothing configured it spawns its own Redis, uses the
+ * local data directory, serves the demo releases, runs the five services, and stops all of it on SIGTERM.
+ * A second start on the same data directory still has the schematics.
+ */
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort } from '../support/procs';
+import { ensureDemoReleases, ROOT, waitReady } from '../support/factory';
+
+jest.setTimeout(240_000);
+
+let dataDir: string;
+let demoDir: string;
+
+beforeAll(() => {
+  demoDir = ensureDemoReleases();
+  dataDir = mkdtempSync(path.join(os.tmpdir(), 'factory-launcher-'));
+});
+const launched: ChildProcess[] = [];
+afterAll(async () => {
+  // A failed assertion must not leave a factory running (it would outlive the test and its data directory).
+  for (const p of launched) if (p.exitCode === null && p.signalCode === null) await stop(p);
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+function descendants(pid: number): number[] {
+  let out = '';
+  try {
+    out = execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' });
+  } catch {
+    return [];
+  }
+  const kids = out.split('\n').map((s) => Number(s.trim())).filter(Boolean);
+  return kids.flatMap((k) => [k, ...descendants(k)]);
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+async function launch(port: number): Promise<{ proc: ChildProcess; output: () => string }> {
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), HOST: '127.0.0.1', FACTORY_DATA_DIR: dataDir, FACTORY_DEMO_DIR: demoDir, LOG_LEVEL: 'warn' };
+  for (const k of ['REDIS_URL', 'S3_BUCKET', 'FACTORY_UPSTREAM_REGISTRY']) delete env[k];
+  const proc = spawn(process.execPath, [path.join(ROOT, 'tools/launcher/dist/main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  launched.push(proc);
+  let out = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (out += d));
+  try {
+    await waitReady(`http://127.0.0.1:${port}`, 120_000);
+    // The launcher announces readiness once its own check passes.
+    const deadline = Date.now() + 30_000;
+    while (!out.includes('Image Factory ready on http://localhost:')) {
+      if (Date.now() > deadline) throw new Error('launcher never announced readiness');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } catch (err) {
+    await stop(proc);
+    throw new Error(`${(err as Error).message}\n${out.slice(-4000)}`);
+  }
+  return { proc, output: () => out };
+}
+
+async function stop(proc: ChildProcess): Promise<number | null> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  proc.kill('SIGTERM');
+  return exited;
+}
+
+test('npm start equivalent: everything embedded, clean shutdown, data survives a restart', async () => {
+  const port = await freePort();
+  const first = await launch(port);
+  const url = `http://127.0.0.1:${port}`;
+  const children = descendants(first.proc.pid!);
+  // redis-server, docker-registry and the five services
+  expect(children.length).toBeGreaterThanOrEqual(7);
+
+  const created = await fetch(`${url}/schematics`, { method: 'POST', body: 'customization:\n  extraKernelArgs: [embedded]\n' });
+  expect(created.status).toBe(201);
+  const { id } = await created.json();
+  expect(await (await fetch(`${url}/versions`)).json()).toEqual(['v1.7.7', 'v1.11.3', 'v1.12.2']);
+  expect(existsSync(path.join(dataDir, 'keys'))).toBe(true);
+
+  expect(await stop(first.proc)).toBe(0);
+  expect(children.filter(alive)).toEqual([]);
+
+  const second = await launch(port);
+  try {
+    const got = await fetch(`${url}/schematics/${id}`);
+    expect(got.status).toBe(200);
+    expect(await got.text()).toBe('customization:\n    extraKernelArgs:\n        - embedded\n');
+  } finally {
+    expect(await stop(second.proc)).toBe(0);
+  }
+});
