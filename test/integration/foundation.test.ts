@@ -111,7 +111,7 @@ describe('schematics', () => {
   ])('ID of %j', async (body, id) => {
     const res = await post(body);
     expect(res.status).toBe(201);
-    expect((await res.json()).id).toBe(id);
+    expect(((await res.json()) as { id: string }).id).toBe(id);
   });
 
   test('idempotent re-post', async () => {
@@ -206,7 +206,7 @@ describe('keys', () => {
 describe('durability', () => {
   test('schematics survive a restart of every process, Redis included', async () => {
     const body = 'customization:\n  extraKernelArgs: [survives-restart]\n';
-    const { id, schematic } = await (await post(body)).json();
+    const { id, schematic } = (await (await post(body)).json()) as { id: string; schematic: string };
     await factory.stop();
     await redis.stop();
     redis = await startRedis();

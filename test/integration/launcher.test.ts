@@ -86,7 +86,7 @@ test('npm start equivalent: everything embedded, clean shutdown, data survives a
 
   const created = await fetch(`${url}/schematics`, { method: 'POST', body: 'customization:\n  extraKernelArgs: [embedded]\n' });
   expect(created.status).toBe(201);
-  const { id } = await created.json();
+  const { id } = (await created.json()) as { id: string };
   expect(await (await fetch(`${url}/versions`)).json()).toEqual(['v1.7.7', 'v1.11.3', 'v1.12.2']);
   expect(existsSync(path.join(dataDir, 'keys'))).toBe(true);
 

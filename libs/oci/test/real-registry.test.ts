@@ -233,7 +233,7 @@ describe('cosign', () => {
   });
 });
 
-(hasSkopeo ? describe : describe.skip)('skopeo interoperability', () => {
+(hasSkopeo ? describe : describe.skip)(hasSkopeo ? 'skopeo interoperability' : 'skopeo interoperability (skipped: skopeo is not installed)', () => {
   test('skopeo inspect sees what the client pushed', async () => {
     const { stdout } = await run('skopeo', ['inspect', '--tls-verify=false', `docker://${registry.host}/${repo}:v1.7.0-arm64`]);
     const info = JSON.parse(stdout);

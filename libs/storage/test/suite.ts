@@ -383,7 +383,10 @@ export function objectStoreSuite(label: string, options: SuiteOptions): void {
       expect(await collect(store.list(key))).toEqual([]);
     }, 120000);
 
-    test('concurrent puts to one key: last complete write wins, data and digest consistent', async () => {
+    // s3rver overwrites in place, so concurrent writers can interleave bytes there; real S3 and the local store
+    // publish whole objects.
+    const contendedName = 'concurrent puts to one key: last complete write wins, data and digest consistent';
+    (options.atomicServer ? test : test.skip)(options.atomicServer ? contendedName : `${contendedName} (skipped: s3rver overwrites objects in place)`, async () => {
       const key = `${ns()}/contended`;
       const versions = Array.from({ length: 8 }, (_, i) => randomBytes(200000 + i * 1000));
       const digests = new Set(versions.map(sha256));
