@@ -3,45 +3,8 @@
  * `siderolabs/extensions:<v>`, and `overlays.yaml` of `siderolabs/overlays:<v>`.
  */
 import YAML from 'yaml';
+import { parseImageReference as parseImageRef } from '@factory/oci';
 import type { ExtensionEntry, OverlayEntry } from '@factory/queue';
-
-export interface ImageRef {
-  registry: string;
-  repository: string;
-  tag?: string;
-  digest?: string;
-}
-
-/** Docker-style reference parsing: the first component is a registry when it has a dot, a colon or is localhost. */
-export function parseImageRef(ref: string): ImageRef {
-  let rest = ref.trim();
-  let digest: string | undefined;
-  const at = rest.indexOf('@');
-  if (at >= 0) {
-    digest = rest.slice(at + 1);
-    rest = rest.slice(0, at);
-  }
-  let tag: string | undefined;
-  const lastSlash = rest.lastIndexOf('/');
-  const colon = rest.lastIndexOf(':');
-  if (colon > lastSlash) {
-    tag = rest.slice(colon + 1);
-    rest = rest.slice(0, colon);
-  }
-  const parts = rest.split('/');
-  let registry = 'docker.io';
-  if (parts.length > 1 && (parts[0].includes('.') || parts[0].includes(':') || parts[0] === 'localhost')) {
-    registry = parts.shift()!;
-  }
-  let repository = parts.join('/');
-  if (registry === 'docker.io' && parts.length === 1) repository = `library/${repository}`;
-  if (!repository || !/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(repository)) {
-    throw new Error(`invalid image reference ${JSON.stringify(ref)}`);
-  }
-  if (tag !== undefined && !/^[\w][\w.-]{0,127}$/.test(tag)) throw new Error(`invalid tag in image reference ${JSON.stringify(ref)}`);
-  if (digest !== undefined && !/^sha256:[a-f0-9]{64}$/.test(digest)) throw new Error(`invalid digest in image reference ${JSON.stringify(ref)}`);
-  return { registry, repository, tag, digest };
-}
 
 export interface CatalogExtension extends ExtensionEntry {
   /** Repository path to pull from (`siderolabs/gvisor`), and the tag as listed. */

@@ -1,17 +1,7 @@
-import { parseExtensionsCatalog, parseImageRef, parseOverlaysCatalog } from '../src/parse';
+import { parseExtensionsCatalog, parseOverlaysCatalog } from '../src/parse';
 
 const D1 = 'sha256:' + 'a'.repeat(64);
 const D2 = 'sha256:' + 'b'.repeat(64);
-
-describe('image references', () => {
-  test('registry detection and tags', () => {
-    expect(parseImageRef('ghcr.io/siderolabs/gvisor:20231214.0')).toEqual({ registry: 'ghcr.io', repository: 'siderolabs/gvisor', tag: '20231214.0', digest: undefined });
-    expect(parseImageRef('localhost:5100/extension-testing/my-extension:v1.0.0')).toMatchObject({ registry: 'localhost:5100', repository: 'extension-testing/my-extension', tag: 'v1.0.0' });
-    expect(parseImageRef('siderolabs/sbc-raspberrypi')).toMatchObject({ registry: 'docker.io', repository: 'siderolabs/sbc-raspberrypi' });
-    expect(parseImageRef(`127.0.0.1:5000/a/b@${D1}`)).toMatchObject({ registry: '127.0.0.1:5000', repository: 'a/b', digest: D1 });
-    expect(() => parseImageRef('ghcr.io/Bad/Name:x')).toThrow(/invalid image reference/);
-  });
-});
 
 describe('extensions catalog (talos-formats §2.1)', () => {
   const lines = [
@@ -42,7 +32,7 @@ describe('extensions catalog (talos-formats §2.1)', () => {
   });
 
   test('bad digests are rejected', () => {
-    expect(() => parseExtensionsCatalog('ghcr.io/a/b:1@sha256:xyz', undefined, 'ghcr.io')).toThrow(/invalid digest/);
+    expect(() => parseExtensionsCatalog('ghcr.io/a/b:1@sha256:xyz', undefined, 'ghcr.io')).toThrow(/digest/);
   });
 });
 
