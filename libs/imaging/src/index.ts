@@ -1,0 +1,4 @@
+/** Imaging primitives: initramfs assembly with extensions, UKI (PE/COFF) writing, ISO building. */
+export * from './initramfs';
+export * from './uki';
+export * from './iso';
