@@ -31,13 +31,16 @@ export interface RunningFactory {
   stop(): Promise<void>;
 }
 
-export async function startServices(env: NodeJS.ProcessEnv, opts: { waitReady?: boolean } = {}): Promise<RunningFactory> {
-  const port = await freePort();
+export async function startServices(
+  env: NodeJS.ProcessEnv,
+  opts: { waitReady?: boolean; perService?: Partial<Record<(typeof SERVICE_NAMES)[number], NodeJS.ProcessEnv>>; port?: number } = {},
+): Promise<RunningFactory> {
+  const port = opts.port ?? (await freePort());
   const fullEnv: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'warn', HOST: '127.0.0.1', PORT: String(port), ...env };
   const procs = new Map<string, ChildProcess>();
   const logs = new Map<string, string>();
   for (const name of SERVICE_NAMES) {
-    const proc = spawn(process.execPath, [path.join(ROOT, 'services', name, 'dist', 'main.js')], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [path.join(ROOT, 'services', name, 'dist', 'main.js')], { env: { ...fullEnv, ...opts.perService?.[name] }, stdio: ['ignore', 'pipe', 'pipe'] });
     logs.set(name, '');
     const keep = (d: Buffer) => logs.set(name, (logs.get(name)! + d.toString()).slice(-20000));
     proc.stdout!.on('data', keep);

@@ -114,8 +114,11 @@ export class UpstreamCatalog {
     });
   }
 
-  /** Resolves repo:ref to a digest, verifies its signature, and returns the linux/amd64 image manifest. */
-  async resolveVerified(repo: string, ref: string): Promise<{ digest: string; manifest: FetchedManifest }> {
+  /**
+   * Resolves repo:ref to a digest, verifies its signature, and returns the image manifest for the architecture
+   * (linux/amd64 by default: the imager and the catalogs are read from their amd64 variant, like the anchor does).
+   */
+  async resolveVerified(repo: string, ref: string, architecture: 'amd64' | 'arm64' = 'amd64'): Promise<{ digest: string; manifest: FetchedManifest }> {
     let top;
     try {
       top = await this.client.getManifest(repo, ref);
@@ -131,7 +134,7 @@ export class UpstreamCatalog {
       }
     }
     try {
-      const manifest = await this.client.resolveImage(repo, top.digest, { os: 'linux', architecture: 'amd64' });
+      const manifest = await this.client.resolveImage(repo, top.digest, { os: 'linux', architecture });
       return { digest: top.digest, manifest };
     } catch (err) {
       throw upstreamError(err, `resolving ${repo}:${ref}`);

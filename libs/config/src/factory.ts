@@ -120,3 +120,23 @@ export function readUpstream(r: EnvReader): UpstreamSettings {
     versionRecheckMs: r.duration('FACTORY_VERSION_RECHECK_INTERVAL', 15 * 60_000),
   };
 }
+
+export interface ExternalSettings {
+  /** Public base URL of the factory (links, PXE scripts, the schematic extension's author). */
+  externalUrl: string;
+  /** Base URL for PXE scripts (defaults to externalUrl). */
+  externalPxeUrl: string;
+  /**
+   * Host whose requests are streamed, never redirected (iPXE firmware often cannot follow HTTPS redirects). Only
+   * set when a PXE URL is configured: the anchor also applies it when the PXE URL merely defaults to the external
+   * URL, which silently disables redirects for everyone; we do not.
+   */
+  noRedirectHost?: string;
+}
+
+export function readExternal(r: EnvReader): ExternalSettings {
+  const externalUrl = r.url('FACTORY_EXTERNAL_URL', 'https://localhost/') ?? 'https://localhost/';
+  const configuredPxe = r.url('FACTORY_EXTERNAL_PXE_URL');
+  const externalPxeUrl = configuredPxe ?? externalUrl;
+  return { externalUrl, externalPxeUrl, noRedirectHost: configuredPxe ? new URL(configuredPxe).host : undefined };
+}

@@ -7,11 +7,24 @@ import { FactoryError } from './errors';
 import { redisConnection } from './connection';
 import { DEFAULT_JOB_OPTIONS } from './options';
 
+/**
+ * The job finished and was removed before this caller could read its result (build jobs are removed on completion;
+ * their result is the published object). The caller should look for the result where the job publishes it.
+ */
+export class JobVanishedError extends FactoryError {
+  constructor(jobId: string) {
+    super(503, `job ${jobId} finished before its result could be read`);
+    this.name = 'FactoryError';
+  }
+}
+
 export interface CallOptions {
   /** How long to wait for the answer; on expiry the caller gets a 503. */
   timeoutMs?: number;
   /** Deterministic job ID: concurrent identical requests anywhere in the cluster share one job. */
   jobId?: string;
+  /** Remove the job once finished (its result lives elsewhere, e.g. in object storage). */
+  removeWhenDone?: boolean;
   priority?: number;
 }
 
@@ -66,7 +79,11 @@ export class JobClient {
     let job;
     try {
       events = await this.queueEvents(queueName);
-      job = await this.queue(queueName).add(name, payload, { jobId: opts.jobId ?? randomUUID(), ...(opts.priority ? { priority: opts.priority } : {}) });
+      job = await this.queue(queueName).add(name, payload, {
+        jobId: opts.jobId ?? randomUUID(),
+        ...(opts.priority ? { priority: opts.priority } : {}),
+        ...(opts.removeWhenDone ? { removeOnComplete: true, removeOnFail: true } : {}),
+      });
     } catch (err) {
       this.logger.warn({ err, job: name }, 'could not enqueue job');
       throw new FactoryError(503, 'service temporarily unavailable');
@@ -76,6 +93,7 @@ export class JobClient {
       reply = (await job.waitUntilFinished(events, timeoutMs)) as Reply<ResultOf<K>>;
     } catch (err) {
       const msg = String((err as Error)?.message ?? err);
+      if (/Missing key for job/i.test(msg)) throw new JobVanishedError(String(job.id));
       if (/timed out|timeout/i.test(msg)) {
         this.logger.warn({ job: name, jobId: job.id, timeoutMs }, 'job timed out');
         throw new FactoryError(503, `service temporarily unavailable: ${queueName} did not answer in time`);

@@ -24,7 +24,38 @@ export interface OverlayEntry {
   digest: string;
 }
 
+/**
+ * One downloadable asset of one schematic and Talos version, normalized (`x86_64` and `amd64` are the same asset).
+ * `path` is the canonical asset path (e.g. `metal-amd64.iso`), used for the content type and default file name.
+ */
+export interface AssetSpec {
+  schematicId: string;
+  version: string;
+  kind: 'kernel' | 'cmdline' | 'initramfs' | 'iso' | 'uki' | 'installer' | 'image';
+  platform: string;
+  arch: 'amd64' | 'arm64';
+  secureboot: boolean;
+  outFormat: string;
+  disk?: { format: string; sizeMiB: number; formatOptions: string };
+  path: string;
+}
+
+/** Where a finished asset lives in object storage, and what it is. */
+export interface AssetRecord {
+  key: string;
+  size: number;
+  sha256: string;
+  sha512: string;
+  contentType: string;
+}
+
 export interface JobContracts {
+  /**
+   * Build (or find) an asset. The job ID is derived from the asset key, so concurrent requests anywhere in the
+   * cluster share one build. The schematic travels with the job; the worker checks it against its ID.
+   */
+  'build.asset': { queue: 'build'; payload: { spec: AssetSpec; schematicYaml: string; key: string }; result: AssetRecord };
+
   /** Parse, canonicalize and durably store a schematic (idempotent: the ID is content-derived). */
   'schematic.create': { queue: 'schematic'; payload: { body: string }; result: { id: string; yaml: string; created: boolean } };
   /** Canonical YAML of a stored schematic; 404 reply when unknown. */
@@ -57,6 +88,7 @@ export const JOB_QUEUE: { [K in JobName]: JobContracts[K]['queue'] } = {
   'upstream.extensions': 'upstream',
   'upstream.overlays': 'upstream',
   'upstream.ping': 'upstream',
+  'build.asset': 'build',
   'signing.publicKey': 'signing',
   'signing.sign': 'signing',
 };

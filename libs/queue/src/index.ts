@@ -5,3 +5,4 @@ export * from './server';
 export * from './options';
 export { redisConnection } from './connection';
 export * from './lifecycle';
+export * from './assets';

@@ -1,29 +1,53 @@
 /**
- * build-worker: builds boot assets, disk images and installers from BullMQ jobs and writes them to object storage.
- * This process is the horizontal scaling unit: run as many as the load needs, they share Redis and storage.
+ * build-worker: builds boot assets (and later disk images and installers) from `build.asset` jobs and writes them
+ * to object storage. Builds run in sandboxed child processes with bounded concurrency. This process is the
+ * horizontal scaling unit: run as many as the load needs; they share Redis and storage, and the deterministic job
+ * IDs make N concurrent requests for one asset one build cluster-wide.
  */
-import { EnvReader, readCommon } from '@factory/config';
-import { fatal, onShutdown, serveQueue } from '@factory/queue';
+import path from 'node:path';
+import { Worker } from 'bullmq';
+import { EnvReader, readCommon, readExternal, readUpstream } from '@factory/config';
+import { fatal, onShutdown, redisConnection } from '@factory/queue';
 import { createObjectStore } from '@factory/storage';
-import { createLogger, createMetricsRegistry, startMetricsServer } from '@factory/telemetry';
+import { Counter, createLogger, createMetricsRegistry, Histogram, startMetricsServer } from '@factory/telemetry';
 
 async function main(): Promise<void> {
   const env = new EnvReader();
   const common = readCommon(env);
+  readUpstream(env);
+  readExternal(env);
   const concurrency = env.int('BUILD_CONCURRENCY', 2, 1, 64);
   env.done();
 
   const logger = createLogger('build-worker', common.logLevel);
   const metrics = createMetricsRegistry('build-worker');
+  const built = new Counter({ name: 'image_factory_assets_built_total', help: 'Assets built', labelNames: ['kind', 'outcome'], registers: [metrics] });
+  const latency = new Histogram({ name: 'image_factory_assets_build_latency_seconds', help: 'Build time', labelNames: ['kind'], buckets: [1, 10, 60, 180, 600], registers: [metrics] });
   const store = createObjectStore(common.storage);
   await store.ping();
 
-  // Build jobs (`build.*`) are declared in @factory/queue as they are implemented; until then this worker is
-  // connected and visible to readiness checks, and answers unknown job names with an error reply.
-  const { worker, connection } = serveQueue('build', {}, { redisUrl: common.redis.url, prefix: common.redis.prefix, logger, metrics, concurrency });
+  const connection = redisConnection(common.redis.url, 'blocking', `${common.redis.prefix}-build-worker`);
+  const worker = new Worker('build', path.join(__dirname, 'processor.js'), {
+    connection,
+    prefix: common.redis.prefix,
+    concurrency,
+    // Builds take minutes; the lock is renewed while the sandbox runs.
+    lockDuration: 120_000,
+  });
+  worker.on('error', (err) => logger.warn({ err }, 'worker error'));
+  worker.on('completed', (job) => {
+    const kind = job.data?.spec?.kind ?? 'unknown';
+    const ok = job.returnvalue?.ok;
+    built.inc({ kind, outcome: ok ? 'ok' : String(job.returnvalue?.status ?? 'error') });
+    if (ok && job.processedOn && job.finishedOn) latency.observe({ kind }, (job.finishedOn - job.processedOn) / 1000);
+  });
+  worker.on('failed', (job, err) => {
+    built.inc({ kind: job?.data?.spec?.kind ?? 'unknown', outcome: 'failed' });
+    logger.error({ jobId: job?.id, err: err?.message }, 'build job failed');
+  });
   const server = await startMetricsServer({ port: common.metricsPort, host: common.metricsHost, registry: metrics, logger, ready: () => store.ping() });
   logger.info({ concurrency, storage: common.storage.kind }, 'build-worker ready');
-  onShutdown(logger, [() => worker.close(), () => connection.quit(), () => server && new Promise((r) => server.close(r))]);
+  onShutdown(logger, [() => worker.close(), () => connection.quit(), () => server && new Promise((r) => server.close(r))], 25 * 60_000);
 }
 
 main().catch((err) => fatal('build-worker', err));

@@ -7,15 +7,17 @@ import type { Logger } from '@factory/telemetry';
 import { Counter, Gauge, Histogram, Registry } from '@factory/telemetry';
 import { FactoryError, isFactoryError, JobName, PayloadOf, QueueName, QUEUES, ResultOf } from '@factory/queue';
 import { cors, goJson, identityHeaders, Routes, sendBody, sendError } from './compat';
+import { AssetRoutes } from './assets';
 
 export interface JobCaller {
-  call<K extends JobName>(name: K, payload: PayloadOf<K>, opts?: { timeoutMs?: number; jobId?: string }): Promise<ResultOf<K>>;
+  call<K extends JobName>(name: K, payload: PayloadOf<K>, opts?: { timeoutMs?: number; jobId?: string; removeWhenDone?: boolean }): Promise<ResultOf<K>>;
   workerCount(queue: QueueName): Promise<number>;
   ping(): Promise<void>;
 }
 
 export interface GatewayOptions {
   jobs: JobCaller;
+  assets?: AssetRoutes;
   logger: Logger;
   metrics: Registry;
   serverTag: string;
@@ -114,6 +116,13 @@ export function createApp(opts: GatewayOptions): express.Express {
     const { overlays } = await jobs.call('upstream.overlays', { version: req.params.version });
     sendBody(res, 200, 'application/json', goJson(overlays));
   });
+
+  // --- assets and PXE ----------------------------------------------------------------------------------------------
+  if (opts.assets) {
+    const assets = opts.assets;
+    routes.add(['GET', 'HEAD'], '/image/:schematic/:version/:path', (req, res) => assets.image(req, res));
+    routes.add(['GET'], '/pxe/:schematic/:version/:path', (req, res) => assets.pxe(req, res));
+  }
 
   // --- keys -------------------------------------------------------------------------------------------------------
   let cosignPem: string | undefined;

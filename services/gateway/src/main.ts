@@ -2,10 +2,12 @@
  * gateway: the HTTP API (and later UI and PXE). Stateless; scale it freely behind a load balancer.
  */
 import http from 'node:http';
-import { EnvReader, readCommon } from '@factory/config';
+import { EnvReader, readCommon, readExternal } from '@factory/config';
+import { createObjectStore } from '@factory/storage';
 import { fatal, JobClient, onShutdown } from '@factory/queue';
 import { createLogger, createMetricsRegistry } from '@factory/telemetry';
 import { createApp } from './app';
+import { AssetRoutes } from './assets';
 
 async function main(): Promise<void> {
   const env = new EnvReader();
@@ -16,12 +18,24 @@ async function main(): Promise<void> {
   const maxSchematicBytes = env.int('FACTORY_MAX_SCHEMATIC_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024);
   const jobTimeoutMs = env.duration('FACTORY_JOB_TIMEOUT', 30_000);
   const serverTag = env.string('FACTORY_SERVER_TAG', 'v0.1.0');
+  const external = readExternal(env);
+  const buildTimeoutMs = env.duration('BUILD_TIMEOUT', 20 * 60_000) + 60_000;
   env.done();
 
   const logger = createLogger('gateway', common.logLevel);
   const metrics = createMetricsRegistry('gateway');
   const jobs = new JobClient(common.redis.url, common.redis.prefix, logger, jobTimeoutMs);
-  const app = createApp({ jobs, logger, metrics, serverTag, allowedOrigins, maxSchematicBytes });
+  const store = createObjectStore(common.storage);
+  const assets = new AssetRoutes({
+    jobs,
+    store,
+    externalUrl: external.externalUrl,
+    externalPxeUrl: external.externalPxeUrl,
+    noRedirectHost: external.noRedirectHost,
+    presignTtlSeconds: common.storage.kind === 's3' ? common.storage.presignTtlSeconds : 3600,
+    buildTimeoutMs,
+  });
+  const app = createApp({ jobs, assets, logger, metrics, serverTag, allowedOrigins, maxSchematicBytes });
 
   const server = http.createServer(app);
   server.requestTimeout = 15 * 60_000;

@@ -105,7 +105,12 @@ async function main(): Promise<void> {
   env.done();
 
   mkdirSync(dataDir, { recursive: true });
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, FACTORY_DATA_DIR: dataDir, PORT: String(port) };
+  const childEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    FACTORY_DATA_DIR: dataDir,
+    PORT: String(port),
+    FACTORY_EXTERNAL_URL: process.env.FACTORY_EXTERNAL_URL ?? `http://localhost:${port}/`,
+  };
   process.on('SIGINT', () => void shutdown(0));
   process.on('SIGTERM', () => void shutdown(0));
 

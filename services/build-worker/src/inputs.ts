@@ -1,0 +1,86 @@
+/**
+ * Upstream inputs of a build, pulled by digest with signature verification and cached on local disk: the imager's
+ * boot files per Talos version, and extension image trees per digest and architecture. A cache entry is extracted
+ * into a temporary directory and renamed into place when complete, so concurrent builds (even in other processes
+ * on the same machine) never see half an entry.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import type { CatalogExtension, UpstreamCatalog } from '@factory/catalog';
+import { extractLayers } from '@factory/imaging';
+import type { FetchedManifest } from '@factory/oci';
+
+/** Generous bounds for upstream images: a real imager layer is ~150 MiB, extensions up to a few GiB (nvidia). */
+const LIMITS = { maxEntryBytes: 4 * 1024 ** 3, maxTotalBytes: 8 * 1024 ** 3, maxEntries: 200_000 };
+
+export interface ImagerFiles {
+  kernel: string;
+  initramfs: string;
+  stub: string;
+  sdBoot: string;
+}
+
+export class InputCache {
+  private readonly inflight = new Map<string, Promise<string>>();
+
+  constructor(
+    private readonly catalog: UpstreamCatalog,
+    private readonly dir: string,
+  ) {}
+
+  /** `usr/install/<arch>/{vmlinuz,initramfs.xz,systemd-stub.efi,systemd-boot.efi}` of `siderolabs/imager:<tag>`. */
+  async imager(versionTag: string, arch: 'amd64' | 'arm64'): Promise<ImagerFiles> {
+    const repo = this.catalog.repo('siderolabs/imager');
+    const { digest, manifest } = await this.catalog.resolveVerified(repo, versionTag);
+    const root = await this.extracted(`imager/${digest.replace('sha256:', '')}`, repo, manifest);
+    const base = path.join(root, 'usr/install', arch);
+    return {
+      kernel: path.join(base, 'vmlinuz'),
+      initramfs: path.join(base, 'initramfs.xz'),
+      stub: path.join(base, 'systemd-stub.efi'),
+      sdBoot: path.join(base, 'systemd-boot.efi'),
+    };
+  }
+
+  /** The flattened filesystem (`manifest.yaml` + `rootfs/`) of an official extension, pinned by catalog digest. */
+  async extension(ext: CatalogExtension, arch: 'amd64' | 'arm64'): Promise<string> {
+    const repo = this.catalog.repo(ext.repository);
+    const { manifest } = await this.catalog.resolveVerified(repo, ext.digest, arch);
+    return this.extracted(`extensions/${ext.digest.replace('sha256:', '')}-${arch}`, repo, manifest);
+  }
+
+  private extracted(rel: string, repo: string, manifest: FetchedManifest): Promise<string> {
+    const final = path.join(this.dir, rel);
+    if (existsSync(final)) return Promise.resolve(final);
+    let p = this.inflight.get(final);
+    if (!p) {
+      p = (async () => {
+        const tmp = `${final}.tmp-${randomUUID()}`;
+        await mkdir(tmp, { recursive: true });
+        try {
+          const layers = (manifest.json.layers as Array<{ digest: string; size: number }>).map(
+            (l) => () => this.catalog.client.getBlobStream(repo, l.digest, { maxBytes: LIMITS.maxEntryBytes }),
+          );
+          await extractLayers(layers, tmp, LIMITS);
+          try {
+            await rename(tmp, final);
+          } catch (err) {
+            // Another process published the same entry first: theirs is identical (same digest).
+            if (!existsSync(final)) throw err;
+            await rm(tmp, { recursive: true, force: true });
+          }
+          return final;
+        } catch (err) {
+          await rm(tmp, { recursive: true, force: true });
+          throw err;
+        } finally {
+          this.inflight.delete(final);
+        }
+      })();
+      this.inflight.set(final, p);
+    }
+    return p;
+  }
+}

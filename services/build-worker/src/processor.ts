@@ -1,0 +1,123 @@
+/**
+ * The sandboxed build processor: BullMQ runs this file in child processes, so a crashing or runaway build cannot
+ * take the worker (or other builds) down. Each child sets up its own dependencies once and reuses them.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { SandboxedJob } from 'bullmq';
+import { UpstreamCatalog } from '@factory/catalog';
+import { EnvReader, readCommon, readExternal, readUpstream } from '@factory/config';
+import { AssetRecord, assetObjectKey, FactoryError, isFactoryError, PayloadOf, Reply } from '@factory/queue';
+import { parseSchematic, schematicId } from '@factory/schematic';
+import { createObjectStore, ObjectStore } from '@factory/storage';
+import { contentTypeFor } from '@factory/talos';
+import { createLogger, Logger } from '@factory/telemetry';
+import { buildAsset } from './build';
+import { InputCache } from './inputs';
+
+interface Context {
+  catalog: UpstreamCatalog;
+  inputs: InputCache;
+  store: ObjectStore;
+  externalUrl: string;
+  logger: Logger;
+  timeoutMs: number;
+}
+
+let context: Context | undefined;
+
+function setup(): Context {
+  if (context) return context;
+  const env = new EnvReader();
+  const common = readCommon(env);
+  const upstream = readUpstream(env);
+  const external = readExternal(env);
+  const cacheDir = path.resolve(env.string('FACTORY_CACHE_DIR', path.join(common.dataDir, 'cache')));
+  const timeoutMs = env.duration('BUILD_TIMEOUT', 20 * 60_000);
+  env.done();
+  const logger = createLogger('build-worker', common.logLevel).child({ sandbox: process.pid });
+  const catalog = new UpstreamCatalog(upstream, logger);
+  context = {
+    catalog,
+    inputs: new InputCache(catalog, cacheDir),
+    store: createObjectStore(common.storage),
+    externalUrl: external.externalUrl.replace(/\/+$/, ''),
+    logger,
+    timeoutMs,
+  };
+  return context;
+}
+
+async function hashFile(file: string): Promise<{ sha256: string; sha512: string; size: number }> {
+  const h256 = createHash('sha256');
+  const h512 = createHash('sha512');
+  let size = 0;
+  for await (const chunk of createReadStream(file)) {
+    h256.update(chunk as Buffer);
+    h512.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  return { sha256: h256.digest('hex'), sha512: h512.digest('hex'), size };
+}
+
+async function run(job: SandboxedJob<PayloadOf<'build.asset'>>): Promise<AssetRecord> {
+  const ctx = setup();
+  const { spec, schematicYaml, key } = job.data;
+  const objectKey = assetObjectKey(key);
+
+  // Idempotent: an earlier run (or another worker) may have published it already.
+  const existing = await ctx.store.head(objectKey);
+  if (existing?.sha256 && existing.metadata?.sha512) {
+    return { key: objectKey, size: existing.size, sha256: existing.sha256, sha512: existing.metadata.sha512, contentType: existing.contentType ?? contentTypeFor(spec.path) };
+  }
+
+  const schematic = parseSchematic(schematicYaml);
+  if (schematicId(schematic) !== spec.schematicId) throw new FactoryError(400, 'schematic does not match its ID');
+
+  const workDir = await mkdtemp(path.join(os.tmpdir(), 'factory-build-'));
+  const started = Date.now();
+  try {
+    const file = await buildAsset(
+      {
+        catalog: ctx.catalog,
+        inputs: ctx.inputs,
+        externalUrl: ctx.externalUrl,
+        progress: (stage, percent) => void job.updateProgress({ stage, percent }).catch(() => undefined),
+      },
+      spec,
+      schematic,
+      schematicYaml,
+      workDir,
+    );
+    await job.updateProgress({ stage: 'uploading', percent: 95 }).catch(() => undefined);
+    const { sha256, sha512, size } = await hashFile(file);
+    const contentType = contentTypeFor(spec.path);
+    // The store verifies the uploaded bytes against the digest before the object becomes visible.
+    await ctx.store.put(objectKey, createReadStream(file), { contentType, expectedSha256: sha256, metadata: { sha512 } });
+    ctx.logger.info({ key, path: spec.path, version: spec.version, size, ms: Date.now() - started }, 'asset built');
+    return { key: objectKey, size, sha256, sha512, contentType };
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+export default async function processor(job: SandboxedJob<PayloadOf<'build.asset'>>): Promise<Reply<AssetRecord>> {
+  const ctx = setup();
+  // A build that exceeds its deadline takes its sandbox down with it: BullMQ fails the job and starts a fresh child.
+  const timer = setTimeout(() => {
+    ctx.logger.error({ jobId: job.id, timeoutMs: ctx.timeoutMs }, 'build deadline exceeded, killing sandbox');
+    process.exit(70);
+  }, ctx.timeoutMs);
+  try {
+    return { ok: true, value: await run(job) };
+  } catch (err) {
+    if (isFactoryError(err)) return { ok: false, status: err.status, message: err.message };
+    ctx.logger.error({ err, jobId: job.id }, 'build failed');
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,221 @@
+/**
+ * `/image/:schematic/:version/:path` and `/pxe/:schematic/:version/:path`: validate in the anchor's order, find the
+ * asset in object storage or have it built (one build per asset cluster-wide), then redirect to a presigned URL or
+ * stream it. HEAD is answered directly (and builds too, like the anchor); requests to the PXE host are never
+ * redirected, so iPXE firmware without HTTPS/redirect support can follow them.
+ */
+import type { Request, Response } from 'express';
+import { AssetRecord, AssetSpec, assetJobId, assetKey, assetObjectKey, FactoryError, JobVanishedError } from '@factory/queue';
+import { isSchematicId } from '@factory/schematic';
+import type { ObjectStore } from '@factory/storage';
+import { AssetRequest, contentDisposition, contentTypeFor, parseAssetPath, parsePxePath, parseRequestVersion, ProfilePathError, pxeScript, tagOf } from '@factory/talos';
+import type { JobCaller } from './app';
+import { sendBody, sendError } from './compat';
+
+export interface AssetRouteOptions {
+  jobs: JobCaller;
+  store: ObjectStore;
+  externalUrl: string;
+  externalPxeUrl: string;
+  noRedirectHost?: string;
+  presignTtlSeconds: number;
+  buildTimeoutMs: number;
+}
+
+interface Resolved {
+  spec: AssetSpec;
+  yaml: string;
+  key: string;
+}
+
+export class AssetRoutes {
+  constructor(private readonly o: AssetRouteOptions) {}
+
+  /** Schematic (404) → version (400 here; 500 in the anchor) → path (400). */
+  private async resolve(id: string, rawVersion: string, parsePath: () => AssetRequest, assetPath: (r: AssetRequest) => string): Promise<Resolved> {
+    const yaml = await this.schematic(id);
+    const version = parseRequestVersion(rawVersion);
+    if (!version) throw new FactoryError(400, `invalid version ${JSON.stringify(rawVersion)}: expected a semantic version such as v1.11.0`);
+    let req: AssetRequest;
+    try {
+      req = parsePath();
+    } catch (err) {
+      if (err instanceof ProfilePathError) throw new FactoryError(400, `error parsing profile from path: ${err.message}`);
+      throw err;
+    }
+    const spec: AssetSpec = {
+      schematicId: id,
+      version: tagOf(version),
+      kind: req.kind,
+      platform: req.platform,
+      arch: req.arch,
+      secureboot: req.secureboot,
+      outFormat: req.outFormat,
+      disk: req.disk,
+      path: assetPath(req),
+    };
+    return { spec, yaml, key: assetKey(spec) };
+  }
+
+  private async schematic(id: string): Promise<string> {
+    if (!isSchematicId(id)) throw new FactoryError(404, `schematic ID ${JSON.stringify(id)} not found`);
+    try {
+      return (await this.o.jobs.call('schematic.get', { id })).yaml;
+    } catch (err) {
+      if (err instanceof FactoryError && err.status === 404) throw new FactoryError(404, `schematic ID ${JSON.stringify(id)} not found`);
+      throw err;
+    }
+  }
+
+  private async stored(r: Resolved): Promise<AssetRecord | undefined> {
+    const objectKey = assetObjectKey(r.key);
+    const info = await this.o.store.head(objectKey);
+    if (!info?.sha256 || !info.metadata?.sha512) return undefined;
+    return { key: objectKey, size: info.size, sha256: info.sha256, sha512: info.metadata.sha512, contentType: info.contentType ?? contentTypeFor(r.spec.path) };
+  }
+
+  /**
+   * The stored asset, building it first when missing. Build jobs are removed when done (storage holds the result),
+   * so a job can vanish between enqueueing and waiting: then the object is already published.
+   */
+  private async ensure(r: Resolved): Promise<AssetRecord> {
+    const hit = await this.stored(r);
+    if (hit) return hit;
+    try {
+      return await this.o.jobs.call('build.asset', { spec: r.spec, schematicYaml: r.yaml, key: r.key }, {
+        jobId: assetJobId(r.key),
+        timeoutMs: this.o.buildTimeoutMs,
+        removeWhenDone: true,
+      });
+    } catch (err) {
+      if (err instanceof JobVanishedError) {
+        const published = await this.stored(r);
+        if (published) return published;
+      }
+      throw err;
+    }
+  }
+
+  async image(req: Request, res: Response): Promise<void> {
+    let rawPath = req.params.path;
+    let checksum: 'sha256' | 'sha512' | undefined;
+    if (rawPath.endsWith('.sigstore.json')) {
+      sendError(res, 402, 'enterprise signing is not enabled: signature endpoint is not available');
+      return;
+    }
+    const m = /\.(sha256|sha512)$/.exec(rawPath);
+    if (m) {
+      checksum = m[1] as 'sha256' | 'sha512';
+      rawPath = rawPath.slice(0, -m[0].length);
+    }
+    const r = await this.resolve(req.params.schematic, req.params.version, () => parseAssetPath(rawPath), () => rawPath);
+    const filenameParam = typeof req.query.filename === 'string' ? req.query.filename : '';
+    const filename = sanitizeFilename(filenameParam) || rawPath;
+    const record = await this.ensure(r);
+
+    if (checksum) {
+      // Checksums for every asset (an enterprise-only feature of the anchor): `<hex>  <filename>\n`.
+      const body = `${checksum === 'sha256' ? record.sha256 : record.sha512}  ${filename}\n`;
+      res.setHeader('Content-Disposition', contentDisposition(`${filename}.${checksum}`));
+      sendBody(res, 200, 'text/plain; charset=utf-8', body);
+      return;
+    }
+
+    const contentType = contentTypeFor(rawPath);
+    if (req.method === 'GET' && hostOf(req) !== this.o.noRedirectHost) {
+      const url = await this.o.store.presignGet(record.key, { ttlSeconds: this.o.presignTtlSeconds, filename });
+      if (url) {
+        res.redirect(302, url);
+        return;
+      }
+    }
+    await this.stream(req, res, record, contentType, filename);
+  }
+
+  private async stream(req: Request, res: Response, record: AssetRecord, contentType: string, filename: string): Promise<void> {
+    res.setHeader('Content-Type', contentType);
+    res.setHeader('Content-Disposition', contentDisposition(filename));
+    res.setHeader('Accept-Ranges', 'bytes');
+    res.setHeader('ETag', `"${record.sha256}"`);
+    const range = parseRange(req.header('range'), record.size);
+    if (range === 'invalid') {
+      res.setHeader('Content-Range', `bytes */${record.size}`);
+      sendError(res, 416, 'requested range not satisfiable');
+      return;
+    }
+    if (req.method === 'HEAD') {
+      res.setHeader('Content-Length', record.size);
+      res.status(200).end();
+      return;
+    }
+    const got = await this.o.store.get(record.key, range ? { start: range.start, end: range.end } : undefined);
+    if (!got) throw new FactoryError(503, 'asset disappeared from storage; retry');
+    if (range) {
+      res.status(206);
+      res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${record.size}`);
+      res.setHeader('Content-Length', range.end - range.start + 1);
+    } else {
+      res.status(200);
+      res.setHeader('Content-Length', record.size);
+    }
+    const body = got.body;
+    await new Promise<void>((resolve) => {
+      body.on('error', () => res.destroy());
+      res.on('close', () => {
+        (body as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+        resolve();
+      });
+      body.pipe(res);
+    });
+  }
+
+  async pxe(req: Request, res: Response): Promise<void> {
+    const r = await this.resolve(
+      req.params.schematic,
+      req.params.version,
+      () => parsePxePath(req.params.path),
+      (a) => `cmdline-${a.platform}-${a.arch}${a.secureboot ? '-secureboot' : ''}`,
+    );
+    const record = await this.ensure(r);
+    const cmdline = await this.o.store.getBuffer(record.key, 64 * 1024);
+    if (!cmdline) throw new FactoryError(503, 'asset disappeared from storage; retry');
+    const script = pxeScript({
+      baseUrl: this.o.externalPxeUrl,
+      schematicId: r.spec.schematicId,
+      versionTag: r.spec.version,
+      arch: r.spec.arch,
+      platform: r.spec.platform,
+      secureboot: r.spec.secureboot,
+      cmdline: cmdline.toString('utf8'),
+    });
+    sendBody(res, 200, 'text/plain; charset=utf-8', script);
+  }
+}
+
+function hostOf(req: Request): string {
+  return req.header('host') ?? '';
+}
+
+/** A download name, not a path: no separators, no control characters, no quotes. */
+function sanitizeFilename(name: string): string {
+  return name.replace(/[\\/"\x00-\x1f\x7f]/g, '').slice(0, 255);
+}
+
+function parseRange(header: string | undefined, size: number): { start: number; end: number } | undefined | 'invalid' {
+  if (!header) return undefined;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === '' && m[2] === '')) return undefined; // multi-range or malformed: serve the whole body
+  let start: number;
+  let end: number;
+  if (m[1] === '') {
+    const suffix = Number(m[2]);
+    if (suffix === 0) return 'invalid';
+    start = Math.max(0, size - suffix);
+    end = size - 1;
+  } else {
+    start = Number(m[1]);
+    end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  }
+  if (start >= size || start > end) return 'invalid';
+  return { start, end };
+}

@@ -1,0 +1,232 @@
+/**
+ * Issue 3 proofs: boot assets built by build-workers from BullMQ jobs, stored in a real S3 protocol server
+ * (s3rver), served by 302 to presigned URLs (and streamed on the PXE host), and booted under QEMU: kernel +
+ * initramfs + cmdline directly, ISO under SeaBIOS and OVMF, UKI under OVMF, and an iPXE chain through /pxe.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort, startRedis, startRegistry, startS3, ProcHandle } from '../support/procs';
+import { ensureDemoReleases, RunningFactory, startServices } from '../support/factory';
+import { bootAndReport, ovmfArgs } from '../support/boot';
+
+jest.setTimeout(600_000);
+
+let redis: ProcHandle & { url: string };
+let s3: ProcHandle & { endpoint: string; bucket: string };
+let registry: ProcHandle & { host: string };
+let factory: RunningFactory;
+let workerMetrics: number;
+let tmp: string;
+
+const EXTENSIONS = ['siderolabs/hello', 'siderolabs/intel-ucode', 'siderolabs/dummy-module'];
+const META_VALUE = 'fixture-meta';
+let id: string; // schematic with extensions, META and extra args
+let plainId: string; // schematic with only console args
+
+beforeAll(async () => {
+  const demoDir = ensureDemoReleases();
+  [redis, s3, registry] = await Promise.all([startRedis(), startS3(), startRegistry(path.join(demoDir, 'registry'))]);
+  tmp = mkdtempSync(path.join(os.tmpdir(), 'boot-assets-'));
+  const port = await freePort();
+  workerMetrics = await freePort();
+  factory = await startServices(
+    {
+      REDIS_URL: redis.url,
+      S3_BUCKET: s3.bucket,
+      S3_ENDPOINT: s3.endpoint,
+      S3_ACCESS_KEY_ID: 'S3RVER',
+      S3_SECRET_ACCESS_KEY: 'S3RVER',
+      FACTORY_DATA_DIR: path.join(tmp, 'data'),
+      FACTORY_UPSTREAM_REGISTRY: registry.host,
+      FACTORY_UPSTREAM_INSECURE: 'true',
+      FACTORY_UPSTREAM_PUBLIC_KEY: path.join(demoDir, 'cosign.pub'),
+      FACTORY_EXTERNAL_URL: `http://127.0.0.1:${port}/`,
+      // QEMU's user network reaches the host as 10.0.2.2: PXE scripts point there, and that host is never redirected.
+      FACTORY_EXTERNAL_PXE_URL: `http://10.0.2.2:${port}/`,
+      BUILD_CONCURRENCY: '2',
+    },
+    { port, perService: { 'build-worker': { METRICS_PORT: String(workerMetrics) } } },
+  );
+  const create = async (body: object) => ((await (await fetch(`${factory.url}/schematics`, { method: 'POST', body: JSON.stringify(body) })).json()) as { id: string }).id;
+  id = await create({
+    customization: {
+      extraKernelArgs: ['console=ttyS0', 'panic=-1', 'fixture.extra=yes'],
+      meta: [{ key: 10, value: META_VALUE }],
+      systemExtensions: { officialExtensions: EXTENSIONS },
+    },
+  });
+  plainId = await create({ customization: { extraKernelArgs: ['console=ttyS0', 'panic=-1'] } });
+}, 300_000);
+
+afterAll(async () => {
+  await factory?.stop();
+  await Promise.all([redis?.stop(), s3?.stop(), registry?.stop()]);
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+const image = (schematic: string, version: string, p: string, init?: RequestInit) => fetch(`${factory.url}/image/${schematic}/${version}/${p}`, init);
+
+/** Downloads an asset (following the redirect to S3) into a file and returns its path. */
+async function download(schematic: string, version: string, p: string): Promise<string> {
+  const res = await image(schematic, version, p);
+  if (res.status !== 200) throw new Error(`${p}: ${res.status} ${await res.text()}`);
+  const file = path.join(tmp, `${schematic.slice(0, 8)}-${version}-${p}`);
+  writeFileSync(file, Buffer.from(await res.arrayBuffer()));
+  return file;
+}
+
+async function text(res: Response): Promise<[number, string]> {
+  return [res.status, await res.text()];
+}
+
+describe('errors in the anchor order and texts', () => {
+  test('schematic, version, path, extension, availability, secure boot', async () => {
+    expect(await text(await image('0'.repeat(64), 'v1.11.3', 'kernel-amd64'))).toEqual([404, `schematic ID "${'0'.repeat(64)}" not found\n`]);
+    expect((await image(plainId, 'abc', 'kernel-amd64')).status).toBe(400);
+    expect(await text(await image(plainId, 'v1.11.3', 'metal-amd64.ssd'))).toEqual([400, 'error parsing profile from path: invalid profile path: "metal-amd64.ssd"\n']);
+    expect(await text(await image(plainId, 'v1.11.3', 'kernel-foo'))).toEqual([400, 'error parsing profile from path: invalid architecture: "foo"\n']);
+    expect(await text(await image(plainId, '1.4.0', 'kernel-amd64'))).toEqual([404, 'failed to get kernel: version 1.4.0 is not available\n']);
+    expect(await text(await image(id, 'v1.4.0', 'initramfs-amd64.xz'))).toEqual([404, 'error enhancing profile from schematic: error getting official extensions: version 1.4.0 is not available\n']);
+    expect(await text(await image(plainId, 'v1.11.3', 'metal-amd64-secureboot.iso'))).toEqual([400, 'error enhancing profile from schematic: secure boot is disabled\n']);
+    expect(await text(await image(plainId, 'v1.11.3', 'metal-amd64.iso.sigstore.json'))).toEqual([402, 'enterprise signing is not enabled: signature endpoint is not available\n']);
+    const gasket = ((await (await fetch(`${factory.url}/schematics`, { method: 'POST', body: '{"customization":{"systemExtensions":{"officialExtensions":["siderolabs/gasket"]}}}' })).json()) as { id: string }).id;
+    expect(await text(await image(gasket, 'v1.11.3', 'initramfs-amd64.xz'))).toEqual([400, 'error enhancing profile from schematic: official extension "siderolabs/gasket" is not available for Talos version v1.11.3\n']);
+  });
+});
+
+describe('cmdline and PXE texts', () => {
+  const metaB64 = Buffer.from(`0xa=${META_VALUE}`).toString('base64');
+  const expected = `talos.platform=metal console=ttyS0 init_on_alloc=1 slab_nomerge pti=on consoleblank=0 nvme_core.io_timeout=4294967295 printk.devkmsg=on selinux=1 talos.environment=INSTALLER_META_BASE64=${metaB64} panic=-1 fixture.extra=yes`;
+
+  test('cmdline asset: exact string, no trailing newline, octet-stream', async () => {
+    const res = await image(id, 'v1.11.3', 'cmdline-metal-amd64', { method: 'HEAD' });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/octet-stream');
+    expect(res.headers.get('content-disposition')).toBe('attachment; filename="cmdline-metal-amd64"');
+    const got = await fetch(res.url.replace(/^http:\/\/127/, 'http://127'), { redirect: 'follow' });
+    expect(await got.text()).toBe(expected);
+  });
+
+  test('PXE script: exact bytes, arch alias, base URL', async () => {
+    const base = factory.env.FACTORY_EXTERNAL_PXE_URL!.replace(/\/$/, '');
+    const [status, body] = await text(await fetch(`${factory.url}/pxe/${id}/1.11.3/metal-x86_64`));
+    expect(status).toBe(200);
+    expect(body).toBe(
+      `#!ipxe\n\nimgfree\nkernel ${base}/image/${id}/v1.11.3/kernel-amd64 ${expected}\ninitrd ${base}/image/${id}/v1.11.3/initramfs-amd64.xz\nboot\n`,
+    );
+    expect(await text(await fetch(`${factory.url}/pxe/${id}/v1.11.3/metal`))).toEqual([400, 'error parsing profile from path: invalid platform-arch: "metal"\n']);
+  });
+});
+
+describe('serving: redirect to S3, checksums, de-duplication, determinism', () => {
+  test('GET redirects to a presigned S3 URL; HEAD answers directly', async () => {
+    const res = await image(plainId, 'v1.11.3', 'kernel-amd64?filename=my-kernel', { redirect: 'manual' });
+    expect(res.status).toBe(302);
+    const location = res.headers.get('location')!;
+    expect(location.startsWith(`${s3.endpoint}/${s3.bucket}/assets/`)).toBe(true);
+    expect(decodeURIComponent(location)).toContain('attachment; filename="my-kernel"');
+    const body = Buffer.from(await (await fetch(location)).arrayBuffer());
+    const head = await image(plainId, 'v1.11.3', 'kernel-amd64', { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(Number(head.headers.get('content-length'))).toBe(body.length);
+    const sum = await (await image(plainId, 'v1.11.3', 'kernel-amd64.sha256')).text();
+    expect(sum).toBe(`${createHash('sha256').update(body).digest('hex')}  kernel-amd64\n`);
+  });
+
+  test('50 concurrent cold requests make one build', async () => {
+    const fresh = ((await (await fetch(`${factory.url}/schematics`, { method: 'POST', body: '{"customization":{"extraKernelArgs":["dedupe-test"],"systemExtensions":{"officialExtensions":["siderolabs/hello"]}}}' })).json()) as { id: string }).id;
+    const before = await builtCount('initramfs');
+    const sums = await Promise.all(
+      Array.from({ length: 50 }, async () => {
+        const res = await image(fresh, 'v1.12.2', 'initramfs-amd64.xz');
+        expect(res.status).toBe(200);
+        return createHash('sha256').update(Buffer.from(await res.arrayBuffer())).digest('hex');
+      }),
+    );
+    expect(new Set(sums).size).toBe(1);
+    expect((await builtCount('initramfs')) - before).toBe(1);
+  });
+
+  test('the same request built twice gives identical bytes', async () => {
+    const first = await download(id, 'v1.11.3', 'metal-amd64-uki.efi');
+    const a = createHash('sha256').update(require('node:fs').readFileSync(first)).digest('hex');
+    // Remove the published object (s3rver does not check signatures) and build again.
+    const location = (await image(id, 'v1.11.3', 'metal-amd64-uki.efi', { redirect: 'manual' })).headers.get('location')!;
+    const objectUrl = location.split('?')[0];
+    expect((await fetch(objectUrl, { method: 'DELETE' })).status).toBe(204);
+    const second = await download(id, 'v1.11.3', 'metal-amd64-uki.efi');
+    const b = createHash('sha256').update(require('node:fs').readFileSync(second)).digest('hex');
+    expect(b).toBe(a);
+  });
+});
+
+async function builtCount(kind: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${workerMetrics}/metrics`)).text();
+  const m = new RegExp(`image_factory_assets_built_total\\{[^}]*kind="${kind}"[^}]*outcome="ok"[^}]*\\} (\\d+)`).exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+describe('boots (QEMU, TCG, one at a time)', () => {
+  function expectExtensions(report: Awaited<ReturnType<typeof bootAndReport>>['report'], versions: string[]) {
+    expect(report.extensions.map((e) => e.name)).toEqual(['hello', 'intel-ucode', 'dummy-module', 'schematic', 'modules.dep'].slice(0, versions.length));
+    expect(report.extensions.map((e) => e.version)).toEqual(versions);
+    expect(report.schematics).toContain(id);
+  }
+
+  test('kernel + initramfs + cmdline, booted directly', async () => {
+    const kernel = await download(id, 'v1.11.3', 'kernel-amd64');
+    const initrd = await download(id, 'v1.11.3', 'initramfs-amd64.xz');
+    const cmdline = await (await image(id, 'v1.11.3', 'cmdline-metal-amd64')).text();
+    const { report } = await bootAndReport({ kernel, initrd, append: cmdline }, 'kernel+initramfs v1.11.3');
+    expect(report.cmdline).toBe(cmdline);
+    expectExtensions(report, ['1.1.0', '20250211', '1.0.0-v1.11.3', id, '6.1.0-56-amd64']);
+    expect(report.firmware.some((f) => f.includes('fixture/fw.bin'))).toBe(true);
+    expect(report.microcode['GenuineIntel.bin']).toBeGreaterThan(0);
+    expect(report.metaEnv).toEqual([`INSTALLER_META_BASE64=${Buffer.from(`0xa=${META_VALUE}`).toString('base64')}`]);
+    expect(report.cmdline).toContain('fixture.extra=yes');
+  });
+
+  test('GRUB ISO (v1.7.7) under SeaBIOS', async () => {
+    const iso = await download(id, 'v1.7.7', 'metal-amd64.iso');
+    const { report } = await bootAndReport({ args: ['-cdrom', iso, '-boot', 'd'] }, 'grub ISO v1.7.7 SeaBIOS');
+    expect(report.firmwareMode).toBe('bios');
+    expect(report.talosVersion).toBe('v1.7.7');
+    expectExtensions(report, ['1.0.0', '20240312', '1.0.0-v1.7.7', id, '6.1.0-56-amd64']);
+    expect(report.cmdline).toContain('talos.halt_if_installed');
+  });
+
+  test('hybrid ISO (v1.11.3) under OVMF: sd-boot → UKI', async () => {
+    const iso = await download(id, 'v1.11.3', 'metal-amd64.iso');
+    const { report } = await bootAndReport({ args: [...ovmfArgs(), '-cdrom', iso] }, 'hybrid ISO v1.11.3 OVMF');
+    expect(report.firmwareMode).toBe('uefi');
+    expectExtensions(report, ['1.1.0', '20250211', '1.0.0-v1.11.3', id, '6.1.0-56-amd64']);
+    expect(report.metaEnv.length).toBe(1);
+  });
+
+  test('UKI (v1.12.2) under OVMF', async () => {
+    const uki = await download(id, 'v1.12.2', 'metal-amd64-uki.efi');
+    const esp = path.join(tmp, 'esp');
+    mkdirSync(path.join(esp, 'EFI/BOOT'), { recursive: true });
+    require('node:fs').copyFileSync(uki, path.join(esp, 'EFI/BOOT/BOOTX64.EFI'));
+    const { report } = await bootAndReport({ args: [...ovmfArgs(), '-drive', `file=fat:${esp},format=raw,if=virtio,readonly=on`] }, 'UKI v1.12.2 OVMF');
+    expect(report.firmwareMode).toBe('uefi');
+    expect(report.talosVersion).toBe('v1.12.2');
+    expect(report.schematics).toContain(id);
+    expect(report.cmdline).toContain('fixture.extra=yes');
+    expect(report.cmdline).toContain('module.sig_enforce=1');
+  });
+
+  test('iPXE (QEMU ROM) follows /pxe and fetches kernel and initramfs from the gateway', async () => {
+    const port = factory.port;
+    const { report } = await bootAndReport(
+      {
+        args: ['-netdev', `user,id=n0,bootfile=http://10.0.2.2:${port}/pxe/${id}/v1.11.3/metal-amd64`, '-device', 'virtio-net-pci,netdev=n0', '-boot', 'n'],
+      },
+      'iPXE v1.11.3',
+    );
+    expect(report.schematics).toContain(id);
+    expect(report.extensions.map((e) => e.name)).toEqual(['hello', 'intel-ucode', 'dummy-module', 'schematic', 'modules.dep']);
+  });
+});

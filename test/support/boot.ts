@@ -1,0 +1,29 @@
+/**
+ * QEMU boot helpers for proofs (always TCG: KVM hangs on these hosts). The demo init prints a `FIXTURE` report on
+ * the serial console and powers off; a boot is judged by that report, never by QEMU's exit code.
+ */
+import { copyFileSync, mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { bootQemu, BootResult } from '../../tools/demo-releases/src';
+
+export { bootQemu };
+export type { BootResult };
+
+export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
+export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
+
+/** pflash arguments for OVMF with a private copy of the variable store. */
+export function ovmfArgs(): string[] {
+  const vars = path.join(mkdtempSync(path.join(os.tmpdir(), 'ovmf-')), 'vars.fd');
+  copyFileSync(OVMF_VARS, vars);
+  return ['-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${vars}`];
+}
+
+/** Boots and fails with the serial tail when the report did not finish. */
+export async function bootAndReport(opts: Parameters<typeof bootQemu>[0], label: string): Promise<BootResult> {
+  const result = await bootQemu({ timeoutMs: 120_000, memoryMb: 1024, ...opts });
+  if (!result.report.done) throw new Error(`${label}: no complete FIXTURE report after ${result.ms} ms (timedOut=${result.timedOut})\n${result.serial.slice(-3000)}`);
+  process.stdout.write(`[boot] ${label}: report complete after ${(result.ms / 1000).toFixed(1)} s\n`);
+  return result;
+}
