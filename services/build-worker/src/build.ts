@@ -18,7 +18,7 @@ import { AssetSpec, FactoryError, isFactoryError } from '@factory/queue';
 import { extensionsOf, Schematic } from '@factory/schematic';
 import {
   atLeast,
-  buildCmdline,
+  buildFactoryCmdline,
   isoFlavour,
   isoVolumeId,
   isoVolumeSetId,
@@ -154,17 +154,15 @@ export async function buildAsset(ctx: BuildContext, spec: AssetSpec, schematic: 
 }
 
 function cmdlineFor(spec: AssetSpec, schematic: Schematic, version: SemVer, kind: 'cmdline' | 'uki' | 'iso'): string {
-  const c = schematic.customization;
-  // Extra args reach UKIs only from Talos 1.10 (or with Secure Boot); META is an env argument except in disk images.
-  const withExtra = kind !== 'uki' || spec.secureboot || atLeast(version, 1, 10, 0);
-  return buildCmdline({
+  // Which outputs take extra args and META is the per-output rule table of @factory/talos.
+  return buildFactoryCmdline({
     platform: spec.platform,
     arch: spec.arch,
     version,
     kind,
     secureboot: spec.secureboot,
-    meta: kind === 'uki' ? undefined : c.meta,
-    extraArgs: withExtra ? c.extraKernelArgs : undefined,
+    meta: schematic.customization.meta,
+    extraArgs: schematic.customization.extraKernelArgs,
   });
 }
 
