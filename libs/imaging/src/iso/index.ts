@@ -1,1 +1,395 @@
-export {};
+/**
+ * Talos ISO builder (talos-formats.md §7): GRUB, UEFI-only (sd-boot + UKI) and hybrid flavours.
+ *
+ * Instead of grub-mkrescue (not reproducible) the GRUB parts are made with grub-mkimage, the FAT images with
+ * mkfs.vfat/mformat + mtools, and the ISO with plain `xorriso -as mkisofs`, all with fixed dates, so two builds from
+ * the same inputs are bit-identical.
+ */
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { EnrollKeys, grubCfg, grubIsoUuid, isoDateStamp, loaderConf } from './config';
+import { run } from './run';
+
+export * from './config';
+export { IsoToolError } from './run';
+
+export type IsoFlavour = 'grub' | 'hybrid' | 'uefi';
+export type IsoArch = 'amd64' | 'arm64';
+
+export const DEFAULT_ISO_SOURCE_DATE_EPOCH = 1559424892;
+
+export interface IsoOptions {
+  /** §7.1 (decided by the caller); 'uefi' is the only arm64 flavour supported here */
+  flavour: IsoFlavour;
+  arch: IsoArch;
+  /** Talos version with leading v, e.g. v1.11.3 (names EFI/Linux/Talos-<version>.efi) */
+  version: string;
+  /** kernel + initramfs for the GRUB menu entries (grub and hybrid flavours; unused by uefi) */
+  kernel: string;
+  initramfs: string;
+  /** kernel command line of the GRUB entries (GRUB-escaped here) */
+  cmdline: string;
+  /** GRUB "Reset Talos installation" entry (Talos >= 1.4) */
+  resetEntry: boolean;
+  /** UKI and systemd-boot, required for hybrid / uefi */
+  uki?: string;
+  sdBoot?: string;
+  /** loader.conf `secure-boot-enroll` (always `off` for non-SecureBoot) */
+  enrollKeys?: EnrollKeys;
+  /** ISO9660 volume id / volume set id (Talos >= 1.8, e.g. TALOS_V1_11_3 / Talos-v1.11.3); omitted: xorriso defaults */
+  volumeId?: string;
+  volumeSetId?: string;
+  out: string;
+  /** scratch directory; each build works in a fresh `iso-build-XXXXXX` subdirectory that is removed afterwards */
+  workDir: string;
+  /** fixes every date in the image; default 1559424892 */
+  sourceDateEpoch?: number;
+  /** GRUB platform directories (default /usr/lib/grub) */
+  grubLibDir?: string;
+  /** keep the scratch tree after the build (debugging) */
+  keepWorkDir?: boolean;
+}
+
+export interface IsoBuildInfo {
+  flavour: IsoFlavour;
+  /** the scratch directory (only left in place with keepWorkDir) */
+  scratchDir: string;
+  /** the xorriso argument vector that produced the image */
+  xorrisoArgs: string[];
+  /** size of the appended ESP image (hybrid/uefi) or of /efi.img (grub) */
+  espBytes: number;
+  ms: number;
+}
+
+const MiB = 1024 * 1024;
+/** smallest FAT32 ESP that mtools accepts: >= 65525 + 2048 clusters of 512 bytes (see espSizeBytes) */
+export const MIN_ESP_BYTES = 34 * MiB;
+
+/**
+ * Size of the ESP image of UEFI / hybrid ISOs: 10 MiB + sd-boot and UKI each rounded up to 1 MiB (§7.3), but at
+ * least MIN_ESP_BYTES. (FAT32 needs >= 65525 clusters; with the small demo UKIs the §7.3 formula gives ~21 MiB,
+ * which mkfs.vfat formats with a warning but mtools then refuses to read. Real Talos UKIs are ~100 MiB, far above.)
+ */
+export function espSizeBytes(sdBootBytes: number, ukiBytes: number): number {
+  const up = (n: number) => Math.ceil(n / MiB) * MiB;
+  return Math.max(10 * MiB + up(sdBootBytes) + up(ukiBytes), MIN_ESP_BYTES);
+}
+
+/** EFI removable-media boot file name. */
+export function efiBootFileName(arch: IsoArch): string {
+  return arch === 'arm64' ? 'BOOTAA64.EFI' : 'BOOTX64.EFI';
+}
+
+/** GRUB modules embedded in the El Torito BIOS core (the rest load from /boot/grub/i386-pc). */
+export const GRUB_BIOS_CORE_MODULES = ['biosdisk', 'iso9660', 'part_msdos', 'part_gpt', 'search', 'search_fs_uuid'];
+/** GRUB modules embedded in the x86_64-efi core of the GRUB flavour. */
+export const GRUB_EFI_CORE_MODULES = ['part_gpt', 'part_msdos', 'fat', 'iso9660', 'search', 'search_fs_uuid'];
+
+/**
+ * Early config embedded in both GRUB cores: find the ISO9660 file system by its date-based UUID (the one
+ * `-volume_date uuid` writes), then load $prefix/grub.cfg via `normal`. On BIOS the root is preset to the boot
+ * device, so a failed search still boots from the CD.
+ */
+export function grubEarlyConfig(epoch: number): string {
+  return `search --no-floppy --fs-uuid --set=root ${grubIsoUuid(epoch)}\nset prefix=($root)/boot/grub\n`;
+}
+
+interface Ctx {
+  o: IsoOptions;
+  epoch: number;
+  stamp: string;
+  env: NodeJS.ProcessEnv;
+  grubLib: string;
+  scratch: string;
+  tree: string;
+}
+
+async function mkdirs(dir: string): Promise<void> {
+  await fsp.mkdir(dir, { recursive: true, mode: 0o755 });
+}
+
+async function writeFile(file: string, data: string | Buffer, mode = 0o644): Promise<void> {
+  await mkdirs(path.dirname(file));
+  await fsp.writeFile(file, data);
+  await fsp.chmod(file, mode);
+}
+
+async function copyFile(src: string, dst: string, mode = 0o644): Promise<void> {
+  await mkdirs(path.dirname(dst));
+  await fsp.copyFile(src, dst);
+  await fsp.chmod(dst, mode);
+}
+
+/** Set mode (dirs 0755) and mtime/atime of a whole tree to the epoch (mtools -m and xorriso read them). */
+async function normaliseTree(dir: string, epoch: number): Promise<void> {
+  for (const e of await fsp.readdir(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) {
+      await normaliseTree(p, epoch);
+      await fsp.chmod(p, 0o755);
+    }
+    await fsp.utimes(p, epoch, epoch);
+  }
+  await fsp.utimes(dir, epoch, epoch);
+}
+
+async function statSize(p: string, what: string): Promise<number> {
+  try {
+    const st = await fsp.stat(p);
+    if (!st.isFile()) throw new Error(`${what} ${p} is not a regular file`);
+    return st.size;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${what} ${p} does not exist`);
+    throw e;
+  }
+}
+
+/** Copy the GRUB platform modules (*.mod, *.lst) into /boot/grub/<platform>, like grub-mkrescue does. */
+async function copyGrubPlatform(c: Ctx, platform: string): Promise<void> {
+  const src = path.join(c.grubLib, platform);
+  const dst = path.join(c.tree, 'boot', 'grub', platform);
+  await mkdirs(dst);
+  const names = (await fsp.readdir(src)).filter((n) => n.endsWith('.mod') || n.endsWith('.lst')).sort();
+  for (const n of names) await copyFile(path.join(src, n), path.join(dst, n));
+}
+
+async function grubMkimage(c: Ctx, format: string, platform: string, out: string, modules: string[]): Promise<void> {
+  const cfg = path.join(c.scratch, `early-${platform}.cfg`);
+  await writeFile(cfg, grubEarlyConfig(c.epoch));
+  await mkdirs(path.dirname(out));
+  await run('grub-mkimage', ['-d', path.join(c.grubLib, platform), '-O', format, '-c', cfg, '-p', '/boot/grub', '-o', out, ...modules], { env: c.env });
+  await fsp.chmod(out, 0o644);
+}
+
+/** GRUB tree shared by the grub and hybrid flavours (§7.2). */
+async function populateGrubTree(c: Ctx): Promise<void> {
+  const { o, tree } = c;
+  await copyFile(o.kernel, path.join(tree, 'boot', 'vmlinuz'));
+  await copyFile(o.initramfs, path.join(tree, 'boot', 'initramfs.xz'));
+  await writeFile(path.join(tree, 'boot', 'grub', 'grub.cfg'), grubCfg(o.cmdline, { resetEntry: o.resetEntry }));
+  await copyGrubPlatform(c, 'i386-pc');
+  await grubMkimage(c, 'i386-pc-eltorito', 'i386-pc', path.join(tree, 'boot', 'grub', 'i386-pc', 'eltorito.img'), GRUB_BIOS_CORE_MODULES);
+}
+
+/** Files of the UEFI tree (§7.3), relative path -> [source, mode]; also what goes into the ESP image. */
+async function populateUefiTree(c: Ctx): Promise<string[]> {
+  const { o, tree } = c;
+  const bootName = efiBootFileName(o.arch);
+  const files: Array<[string, string | Buffer, number]> = [
+    [`EFI/BOOT/${bootName}`, o.sdBoot!, 0o644],
+    [`EFI/Linux/Talos-${o.version}.efi`, o.uki!, 0o644],
+    ['loader/loader.conf', Buffer.from(loaderConf(o.enrollKeys ?? 'off')), 0o644],
+    ['loader/random-seed', Buffer.alloc(32, 0), 0o444],
+  ];
+  for (const [rel, src, mode] of files) {
+    const dst = path.join(tree, ...rel.split('/'));
+    if (typeof src === 'string') await copyFile(src, dst, mode);
+    else await writeFile(dst, src, mode);
+  }
+  return files.map(([rel]) => rel);
+}
+
+/**
+ * ESP image for UEFI/hybrid ISOs (§7.3): preallocated file, `mkfs.vfat -F 32 -n EFI --invariant`, then the EFI and
+ * loader trees copied with mtools (`-p -Q -m`), one directory at a time in sorted order (mcopy -s would follow the
+ * host's readdir order), and the FAT read-only attribute on loader/random-seed.
+ */
+async function buildEsp(c: Ctx, img: string, relFiles: string[]): Promise<number> {
+  const { o } = c;
+  const size = espSizeBytes(await statSize(o.sdBoot!, 'sd-boot'), await statSize(o.uki!, 'UKI'));
+  await fsp.rm(img, { force: true });
+  const fh = await fsp.open(img, 'w');
+  await fh.truncate(size);
+  await fh.close();
+  await run('mkfs.vfat', ['-F', '32', '-n', 'EFI', '--invariant', img], { env: c.env });
+  await mtoolsCopy(c, img, relFiles);
+  await run('mattrib', ['-i', img, '+r', '::/loader/random-seed'], { env: c.env });
+  return size;
+}
+
+/** Copy tree-relative files into a FAT image with deterministic directory order and dates. */
+async function mtoolsCopy(c: Ctx, img: string, relFiles: string[]): Promise<void> {
+  const dirs = new Set<string>();
+  for (const rel of relFiles) {
+    const parts = rel.split('/');
+    for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
+  }
+  const sortedDirs = [...dirs].sort();
+  if (sortedDirs.length) await run('mmd', ['-i', img, ...sortedDirs.map((d) => `::/${d}`)], { env: c.env });
+  const byDir = new Map<string, string[]>();
+  for (const rel of [...relFiles].sort()) {
+    const d = path.posix.dirname(rel);
+    byDir.set(d, [...(byDir.get(d) ?? []), rel]);
+  }
+  for (const [d, rels] of byDir) {
+    await run('mcopy', ['-p', '-Q', '-m', '-i', img, ...rels.map((r) => path.join(c.tree, ...r.split('/'))), `::/${d === '.' ? '' : d}`], { env: c.env });
+  }
+}
+
+/**
+ * grub flavour's /efi.img, like grub-mkrescue's: a 2.88 MB FAT (`mformat -C -f 2880 -L 16`, serial = hex epoch as
+ * with GRUB_FAT_SERIAL_NUMBER) holding efi/boot/bootx64.efi = a GRUB x86_64-efi core.
+ */
+async function buildGrubEfiImg(c: Ctx, img: string): Promise<number> {
+  const efiDir = path.join(c.scratch, 'grub-efi');
+  const core = path.join(efiDir, 'efi', 'boot', 'bootx64.efi');
+  await grubMkimage(c, 'x86_64-efi', 'x86_64-efi', core, GRUB_EFI_CORE_MODULES);
+  await normaliseTree(efiDir, c.epoch);
+  await fsp.rm(img, { force: true });
+  const serial = (c.epoch >>> 0).toString(16).padStart(8, '0');
+  await run('mformat', ['-C', '-f', '2880', '-L', '16', '-N', serial, '-i', img, '::'], { env: c.env });
+  await run('mmd', ['-i', img, '::/efi', '::/efi/boot'], { env: c.env });
+  await run('mcopy', ['-p', '-Q', '-m', '-i', img, core, '::/efi/boot/'], { env: c.env });
+  await fsp.chmod(img, 0o644);
+  return (await fsp.stat(img)).size;
+}
+
+/** Native xorriso commands after `--` (§7: label and reproducibility options). */
+function nativeTail(c: Ctx): string[] {
+  const t: string[] = [];
+  if (c.o.volumeId) t.push('-volid', c.o.volumeId);
+  if (c.o.volumeSetId) t.push('-volset_id', c.o.volumeSetId);
+  t.push('-volume_date', 'all_file_dates', `=${c.epoch}`, '-volume_date', 'uuid', c.stamp);
+  return t;
+}
+
+/** the part of grub-mkrescue's xorriso command line that it adds for an i386-pc El Torito boot */
+function grubBiosArgs(c: Ctx): string[] {
+  return [
+    '-graft-points',
+    `--modification-date=${c.stamp}`,
+    '-b', 'boot/grub/i386-pc/eltorito.img', '-no-emul-boot', '-boot-load-size', '4', '-boot-info-table',
+    '--grub2-boot-info', '--grub2-mbr', path.join(c.grubLib, 'i386-pc', 'boot_hybrid.img'),
+  ];
+}
+
+function validate(o: IsoOptions): void {
+  if (!['grub', 'hybrid', 'uefi'].includes(o.flavour)) throw new Error(`unknown ISO flavour ${o.flavour}`);
+  if (o.arch !== 'amd64' && o.arch !== 'arm64') throw new Error(`unknown arch ${o.arch}`);
+  if (o.arch === 'arm64' && o.flavour !== 'uefi') throw new Error(`arm64 ISOs are UEFI-only here (flavour ${o.flavour} needs x86 GRUB)`);
+  if (o.flavour !== 'grub' && (!o.uki || !o.sdBoot)) throw new Error(`${o.flavour} ISO needs uki and sdBoot`);
+  if (!/^[A-Za-z0-9._+-]+$/.test(o.version)) throw new Error(`bad version ${JSON.stringify(o.version)}`);
+  if (o.enrollKeys && !['off', 'manual', 'if-safe', 'force'].includes(o.enrollKeys)) throw new Error(`bad enrollKeys ${o.enrollKeys}`);
+}
+
+/** Build the ISO at `o.out` (via a temporary file next to it). */
+export async function buildIso(o: IsoOptions): Promise<IsoBuildInfo> {
+  const t0 = Date.now();
+  validate(o);
+  const epoch = o.sourceDateEpoch ?? DEFAULT_ISO_SOURCE_DATE_EPOCH;
+  if (o.flavour !== 'uefi') {
+    await statSize(o.kernel, 'kernel');
+    await statSize(o.initramfs, 'initramfs');
+  }
+  if (o.flavour !== 'grub') {
+    await statSize(o.uki!, 'UKI');
+    await statSize(o.sdBoot!, 'sd-boot');
+  }
+  // a fresh scratch directory per build, so concurrent builds may share workDir (paths do not reach the image)
+  await mkdirs(o.workDir);
+  const scratch = await fsp.mkdtemp(path.join(o.workDir, 'iso-build-'));
+  const tree = path.join(scratch, 'tree');
+  await mkdirs(tree);
+  const c: Ctx = {
+    o,
+    epoch,
+    stamp: isoDateStamp(epoch),
+    env: {
+      ...process.env,
+      SOURCE_DATE_EPOCH: String(epoch),
+      GRUB_FAT_SERIAL_NUMBER: (epoch >>> 0).toString(16),
+      TZ: 'UTC',
+      LC_ALL: 'C',
+      MTOOLS_SKIP_CHECK: '1',
+      MTOOLSRC: '/dev/null',
+      // mkfs.vfat lives in /usr/sbin, which is not on a non-root PATH
+      PATH: `${process.env.PATH ?? '/usr/bin:/bin'}:/usr/sbin:/sbin`,
+    },
+    grubLib: o.grubLibDir ?? '/usr/lib/grub',
+    scratch,
+    tree,
+  };
+
+  const tmpOut = `${o.out}.tmp-${process.pid}-${Date.now()}`;
+  await mkdirs(path.dirname(path.resolve(o.out)));
+  let args: string[];
+  let espBytes = 0;
+  try {
+    if (o.flavour === 'grub') {
+      await populateGrubTree(c);
+      await copyGrubPlatform(c, 'x86_64-efi');
+      espBytes = await buildGrubEfiImg(c, path.join(tree, 'efi.img'));
+      await normaliseTree(tree, epoch);
+      args = [
+        '-as', 'mkisofs',
+        ...grubBiosArgs(c),
+        '--efi-boot', 'efi.img', '-efi-boot-part', '--efi-boot-image',
+        '--protective-msdos-label',
+        '-o', tmpOut, '-r', '-iso-level', '3', tree,
+        '--sort-weight', '0', '/', '--sort-weight', '1', '/boot',
+        '--', ...nativeTail(c),
+      ];
+    } else if (o.flavour === 'hybrid') {
+      await populateGrubTree(c);
+      const rel = await populateUefiTree(c);
+      await normaliseTree(tree, epoch);
+      const esp = path.join(tree, 'efiboot.img');
+      espBytes = await buildEsp(c, esp, rel);
+      await fsp.chmod(esp, 0o644);
+      await fsp.utimes(esp, epoch, epoch);
+      args = [
+        '-as', 'mkisofs',
+        ...grubBiosArgs(c),
+        '--protective-msdos-label',
+        // -m must precede the tree pathspec to exclude the ESP image from the ISO9660 tree
+        '-o', tmpOut, '-r', '-m', 'efiboot.img', '-iso-level', '3', tree,
+        '--sort-weight', '0', '/', '--sort-weight', '1', '/boot',
+        '-eltorito-alt-boot', '-e', '--interval:appended_partition_2:all::',
+        '-append_partition', '2', '0xef', esp, '-appended_part_as_gpt',
+        '-partition_cyl_align', 'all', '-partition_offset', '16', '-iso_mbr_part_type', '0x83', '-no-emul-boot',
+        '--', ...nativeTail(c),
+      ];
+    } else {
+      const rel = await populateUefiTree(c);
+      await normaliseTree(tree, epoch);
+      const esp = path.join(tree, 'efiboot.img');
+      espBytes = await buildEsp(c, esp, rel);
+      await fsp.chmod(esp, 0o644);
+      await fsp.utimes(esp, epoch, epoch);
+      args = [
+        '-as', 'mkisofs',
+        `--modification-date=${c.stamp}`,
+        '-uid', '0', '-gid', '0',
+        '-e', '--interval:appended_partition_2:all::', '-append_partition', '2', '0xef', esp,
+        '-partition_cyl_align', 'all', '-partition_offset', '16', '-iso_mbr_part_type', '0x83', '-no-emul-boot',
+        '-m', 'efiboot.img', '-iso-level', '3',
+        '-o', tmpOut, tree,
+        '--', ...nativeTail(c),
+      ];
+    }
+    await run('xorriso', args, { env: c.env });
+    await fsp.chmod(tmpOut, 0o644);
+    await fsp.rename(tmpOut, o.out);
+  } catch (e) {
+    await fsp.rm(tmpOut, { force: true });
+    throw e;
+  } finally {
+    if (!o.keepWorkDir) await fsp.rm(scratch, { recursive: true, force: true });
+  }
+  return { flavour: o.flavour, scratchDir: scratch, xorrisoArgs: args.map((a) => (a === tmpOut ? o.out : a)), espBytes, ms: Date.now() - t0 };
+}
+
+/** true when every host tool the given flavour needs is on PATH */
+export function isoToolsAvailable(flavour: IsoFlavour, grubLibDir = '/usr/lib/grub'): boolean {
+  const tools = ['xorriso', 'mcopy', 'mmd', 'mattrib'];
+  if (flavour !== 'uefi') tools.push('grub-mkimage');
+  if (flavour === 'grub') tools.push('mformat');
+  else tools.push('mkfs.vfat');
+  const dirs = (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/sbin']);
+  const onPath = (t: string) => dirs.some((d) => d && fs.existsSync(path.join(d, t)));
+  if (!tools.every(onPath)) return false;
+  if (flavour !== 'uefi' && !fs.existsSync(path.join(grubLibDir, 'i386-pc', 'boot_hybrid.img'))) return false;
+  if (flavour === 'grub' && !fs.existsSync(path.join(grubLibDir, 'x86_64-efi'))) return false;
+  return true;
+}
