@@ -71,7 +71,7 @@ const image = (schematic: string, version: string, p: string, init?: RequestInit
 /** Downloads an asset (following the redirect to S3) into a file and returns its path. */
 async function download(schematic: string, version: string, p: string): Promise<string> {
   const res = await image(schematic, version, p);
-  if (res.status !== 200) throw new Error(`${p}: ${res.status} ${await res.text()}`);
+  if (res.status !== 200) throw new Error(`${p}: ${res.status} ${await res.text()}\n${factory.logs.get('build-worker')?.slice(-3000)}`);
   const file = path.join(tmp, `${schematic.slice(0, 8)}-${version}-${p}`);
   writeFileSync(file, Buffer.from(await res.arrayBuffer()));
   return file;
@@ -194,7 +194,9 @@ describe('boots (QEMU, TCG, one at a time)', () => {
     expect(report.firmwareMode).toBe('bios');
     expect(report.talosVersion).toBe('v1.7.7');
     expectExtensions(report, ['1.0.0', '20240312', '1.0.0-v1.7.7', id, '6.1.0-56-amd64']);
-    expect(report.cmdline).toContain('talos.halt_if_installed');
+    // ISO-only halt argument exists from Talos 1.8; v1.7's metal console pair is replaced by the extra console arg.
+    expect(report.cmdline).not.toContain('talos.halt_if_installed');
+    expect(report.cmdline).toContain('talos.platform=metal console=ttyS0 init_on_alloc=1');
   });
 
   test('hybrid ISO (v1.11.3) under OVMF: sd-boot → UKI', async () => {
@@ -203,6 +205,7 @@ describe('boots (QEMU, TCG, one at a time)', () => {
     expect(report.firmwareMode).toBe('uefi');
     expectExtensions(report, ['1.1.0', '20250211', '1.0.0-v1.11.3', id, '6.1.0-56-amd64']);
     expect(report.metaEnv.length).toBe(1);
+    expect(report.cmdline).toContain('talos.halt_if_installed=1');
   });
 
   test('UKI (v1.12.2) under OVMF', async () => {

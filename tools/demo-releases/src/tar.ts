@@ -100,9 +100,13 @@ export function withParentDirs(entries: TarEntry[], mode = 0o755): TarEntry[] {
 /** Build a tar archive in memory. */
 export function createTar(entries: TarEntry[], opts: TarOptions = {}): Buffer {
   const mtime = opts.mtime ?? SOURCE_DATE_EPOCH;
+  // Sorted by path, except that a hard link must follow the file it links to (readers resolve it on the spot).
   const list = opts.keepOrder
     ? entries
-    : [...entries].sort((a, b) => byteCompare(a.path.replace(/\/+$/, ''), b.path.replace(/\/+$/, '')));
+    : [...entries].sort((a, b) => {
+        const rank = (e: TarEntry) => (e.type === 'hardlink' ? 1 : 0);
+        return rank(a) - rank(b) || byteCompare(a.path.replace(/\/+$/, ''), b.path.replace(/\/+$/, ''));
+      });
   const chunks: Buffer[] = [];
   for (const e of list) {
     let name = e.path.replace(/^\.?\/+/, '').replace(/\/+$/, '');
