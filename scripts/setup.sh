@@ -9,7 +9,7 @@ APT_PACKAGES=(
   busybox-static systemd-boot-efi squashfs-tools cpio zstd xz-utils kmod   # demo releases and initramfs assembly
   qemu-system-x86 qemu-utils ovmf ipxe-qemu                  # boot proofs
   xorriso grub-pc-bin grub-efi-amd64-bin grub-common mtools dosfstools gdisk xfsprogs   # ISO and disk images
-  openssl curl ca-certificates
+  openssl curl ca-certificates wrk                          # wrk: benchmarks
 )
 
 missing=()

@@ -46,6 +46,8 @@ beforeAll(async () => {
       // QEMU's user network reaches the host as 10.0.2.2: PXE scripts point there, and that host is never redirected.
       FACTORY_EXTERNAL_PXE_URL: `http://10.0.2.2:${port}/`,
       BUILD_CONCURRENCY: '2',
+      // The determinism test deletes a published object; no in-memory redirect may outlive it.
+      FACTORY_REDIRECT_CACHE_TTL: '0',
     },
     { port, perService: { 'build-worker': { METRICS_PORT: String(workerMetrics) } } },
   );

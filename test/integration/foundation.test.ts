@@ -220,3 +220,19 @@ describe('durability', () => {
     expect(await obj.text()).toBe(schematic);
   });
 });
+
+describe('cache-hit redirects', () => {
+  test('a repeated GET of a published asset is answered from memory with the same presigned URL', async () => {
+    const { id } = (await (await post('customization:\n  extraKernelArgs: [fast-path]\n')).json()) as { id: string };
+    const url = `${factory.url}/image/${id}/v1.11.3/kernel-amd64`;
+    const first = await fetch(url, { redirect: 'manual' });
+    expect(first.status).toBe(302);
+    const second = await fetch(url, { redirect: 'manual', headers: { 'X-Request-ID': 'again' } });
+    expect(second.status).toBe(302);
+    expect(second.headers.get('location')).toBe(first.headers.get('location'));
+    expect(second.headers.get('server')).toMatch(/^Image Factory /);
+    expect(second.headers.get('x-request-id')).toBe('again');
+    const metrics = await (await fetch(`${factory.url}/metrics`)).text();
+    expect(metrics).toMatch(/image_factory_assets_delivered_total\{cached="true"[^}]*\} [1-9]/);
+  });
+});

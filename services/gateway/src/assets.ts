@@ -4,6 +4,8 @@
  * stream it. HEAD is answered directly (and builds too, like the anchor); requests to the PXE host are never
  * redirected, so iPXE firmware without HTTPS/redirect support can follow them.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
 import { AssetRecord, AssetSpec, assetJobId, assetKey, assetObjectKey, FactoryError, JobVanishedError } from '@factory/queue';
 import { isSchematicId } from '@factory/schematic';
@@ -20,6 +22,24 @@ export interface AssetRouteOptions {
   noRedirectHost?: string;
   presignTtlSeconds: number;
   buildTimeoutMs: number;
+  /** How long a cache-hit redirect is answered from memory (0 disables); bounded by half the presign lifetime. */
+  redirectCacheMs: number;
+  serverTag: string;
+  /** Called for every asset answered from storage without a build (including the in-memory redirect path). */
+  onDelivered?: (cached: boolean) => void;
+}
+
+const MAX_CACHED = 50_000;
+
+/** A bounded map that forgets its oldest entries first. */
+class Bounded<V> extends Map<string, V> {
+  constructor(private readonly limit: number) {
+    super();
+  }
+  override set(key: string, value: V): this {
+    if (this.size >= this.limit && !this.has(key)) this.delete(this.keys().next().value as string);
+    return super.set(key, value);
+  }
 }
 
 interface Resolved {
@@ -29,7 +49,37 @@ interface Resolved {
 }
 
 export class AssetRoutes {
+  // Schematics are immutable: once seen, never asked for again.
+  private readonly schematics = new Bounded<string>(MAX_CACHED);
+  // Cache-hit redirects by request URL; they expire well before the presigned URL does.
+  private readonly redirects = new Bounded<{ location: string; expires: number }>(MAX_CACHED);
+
   constructor(private readonly o: AssetRouteOptions) {}
+
+  /**
+   * The hot path, in front of Express: a repeated GET of an already published asset is answered with the cached
+   * 302 without touching Redis or storage. Returns false when the request needs the full path.
+   */
+  fastRedirect(req: IncomingMessage, res: ServerResponse): boolean {
+    if (req.method !== 'GET' || !req.url?.startsWith('/image/') || req.headers.origin) return false;
+    if (this.o.noRedirectHost && req.headers.host === this.o.noRedirectHost) return false;
+    const hit = this.redirects.get(req.url);
+    if (!hit) return false;
+    if (hit.expires < Date.now()) {
+      this.redirects.delete(req.url);
+      return false;
+    }
+    const inbound = req.headers['x-request-id'];
+    res.writeHead(302, {
+      Server: `Image Factory ${this.o.serverTag}`,
+      'X-Request-ID': typeof inbound === 'string' && inbound.length <= 200 ? inbound : randomUUID(),
+      Location: hit.location,
+      'Content-Length': '0',
+    });
+    res.end();
+    this.o.onDelivered?.(true);
+    return true;
+  }
 
   /** Schematic (404) → version (400 here; 500 in the anchor) → path (400). */
   private async resolve(id: string, rawVersion: string, parsePath: () => AssetRequest, assetPath: (r: AssetRequest) => string): Promise<Resolved> {
@@ -59,8 +109,12 @@ export class AssetRoutes {
 
   private async schematic(id: string): Promise<string> {
     if (!isSchematicId(id)) throw new FactoryError(404, `schematic ID ${JSON.stringify(id)} not found`);
+    const cached = this.schematics.get(id);
+    if (cached !== undefined) return cached;
     try {
-      return (await this.o.jobs.call('schematic.get', { id })).yaml;
+      const { yaml } = await this.o.jobs.call('schematic.get', { id });
+      this.schematics.set(id, yaml);
+      return yaml;
     } catch (err) {
       if (err instanceof FactoryError && err.status === 404) throw new FactoryError(404, `schematic ID ${JSON.stringify(id)} not found`);
       throw err;
@@ -80,6 +134,7 @@ export class AssetRoutes {
    */
   private async ensure(r: Resolved): Promise<AssetRecord> {
     const hit = await this.stored(r);
+    this.o.onDelivered?.(!!hit);
     if (hit) return hit;
     try {
       return await this.o.jobs.call('build.asset', { spec: r.spec, schematicYaml: r.yaml, key: r.key }, {
@@ -125,6 +180,8 @@ export class AssetRoutes {
     if (req.method === 'GET' && hostOf(req) !== this.o.noRedirectHost) {
       const url = await this.o.store.presignGet(record.key, { ttlSeconds: this.o.presignTtlSeconds, filename });
       if (url) {
+        const ttl = Math.min(this.o.redirectCacheMs, (this.o.presignTtlSeconds * 1000) / 2);
+        if (ttl > 0) this.redirects.set(req.originalUrl, { location: url, expires: Date.now() + ttl });
         res.redirect(302, url);
         return;
       }

@@ -5,7 +5,7 @@ import http from 'node:http';
 import { EnvReader, readCommon, readExternal } from '@factory/config';
 import { createObjectStore } from '@factory/storage';
 import { fatal, JobClient, onShutdown } from '@factory/queue';
-import { createLogger, createMetricsRegistry } from '@factory/telemetry';
+import { Counter, createLogger, createMetricsRegistry } from '@factory/telemetry';
 import { createApp } from './app';
 import { AssetRoutes } from './assets';
 
@@ -20,12 +20,14 @@ async function main(): Promise<void> {
   const serverTag = env.string('FACTORY_SERVER_TAG', 'v0.1.0');
   const external = readExternal(env);
   const buildTimeoutMs = env.duration('BUILD_TIMEOUT', 20 * 60_000) + 60_000;
+  const redirectCacheMs = env.duration('FACTORY_REDIRECT_CACHE_TTL', 60_000);
   env.done();
 
   const logger = createLogger('gateway', common.logLevel);
   const metrics = createMetricsRegistry('gateway');
   const jobs = new JobClient(common.redis.url, common.redis.prefix, logger, jobTimeoutMs);
   const store = createObjectStore(common.storage);
+  const delivered = new Counter({ name: 'image_factory_assets_delivered_total', help: 'Asset requests by whether the asset was already stored', labelNames: ['cached'], registers: [metrics] });
   const assets = new AssetRoutes({
     jobs,
     store,
@@ -34,10 +36,15 @@ async function main(): Promise<void> {
     noRedirectHost: external.noRedirectHost,
     presignTtlSeconds: common.storage.kind === 's3' ? common.storage.presignTtlSeconds : 3600,
     buildTimeoutMs,
+    redirectCacheMs,
+    serverTag,
+    onDelivered: (cached) => delivered.inc({ cached: String(cached) }),
   });
   const app = createApp({ jobs, assets, logger, metrics, serverTag, allowedOrigins, maxSchematicBytes });
 
-  const server = http.createServer(app);
+  const server = http.createServer((req, res) => {
+    if (!assets.fastRedirect(req, res)) app(req, res);
+  });
   server.requestTimeout = 15 * 60_000;
   server.headersTimeout = 60_000;
   server.keepAliveTimeout = 65_000;

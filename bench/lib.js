@@ -1,0 +1,123 @@
+// Shared helpers for the benchmark scripts: real processes on loopback (Redis, s3rver, the demo upstream
+// registry, the five compiled services), wrk runs, and side-by-side ratio printing.
+'use strict';
+const { spawn, spawnSync, execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+
+const ROOT = path.resolve(__dirname, '..');
+const procs = [];
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+  });
+}
+
+async function waitPort(port, ms = 20000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const ok = await new Promise((r) => { const c = net.connect(port, '127.0.0.1'); c.once('connect', () => { c.destroy(); r(true); }); c.once('error', () => r(false)); });
+    if (ok) return;
+    if (Date.now() > end) throw new Error(`port ${port} not open`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function start(cmd, args, env = process.env) {
+  const p = spawn(cmd, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  p.stderr.on('data', (d) => { err = (err + d).slice(-4000); });
+  p.tail = () => err;
+  procs.push(p);
+  return p;
+}
+
+function stopAll() {
+  for (const p of procs.reverse()) if (p.exitCode === null) p.kill('SIGTERM');
+}
+process.on('exit', stopAll);
+process.on('SIGINT', () => { stopAll(); process.exit(130); });
+
+function demoDir() {
+  const dir = process.env.FACTORY_TEST_DEMO_DIR || path.join(ROOT, '.cache/demo-releases');
+  for (const step of ['build', 'publish']) {
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'tools/demo-releases/dist/cli.js'), step, '--out', dir], { stdio: 'inherit' });
+    if (r.status !== 0) throw new Error(`demo releases ${step} failed`);
+  }
+  return dir;
+}
+
+/** Starts Redis, s3rver, the demo registry and the five services; returns the gateway URL and helpers. */
+async function startFactory({ s3 = true, extraEnv = {} } = {}) {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'factory-bench-'));
+  const demo = demoDir();
+  const redisPort = await freePort();
+  start('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmp]);
+  const regPort = await freePort();
+  fs.writeFileSync(path.join(tmp, 'reg.yml'), `version: 0.1\nlog: { level: error }\nstorage: { filesystem: { rootdirectory: ${JSON.stringify(path.join(demo, 'registry'))} } }\nhttp: { addr: "127.0.0.1:${regPort}" }\n`);
+  start('docker-registry', ['serve', path.join(tmp, 'reg.yml')]);
+  const env = {
+    ...process.env,
+    LOG_LEVEL: 'warn',
+    REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+    FACTORY_DATA_DIR: path.join(tmp, 'data'),
+    FACTORY_UPSTREAM_REGISTRY: `127.0.0.1:${regPort}`,
+    FACTORY_UPSTREAM_INSECURE: 'true',
+    FACTORY_UPSTREAM_PUBLIC_KEY: path.join(demo, 'cosign.pub'),
+    HOST: '127.0.0.1',
+    ...extraEnv,
+  };
+  let s3Endpoint;
+  if (s3) {
+    const s3Port = await freePort();
+    const script = `const S3rver=require('s3rver');new S3rver({port:${s3Port},address:'127.0.0.1',silent:true,directory:${JSON.stringify(path.join(tmp, 's3'))},configureBuckets:[{name:'image-factory'}]}).run()`;
+    spawnSync('mkdir', ['-p', path.join(tmp, 's3')]);
+    const p = spawn(process.execPath, ['-e', script], { cwd: ROOT, stdio: 'ignore' });
+    procs.push(p);
+    await waitPort(s3Port);
+    s3Endpoint = `http://127.0.0.1:${s3Port}`;
+    Object.assign(env, { S3_BUCKET: 'image-factory', S3_ENDPOINT: s3Endpoint, S3_ACCESS_KEY_ID: 'S3RVER', S3_SECRET_ACCESS_KEY: 'S3RVER' });
+  }
+  await waitPort(redisPort);
+  await waitPort(regPort);
+  const port = await freePort();
+  env.PORT = String(port);
+  env.FACTORY_EXTERNAL_URL = `http://127.0.0.1:${port}/`;
+  for (const s of ['signing', 'schematic-store', 'registry-proxy', 'build-worker', 'gateway']) {
+    start(process.execPath, [path.join(ROOT, 'services', s, 'dist', 'main.js')], env);
+  }
+  const url = `http://127.0.0.1:${port}`;
+  const end = Date.now() + 60000;
+  for (;;) {
+    try { if ((await fetch(`${url}/readyz`)).status === 200) break; } catch { /* starting */ }
+    if (Date.now() > end) throw new Error('factory not ready');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { url, port, tmp, demo, s3Endpoint };
+}
+
+async function createSchematic(url, body) {
+  const res = await fetch(`${url}/schematics`, { method: 'POST', body: JSON.stringify(body) });
+  return (await res.json()).id;
+}
+
+/** wrk for `seconds` with `connections`; returns requests/s and latency percentiles in ms. */
+function wrk(target, { seconds = 10, connections = 32, threads = 2 } = {}) {
+  const out = execFileSync('wrk', ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--latency', target], { encoding: 'utf8' });
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1]);
+  const pct = (p) => { const m = new RegExp(`\\s${p}%\\s+([\\d.]+)(us|ms|s)`).exec(out); if (!m) return NaN; const v = Number(m[1]); return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v; };
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
+  return { rps, p50: pct(50), p99: pct(99), errors: non2xx ? Number(non2xx[1]) : 0, raw: out };
+}
+
+function table(rows) {
+  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
+  for (const r of rows) console.log(r.map((c, i) => String(c).padEnd(w[i])).join('  '));
+}
+
+module.exports = { ROOT, freePort, waitPort, start, startFactory, createSchematic, wrk, table, stopAll, demoDir };
