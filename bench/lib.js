@@ -29,7 +29,7 @@ async function waitPort(port, ms = 20000) {
 }
 
 function start(cmd, args, env = process.env) {
-  const p = spawn(cmd, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const p = spawn(cmd, args, { env, stdio: ['ignore', process.env.BENCH_VERBOSE ? 'inherit' : 'ignore', 'pipe'] });
   let err = '';
   p.stderr.on('data', (d) => { err = (err + d).slice(-4000); });
   p.tail = () => err;
@@ -63,7 +63,7 @@ async function startFactory({ s3 = true, extraEnv = {} } = {}) {
   start('docker-registry', ['serve', path.join(tmp, 'reg.yml')]);
   const env = {
     ...process.env,
-    LOG_LEVEL: 'warn',
+    LOG_LEVEL: process.env.BENCH_VERBOSE ? 'info' : 'warn',
     REDIS_URL: `redis://127.0.0.1:${redisPort}`,
     FACTORY_DATA_DIR: path.join(tmp, 'data'),
     FACTORY_UPSTREAM_REGISTRY: `127.0.0.1:${regPort}`,

@@ -135,6 +135,8 @@ describe('serving: redirect to S3, checksums, de-duplication, determinism', () =
     expect(Number(head.headers.get('content-length'))).toBe(body.length);
     const sum = await (await image(plainId, 'v1.11.3', 'kernel-amd64.sha256')).text();
     expect(sum).toBe(`${createHash('sha256').update(body).digest('hex')}  kernel-amd64\n`);
+    const sum512 = await (await image(plainId, 'v1.11.3', 'kernel-amd64.sha512?filename=k')).text();
+    expect(sum512).toBe(`${createHash('sha512').update(body).digest('hex')}  k\n`);
   });
 
   test('50 concurrent cold requests make one build', async () => {

@@ -45,7 +45,6 @@ export interface AssetRecord {
   key: string;
   size: number;
   sha256: string;
-  sha512: string;
   contentType: string;
 }
 

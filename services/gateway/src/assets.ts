@@ -5,7 +5,7 @@
  * redirected, so iPXE firmware without HTTPS/redirect support can follow them.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
 import { AssetRecord, AssetSpec, assetJobId, assetKey, assetObjectKey, FactoryError, JobVanishedError } from '@factory/queue';
 import { isSchematicId } from '@factory/schematic';
@@ -124,8 +124,8 @@ export class AssetRoutes {
   private async stored(r: Resolved): Promise<AssetRecord | undefined> {
     const objectKey = assetObjectKey(r.key);
     const info = await this.o.store.head(objectKey);
-    if (!info?.sha256 || !info.metadata?.sha512) return undefined;
-    return { key: objectKey, size: info.size, sha256: info.sha256, sha512: info.metadata.sha512, contentType: info.contentType ?? contentTypeFor(r.spec.path) };
+    if (!info?.sha256) return undefined;
+    return { key: objectKey, size: info.size, sha256: info.sha256, contentType: info.contentType ?? contentTypeFor(r.spec.path) };
   }
 
   /**
@@ -170,7 +170,7 @@ export class AssetRoutes {
 
     if (checksum) {
       // Checksums for every asset (an enterprise-only feature of the anchor): `<hex>  <filename>\n`.
-      const body = `${checksum === 'sha256' ? record.sha256 : record.sha512}  ${filename}\n`;
+      const body = `${checksum === 'sha256' ? record.sha256 : await this.sha512(record)}  ${filename}\n`;
       res.setHeader('Content-Disposition', contentDisposition(`${filename}.${checksum}`));
       sendBody(res, 200, 'text/plain; charset=utf-8', body);
       return;
@@ -187,6 +187,21 @@ export class AssetRoutes {
       }
     }
     await this.stream(req, res, record, contentType, filename);
+  }
+
+  private readonly sha512s = new Bounded<string>(MAX_CACHED);
+
+  /** SHA-512 is computed on first request by streaming the stored object (assets are immutable), then remembered. */
+  private async sha512(record: AssetRecord): Promise<string> {
+    const known = this.sha512s.get(record.key);
+    if (known) return known;
+    const got = await this.o.store.get(record.key);
+    if (!got) throw new FactoryError(503, 'asset disappeared from storage; retry');
+    const h = createHash('sha512');
+    for await (const chunk of got.body as AsyncIterable<Buffer>) h.update(chunk);
+    const hex = h.digest('hex');
+    this.sha512s.set(record.key, hex);
+    return hex;
   }
 
   private async stream(req: Request, res: Response, record: AssetRecord, contentType: string, filename: string): Promise<void> {
