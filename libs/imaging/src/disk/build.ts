@@ -18,6 +18,7 @@ import { writeGpt } from './gpt';
 import { diskGrubCfg, makeBiosCore, makeEfiGrub, patchBootImg, patchCoreImg, readBootImg } from './grub';
 import { DiskArch, DiskPlan, parseDiskVersion, partitionOffsetBytes, partitionSizeBytes, PlannedPartition } from './plan';
 import { buildXfs, XfsConfigResolution } from './xfs';
+import { run } from '../iso/run';
 
 export type DiskEnrollKeys = 'off' | 'manual' | 'if-safe' | 'force';
 
@@ -105,14 +106,43 @@ function isZero(b: Buffer, zero: Buffer): boolean {
 }
 
 /**
+ * Data regions `[start, end)` of a (sparse) file, from SEEK_DATA/SEEK_HOLE via `xfs_io -c 'seek -r -a 0'`;
+ * undefined when that is not available (the caller then scans the whole file).
+ */
+export async function dataRegions(file: string, env?: NodeJS.ProcessEnv): Promise<Array<[number, number]> | undefined> {
+  let stdout: string;
+  try {
+    ({ stdout } = await run('xfs_io', ['-r', '-c', 'seek -r -a 0', file], { env: env ?? { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` } }));
+  } catch {
+    return undefined;
+  }
+  const size = (await fsp.stat(file)).size;
+  const marks: Array<['DATA' | 'HOLE', number]> = [];
+  for (const line of stdout.split('\n')) {
+    const m = /^(DATA|HOLE)\s+(\d+)\s*$/.exec(line.trim());
+    if (m) marks.push([m[1] as 'DATA' | 'HOLE', Number(m[2])]);
+  }
+  if (!marks.length) return size === 0 ? [] : undefined;
+  const regions: Array<[number, number]> = [];
+  for (let i = 0; i < marks.length; i++) {
+    if (marks[i][0] !== 'DATA') continue;
+    const end = i + 1 < marks.length ? marks[i + 1][1] : size;
+    if (end > marks[i][1]) regions.push([marks[i][1], Math.min(end, size)]);
+  }
+  return regions;
+}
+
+/**
  * Copy `src` into the open image at byte `offset`, writing only the 4 KiB blocks that are not all zero (the image
- * file is sparse and zero-filled already). Returns the number of bytes written.
+ * file is sparse and zero-filled already). For a file, only its data regions are read (holes are skipped without
+ * reading). Returns the number of bytes written.
  */
 export async function copySparse(src: string | Buffer, out: fsp.FileHandle, offset: bigint, maxBytes: bigint): Promise<number> {
   const CHUNK = 1024 * 1024;
   const zeroChunk = Buffer.alloc(CHUNK);
   const zeroBlock = zeroChunk.subarray(0, ZERO_BLOCK);
   let written = 0;
+  // `pos` is always a multiple of ZERO_BLOCK relative to the source start, so blocks stay aligned
   const handleChunk = async (buf: Buffer, pos: number) => {
     if (isZero(buf, zeroChunk)) return;
     let runStart = -1;
@@ -134,14 +164,19 @@ export async function copySparse(src: string | Buffer, out: fsp.FileHandle, offs
     for (let pos = 0; pos < src.length; pos += CHUNK) await handleChunk(src.subarray(pos, Math.min(pos + CHUNK, src.length)), pos);
     return written;
   }
+  const size = (await fsp.stat(src)).size;
+  if (BigInt(size) > maxBytes) throw new Error(`${src} (${size} bytes) does not fit the partition (${maxBytes} bytes)`);
+  const regions = (await dataRegions(src)) ?? [[0, size]];
   const fh = await fsp.open(src, 'r');
   try {
-    const size = (await fh.stat()).size;
-    if (BigInt(size) > maxBytes) throw new Error(`${src} (${size} bytes) does not fit the partition (${maxBytes} bytes)`);
     const buf = Buffer.alloc(CHUNK);
-    for (let pos = 0; pos < size; pos += CHUNK) {
-      const { bytesRead } = await fh.read(buf, 0, Math.min(CHUNK, size - pos), pos);
-      await handleChunk(buf.subarray(0, bytesRead), pos);
+    for (const [start, end] of regions) {
+      const from = Math.floor(start / ZERO_BLOCK) * ZERO_BLOCK;
+      for (let pos = from; pos < end; pos += CHUNK) {
+        const len = Math.min(CHUNK, end - pos);
+        const { bytesRead } = await fh.read(buf, 0, len, pos);
+        await handleChunk(buf.subarray(0, bytesRead), pos);
+      }
     }
   } finally {
     await fh.close();
