@@ -2,3 +2,4 @@
 export * from './initramfs';
 export * from './uki';
 export * from './iso';
+export * from './disk';

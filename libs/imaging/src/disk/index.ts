@@ -13,6 +13,7 @@ export type { XfsConfigResolution, XfsSuperblock } from './xfs';
 export {
   buildDiskImage,
   copySparse,
+  dataRegions,
   diskLoaderConf,
   diskEfiBootPath,
   diskMetaValues,
