@@ -3,3 +3,5 @@ export * from './initramfs';
 export * from './uki';
 export * from './iso';
 export * from './disk';
+export * from './formats';
+export * from './overlay';

@@ -2,13 +2,20 @@
  * How one asset is made from a schematic, a Talos version and the upstream inputs — the factory's equivalent of the
  * anchor's "enhance profile, then run the imager" step. Validation errors carry the anchor's texts and statuses.
  */
-import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, open, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { CatalogExtension, EXTENSION_ALIASES, UpstreamCatalog } from '@factory/catalog';
+import { CatalogExtension, CatalogOverlay, EXTENSION_ALIASES, UpstreamCatalog } from '@factory/catalog';
 import {
   assembleInitramfs,
+  buildDiskImage,
   buildIso,
   buildUki,
+  compressOutput,
+  convertDisk,
+  overlayGetOptions,
+  overlayInstall,
+  planDisk,
+  readOverlayProfile,
   ExtensionCompatibilityError,
   ExtensionDir,
   writeEmbeddedConfigExtension,
@@ -19,6 +26,7 @@ import { extensionsOf, Schematic } from '@factory/schematic';
 import {
   atLeast,
   buildFactoryCmdline,
+  diskBootloader,
   isoFlavour,
   isoVolumeId,
   isoVolumeSetId,
@@ -57,17 +65,15 @@ export async function buildAsset(ctx: BuildContext, spec: AssetSpec, schematic: 
     throw enhanceError(400, `embedding configuration is not supported for Talos version ${tag}`);
   }
   const extensions = takesExtensions ? await resolveExtensions(ctx.catalog, schematic, tag) : [];
+  let overlay: ResolvedOverlay | undefined;
   if (schematic.overlay?.name && takesExtensions) {
     const overlays = await ctx.catalog.overlays(tag);
-    if (!overlays.some((o) => o.name === schematic.overlay!.name)) {
-      throw enhanceError(400, `overlay "${schematic.overlay.name}" is not available for Talos version ${tag}`);
-    }
-    // Running the overlay installer (get-options/install) is part of disk-image support.
-    throw new FactoryError(501, `assets for schematics with an overlay are not supported yet`);
+    // Only overlay.name selects the overlay; overlay.image is never pulled (it is user input).
+    const entry = overlays.find((o) => o.name === schematic.overlay!.name);
+    if (!entry) throw enhanceError(400, `overlay "${schematic.overlay.name}" is not available for Talos version ${tag}`);
+    overlay = await resolveOverlay(ctx, entry, schematic.overlay.options ?? {});
   }
-  if (spec.kind === 'installer' || spec.kind === 'image') {
-    throw new FactoryError(501, `${spec.kind === 'image' ? 'disk images' : 'installer images'} are not supported yet`);
-  }
+  if (spec.kind === 'installer') throw new FactoryError(501, 'installer images are not supported yet');
 
   // --- inputs ------------------------------------------------------------------------------------------------------
   try {
@@ -94,7 +100,7 @@ export async function buildAsset(ctx: BuildContext, spec: AssetSpec, schematic: 
       const initrd = path.join(workDir, 'initramfs.xz');
       await initramfsWithExtensions(ctx, spec, schematic, canonicalYaml, extensions, imager, workDir, initrd);
       ctx.progress('assembling UKI', 80);
-      const cmdline = cmdlineFor(spec, schematic, version, 'uki');
+      const cmdline = cmdlineFor(spec, schematic, version, 'uki', overlay);
       await buildUki({
         stub: imager.stub,
         kernel: imager.kernel,
@@ -109,8 +115,8 @@ export async function buildAsset(ctx: BuildContext, spec: AssetSpec, schematic: 
     case 'iso': {
       const initrd = path.join(workDir, 'initramfs.xz');
       await initramfsWithExtensions(ctx, spec, schematic, canonicalYaml, extensions, imager, workDir, initrd);
-      const cmdline = cmdlineFor(spec, schematic, version, 'iso');
-      const flavour = isoFlavour({ version, arch: spec.arch, secureboot: spec.secureboot, bootloader: c.bootloader });
+      const cmdline = cmdlineFor(spec, schematic, version, 'iso', overlay);
+      const flavour = isoFlavour({ version, arch: spec.arch, secureboot: spec.secureboot, bootloader: c.bootloader ?? overlay?.bootloader });
       let uki: string | undefined;
       if (flavour !== 'grub') {
         ctx.progress('assembling UKI', 70);
@@ -148,22 +154,181 @@ export async function buildAsset(ctx: BuildContext, spec: AssetSpec, schematic: 
       });
       return out;
     }
+    case 'image':
+      return buildImage(ctx, spec, schematic, canonicalYaml, extensions, imager, workDir, version, overlay);
     default:
       throw new FactoryError(400, `unsupported asset kind ${spec.kind}`);
   }
 }
 
-function cmdlineFor(spec: AssetSpec, schematic: Schematic, version: SemVer, kind: 'cmdline' | 'uki' | 'iso'): string {
-  // Which outputs take extra args and META is the per-output rule table of @factory/talos.
+function cmdlineFor(spec: AssetSpec, schematic: Schematic, version: SemVer, kind: 'cmdline' | 'uki' | 'iso' | 'image', overlay?: ResolvedOverlay): string {
+  // Which outputs take extra args and META is the per-output rule table of @factory/talos; overlay arguments
+  // (the installer's get-options) replace same-named platform arguments.
+  const extra = [...(overlay?.extraKernelArgs ?? []), ...(schematic.customization.extraKernelArgs ?? [])];
   return buildFactoryCmdline({
     platform: spec.platform,
     arch: spec.arch,
     version,
     kind,
     secureboot: spec.secureboot,
+    overlayArgs: overlay?.kernelArgs,
     meta: schematic.customization.meta,
-    extraArgs: schematic.customization.extraKernelArgs,
+    extraArgs: extra.length ? extra : undefined,
   });
+}
+
+interface ResolvedOverlay {
+  name: string;
+  root: string;
+  installer: string;
+  options: unknown;
+  kernelArgs: string[];
+  offsetLba?: number;
+  bootloader?: 'grub' | 'sd-boot' | 'dual-boot';
+  extraKernelArgs?: string[];
+}
+
+/** Pulls the overlay by catalog digest, reads its profile fragment and asks its installer for options. */
+async function resolveOverlay(ctx: BuildContext, entry: CatalogOverlay, options: unknown): Promise<ResolvedOverlay> {
+  ctx.progress(`fetching overlay ${entry.name}`, 8);
+  const root = await ctx.inputs.overlay(entry);
+  const installer = path.join(root, 'installers', entry.name);
+  const profile = await readOverlayProfile(path.join(root, 'profiles', `${entry.name}.yaml`)).catch(() => ({}) as Awaited<ReturnType<typeof readOverlayProfile>>);
+  let got;
+  try {
+    got = await overlayGetOptions(installer, options);
+  } catch (err) {
+    throw new FactoryError(502, `overlay ${entry.name}: get-options failed: ${(err as Error).message}`);
+  }
+  return {
+    name: entry.name,
+    root,
+    installer,
+    options,
+    kernelArgs: got.kernelArgs ?? [],
+    offsetLba: got.partitionOptions?.offset,
+    bootloader: profile.bootloader,
+    extraKernelArgs: profile.extraKernelArgs,
+  };
+}
+
+const MiB = 1024 * 1024;
+
+/** Disk image: partitions and filesystems, META, overlay, then disk format and output compression. */
+async function buildImage(
+  ctx: BuildContext,
+  spec: AssetSpec,
+  schematic: Schematic,
+  canonicalYaml: string,
+  extensions: CatalogExtension[],
+  imager: ImagerFiles,
+  workDir: string,
+  version: SemVer,
+  overlay: ResolvedOverlay | undefined,
+): Promise<string> {
+  const c = schematic.customization;
+  const sectorSize = c.diskImage?.sectorSize ?? 512;
+  if (sectorSize !== 512 && sectorSize !== 4096) throw enhanceError(400, `unsupported disk sector size ${sectorSize}: use 512 or 4096`);
+  const initrd = path.join(workDir, 'initramfs.xz');
+  await initramfsWithExtensions(ctx, spec, schematic, canonicalYaml, extensions, imager, workDir, initrd);
+  const bootloader = diskBootloader({ version, arch: spec.arch, secureboot: spec.secureboot, bootloader: c.bootloader ?? overlay?.bootloader });
+  const cmdline = cmdlineFor(spec, schematic, version, 'image', overlay);
+  let uki: string | undefined;
+  if (bootloader !== 'grub') {
+    ctx.progress('assembling UKI', 60);
+    uki = path.join(workDir, 'talos.efi');
+    await buildUki({
+      stub: imager.stub,
+      kernel: imager.kernel,
+      initrd,
+      cmdline,
+      osRelease: osRelease(spec.version),
+      profiles: atLeast(version, 1, 10, 0)
+        ? [{ profile: 'ID=main' }, { profile: 'ID=reset-maintenance\nTITLE=Reset to maintenance mode', cmdline: resetCmdline(cmdline, 'image') }]
+        : undefined,
+      out: uki,
+    });
+  }
+  const plan = planDisk({
+    version: spec.version,
+    arch: spec.arch,
+    bootloader,
+    baseSizeMiB: spec.disk?.sizeMiB ?? 8192,
+    sectorSize,
+    firstPartitionOffsetLBA: overlay?.offsetLba,
+  });
+  const meta = new Map<number, string>((c.meta ?? []).map((m) => [m.key, m.value]));
+  const raw = path.join(workDir, 'disk.raw');
+  // The overlay installer writes SoC boot blobs to its install disk before the first partition: give it a scratch
+  // disk and carry that gap over into the image afterwards.
+  const overlayDisk = path.join(workDir, 'overlay-disk.raw');
+  ctx.progress('writing disk image', 70);
+  await mkdir(path.join(workDir, 'disk'), { recursive: true });
+  await buildDiskImage({
+    plan,
+    contents: {
+      kernel: imager.kernel,
+      initramfs: initrd,
+      cmdline,
+      version: spec.version,
+      arch: spec.arch,
+      uki,
+      sdBoot: uki ? imager.sdBoot : undefined,
+      meta,
+      overlayInstall: overlay
+        ? async (mountPrefix) => {
+            const fh = await open(overlayDisk, 'w');
+            await fh.truncate(Number(plan.sizeBytes));
+            await fh.close();
+            try {
+              await overlayInstall(overlay.installer, {
+                installDisk: overlayDisk,
+                mountPrefix,
+                artifactsPath: path.join(overlay.root, 'artifacts'),
+                extraOptions: overlay.options,
+              });
+            } catch (err) {
+              throw new FactoryError(502, `overlay ${overlay.name}: install failed: ${(err as Error).message}`);
+            }
+          }
+        : undefined,
+    },
+    out: raw,
+    workDir: path.join(workDir, 'disk'),
+  });
+  if (overlay?.offsetLba) await copyBootBlobGap(overlayDisk, raw, plan.sectorSize, overlay.offsetLba);
+  const format = (spec.disk?.format ?? 'raw') as 'raw' | 'qcow2' | 'vhd' | 'ova';
+  let converted = raw;
+  if (format !== 'raw') {
+    ctx.progress(`converting to ${format}`, 85);
+    converted = path.join(workDir, `disk.${format}`);
+    await convertDisk({ raw, format, formatOptions: spec.disk?.formatOptions ?? '', diskSizeMiB: Number(plan.sizeBytes) / MiB, out: converted, workDir });
+  }
+  if (spec.outFormat === 'raw') return converted;
+  ctx.progress(`compressing ${spec.outFormat}`, 90);
+  const out = path.join(workDir, 'out');
+  await compressOutput({ file: converted, outFormat: spec.outFormat as '.xz' | '.gz' | '.zst' | '.tar.gz', innerName: 'disk.raw', out });
+  return out;
+}
+
+/** Copies what the overlay installer wrote between the GPT header (LBA 2) and the partition entries (LBA 2+offset). */
+async function copyBootBlobGap(from: string, to: string, sectorSize: number, offsetLba: number): Promise<void> {
+  const start = 2 * sectorSize;
+  const length = Math.min(offsetLba * sectorSize, 64 * MiB);
+  const src = await open(from, 'r');
+  const dst = await open(to, 'r+');
+  try {
+    const buf = Buffer.alloc(Math.min(length, MiB));
+    for (let done = 0; done < length; done += buf.length) {
+      const n = Math.min(buf.length, length - done);
+      const { bytesRead } = await src.read(buf, 0, n, start + done);
+      const chunk = buf.subarray(0, bytesRead);
+      if (chunk.some((b) => b !== 0)) await dst.write(chunk, 0, bytesRead, start + done);
+    }
+  } finally {
+    await src.close();
+    await dst.close();
+  }
 }
 
 /** Official extensions by name (aliases for renamed ones), in schematic order; 400 for unknown ones. */

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import type { CatalogExtension, UpstreamCatalog } from '@factory/catalog';
+import type { CatalogExtension, CatalogOverlay, UpstreamCatalog } from '@factory/catalog';
 import { extractLayers } from '@factory/imaging';
 import type { FetchedManifest } from '@factory/oci';
 
@@ -49,6 +49,16 @@ export class InputCache {
     const repo = this.catalog.repo(ext.repository);
     const { manifest } = await this.catalog.resolveVerified(repo, ext.digest, arch);
     return this.extracted(`extensions/${ext.digest.replace('sha256:', '')}-${arch}`, repo, manifest);
+  }
+
+  /**
+   * The flattened overlay image (profiles/, installers/, artifacts/), pinned by catalog digest. Its installer runs on
+   * this host, so the host's (amd64) variant is pulled; artifacts for every board architecture are inside it.
+   */
+  async overlay(o: CatalogOverlay): Promise<string> {
+    const repo = this.catalog.repo(o.repository);
+    const { manifest } = await this.catalog.resolveVerified(repo, o.digest, 'amd64');
+    return this.extracted(`overlays/${o.digest.replace('sha256:', '')}`, repo, manifest);
   }
 
   private extracted(rel: string, repo: string, manifest: FetchedManifest): Promise<string> {
