@@ -2,6 +2,7 @@
 # The floor for a cold metal-amd64.iso (hybrid, Talos >= 1.10): the external tool steps the factory's build runs,
 # invoked directly on the same cached inputs, with no queue, storage or HTTP in between.
 # usage: iso-floor.sh <imager dir usr/install/amd64> <work dir> <extension dir>...
+# With FLOOR_OUTPUT=disk the same initramfs and UKI go into a dual-boot metal-amd64.raw.xz instead (bench/disk-images).
 set -euo pipefail
 IMG=$1; W=$2; shift 2
 rm -rf "$W"; mkdir -p "$W/stage/usr/lib/firmware" "$W/micro/kernel/x86/microcode" "$W/mods"
@@ -41,6 +42,27 @@ args=(); for s in osrel:osrel cmdline:cmdline initrd:initramfs.xz linux:$IMG/vml
   args+=(--add-section ".$n=$f" --change-section-vma ".$n=$(printf '0x%x' $off)"); off=$((off + $(stat -c %s "$f")))
 done
 objcopy "${args[@]}" "$IMG/systemd-stub.efi" "$W/uki.efi"
+if [ "${FLOOR_OUTPUT:-iso}" = disk ]; then
+  # dual-boot metal disk, Talos >= 1.11: EFI 2101 MiB, BIOS 1 MiB, BOOT 2000 MiB, META 1 MiB (4247 MiB in all)
+  D="$W/disk.raw"; truncate -s 4247M "$D"
+  sgdisk -Z -U d92d45b3-cde9-8760-be9f-a2a71fac8d11 -n 1:2048:+2101M -t 1:ef00 -c 1:EFI -n 2:0:+1M -t 2:ef02 -c 2:BIOS \
+    -n 3:0:+2000M -t 3:8300 -c 3:BOOT -n 4:0:+1M -t 4:8300 -c 4:META "$D" >/dev/null
+  mkfs.vfat -C -F 32 -n EFI --invariant "$W/esp.img" $((2101 * 1024)) >/dev/null
+  mmd -i "$W/esp.img" ::/EFI ::/EFI/boot ::/EFI/Linux ::/loader
+  mcopy -i "$W/esp.img" "$IMG/systemd-boot.efi" ::/EFI/boot/BOOTX64.efi; mcopy -i "$W/esp.img" "$W/uki.efi" ::/EFI/Linux/Talos.efi
+  printf 'timeout 10\n' > "$W/loader.conf"; mcopy -i "$W/esp.img" "$W/loader.conf" ::/loader/
+  mkdir -p "$W/boot/A" "$W/boot/grub"; cp "$IMG/vmlinuz" "$W/initramfs.xz" "$W/boot/A/"; printf 'linux /A/vmlinuz\n' > "$W/boot/grub/grub.cfg"
+  printf '/dev/null\n0 0\nd--755 0 0\nA d--755 0 0\nvmlinuz ---644 0 0 %s\ninitramfs.xz ---644 0 0 %s\n$\ngrub d--755 0 0\ngrub.cfg ---600 0 0 %s\n$\n$\n' "$W/boot/A/vmlinuz" "$W/boot/A/initramfs.xz" "$W/boot/grub/grub.cfg" > "$W/proto"
+  truncate -s 2000M "$W/boot.img"; mkfs.xfs -q -f -L BOOT -p "$W/proto" "$W/boot.img"
+  grub-mkimage -O i386-pc -p '(hd0,gpt3)/grub' -o "$W/core.img" biosdisk part_gpt part_msdos xfs normal configfile linux search
+  dd if=/usr/lib/grub/i386-pc/boot.img of="$D" bs=446 count=1 conv=notrunc 2>/dev/null
+  dd if="$W/esp.img" of="$D" bs=1M seek=1 conv=notrunc,sparse 2>/dev/null
+  dd if="$W/core.img" of="$D" bs=1M seek=2102 conv=notrunc,sparse 2>/dev/null
+  dd if="$W/boot.img" of="$D" bs=1M seek=2103 conv=notrunc,sparse 2>/dev/null
+  xz -0 -T1 -c "$D" > "$W/out.raw.xz"
+  ls -l "$W/out.raw.xz" | awk '{print "floor disk.raw.xz bytes:", $5}'
+  exit 0
+fi
 # hybrid ISO: GRUB BIOS + sd-boot/UKI on an appended ESP
 mkdir -p "$W/iso/boot/grub" "$W/iso/EFI/BOOT" "$W/iso/EFI/Linux" "$W/iso/loader"
 cp "$IMG/vmlinuz" "$W/iso/boot/vmlinuz"; cp "$W/initramfs.xz" "$W/iso/boot/initramfs.xz"
