@@ -96,6 +96,20 @@ describe('errors in the anchor order and texts', () => {
     const gasket = ((await (await fetch(`${factory.url}/schematics`, { method: 'POST', body: '{"customization":{"systemExtensions":{"officialExtensions":["siderolabs/gasket"]}}}' })).json()) as { id: string }).id;
     expect(await text(await image(gasket, 'v1.11.3', 'initramfs-amd64.xz'))).toEqual([400, 'error enhancing profile from schematic: official extension "siderolabs/gasket" is not available for Talos version v1.11.3\n']);
   });
+
+  test('embedded machine configuration: 400 before Talos 1.12, an embedded-config extension from 1.12', async () => {
+    const config = 'apiVersion: v1alpha1\nkind: HostnameConfig\nhostname: worker-33\n';
+    const embedded = ((await (await fetch(`${factory.url}/schematics`, { method: 'POST', body: JSON.stringify({ customization: { embeddedMachineConfiguration: config } }) })).json()) as { id: string }).id;
+    expect(await text(await image(embedded, 'v1.11.3', 'metal-amd64.iso'))).toEqual([400, 'error enhancing profile from schematic: embedding configuration is not supported for Talos version v1.11.3\n']);
+    // kernel and cmdline do not carry extensions, so they are not gated
+    expect((await image(embedded, 'v1.11.3', 'cmdline-metal-amd64', { method: 'HEAD' })).status).toBe(200);
+    const initramfs = await download(embedded, 'v1.12.2', 'initramfs-amd64.xz');
+    const files = cpioFiles(require('node:child_process').execFileSync('zstd', ['-dc', initramfs], { maxBuffer: 256 * 1024 * 1024 }));
+    const yaml = files.get('extensions.yaml')!.toString('utf8');
+    expect(yaml).toContain('name: schematic');
+    expect(yaml).toContain('name: embedded-config');
+    expect(yaml.indexOf('name: schematic')).toBeLessThan(yaml.indexOf('name: embedded-config'));
+  });
 });
 
 describe('cmdline and PXE texts', () => {
@@ -165,6 +179,28 @@ describe('serving: redirect to S3, checksums, de-duplication, determinism', () =
     expect(b).toBe(a);
   });
 });
+
+/** Regular files of concatenated newc cpio archives (the initramfs is several archives back to back). */
+function cpioFiles(buf: Buffer): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  let off = 0;
+  const align = (n: number) => (n + 3) & ~3;
+  while (off + 110 <= buf.length) {
+    if (buf.toString('latin1', off, off + 6) !== '070701') {
+      off += 4; // padding between archives
+      continue;
+    }
+    const field = (i: number) => parseInt(buf.toString('latin1', off + 6 + i * 8, off + 14 + i * 8), 16);
+    const mode = field(1);
+    const size = field(6);
+    const nameSize = field(11);
+    const name = buf.toString('utf8', off + 110, off + 110 + nameSize - 1);
+    const dataStart = align(off + 110 + nameSize);
+    if (name !== 'TRAILER!!!' && (mode & 0o170000) === 0o100000) out.set(name, buf.subarray(dataStart, dataStart + size));
+    off = align(dataStart + size);
+  }
+  return out;
+}
 
 async function builtCount(kind: string): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${workerMetrics}/metrics`)).text();
