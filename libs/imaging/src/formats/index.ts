@@ -13,4 +13,4 @@ export type { SparseRegion, TarMember } from './tar';
 export { GZIP_LEVEL } from './gzip';
 export { XZ_PRESET } from './xz';
 export { ZSTD_LEVEL, ZSTD_ZERO_RUN, zstdZeroFrame } from './zstd';
-export { sparseContentDigest, CHUNK } from './scan';
+export { sparseContentDigest, readableExtents, CHUNK } from './scan';
