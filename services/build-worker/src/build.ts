@@ -101,15 +101,7 @@ export async function buildAsset(ctx: BuildContext, spec: AssetSpec, schematic: 
       await initramfsWithExtensions(ctx, spec, schematic, canonicalYaml, extensions, imager, workDir, initrd);
       ctx.progress('assembling UKI', 80);
       const cmdline = cmdlineFor(spec, schematic, version, 'uki', overlay);
-      await buildUki({
-        stub: imager.stub,
-        kernel: imager.kernel,
-        initrd,
-        cmdline,
-        osRelease: osRelease(tag),
-        profiles: atLeast(version, 1, 10, 0) ? [{ profile: 'ID=main' }] : undefined,
-        out,
-      });
+      await ukiFor(imager, initrd, cmdline, tag, version, undefined, out);
       return out;
     }
     case 'iso': {
@@ -121,17 +113,7 @@ export async function buildAsset(ctx: BuildContext, spec: AssetSpec, schematic: 
       if (flavour !== 'grub') {
         ctx.progress('assembling UKI', 70);
         uki = path.join(workDir, 'talos.efi');
-        await buildUki({
-          stub: imager.stub,
-          kernel: imager.kernel,
-          initrd,
-          cmdline,
-          osRelease: osRelease(tag),
-          profiles: atLeast(version, 1, 10, 0)
-            ? [{ profile: 'ID=main' }, { profile: 'ID=reset\nTITLE=Reset system disk', cmdline: resetCmdline(cmdline, 'iso') }]
-            : undefined,
-          out: uki,
-        });
+        await ukiFor(imager, initrd, cmdline, tag, version, 'iso', uki);
       }
       ctx.progress('writing ISO', 85);
       const isoWork = path.join(workDir, 'iso');
@@ -174,6 +156,28 @@ function cmdlineFor(spec: AssetSpec, schematic: Schematic, version: SemVer, kind
     overlayArgs: overlay?.kernelArgs,
     meta: schematic.customization.meta,
     extraArgs: extra.length ? extra : undefined,
+  });
+}
+
+/**
+ * The UKI of the imager's stub and kernel with the rebuilt initramfs. From Talos 1.10 it carries profiles: `main`,
+ * plus a reset profile with the wipe argument for ISOs (`reset`) and disk images (`reset-maintenance`).
+ */
+async function ukiFor(imager: ImagerFiles, initrd: string, cmdline: string, tag: string, version: SemVer, reset: 'iso' | 'image' | undefined, out: string): Promise<void> {
+  const resetProfile =
+    reset === 'iso'
+      ? { profile: 'ID=reset\nTITLE=Reset system disk', cmdline: resetCmdline(cmdline, 'iso') }
+      : reset === 'image'
+        ? { profile: 'ID=reset-maintenance\nTITLE=Reset to maintenance mode', cmdline: resetCmdline(cmdline, 'image') }
+        : undefined;
+  await buildUki({
+    stub: imager.stub,
+    kernel: imager.kernel,
+    initrd,
+    cmdline,
+    osRelease: osRelease(tag),
+    profiles: atLeast(version, 1, 10, 0) ? [{ profile: 'ID=main' }, ...(resetProfile ? [resetProfile] : [])] : undefined,
+    out,
   });
 }
 
@@ -237,17 +241,7 @@ async function buildImage(
   if (bootloader !== 'grub') {
     ctx.progress('assembling UKI', 60);
     uki = path.join(workDir, 'talos.efi');
-    await buildUki({
-      stub: imager.stub,
-      kernel: imager.kernel,
-      initrd,
-      cmdline,
-      osRelease: osRelease(spec.version),
-      profiles: atLeast(version, 1, 10, 0)
-        ? [{ profile: 'ID=main' }, { profile: 'ID=reset-maintenance\nTITLE=Reset to maintenance mode', cmdline: resetCmdline(cmdline, 'image') }]
-        : undefined,
-      out: uki,
-    });
+    await ukiFor(imager, initrd, cmdline, spec.version, version, 'image', uki);
   }
   const plan = planDisk({
     version: spec.version,
