@@ -6,9 +6,8 @@
 // usage: node bench/boot-assets.js   (after `npm run build`; BENCH_RUNS=3 BENCH_SECONDS=10 by default)
 'use strict';
 const { execFileSync } = require('node:child_process');
-const fs = require('node:fs');
 const path = require('node:path');
-const { startFactory, createSchematic, wrk, freePort, start, waitPort, table, stopAll } = require('./lib');
+const { startFactory, createSchematic, floorInputs, wrk, freePort, start, waitPort, table, stopAll } = require('./lib');
 
 const RUNS = Number(process.env.BENCH_RUNS || 3);
 const SECONDS = Number(process.env.BENCH_SECONDS || 10);
@@ -38,16 +37,11 @@ async function timed(fn) {
     }));
   }
 
-  const cache = path.join(f.tmp, 'data', 'cache');
-  const imager = path.join(cache, 'imager', fs.readdirSync(path.join(cache, 'imager')).find((d) => !d.includes('.tmp')), 'usr/install/amd64');
-  const exts = fs.readdirSync(path.join(cache, 'extensions')).filter((d) => d.endsWith('-amd64')).map((d) => path.join(cache, 'extensions', d));
-  const schematicExt = path.join(f.tmp, 'schematic-ext');
-  fs.mkdirSync(path.join(schematicExt, 'rootfs/usr/local/share/schematic'), { recursive: true });
-  fs.writeFileSync(path.join(schematicExt, 'rootfs/usr/local/share/schematic', warm), '');
+  const { imager, extensions: exts } = floorInputs(f, warm);
   const floorMs = [];
   for (let i = 0; i < RUNS; i++) {
     floorMs.push(await timed(async () => {
-      execFileSync('bash', [path.join(__dirname, 'iso-floor.sh'), imager, path.join(f.tmp, 'floor'), ...exts, schematicExt], { stdio: ['ignore', 'ignore', 'inherit'] });
+      execFileSync('bash', [path.join(__dirname, 'iso-floor.sh'), imager, path.join(f.tmp, 'floor'), ...exts], { stdio: ['ignore', 'ignore', 'inherit'] });
     }));
   }
 

@@ -6,7 +6,7 @@
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const { startFactory, createSchematic, table, stopAll } = require('./lib');
+const { startFactory, createSchematic, floorInputs, table, stopAll } = require('./lib');
 
 const RUNS = Number(process.env.BENCH_RUNS || 2);
 const VERSION = 'v1.11.3';
@@ -53,16 +53,11 @@ function rssOf(pid) {
     if (res.status !== 200) throw new Error(`build failed: ${res.status} ${await res.text()}`);
   }
 
-  const cache = path.join(f.tmp, 'data', 'cache');
-  const imager = path.join(cache, 'imager', fs.readdirSync(path.join(cache, 'imager')).find((d) => !d.includes('.tmp')), 'usr/install/amd64');
-  const exts = fs.readdirSync(path.join(cache, 'extensions')).filter((d) => d.endsWith('-amd64')).map((d) => path.join(cache, 'extensions', d));
-  const schematicExt = path.join(f.tmp, 'schematic-ext');
-  fs.mkdirSync(path.join(schematicExt, 'rootfs/usr/local/share/schematic'), { recursive: true });
-  fs.writeFileSync(path.join(schematicExt, 'rootfs/usr/local/share/schematic', warm), '');
+  const { imager, extensions: exts } = floorInputs(f, warm);
   const floorMs = [];
   for (let i = 0; i < RUNS; i++) {
     const t = process.hrtime.bigint();
-    execFileSync('bash', [path.join(__dirname, 'iso-floor.sh'), imager, path.join(f.tmp, 'floor'), ...exts, schematicExt], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, FLOOR_OUTPUT: 'disk' } });
+    execFileSync('bash', [path.join(__dirname, 'iso-floor.sh'), imager, path.join(f.tmp, 'floor'), ...exts], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, FLOOR_OUTPUT: 'disk' } });
     floorMs.push(Number(process.hrtime.bigint() - t) / 1e6);
   }
 

@@ -116,9 +116,23 @@ function wrk(target, { seconds = 10, connections = 32, threads = 2 } = {}) {
   return { rps, p50: pct(50), p99: pct(99), errors: non2xx ? Number(non2xx[1]) : 0, raw: out };
 }
 
+/**
+ * The inputs the factory extracted into its build cache (imager boot files, extension trees), plus a schematic
+ * extension directory: what the floor scripts run their tool steps on.
+ */
+function floorInputs(f, schematicId) {
+  const cache = path.join(f.tmp, 'data', 'cache');
+  const imager = path.join(cache, 'imager', fs.readdirSync(path.join(cache, 'imager')).find((d) => !d.includes('.tmp')), 'usr/install/amd64');
+  const extensions = fs.readdirSync(path.join(cache, 'extensions')).filter((d) => d.endsWith('-amd64')).map((d) => path.join(cache, 'extensions', d));
+  const schematicExt = path.join(f.tmp, 'schematic-ext');
+  fs.mkdirSync(path.join(schematicExt, 'rootfs/usr/local/share/schematic'), { recursive: true });
+  fs.writeFileSync(path.join(schematicExt, 'rootfs/usr/local/share/schematic', schematicId), '');
+  return { imager, extensions: [...extensions, schematicExt] };
+}
+
 function table(rows) {
   const w = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
   for (const r of rows) console.log(r.map((c, i) => String(c).padEnd(w[i])).join('  '));
 }
 
-module.exports = { ROOT, freePort, waitPort, start, startFactory, createSchematic, wrk, table, stopAll, demoDir };
+module.exports = { ROOT, floorInputs, freePort, waitPort, start, startFactory, createSchematic, wrk, table, stopAll, demoDir };
