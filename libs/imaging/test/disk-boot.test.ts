@@ -7,7 +7,6 @@
  * the schematic ID; it also lists the GPT partitions the kernel sees and dumps the first 4 KiB of META, which must
  * decode (decodeAdv) to the META values written.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -15,7 +14,8 @@ import path from 'node:path';
 import { buildDiskImage, decodeAdv, DiskPlan, planDisk } from '../src/disk';
 import { assembleInitramfs, writeSchematicExtension } from '../src/initramfs';
 import { buildUki, talosOsRelease } from '../src/uki';
-import { bootQemu, BootResult, parseFixtureReport, readImageFiles } from '../../../tools/demo-releases/src';
+import { bootQemu, BootResult, readImageFiles } from '../../../tools/demo-releases/src';
+import { bootQemuWithKeys } from '../../../test/support/boot';
 
 const DEMO = process.env.FACTORY_TEST_DEMO_DIR ?? path.resolve(__dirname, '../../../.cache/demo-releases');
 const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
@@ -97,47 +97,6 @@ function expectDiskReport(r: BootResult, o: { img: string; plan: DiskPlan; schem
   expect(decodeAdv(readRange(o.img, metaOffset(o.plan), MiB))).toEqual(o.meta);
 }
 
-/**
- * bootQemu with the serial console's input connected: `keys` is typed once when `waitFor` shows up (Enter in the
- * systemd-boot menu instead of waiting out loader.conf's `timeout 10`).
- */
-function bootQemuWithKeys(args: string[], waitFor: RegExp, keys: string, timeoutMs: number): Promise<BootResult & { keySentAtMs?: number }> {
-  const argv = ['-machine', 'q35,accel=tcg', '-m', '512', '-nographic', '-no-reboot', ...args];
-  const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const p = spawn('qemu-system-x86_64', argv, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let serial = '';
-    let finished = false;
-    let timedOut = false;
-    let keySentAtMs: number | undefined;
-    const onData = (d: Buffer) => {
-      serial += d.toString('latin1');
-      if (keySentAtMs === undefined && waitFor.test(serial)) {
-        keySentAtMs = Date.now() - t0;
-        p.stdin!.write(keys);
-      }
-      if (!finished && serial.includes('FIXTURE done')) {
-        finished = true;
-        setTimeout(() => p.kill('SIGKILL'), 3000).unref();
-      }
-    };
-    p.stdin!.on('error', () => undefined);
-    p.stdout!.on('data', onData);
-    p.stderr!.on('data', onData);
-    const timer = setTimeout(() => {
-      timedOut = true;
-      p.kill('SIGKILL');
-    }, timeoutMs);
-    p.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ serial, report: parseFixtureReport(serial), timedOut: timedOut && !finished, exitCode: code, ms: Date.now() - t0, keySentAtMs });
-    });
-  });
-}
 
 const drive = (img: string) => ['-drive', `file=${img},format=raw,if=virtio,snapshot=on`];
 

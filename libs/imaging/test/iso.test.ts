@@ -4,7 +4,7 @@
  *   GRUB ISO (demo v1.7.7) under SeaBIOS and under OVMF (GRUB x86_64-efi core),
  *   hybrid ISO (demo v1.11.3) under SeaBIOS (GRUB) and under OVMF (systemd-boot -> UKI).
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -24,7 +24,8 @@ import {
   MIN_ESP_BYTES,
 } from '../src/iso';
 import { buildUki, parsePe, talosOsRelease } from '../src/uki';
-import { bootQemu, BootResult, parseFixtureReport, readImageFiles, readReleases } from '../../../tools/demo-releases/src';
+import { bootQemu, BootResult, readImageFiles, readReleases } from '../../../tools/demo-releases/src';
+import { bootQemuWithKeys } from '../../../test/support/boot';
 
 const DEMO = process.env.FACTORY_TEST_DEMO_DIR ?? path.resolve(__dirname, '../../../.cache/demo-releases');
 const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
@@ -188,47 +189,6 @@ function ovmfArgs(name: string): string[] {
   return ['-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${vars}`];
 }
 
-/**
- * Like bootQemu, but with the serial console's input connected: when `waitFor` shows up in the output, `keys` is
- * typed once (used to press Enter in the systemd-boot menu instead of waiting out loader.conf's `timeout 10`).
- */
-function bootQemuWithKeys(args: string[], waitFor: RegExp, keys: string, timeoutMs: number): Promise<BootResult & { keySentAtMs?: number }> {
-  const argv = ['-machine', 'q35,accel=tcg', '-m', '512', '-nographic', '-no-reboot', ...args];
-  const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const p = spawn('qemu-system-x86_64', argv, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let serial = '';
-    let finished = false;
-    let timedOut = false;
-    let keySentAtMs: number | undefined;
-    const onData = (d: Buffer) => {
-      serial += d.toString('latin1');
-      if (keySentAtMs === undefined && waitFor.test(serial)) {
-        keySentAtMs = Date.now() - t0;
-        p.stdin!.write(keys);
-      }
-      if (!finished && serial.includes('FIXTURE done')) {
-        finished = true;
-        setTimeout(() => p.kill('SIGKILL'), 3000).unref();
-      }
-    };
-    p.stdin!.on('error', () => undefined);
-    p.stdout!.on('data', onData);
-    p.stderr!.on('data', onData);
-    const timer = setTimeout(() => {
-      timedOut = true;
-      p.kill('SIGKILL');
-    }, timeoutMs);
-    p.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ serial, report: parseFixtureReport(serial), timedOut: timedOut && !finished, exitCode: code, ms: Date.now() - t0, keySentAtMs });
-    });
-  });
-}
 
 function expectBooted(r: BootResult, what: string): void {
   if (!r.report.done) throw new Error(`${what}: no "FIXTURE done" (timedOut=${r.timedOut}); serial tail:\n${r.serial.slice(-3000)}`);
