@@ -12,6 +12,8 @@ import type { Logger } from '@factory/telemetry';
 import { CatalogExtension, CatalogOverlay, parseExtensionsCatalog, parseOverlaysCatalog } from './parse';
 
 const CATALOG_FILE_LIMIT = 4 * 1024 * 1024;
+/** Digest-pinned resolutions remembered per process (each holds one small manifest). */
+const PINNED_CACHE_ENTRIES = 1000;
 
 export class UpstreamCatalog {
   readonly client: RegistryClient;
@@ -20,6 +22,7 @@ export class UpstreamCatalog {
   private versionsInflight?: Promise<string[]>;
   private readonly extensionsCache = new Map<string, Promise<CatalogExtension[]>>();
   private readonly overlaysCache = new Map<string, Promise<CatalogOverlay[]>>();
+  private readonly pinned = new Map<string, Promise<{ digest: string; manifest: FetchedManifest }>>();
 
   constructor(
     private readonly settings: UpstreamSettings,
@@ -35,6 +38,11 @@ export class UpstreamCatalog {
         userAgent: 'talos-image-factory',
       });
     this.publicKey = settings.publicKeyFile ? readFileSync(settings.publicKeyFile, 'utf8') : undefined;
+  }
+
+  /** Repository paths of the upstream images (imager, installer-base, installer, ...), without the namespace. */
+  get components(): UpstreamSettings['components'] {
+    return this.settings.components;
   }
 
   /** Repository path on the configured registry for a component (`siderolabs/imager` → `<ns>/siderolabs/imager`). */
@@ -119,6 +127,19 @@ export class UpstreamCatalog {
    * (linux/amd64 by default: the imager and the catalogs are read from their amd64 variant, like the anchor does).
    */
   async resolveVerified(repo: string, ref: string, architecture: 'amd64' | 'arm64' = 'amd64'): Promise<{ digest: string; manifest: FetchedManifest }> {
+    // Content named by digest cannot change: remember it (bounded), so warm builds make no registry round trips.
+    if (!ref.startsWith('sha256:')) return this.resolveUncached(repo, ref, architecture);
+    const key = `${repo}@${ref}/${architecture}`;
+    const hit = this.pinned.get(key);
+    if (hit) return hit;
+    const p = this.resolveUncached(repo, ref, architecture);
+    if (this.pinned.size >= PINNED_CACHE_ENTRIES) this.pinned.delete(this.pinned.keys().next().value as string);
+    this.pinned.set(key, p);
+    p.catch(() => this.pinned.delete(key));
+    return p;
+  }
+
+  private async resolveUncached(repo: string, ref: string, architecture: 'amd64' | 'arm64'): Promise<{ digest: string; manifest: FetchedManifest }> {
     let top;
     try {
       top = await this.client.getManifest(repo, ref);

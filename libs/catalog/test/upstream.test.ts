@@ -99,3 +99,20 @@ test('an unreachable registry is a 503', async () => {
   const cat = new UpstreamCatalog(settings({ registry: '127.0.0.1:1' }), pino({ level: 'silent' }));
   await expect(cat.versions()).rejects.toMatchObject({ status: 503 });
 });
+
+test('digest-pinned resolutions are remembered; tags are resolved every time', async () => {
+  const cat = new UpstreamCatalog(settings(), pino({ level: 'silent' }));
+  const repo = cat.repo('siderolabs/imager');
+  const byTag = await cat.resolveVerified(repo, 'v1.9.0');
+  const spy = jest.spyOn(cat.client, 'getManifest');
+  const first = await cat.resolveVerified(repo, byTag.digest);
+  const afterFirst = spy.mock.calls.length;
+  expect(afterFirst).toBeGreaterThan(0);
+  const second = await cat.resolveVerified(repo, byTag.digest);
+  expect(second).toBe(first);
+  expect(first.digest).toBe(byTag.digest);
+  expect(spy.mock.calls.length).toBe(afterFirst); // no registry round trip
+  await cat.resolveVerified(repo, 'v1.9.0');
+  expect(spy.mock.calls.length).toBeGreaterThan(afterFirst); // a tag may move: asked again
+  spy.mockRestore();
+});

@@ -5,3 +5,4 @@ export * from './iso';
 export * from './disk';
 export * from './formats';
 export * from './overlay';
+export * from './digest';

@@ -40,12 +40,35 @@ export interface AssetSpec {
   path: string;
 }
 
+/** An OCI content descriptor (manifest or index) in the factory's own OCI store. */
+export interface OciDescriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+}
+
 /** Where a finished asset lives in object storage, and what it is. */
 export interface AssetRecord {
   key: string;
   size: number;
   sha256: string;
   contentType: string;
+  /**
+   * Installer tarballs only: the same image as an OCI (Docker schema2) manifest whose blobs are already in the OCI
+   * store, ready to be listed in an installer index.
+   */
+  image?: OciDescriptor;
+}
+
+/** An installer repository of the factory's registry (`<image>/<schematic>`), see anchor-api §5.2. */
+export interface InstallerRef {
+  /** `installer`, `installer-secureboot`, `<platform>-installer`, `<platform>-installer-secureboot` */
+  image: string;
+  schematicId: string;
+  platform: string;
+  secureboot: boolean;
+  /** `vX.Y.Z` (already resolved from `latest`) */
+  version: string;
 }
 
 export interface JobContracts {

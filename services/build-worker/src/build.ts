@@ -18,10 +18,11 @@ import {
   readOverlayProfile,
   ExtensionCompatibilityError,
   ExtensionDir,
+  FileDigest,
   writeEmbeddedConfigExtension,
   writeSchematicExtension,
 } from '@factory/imaging';
-import { AssetSpec, FactoryError, isFactoryError } from '@factory/queue';
+import { AssetSpec, FactoryError, isFactoryError, OciDescriptor } from '@factory/queue';
 import { extensionsOf, Schematic } from '@factory/schematic';
 import {
   atLeast,
@@ -48,8 +49,16 @@ const ENHANCE = 'error enhancing profile from schematic';
 
 const enhanceError = (status: number, msg: string) => new FactoryError(status, `${ENHANCE}: ${msg}`);
 
-/** Builds the asset into a file under workDir and returns its path. */
-export async function buildAsset(ctx: BuildContext, spec: AssetSpec, schematic: Schematic, canonicalYaml: string, workDir: string): Promise<string> {
+/** A built asset: its file under the work directory, and its digest when the builder computed it on the way. */
+export interface BuiltFile {
+  file: string;
+  digest?: FileDigest;
+  /** installer tarballs: the same image as a manifest whose blobs are already in the OCI store */
+  image?: OciDescriptor;
+}
+
+/** Builds the asset into a file under workDir. */
+export async function buildAsset(ctx: BuildContext, spec: AssetSpec, schematic: Schematic, canonicalYaml: string, workDir: string): Promise<BuiltFile> {
   const version = parseRequestVersion(spec.version);
   if (!version) throw new FactoryError(400, `invalid version ${JSON.stringify(spec.version)}`);
   const tag = spec.version;
@@ -89,20 +98,20 @@ export async function buildAsset(ctx: BuildContext, spec: AssetSpec, schematic: 
   switch (spec.kind) {
     case 'kernel':
       await copyFile(imager.kernel, out);
-      return out;
+      return { file: out };
     case 'cmdline':
       await writeFile(out, cmdlineFor(spec, schematic, version, 'cmdline'));
-      return out;
+      return { file: out };
     case 'initramfs':
       await initramfsWithExtensions(ctx, spec, schematic, canonicalYaml, extensions, imager, workDir, out);
-      return out;
+      return { file: out };
     case 'uki': {
       const initrd = path.join(workDir, 'initramfs.xz');
       await initramfsWithExtensions(ctx, spec, schematic, canonicalYaml, extensions, imager, workDir, initrd);
       ctx.progress('assembling UKI', 80);
       const cmdline = cmdlineFor(spec, schematic, version, 'uki', overlay);
       await ukiFor(imager, initrd, cmdline, tag, version, undefined, out);
-      return out;
+      return { file: out };
     }
     case 'iso': {
       const initrd = path.join(workDir, 'initramfs.xz');
@@ -118,7 +127,7 @@ export async function buildAsset(ctx: BuildContext, spec: AssetSpec, schematic: 
       ctx.progress('writing ISO', 85);
       const isoWork = path.join(workDir, 'iso');
       await mkdir(isoWork, { recursive: true });
-      await buildIso({
+      const iso = await buildIso({
         flavour,
         arch: spec.arch,
         version: tag,
@@ -134,10 +143,10 @@ export async function buildAsset(ctx: BuildContext, spec: AssetSpec, schematic: 
         out,
         workDir: isoWork,
       });
-      return out;
+      return { file: out, digest: { sha256: iso.sha256, size: iso.size } };
     }
     case 'image':
-      return buildImage(ctx, spec, schematic, canonicalYaml, extensions, imager, workDir, version, overlay);
+      return { file: await buildImage(ctx, spec, schematic, canonicalYaml, extensions, imager, workDir, version, overlay) };
     default:
       throw new FactoryError(400, `unsupported asset kind ${spec.kind}`);
   }
@@ -353,11 +362,9 @@ async function initramfsWithExtensions(
   workDir: string,
   out: string,
 ): Promise<void> {
-  const dirs: ExtensionDir[] = [];
-  for (const [i, ext] of extensions.entries()) {
-    ctx.progress(`fetching extension ${ext.name}`, 10 + Math.round((40 * i) / Math.max(1, extensions.length)));
-    dirs.push({ dir: await ctx.inputs.extension(ext, spec.arch) });
-  }
+  ctx.progress(extensions.length ? `fetching ${extensions.length} extension(s)` : 'preparing extensions', 10);
+  // Fetched concurrently (cache hits cost a stat; misses are independent pulls), kept in schematic order.
+  const dirs: ExtensionDir[] = (await Promise.all(extensions.map((ext) => ctx.inputs.extension(ext, spec.arch)))).map((dir) => ({ dir }));
   const schematicDir = path.join(workDir, 'ext-schematic');
   await writeSchematicExtension(schematicDir, { id: spec.schematicId, canonicalYaml, externalUrl: ctx.externalUrl, version: spec.version });
   dirs.push({ dir: schematicDir });

@@ -4,7 +4,8 @@
  * into a temporary directory and renamed into place when complete, so concurrent builds (even in other processes
  * on the same machine) never see half an entry.
  */
-import { existsSync } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -21,6 +22,16 @@ export interface ImagerFiles {
   stub: string;
   sdBoot: string;
 }
+
+/** An upstream image for one architecture as raw parts: its config and its compressed layer blobs on disk. */
+export interface RawImage {
+  /** `repo@digest` of the (multi-arch) image that was resolved, for naming */
+  reference: string;
+  config: Buffer;
+  layers: Array<{ digest: string; size: number; mediaType: string; file: string }>;
+}
+
+const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 
 export class InputCache {
   private readonly inflight = new Map<string, Promise<string>>();
@@ -59,6 +70,45 @@ export class InputCache {
     const repo = this.catalog.repo(o.repository);
     const { manifest } = await this.catalog.resolveVerified(repo, o.digest, 'amd64');
     return this.extracted(`overlays/${o.digest.replace('sha256:', '')}`, repo, manifest);
+  }
+
+  /**
+   * An upstream image (e.g. installer-base:<tag>) for one architecture, unextracted: config JSON and layer blobs,
+   * each blob downloaded once into `blobs/sha256/<hex>` (digest-verified while streaming, renamed into place).
+   */
+  async rawImage(component: string, tag: string, arch: 'amd64' | 'arm64'): Promise<RawImage> {
+    const repo = this.catalog.repo(component);
+    const { digest, manifest } = await this.catalog.resolveVerified(repo, tag, arch);
+    const m = manifest.json as { config?: { digest: string }; layers?: Array<{ digest: string; size: number; mediaType: string }> };
+    if (!m.config?.digest || !Array.isArray(m.layers)) throw new Error(`${repo}:${tag} (${arch}) is not an image manifest`);
+    const config = await this.catalog.client.getBlob(repo, m.config.digest, MAX_CONFIG_BYTES);
+    const layers = [];
+    for (const l of m.layers) layers.push({ digest: l.digest, size: l.size, mediaType: l.mediaType, file: await this.blob(repo, l.digest) });
+    return { reference: `${repo}@${digest}`, config, layers };
+  }
+
+  private blob(repo: string, digest: string): Promise<string> {
+    const final = path.join(this.dir, 'blobs', 'sha256', digest.replace(/^sha256:/, ''));
+    if (existsSync(final)) return Promise.resolve(final);
+    let p = this.inflight.get(final);
+    if (!p) {
+      p = (async () => {
+        await mkdir(path.dirname(final), { recursive: true });
+        const tmp = `${final}.tmp-${randomUUID()}`;
+        try {
+          await pipeline(await this.catalog.client.getBlobStream(repo, digest, { maxBytes: LIMITS.maxEntryBytes }), createWriteStream(tmp));
+          await rename(tmp, final);
+          return final;
+        } catch (err) {
+          await rm(tmp, { force: true });
+          throw err;
+        } finally {
+          this.inflight.delete(final);
+        }
+      })();
+      this.inflight.set(final, p);
+    }
+    return p;
   }
 
   private extracted(rel: string, repo: string, manifest: FetchedManifest): Promise<string> {

@@ -2,7 +2,6 @@
  * The sandboxed build processor: BullMQ runs this file in child processes, so a crashing or runaway build cannot
  * take the worker (or other builds) down. Each child sets up its own dependencies once and reuses them.
  */
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -10,9 +9,10 @@ import path from 'node:path';
 import type { SandboxedJob } from 'bullmq';
 import { UpstreamCatalog } from '@factory/catalog';
 import { EnvReader, readCommon, readExternal, readUpstream } from '@factory/config';
-import { AssetRecord, assetObjectKey, FactoryError, isFactoryError, PayloadOf, Reply } from '@factory/queue';
+import { AssetRecord, assetObjectKey, assetRecordFrom, FactoryError, imageMetadata, isFactoryError, PayloadOf, Reply } from '@factory/queue';
 import { parseSchematic, schematicId } from '@factory/schematic';
 import { createObjectStore, ObjectStore } from '@factory/storage';
+import { hashFileSync } from '@factory/imaging';
 import { contentTypeFor } from '@factory/talos';
 import { createLogger, Logger } from '@factory/telemetry';
 import { buildAsset } from './build';
@@ -28,6 +28,9 @@ interface Context {
 }
 
 let context: Context | undefined;
+
+/** Read size when streaming a built file to the store: fewer, larger reads than the 64 KiB default. */
+const UPLOAD_CHUNK = 1024 * 1024;
 
 function setup(): Context {
   if (context) return context;
@@ -51,27 +54,14 @@ function setup(): Context {
   return context;
 }
 
-/** SHA-256 before upload: S3 then takes the object in one verified pass (no staging copy). */
-async function hashFile(file: string): Promise<{ sha256: string; size: number }> {
-  const h = createHash('sha256');
-  let size = 0;
-  for await (const chunk of createReadStream(file)) {
-    h.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  return { sha256: h.digest('hex'), size };
-}
-
 async function run(job: SandboxedJob<PayloadOf<'build.asset'>>): Promise<AssetRecord> {
   const ctx = setup();
   const { spec, schematicYaml, key } = job.data;
   const objectKey = assetObjectKey(key);
 
   // Idempotent: an earlier run (or another worker) may have published it already.
-  const existing = await ctx.store.head(objectKey);
-  if (existing?.sha256) {
-    return { key: objectKey, size: existing.size, sha256: existing.sha256, contentType: existing.contentType ?? contentTypeFor(spec.path) };
-  }
+  const existing = assetRecordFrom(objectKey, await ctx.store.head(objectKey), contentTypeFor(spec.path));
+  if (existing) return existing;
 
   const schematic = parseSchematic(schematicYaml);
   if (schematicId(schematic) !== spec.schematicId) throw new FactoryError(400, 'schematic does not match its ID');
@@ -89,7 +79,7 @@ async function run(job: SandboxedJob<PayloadOf<'build.asset'>>): Promise<AssetRe
     stageAt = now;
   };
   try {
-    const file = await buildAsset(
+    const built = await buildAsset(
       {
         catalog: ctx.catalog,
         inputs: ctx.inputs,
@@ -106,14 +96,19 @@ async function run(job: SandboxedJob<PayloadOf<'build.asset'>>): Promise<AssetRe
     );
     enter('hashing');
     await job.updateProgress({ stage: 'uploading', percent: 95 }).catch(() => undefined);
-    const { sha256, size } = await hashFile(file);
+    // The digest is known before the upload, so S3 takes the object in one verified pass (no staging copy).
+    const { sha256, size } = built.digest ?? hashFileSync(built.file);
     enter('uploading');
     const contentType = contentTypeFor(spec.path);
     // The store verifies the uploaded bytes against the digest before the object becomes visible.
-    await ctx.store.put(objectKey, createReadStream(file), { contentType, expectedSha256: sha256 });
+    await ctx.store.put(objectKey, createReadStream(built.file, { highWaterMark: UPLOAD_CHUNK }), {
+      contentType,
+      expectedSha256: sha256,
+      metadata: built.image ? imageMetadata(built.image) : undefined,
+    });
     enter('done');
     ctx.logger.info({ key, path: spec.path, version: spec.version, size, ms: Date.now() - started, stages }, 'asset built');
-    return { key: objectKey, size, sha256, contentType };
+    return { key: objectKey, size, sha256, contentType, ...(built.image ? { image: built.image } : {}) };
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }

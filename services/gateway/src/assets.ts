@@ -7,7 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createHash, randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
-import { AssetRecord, AssetSpec, assetJobId, assetKey, assetObjectKey, FactoryError, JobVanishedError } from '@factory/queue';
+import { AssetRecord, AssetSpec, assetKey, ensureAsset, FactoryError } from '@factory/queue';
 import { isSchematicId } from '@factory/schematic';
 import type { ObjectStore } from '@factory/storage';
 import { AssetRequest, contentDisposition, contentTypeFor, parseAssetPath, parsePxePath, parseRequestVersion, ProfilePathError, pxeScript, tagOf } from '@factory/talos';
@@ -121,34 +121,13 @@ export class AssetRoutes {
     }
   }
 
-  private async stored(r: Resolved): Promise<AssetRecord | undefined> {
-    const objectKey = assetObjectKey(r.key);
-    const info = await this.o.store.head(objectKey);
-    if (!info?.sha256) return undefined;
-    return { key: objectKey, size: info.size, sha256: info.sha256, contentType: info.contentType ?? contentTypeFor(r.spec.path) };
-  }
-
-  /**
-   * The stored asset, building it first when missing. Build jobs are removed when done (storage holds the result),
-   * so a job can vanish between enqueueing and waiting: then the object is already published.
-   */
-  private async ensure(r: Resolved): Promise<AssetRecord> {
-    const hit = await this.stored(r);
-    this.o.onDelivered?.(!!hit);
-    if (hit) return hit;
-    try {
-      return await this.o.jobs.call('build.asset', { spec: r.spec, schematicYaml: r.yaml, key: r.key }, {
-        jobId: assetJobId(r.key),
-        timeoutMs: this.o.buildTimeoutMs,
-        removeWhenDone: true,
-      });
-    } catch (err) {
-      if (err instanceof JobVanishedError) {
-        const published = await this.stored(r);
-        if (published) return published;
-      }
-      throw err;
-    }
+  /** The stored asset, building it first when missing (one build per asset cluster-wide). */
+  private ensure(r: Resolved): Promise<AssetRecord> {
+    return ensureAsset(this.o.jobs, this.o.store, { spec: r.spec, schematicYaml: r.yaml, key: r.key }, {
+      fallbackContentType: contentTypeFor(r.spec.path),
+      timeoutMs: this.o.buildTimeoutMs,
+      onStored: this.o.onDelivered,
+    });
   }
 
   async image(req: Request, res: Response): Promise<void> {

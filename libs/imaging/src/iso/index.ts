@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { EnrollKeys, grubCfg, grubIsoUuid, isoDateStamp, loaderConf } from './config';
+import { FileDigest, hashFileSync } from '../digest';
 import { run } from './run';
 
 export * from './config';
@@ -59,6 +60,9 @@ export interface IsoBuildInfo {
   xorrisoArgs: string[];
   /** size of the appended ESP image (hybrid/uefi) or of /efi.img (grub) */
   espBytes: number;
+  /** SHA-256 (hex) and size of the written image, computed while it was written */
+  sha256: string;
+  size: number;
   ms: number;
 }
 
@@ -102,36 +106,21 @@ interface Ctx {
   env: NodeJS.ProcessEnv;
   grubLib: string;
   scratch: string;
-  tree: string;
+  /** ISO path (no leading slash) -> host file; handed to xorriso as graft points, so nothing big is copied */
+  grafts: Map<string, string>;
 }
 
 async function mkdirs(dir: string): Promise<void> {
   await fsp.mkdir(dir, { recursive: true, mode: 0o755 });
 }
 
-async function writeFile(file: string, data: string | Buffer, mode = 0o644): Promise<void> {
+/** A small generated file placed in the scratch directory and grafted into the ISO at `isoPath`. */
+async function addGenerated(c: Ctx, isoPath: string, data: string | Buffer): Promise<string> {
+  const file = path.join(c.scratch, 'gen', ...isoPath.split('/'));
   await mkdirs(path.dirname(file));
   await fsp.writeFile(file, data);
-  await fsp.chmod(file, mode);
-}
-
-async function copyFile(src: string, dst: string, mode = 0o644): Promise<void> {
-  await mkdirs(path.dirname(dst));
-  await fsp.copyFile(src, dst);
-  await fsp.chmod(dst, mode);
-}
-
-/** Set mode (dirs 0755) and mtime/atime of a whole tree to the epoch (mtools -m and xorriso read them). */
-async function normaliseTree(dir: string, epoch: number): Promise<void> {
-  for (const e of await fsp.readdir(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) {
-      await normaliseTree(p, epoch);
-      await fsp.chmod(p, 0o755);
-    }
-    await fsp.utimes(p, epoch, epoch);
-  }
-  await fsp.utimes(dir, epoch, epoch);
+  c.grafts.set(isoPath, file);
+  return file;
 }
 
 async function statSize(p: string, what: string): Promise<number> {
@@ -145,57 +134,51 @@ async function statSize(p: string, what: string): Promise<number> {
   }
 }
 
-/** Copy the GRUB platform modules (*.mod, *.lst) into /boot/grub/<platform>, like grub-mkrescue does. */
-async function copyGrubPlatform(c: Ctx, platform: string): Promise<void> {
+/** The GRUB platform modules (*.mod, *.lst) under /boot/grub/<platform>, like grub-mkrescue's copy (grafted). */
+async function graftGrubPlatform(c: Ctx, platform: string): Promise<void> {
   const src = path.join(c.grubLib, platform);
-  const dst = path.join(c.tree, 'boot', 'grub', platform);
-  await mkdirs(dst);
   const names = (await fsp.readdir(src)).filter((n) => n.endsWith('.mod') || n.endsWith('.lst')).sort();
-  for (const n of names) await copyFile(path.join(src, n), path.join(dst, n));
+  for (const n of names) c.grafts.set(`boot/grub/${platform}/${n}`, path.join(src, n));
 }
 
 async function grubMkimage(c: Ctx, format: string, platform: string, out: string, modules: string[]): Promise<void> {
   const cfg = path.join(c.scratch, `early-${platform}.cfg`);
-  await writeFile(cfg, grubEarlyConfig(c.epoch));
+  await fsp.writeFile(cfg, grubEarlyConfig(c.epoch));
   await mkdirs(path.dirname(out));
   await run('grub-mkimage', ['-d', path.join(c.grubLib, platform), '-O', format, '-c', cfg, '-p', '/boot/grub', '-o', out, ...modules], { env: c.env });
-  await fsp.chmod(out, 0o644);
 }
 
 /** GRUB tree shared by the grub and hybrid flavours (§7.2). */
 async function populateGrubTree(c: Ctx): Promise<void> {
-  const { o, tree } = c;
-  await copyFile(o.kernel, path.join(tree, 'boot', 'vmlinuz'));
-  await copyFile(o.initramfs, path.join(tree, 'boot', 'initramfs.xz'));
-  await writeFile(path.join(tree, 'boot', 'grub', 'grub.cfg'), grubCfg(o.cmdline, { resetEntry: o.resetEntry }));
-  await copyGrubPlatform(c, 'i386-pc');
-  await grubMkimage(c, 'i386-pc-eltorito', 'i386-pc', path.join(tree, 'boot', 'grub', 'i386-pc', 'eltorito.img'), GRUB_BIOS_CORE_MODULES);
+  const { o } = c;
+  c.grafts.set('boot/vmlinuz', path.resolve(o.kernel));
+  c.grafts.set('boot/initramfs.xz', path.resolve(o.initramfs));
+  await addGenerated(c, 'boot/grub/grub.cfg', grubCfg(o.cmdline, { resetEntry: o.resetEntry }));
+  await graftGrubPlatform(c, 'i386-pc');
+  const eltorito = path.join(c.scratch, 'gen', 'boot', 'grub', 'i386-pc', 'eltorito.img');
+  await grubMkimage(c, 'i386-pc-eltorito', 'i386-pc', eltorito, GRUB_BIOS_CORE_MODULES);
+  c.grafts.set('boot/grub/i386-pc/eltorito.img', eltorito);
 }
 
-/** Files of the UEFI tree (§7.3), relative path -> [source, mode]; also what goes into the ESP image. */
-async function populateUefiTree(c: Ctx): Promise<string[]> {
-  const { o, tree } = c;
-  const bootName = efiBootFileName(o.arch);
-  const files: Array<[string, string | Buffer, number]> = [
-    [`EFI/BOOT/${bootName}`, o.sdBoot!, 0o644],
-    [`EFI/Linux/Talos-${o.version}.efi`, o.uki!, 0o644],
-    ['loader/loader.conf', Buffer.from(loaderConf(o.enrollKeys ?? 'off')), 0o644],
-    ['loader/random-seed', Buffer.alloc(32, 0), 0o444],
-  ];
-  for (const [rel, src, mode] of files) {
-    const dst = path.join(tree, ...rel.split('/'));
-    if (typeof src === 'string') await copyFile(src, dst, mode);
-    else await writeFile(dst, src, mode);
-  }
-  return files.map(([rel]) => rel);
+/** Files of the UEFI tree (§7.3): ISO/ESP path -> host file. The same files go into the ESP image. */
+async function populateUefiTree(c: Ctx): Promise<Map<string, string>> {
+  const { o } = c;
+  const files = new Map<string, string>([
+    [`EFI/BOOT/${efiBootFileName(o.arch)}`, path.resolve(o.sdBoot!)],
+    [`EFI/Linux/Talos-${o.version}.efi`, path.resolve(o.uki!)],
+    ['loader/loader.conf', await addGenerated(c, 'loader/loader.conf', loaderConf(o.enrollKeys ?? 'off'))],
+    ['loader/random-seed', await addGenerated(c, 'loader/random-seed', Buffer.alloc(32, 0))],
+  ]);
+  for (const [isoPath, file] of files) c.grafts.set(isoPath, file);
+  return files;
 }
 
 /**
  * ESP image for UEFI/hybrid ISOs (§7.3): preallocated file, `mkfs.vfat -F 32 -n EFI --invariant`, then the EFI and
- * loader trees copied with mtools (`-p -Q -m`), one directory at a time in sorted order (mcopy -s would follow the
- * host's readdir order), and the FAT read-only attribute on loader/random-seed.
+ * loader trees copied with mtools one file at a time in sorted order (mcopy -s would follow the host's readdir order;
+ * file dates come from SOURCE_DATE_EPOCH), and the FAT read-only attribute on loader/random-seed.
  */
-async function buildEsp(c: Ctx, img: string, relFiles: string[]): Promise<number> {
+async function buildEsp(c: Ctx, img: string, files: Map<string, string>): Promise<number> {
   const { o } = c;
   const size = espSizeBytes(await statSize(o.sdBoot!, 'sd-boot'), await statSize(o.uki!, 'UKI'));
   await fsp.rm(img, { force: true });
@@ -203,28 +186,15 @@ async function buildEsp(c: Ctx, img: string, relFiles: string[]): Promise<number
   await fh.truncate(size);
   await fh.close();
   await run('mkfs.vfat', ['-F', '32', '-n', 'EFI', '--invariant', img], { env: c.env });
-  await mtoolsCopy(c, img, relFiles);
-  await run('mattrib', ['-i', img, '+r', '::/loader/random-seed'], { env: c.env });
-  return size;
-}
-
-/** Copy tree-relative files into a FAT image with deterministic directory order and dates. */
-async function mtoolsCopy(c: Ctx, img: string, relFiles: string[]): Promise<void> {
   const dirs = new Set<string>();
-  for (const rel of relFiles) {
+  for (const rel of files.keys()) {
     const parts = rel.split('/');
     for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
   }
-  const sortedDirs = [...dirs].sort();
-  if (sortedDirs.length) await run('mmd', ['-i', img, ...sortedDirs.map((d) => `::/${d}`)], { env: c.env });
-  const byDir = new Map<string, string[]>();
-  for (const rel of [...relFiles].sort()) {
-    const d = path.posix.dirname(rel);
-    byDir.set(d, [...(byDir.get(d) ?? []), rel]);
-  }
-  for (const [d, rels] of byDir) {
-    await run('mcopy', ['-p', '-Q', '-m', '-i', img, ...rels.map((r) => path.join(c.tree, ...r.split('/'))), `::/${d === '.' ? '' : d}`], { env: c.env });
-  }
+  await run('mmd', ['-i', img, ...[...dirs].sort().map((d) => `::/${d}`)], { env: c.env });
+  for (const rel of [...files.keys()].sort()) await run('mcopy', ['-Q', '-i', img, files.get(rel)!, `::/${rel}`], { env: c.env });
+  await run('mattrib', ['-i', img, '+r', '::/loader/random-seed'], { env: c.env });
+  return size;
 }
 
 /**
@@ -232,18 +202,31 @@ async function mtoolsCopy(c: Ctx, img: string, relFiles: string[]): Promise<void
  * with GRUB_FAT_SERIAL_NUMBER) holding efi/boot/bootx64.efi = a GRUB x86_64-efi core.
  */
 async function buildGrubEfiImg(c: Ctx, img: string): Promise<number> {
-  const efiDir = path.join(c.scratch, 'grub-efi');
-  const core = path.join(efiDir, 'efi', 'boot', 'bootx64.efi');
+  const core = path.join(c.scratch, 'grub-efi', 'bootx64.efi');
   await grubMkimage(c, 'x86_64-efi', 'x86_64-efi', core, GRUB_EFI_CORE_MODULES);
-  await normaliseTree(efiDir, c.epoch);
   await fsp.rm(img, { force: true });
   const serial = (c.epoch >>> 0).toString(16).padStart(8, '0');
   await run('mformat', ['-C', '-f', '2880', '-L', '16', '-N', serial, '-i', img, '::'], { env: c.env });
   await run('mmd', ['-i', img, '::/efi', '::/efi/boot'], { env: c.env });
-  await run('mcopy', ['-p', '-Q', '-m', '-i', img, core, '::/efi/boot/'], { env: c.env });
-  await fsp.chmod(img, 0o644);
+  await run('mcopy', ['-Q', '-i', img, core, '::/efi/boot/bootx64.efi'], { env: c.env });
   return (await fsp.stat(img)).size;
 }
+
+/** xorriso `-path-list` line: graft point with `\` and `=` escaped. */
+function graftLine(isoPath: string, file: string): string {
+  const esc = (s: string) => s.replace(/[\\=]/g, (ch) => `\\${ch}`);
+  return `/${esc(isoPath)}=${esc(file)}`;
+}
+
+async function writePathList(c: Ctx): Promise<string> {
+  const list = path.join(c.scratch, 'path-list');
+  const lines = [...c.grafts.keys()].sort().map((k) => graftLine(k, c.grafts.get(k)!));
+  await fsp.writeFile(list, `${lines.join('\n')}\n`);
+  return list;
+}
+
+/** With -r every file is world-readable and nothing is writable; no file of an ISO is executable. */
+const RR_READ_ONLY = ['-find', '/', '-type', 'f', '-exec', 'chmod', 'a-wx', '--'];
 
 /** Native xorriso commands after `--` (§7: label and reproducibility options). */
 function nativeTail(c: Ctx): string[] {
@@ -251,6 +234,9 @@ function nativeTail(c: Ctx): string[] {
   if (c.o.volumeId) t.push('-volid', c.o.volumeId);
   if (c.o.volumeSetId) t.push('-volset_id', c.o.volumeSetId);
   t.push('-volume_date', 'all_file_dates', `=${c.epoch}`, '-volume_date', 'uuid', c.stamp);
+  // No fsync of the scratch output: xorriso's default (-stdio_sync on) costs more time than writing the image, and
+  // the object store makes the published copy durable.
+  t.push('-stdio_sync', 'off');
   return t;
 }
 
@@ -289,14 +275,13 @@ export async function buildIso(o: IsoOptions): Promise<IsoBuildInfo> {
   // a fresh scratch directory per build, so concurrent builds may share workDir (paths do not reach the image)
   await mkdirs(o.workDir);
   const scratch = await fsp.mkdtemp(path.join(o.workDir, 'iso-build-'));
-  const tree = path.join(scratch, 'tree');
-  await mkdirs(tree);
   const c: Ctx = {
     o,
     epoch,
     stamp: isoDateStamp(epoch),
     env: {
       ...process.env,
+      // also the date mtools gives copied files, and the source of xorriso's GPT GUIDs
       SOURCE_DATE_EPOCH: String(epoch),
       GRUB_FAT_SERIAL_NUMBER: (epoch >>> 0).toString(16),
       TZ: 'UTC',
@@ -308,67 +293,68 @@ export async function buildIso(o: IsoOptions): Promise<IsoBuildInfo> {
     },
     grubLib: o.grubLibDir ?? '/usr/lib/grub',
     scratch,
-    tree,
+    grafts: new Map(),
   };
 
   const tmpOut = `${o.out}.tmp-${process.pid}-${Date.now()}`;
   await mkdirs(path.dirname(path.resolve(o.out)));
   let args: string[];
   let espBytes = 0;
+  let written: FileDigest;
   try {
+    // Modes are set in the image (xorriso -chmod), not on the host: grafted inputs stay untouched.
+    let modes: string[];
     if (o.flavour === 'grub') {
       await populateGrubTree(c);
-      await copyGrubPlatform(c, 'x86_64-efi');
-      espBytes = await buildGrubEfiImg(c, path.join(tree, 'efi.img'));
-      await normaliseTree(tree, epoch);
+      await graftGrubPlatform(c, 'x86_64-efi');
+      const efiImg = path.join(scratch, 'efi.img');
+      espBytes = await buildGrubEfiImg(c, efiImg);
+      c.grafts.set('efi.img', efiImg);
       args = [
         '-as', 'mkisofs',
         ...grubBiosArgs(c),
         '--efi-boot', 'efi.img', '-efi-boot-part', '--efi-boot-image',
         '--protective-msdos-label',
-        '-o', tmpOut, '-r', '-iso-level', '3', tree,
+        '-o', tmpOut, '-r', '-iso-level', '3', '-path-list', await writePathList(c),
         '--sort-weight', '0', '/', '--sort-weight', '1', '/boot',
-        '--', ...nativeTail(c),
       ];
+      modes = RR_READ_ONLY;
     } else if (o.flavour === 'hybrid') {
       await populateGrubTree(c);
-      const rel = await populateUefiTree(c);
-      await normaliseTree(tree, epoch);
-      const esp = path.join(tree, 'efiboot.img');
-      espBytes = await buildEsp(c, esp, rel);
-      await fsp.chmod(esp, 0o644);
-      await fsp.utimes(esp, epoch, epoch);
+      const files = await populateUefiTree(c);
+      const esp = path.join(scratch, 'efiboot.img');
+      espBytes = await buildEsp(c, esp, files);
       args = [
         '-as', 'mkisofs',
         ...grubBiosArgs(c),
         '--protective-msdos-label',
-        // -m must precede the tree pathspec to exclude the ESP image from the ISO9660 tree
-        '-o', tmpOut, '-r', '-m', 'efiboot.img', '-iso-level', '3', tree,
+        '-o', tmpOut, '-r', '-iso-level', '3', '-path-list', await writePathList(c),
         '--sort-weight', '0', '/', '--sort-weight', '1', '/boot',
         '-eltorito-alt-boot', '-e', '--interval:appended_partition_2:all::',
         '-append_partition', '2', '0xef', esp, '-appended_part_as_gpt',
         '-partition_cyl_align', 'all', '-partition_offset', '16', '-iso_mbr_part_type', '0x83', '-no-emul-boot',
-        '--', ...nativeTail(c),
       ];
+      modes = RR_READ_ONLY;
     } else {
-      const rel = await populateUefiTree(c);
-      await normaliseTree(tree, epoch);
-      const esp = path.join(tree, 'efiboot.img');
-      espBytes = await buildEsp(c, esp, rel);
-      await fsp.chmod(esp, 0o644);
-      await fsp.utimes(esp, epoch, epoch);
+      const files = await populateUefiTree(c);
+      const esp = path.join(scratch, 'efiboot.img');
+      espBytes = await buildEsp(c, esp, files);
       args = [
         '-as', 'mkisofs',
+        '-graft-points',
         `--modification-date=${c.stamp}`,
         '-uid', '0', '-gid', '0',
         '-e', '--interval:appended_partition_2:all::', '-append_partition', '2', '0xef', esp,
         '-partition_cyl_align', 'all', '-partition_offset', '16', '-iso_mbr_part_type', '0x83', '-no-emul-boot',
-        '-m', 'efiboot.img', '-iso-level', '3',
-        '-o', tmpOut, tree,
-        '--', ...nativeTail(c),
+        '-iso-level', '3',
+        '-o', tmpOut, '-path-list', await writePathList(c),
       ];
+      // without -r the modes are recorded as given: 0755 directories, 0644 files, a read-only random seed
+      modes = ['-find', '/', '-type', 'd', '-exec', 'chmod', '0755', '--', '-find', '/', '-type', 'f', '-exec', 'chmod', '0644', '--', '-chmod', '0444', '/loader/random-seed', '--'];
     }
+    args.push('--', ...modes, ...nativeTail(c));
     await run('xorriso', args, { env: c.env });
+    written = hashFileSync(tmpOut);
     await fsp.chmod(tmpOut, 0o644);
     await fsp.rename(tmpOut, o.out);
   } catch (e) {
@@ -377,7 +363,7 @@ export async function buildIso(o: IsoOptions): Promise<IsoBuildInfo> {
   } finally {
     if (!o.keepWorkDir) await fsp.rm(scratch, { recursive: true, force: true });
   }
-  return { flavour: o.flavour, scratchDir: scratch, xorrisoArgs: args.map((a) => (a === tmpOut ? o.out : a)), espBytes, ms: Date.now() - t0 };
+  return { flavour: o.flavour, scratchDir: scratch, xorrisoArgs: args.map((a) => (a === tmpOut ? o.out : a)), espBytes, sha256: written.sha256, size: written.size, ms: Date.now() - t0 };
 }
 
 /** true when every host tool the given flavour needs is on PATH */
