@@ -1,0 +1,140 @@
+/**
+ * The `/v2` route grammar (anchor-api.md §5.1) and installer repository names (§5.2). Pure functions, no I/O.
+ */
+
+export type RegistryResource = 'manifests' | 'blobs' | 'referrers';
+export type ProxyResource = 'manifests' | 'blobs' | 'referrers' | 'tags';
+
+/** `GET|HEAD /v2` or `/v2/`: the OCI base check. */
+export interface PingRoute {
+  kind: 'ping';
+}
+
+/** `/v2/<image>/<schematicId>/<manifests|blobs|referrers>/<reference>`: the factory's own (generated) images. */
+export interface SchematicRoute {
+  kind: 'schematic';
+  image: string;
+  schematicId: string;
+  resource: RegistryResource;
+  reference: string;
+}
+
+/** `/v2/siderolabs/<image...>/<manifests|blobs|referrers>/<ref>` and `/v2/siderolabs/<image...>/tags/list`. */
+export interface ProxyRoute {
+  kind: 'proxy';
+  /** repository below `siderolabs/`, possibly with slashes (e.g. `talosctl/v.13.5`) */
+  image: string;
+  resource: ProxyResource;
+  reference: string;
+}
+
+/** Not a registry route: the anchor answers `404` with this text (plus a newline). */
+export interface RouteNotFound {
+  kind: 'error';
+  status: 404;
+  error: string;
+}
+
+export type RegistryRoute = PingRoute | SchematicRoute | ProxyRoute;
+
+/**
+ * Go's `%q` for a string: double-quoted, Go escapes for control characters, printable Unicode kept as is (Go's full
+ * `strconv.IsPrint` table is approximated by the common non-printables).
+ */
+export function goQuote(s: string): string {
+  let out = '"';
+  for (const ch of s) {
+    const cp = ch.codePointAt(0)!;
+    switch (ch) {
+      case '"': out += '\\"'; continue;
+      case '\\': out += '\\\\'; continue;
+      case '\x07': out += '\\a'; continue;
+      case '\b': out += '\\b'; continue;
+      case '\f': out += '\\f'; continue;
+      case '\n': out += '\\n'; continue;
+      case '\r': out += '\\r'; continue;
+      case '\t': out += '\\t'; continue;
+      case '\v': out += '\\v'; continue;
+    }
+    if (cp < 0x20 || cp === 0x7f) out += '\\x' + cp.toString(16).padStart(2, '0');
+    else if ((cp >= 0x80 && cp < 0xa0) || cp === 0xad || cp === 0x2028 || cp === 0x2029 || cp === 0xfeff) {
+      out += '\\u' + cp.toString(16).padStart(4, '0');
+    }
+    else if (cp >= 0xd800 && cp <= 0xdfff) out += '\\ufffd'; // lone surrogate: Go would see invalid UTF-8
+    else out += ch;
+  }
+  return out + '"';
+}
+
+function trimSlashes(s: string): string {
+  let a = 0;
+  let b = s.length;
+  while (a < b && s[a] === '/') a++;
+  while (b > a && s[b - 1] === '/') b--;
+  return s.slice(a, b);
+}
+
+/**
+ * Parses the part of the URL path below `/v2` (e.g. `/installer/<id>/manifests/v1.11.0`; `''` or `/` is the ping).
+ * `path` should be the decoded path as received, with its leading `/`: it is quoted verbatim in the 404 text.
+ */
+export function parseRegistryPath(path: string): RegistryRoute | RouteNotFound {
+  const notFound = (): RouteNotFound => ({ kind: 'error', status: 404, error: `unknown registry path: ${goQuote(path)}` });
+  const trimmed = trimSlashes(path);
+  if (trimmed === '') return { kind: 'ping' };
+  const segments = trimmed.split('/');
+  if (segments.length < 3) return notFound();
+  const reference = segments[segments.length - 1];
+  const resource = segments[segments.length - 2];
+  const repo = segments.slice(0, -2);
+  if (reference === '') return notFound();
+
+  if (repo[0] === 'siderolabs') {
+    const ok =
+      resource === 'manifests' || resource === 'blobs' || resource === 'referrers' || (resource === 'tags' && reference === 'list');
+    if (!ok) return notFound();
+    const image = repo.slice(1).join('/');
+    if (image === '') return notFound();
+    return { kind: 'proxy', image, resource: resource as ProxyResource, reference };
+  }
+
+  if (resource !== 'manifests' && resource !== 'blobs' && resource !== 'referrers') return notFound();
+  if (repo.length !== 2) return notFound();
+  return { kind: 'schematic', image: repo[0], schematicId: repo[1], resource, reference };
+}
+
+export interface InstallerImage {
+  /** Talos platform (`metal` for the legacy `installer` names); not validated here. */
+  platform: string;
+  secureboot: boolean;
+}
+
+const SB_SUFFIX = '-installer-secureboot';
+const SUFFIX = '-installer';
+
+/**
+ * `installer` / `installer-secureboot` (metal) and `<platform>-installer[-secureboot]`; anything else → null, which the
+ * caller reports as `400 invalid image: <name>` (after the schematic lookup). An empty platform prefix
+ * (`-installer`) is accepted like the anchor does and means the default platform, metal.
+ */
+export function parseInstallerImageName(name: string): InstallerImage | null {
+  if (name === 'installer') return { platform: 'metal', secureboot: false };
+  if (name === 'installer-secureboot') return { platform: 'metal', secureboot: true };
+  if (name.endsWith(SB_SUFFIX)) return { platform: name.slice(0, -SB_SUFFIX.length) || 'metal', secureboot: true };
+  if (name.endsWith(SUFFIX)) return { platform: name.slice(0, -SUFFIX.length) || 'metal', secureboot: false };
+  return null;
+}
+
+/** The exact anchor text for an image name that does not parse (status 400). */
+export function invalidImageMessage(name: string): string {
+  return `invalid image: ${name}`;
+}
+
+/**
+ * Manifest references the anchor hands to the builder (`latest` and anything starting with `v`); all others
+ * (digests, `sha256-<hex>.sig` signature tags, referrers-tag fallbacks, …) are served straight from storage.
+ */
+export function isBuildReference(reference: string): boolean {
+  if (reference === 'latest') return true;
+  return !reference.startsWith('sha256:') && reference.startsWith('v');
+}
