@@ -5,4 +5,5 @@ export * from './iso';
 export * from './disk';
 export * from './formats';
 export * from './overlay';
+export * from './installer';
 export * from './digest';
