@@ -23,6 +23,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# cosign 2.x for the signature tests. Bookworm has none; trixie's (Go, needs only libc) runs here. It is fetched
+# through a PRIVATE apt configuration (the trixie suite of the mirror the system already uses, own lists and cache
+# under .cache/tools) and unpacked with dpkg-deb, so the system's apt sources and state are never touched.
+COSIGN_DIR=.cache/tools/cosign
+if [ ! -x "$COSIGN_DIR/usr/bin/cosign" ]; then
+  echo "[setup] fetching cosign from Debian trixie into $COSIGN_DIR"
+  if ! bash scripts/fetch-trixie-deb.sh cosign "$COSIGN_DIR" || ! "$COSIGN_DIR/usr/bin/cosign" version >/dev/null 2>&1; then
+    rm -rf "$COSIGN_DIR"
+    echo "[setup] WARNING: could not install cosign from trixie (see above); tests that need the real cosign binary" \
+      "will be skipped. Set FACTORY_COSIGN_BIN to a cosign 2.x binary to run them." >&2
+  fi
+fi
+
 PNPM_VERSION=$(node -p "require('./package.json').packageManager.split('@')[1]")
 if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm --version)" != "$PNPM_VERSION" ]; then
   echo "[setup] installing pnpm $PNPM_VERSION"

@@ -3,12 +3,17 @@
  * unset, the demo Talos releases registry when no upstream is configured — then runs the five services as separate
  * processes (each its own BullMQ participant, exactly as they run when scaled out), and stops everything on
  * SIGINT/SIGTERM. Storage is the local data directory unless S3_BUCKET is set (the services read that themselves).
+ *
+ * Run as root, it separates privileges (see privsep.ts): only the signing service stays root and can open the
+ * private keys; the other services, Redis and the demo registry run as an unprivileged user. Variables naming key
+ * files or the key directory reach the signing service only, whoever runs the launcher.
  */
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { ConfigError, EnvReader } from '@factory/config';
+import { Identity, PrivsepPlan, preparePrivsep, resolveUser, withoutKeyEnv } from './privsep';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const SERVICES = ['signing', 'schematic-store', 'registry-proxy', 'build-worker', 'gateway'] as const;
@@ -54,8 +59,9 @@ interface Managed {
 const managed: Managed[] = [];
 let stopping = false;
 
-function startProcess(name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv, critical = true): ChildProcess {
-  const proc = spawn(cmd, args, { env, stdio: ['ignore', 'inherit', 'inherit'] });
+function startProcess(name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv, as?: Identity, critical = true): ChildProcess {
+  // With uid/gid set, libuv also drops the supplementary groups (setgroups(0)) before exec.
+  const proc = spawn(cmd, args, { env, stdio: ['ignore', 'inherit', 'inherit'], ...(as ? { uid: as.uid, gid: as.gid } : {}) });
   managed.push({ name, proc, critical });
   proc.on('exit', (code, signal) => {
     if (stopping) return;
@@ -102,58 +108,113 @@ async function main(): Promise<void> {
   const upstreamRegistry = env.string('FACTORY_UPSTREAM_REGISTRY');
   const demoDir = path.resolve(env.string('FACTORY_DEMO_DIR', path.join(dataDir, 'demo-releases')));
   const s3 = env.string('S3_BUCKET');
+  // The same defaults the services apply, so the launcher prepares the directories they will use.
+  const keyDir = path.resolve(env.string('FACTORY_SIGNING_KEY_DIR', path.join(dataDir, 'keys')));
+  const keyFile = env.string('FACTORY_COSIGN_KEY_FILE');
+  const storageDir = path.resolve(env.string('FACTORY_STORAGE_DIR', path.join(dataDir, 'objects')));
+  const cacheDir = path.resolve(env.string('FACTORY_CACHE_DIR', path.join(dataDir, 'cache')));
+  const privsepMode = env.oneOf('FACTORY_PRIVILEGE_SEPARATION', ['auto', 'on', 'off'] as const, 'auto');
+  const serviceUser = env.string('FACTORY_SERVICE_USER', 'nobody');
   env.done();
 
   mkdirSync(dataDir, { recursive: true });
-  const childEnv: NodeJS.ProcessEnv = {
-    ...process.env,
+  const baseEnv: NodeJS.ProcessEnv = {
+    ...withoutKeyEnv(process.env),
     FACTORY_DATA_DIR: dataDir,
     PORT: String(port),
     FACTORY_EXTERNAL_URL: process.env.FACTORY_EXTERNAL_URL ?? `http://localhost:${port}/`,
   };
+  // Key locations go to the signing service alone; the other services' environments never name them.
+  const signingEnv: NodeJS.ProcessEnv = { FACTORY_SIGNING_KEY_DIR: keyDir, ...(keyFile ? { FACTORY_COSIGN_KEY_FILE: keyFile } : {}) };
   process.on('SIGINT', () => void shutdown(0));
   process.on('SIGTERM', () => void shutdown(0));
 
+  // Demo releases first: separation checks that the unprivileged user can read them.
+  if (!upstreamRegistry) {
+    const cli = path.join(ROOT, 'tools/demo-releases/dist/cli.js');
+    const t0 = Date.now();
+    for (const step of ['build', 'publish']) {
+      const r = spawnSync(process.execPath, [cli, step, '--out', demoDir], { stdio: 'inherit', env: withoutKeyEnv(process.env) });
+      if (r.status !== 0) throw new Error(`demo releases: \`${step}\` failed (exit ${r.status})`);
+    }
+    log(`demo Talos releases ready in ${((Date.now() - t0) / 1000).toFixed(1)}s (${demoDir})`);
+    if (!existsSync(path.join(demoDir, 'cosign.pub'))) throw new Error(`demo releases have no cosign.pub in ${demoDir}`);
+  }
+
+  const redisDir = path.join(dataDir, 'redis');
+  let plan: PrivsepPlan | undefined;
+  const isRoot = process.getuid?.() === 0;
+  if (privsepMode === 'off') {
+    log('privilege separation is off (FACTORY_PRIVILEGE_SEPARATION=off): every service runs as this user');
+  } else if (!isRoot) {
+    if (privsepMode === 'on') throw new Error('FACTORY_PRIVILEGE_SEPARATION=on needs the launcher to run as root');
+    log(`privilege separation is off (the launcher is not root): every service runs as uid ${process.getuid?.()}, which can read the keys in ${keyFile ?? keyDir}`);
+  } else {
+    const who = resolveUser(serviceUser);
+    try {
+      plan = preparePrivsep({
+        who,
+        dataDir,
+        keyDir,
+        keyFile,
+        writable: [...(s3 ? [] : [storageDir]), cacheDir, ...(redisUrl ? [] : [redisDir])],
+        readable: upstreamRegistry ? [] : [path.join(demoDir, 'registry'), path.join(demoDir, 'cosign.pub')],
+        entries: SERVICES.filter((n) => n !== 'signing').map((n) => path.join(ROOT, 'services', n, 'dist', 'main.js')),
+        ports: [port],
+      });
+      for (const w of plan.warnings) log(`warning: ${w}`);
+      log(`privilege separation on: signing runs as root (keys in ${keyFile ?? keyDir}, mode 0700/0600); the other services, Redis and the demo registry run as ${who.name} (${who.uid}:${who.gid})`);
+    } catch (err) {
+      const why = (err as Error).message;
+      if (privsepMode === 'on') throw new Error(`privilege separation (FACTORY_PRIVILEGE_SEPARATION=on) cannot work: ${why}`);
+      log(`WARNING: privilege separation is off, so every service runs as root and could read the keys. For the service user ${who.name} (${who.uid}:${who.gid}): ${why}. Fix that, or set FACTORY_PRIVILEGE_SEPARATION=off to silence this.`);
+    }
+  }
+  // What every service shares (more is added below); the unprivileged processes also get their own HOME etc.
+  const childEnv: NodeJS.ProcessEnv = { ...baseEnv };
+  const unprivileged = (e: NodeJS.ProcessEnv): NodeJS.ProcessEnv => ({ ...e, ...plan?.env });
+  const as = plan?.who;
+
   if (!redisUrl) {
-    const redisDir = path.join(dataDir, 'redis');
     mkdirSync(redisDir, { recursive: true });
     const redisPort = await freePort();
     // Append-only persistence keeps queued jobs across restarts of the embedded factory.
-    startProcess('redis', 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', redisDir, '--appendonly', 'yes', '--save', '', '--protected-mode', 'yes'], process.env);
+    startProcess('redis', 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', redisDir, '--appendonly', 'yes', '--save', '', '--protected-mode', 'yes'], unprivileged(withoutKeyEnv(process.env)), as);
     await waitForPort(redisPort, 'redis-server');
     childEnv.REDIS_URL = `redis://127.0.0.1:${redisPort}`;
     log(`started Redis on 127.0.0.1:${redisPort} (data in ${redisDir})`);
   }
 
   if (!upstreamRegistry) {
-    const cli = path.join(ROOT, 'tools/demo-releases/dist/cli.js');
-    const t0 = Date.now();
-    for (const step of ['build', 'publish']) {
-      const r = spawnSync(process.execPath, [cli, step, '--out', demoDir], { stdio: 'inherit', env: process.env });
-      if (r.status !== 0) throw new Error(`demo releases: \`${step}\` failed (exit ${r.status})`);
-    }
-    log(`demo Talos releases ready in ${((Date.now() - t0) / 1000).toFixed(1)}s (${demoDir})`);
     const regPort = await freePort();
     const cfg = path.join(demoDir, 'serve.yml');
     writeFileSync(
       cfg,
       `version: 0.1\nlog: { level: warn }\nstorage: { filesystem: { rootdirectory: ${JSON.stringify(path.join(demoDir, 'registry'))} }, maintenance: { uploadpurging: { enabled: false }, readonly: { enabled: true } } }\nhttp: { addr: "127.0.0.1:${regPort}" }\n`,
+      { mode: 0o644 },
     );
-    startProcess('demo-registry', 'docker-registry', ['serve', cfg], process.env);
+    startProcess('demo-registry', 'docker-registry', ['serve', cfg], unprivileged(withoutKeyEnv(process.env)), as);
     await waitForPort(regPort, 'docker-registry');
     Object.assign(childEnv, {
       FACTORY_UPSTREAM_REGISTRY: `127.0.0.1:${regPort}`,
       FACTORY_UPSTREAM_INSECURE: 'true',
       FACTORY_UPSTREAM_PUBLIC_KEY: path.join(demoDir, 'cosign.pub'),
     });
-    if (!existsSync(childEnv.FACTORY_UPSTREAM_PUBLIC_KEY as string)) throw new Error(`demo releases have no cosign.pub in ${demoDir}`);
     log(`serving demo Talos releases from 127.0.0.1:${regPort} (read-only docker-registry)`);
+  }
+
+  // The registry-proxy's own /v2 server, which the gateway forwards to: a free loopback port unless configured.
+  if (!process.env.REGISTRY_PORT && !process.env.FACTORY_REGISTRY_URL) {
+    const registryPort = await freePort();
+    childEnv.REGISTRY_PORT = String(registryPort);
+    childEnv.FACTORY_REGISTRY_URL = `http://127.0.0.1:${registryPort}`;
   }
 
   for (const name of SERVICES) {
     const metricsPort = name === 'gateway' ? 0 : await freePort();
     const entry = path.join(ROOT, 'services', name, 'dist', 'main.js');
-    startProcess(name, process.execPath, [entry], { ...childEnv, METRICS_PORT: String(metricsPort) });
+    if (name === 'signing') startProcess(name, process.execPath, [entry], { ...childEnv, ...signingEnv, METRICS_PORT: String(metricsPort) });
+    else startProcess(name, process.execPath, [entry], unprivileged({ ...childEnv, METRICS_PORT: String(metricsPort) }), as);
     if (metricsPort) log(`${name}: metrics on http://127.0.0.1:${metricsPort}/metrics`);
   }
   await waitForPort(port, 'gateway', 30_000);
