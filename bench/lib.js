@@ -88,6 +88,9 @@ async function startFactory({ s3 = true, extraEnv = {} } = {}) {
   const port = await freePort();
   env.PORT = String(port);
   env.FACTORY_EXTERNAL_URL = `http://127.0.0.1:${port}/`;
+  const registryPort = await freePort();
+  env.REGISTRY_PORT = String(registryPort);
+  env.FACTORY_REGISTRY_URL = `http://127.0.0.1:${registryPort}`;
   const services = {};
   for (const s of ['signing', 'schematic-store', 'registry-proxy', 'build-worker', 'gateway']) {
     services[s] = start(process.execPath, [path.join(ROOT, 'services', s, 'dist', 'main.js')], env);
@@ -99,7 +102,7 @@ async function startFactory({ s3 = true, extraEnv = {} } = {}) {
     if (Date.now() > end) throw new Error('factory not ready');
     await new Promise((r) => setTimeout(r, 200));
   }
-  return { url, port, tmp, demo, s3Endpoint, services };
+  return { url, port, registryPort, tmp, demo, s3Endpoint, services };
 }
 
 async function createSchematic(url, body) {

@@ -36,7 +36,17 @@ export async function startServices(
   opts: { waitReady?: boolean; perService?: Partial<Record<(typeof SERVICE_NAMES)[number], NodeJS.ProcessEnv>>; port?: number } = {},
 ): Promise<RunningFactory> {
   const port = opts.port ?? (await freePort());
-  const fullEnv: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'warn', HOST: '127.0.0.1', PORT: String(port), ...env };
+  const registryPort = await freePort();
+  const fullEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    LOG_LEVEL: 'warn',
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    // the registry-proxy's /v2 server, reached through the gateway
+    REGISTRY_PORT: String(registryPort),
+    FACTORY_REGISTRY_URL: `http://127.0.0.1:${registryPort}`,
+    ...env,
+  };
   const procs = new Map<string, ChildProcess>();
   const logs = new Map<string, string>();
   for (const name of SERVICE_NAMES) {

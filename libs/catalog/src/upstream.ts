@@ -40,6 +40,11 @@ export class UpstreamCatalog {
     this.publicKey = settings.publicKeyFile ? readFileSync(settings.publicKeyFile, 'utf8') : undefined;
   }
 
+  /** The upstream registry host (`ghcr.io` or a mirror). */
+  get registry(): string {
+    return this.settings.registry;
+  }
+
   /** Repository paths of the upstream images (imager, installer-base, installer, ...), without the namespace. */
   get components(): UpstreamSettings['components'] {
     return this.settings.components;

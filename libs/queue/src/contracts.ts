@@ -4,7 +4,7 @@
  * that carries an HTTP status, so BullMQ never retries it; only unexpected errors fail the job and are retried.
  */
 
-export const QUEUES = ['schematic', 'upstream', 'signing', 'build'] as const;
+export const QUEUES = ['schematic', 'upstream', 'signing', 'build', 'registry'] as const;
 export type QueueName = (typeof QUEUES)[number];
 
 /** An official extension as the catalog lists it (`GET /version/:v/extensions/official`). */
@@ -78,6 +78,12 @@ export interface JobContracts {
    */
   'build.asset': { queue: 'build'; payload: { spec: AssetSpec; schematicYaml: string; key: string }; result: AssetRecord };
 
+  /**
+   * Build (or find) the installer index `<image>/<schematic>:<version>` (amd64 + arm64 installer images, signed),
+   * publishing its tag last. Job ID derived from the repository and version: one build however many pullers.
+   */
+  'registry.installer': { queue: 'registry'; payload: InstallerRef; result: OciDescriptor };
+
   /** Parse, canonicalize and durably store a schematic (idempotent: the ID is content-derived). */
   'schematic.create': { queue: 'schematic'; payload: { body: string }; result: { id: string; yaml: string; created: boolean } };
   /** Canonical YAML of a stored schematic; 404 reply when unknown. */
@@ -111,6 +117,7 @@ export const JOB_QUEUE: { [K in JobName]: JobContracts[K]['queue'] } = {
   'upstream.overlays': 'upstream',
   'upstream.ping': 'upstream',
   'build.asset': 'build',
+  'registry.installer': 'registry',
   'signing.publicKey': 'signing',
   'signing.sign': 'signing',
 };

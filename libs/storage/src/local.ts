@@ -99,6 +99,10 @@ function fsFailure(err: unknown, key: string | undefined, what: string): Error {
   return new StorageError('UNAVAILABLE', `local store: ${what} failed: ${(err as Error)?.message ?? err}`, { key, cause: err });
 }
 
+
+/** Read size of object streams. */
+const READ_CHUNK = 1024 * 1024;
+
 async function readFully(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
   let off = 0;
   while (off < buf.length) {
@@ -272,8 +276,9 @@ export class LocalObjectStore implements ObjectStore {
       if (o.size === 0) {
         body = Readable.from([]);
       } else {
-        // The descriptor pins this version; the stream closes it when it ends or is destroyed.
-        body = fh.createReadStream({ start: served?.start ?? 0, end: served?.end ?? o.size - 1 });
+        // The descriptor pins this version; the stream closes it when it ends or is destroyed. Reads of up to
+        // READ_CHUNK: a tenth of the syscalls and stream hand-offs of the 64 KiB default for big objects.
+        body = fh.createReadStream({ start: served?.start ?? 0, end: served?.end ?? o.size - 1, highWaterMark: READ_CHUNK });
         handedOff = true;
       }
       return served ? { info, body, range: served } : { info, body };

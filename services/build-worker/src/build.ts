@@ -2,12 +2,14 @@
  * How one asset is made from a schematic, a Talos version and the upstream inputs — the factory's equivalent of the
  * anchor's "enhance profile, then run the imager" step. Validation errors carry the anchor's texts and statuses.
  */
+import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, open, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CatalogExtension, CatalogOverlay, EXTENSION_ALIASES, UpstreamCatalog } from '@factory/catalog';
 import {
   assembleInitramfs,
   buildDiskImage,
+  buildInstallerImage,
   buildIso,
   buildUki,
   compressOutput,
@@ -19,10 +21,13 @@ import {
   ExtensionCompatibilityError,
   ExtensionDir,
   FileDigest,
+  installerArtifactPaths,
+  writeDockerArchive,
   writeEmbeddedConfigExtension,
   writeSchematicExtension,
 } from '@factory/imaging';
 import { AssetSpec, FactoryError, isFactoryError, OciDescriptor } from '@factory/queue';
+import type { OciContentStore } from '@factory/registry';
 import { extensionsOf, Schematic } from '@factory/schematic';
 import {
   atLeast,
@@ -41,6 +46,8 @@ import type { ImagerFiles, InputCache } from './inputs';
 export interface BuildContext {
   catalog: UpstreamCatalog;
   inputs: InputCache;
+  /** the factory's own OCI content (installer image blobs go there as they are built) */
+  oci: OciContentStore;
   externalUrl: string;
   progress(stage: string, percent: number): void;
 }
@@ -82,7 +89,6 @@ export async function buildAsset(ctx: BuildContext, spec: AssetSpec, schematic: 
     if (!entry) throw enhanceError(400, `overlay "${schematic.overlay.name}" is not available for Talos version ${tag}`);
     overlay = await resolveOverlay(ctx, entry, schematic.overlay.options ?? {});
   }
-  if (spec.kind === 'installer') throw new FactoryError(501, 'installer images are not supported yet');
 
   // --- inputs ------------------------------------------------------------------------------------------------------
   try {
@@ -145,6 +151,8 @@ export async function buildAsset(ctx: BuildContext, spec: AssetSpec, schematic: 
       });
       return { file: out, digest: { sha256: iso.sha256, size: iso.size } };
     }
+    case 'installer':
+      return buildInstaller(ctx, spec, schematic, canonicalYaml, extensions, imager, workDir, version, overlay);
     case 'image':
       return { file: await buildImage(ctx, spec, schematic, canonicalYaml, extensions, imager, workDir, version, overlay) };
     default:
@@ -152,7 +160,7 @@ export async function buildAsset(ctx: BuildContext, spec: AssetSpec, schematic: 
   }
 }
 
-function cmdlineFor(spec: AssetSpec, schematic: Schematic, version: SemVer, kind: 'cmdline' | 'uki' | 'iso' | 'image', overlay?: ResolvedOverlay): string {
+function cmdlineFor(spec: AssetSpec, schematic: Schematic, version: SemVer, kind: 'cmdline' | 'uki' | 'iso' | 'image' | 'installer', overlay?: ResolvedOverlay): string {
   // Which outputs take extra args and META is the per-output rule table of @factory/talos; overlay arguments
   // (the installer's get-options) replace same-named platform arguments.
   const extra = [...(overlay?.extraKernelArgs ?? []), ...(schematic.customization.extraKernelArgs ?? [])];
@@ -172,12 +180,12 @@ function cmdlineFor(spec: AssetSpec, schematic: Schematic, version: SemVer, kind
  * The UKI of the imager's stub and kernel with the rebuilt initramfs. From Talos 1.10 it carries profiles: `main`,
  * plus a reset profile with the wipe argument for ISOs (`reset`) and disk images (`reset-maintenance`).
  */
-async function ukiFor(imager: ImagerFiles, initrd: string, cmdline: string, tag: string, version: SemVer, reset: 'iso' | 'image' | undefined, out: string): Promise<void> {
+async function ukiFor(imager: ImagerFiles, initrd: string, cmdline: string, tag: string, version: SemVer, reset: 'iso' | 'image' | 'installer' | undefined, out: string): Promise<void> {
   const resetProfile =
     reset === 'iso'
       ? { profile: 'ID=reset\nTITLE=Reset system disk', cmdline: resetCmdline(cmdline, 'iso') }
-      : reset === 'image'
-        ? { profile: 'ID=reset-maintenance\nTITLE=Reset to maintenance mode', cmdline: resetCmdline(cmdline, 'image') }
+      : reset === 'image' || reset === 'installer'
+        ? { profile: 'ID=reset-maintenance\nTITLE=Reset to maintenance mode', cmdline: resetCmdline(cmdline, reset) }
         : undefined;
   await buildUki({
     stub: imager.stub,
@@ -312,6 +320,84 @@ async function buildImage(
   const out = path.join(workDir, 'out');
   await compressOutput({ file: converted, outFormat: spec.outFormat as '.xz' | '.gz' | '.zst' | '.tar.gz', innerName: 'disk.raw', out });
   return out;
+}
+
+/**
+ * Installer image (talos-formats §1.4): the installer-base image (>= 1.10; the legacy installer image before, without
+ * its artifacts layer) plus an artifacts layer (UKI + systemd-boot, or kernel + initramfs) and the overlay layer.
+ * Its blobs and manifest go into the OCI store first; the asset itself is the docker-save tarball of the same image.
+ */
+async function buildInstaller(
+  ctx: BuildContext,
+  spec: AssetSpec,
+  schematic: Schematic,
+  canonicalYaml: string,
+  extensions: CatalogExtension[],
+  imager: ImagerFiles,
+  workDir: string,
+  version: SemVer,
+  overlay: ResolvedOverlay | undefined,
+): Promise<BuiltFile> {
+  const unified = atLeast(version, 1, 10, 0);
+  const component = unified ? ctx.catalog.components.installerBase : ctx.catalog.components.installer;
+  ctx.progress(`fetching ${component}`, 20);
+  let base;
+  try {
+    base = await ctx.inputs.rawImage(component, spec.version, spec.arch);
+  } catch (err) {
+    if (isFactoryError(err) && err.status === 404) throw new FactoryError(404, `failed to get installer base image: ${err.message}`);
+    throw err;
+  }
+  const initrd = path.join(workDir, 'initramfs.xz');
+  await initramfsWithExtensions(ctx, spec, schematic, canonicalYaml, extensions, imager, workDir, initrd);
+  const artifacts: Array<{ path: string; file: string }> = [];
+  let uki: string | undefined;
+  for (const a of installerArtifactPaths(version, spec.arch, spec.secureboot)) {
+    switch (a.role) {
+      case 'kernel':
+        artifacts.push({ path: a.path, file: imager.kernel });
+        break;
+      case 'initramfs':
+        artifacts.push({ path: a.path, file: initrd });
+        break;
+      case 'systemd-boot':
+        artifacts.push({ path: a.path, file: imager.sdBoot });
+        break;
+      case 'uki':
+        ctx.progress('assembling UKI', 60);
+        uki = path.join(workDir, 'talos.efi');
+        await ukiFor(imager, initrd, cmdlineFor(spec, schematic, version, 'installer', overlay), spec.version, version, 'installer', uki);
+        artifacts.push({ path: a.path, file: uki });
+        break;
+    }
+  }
+  ctx.progress('assembling installer image', 70);
+  // The base image's creation time: a fixed, meaningful timestamp, so rebuilding gives the same image digest.
+  let created: string;
+  try {
+    created = String((JSON.parse(base.config.toString('utf8')) as { created?: unknown }).created ?? '');
+  } catch {
+    throw new FactoryError(502, `${base.reference}: image config is not JSON`);
+  }
+  if (!/^\d{4}-\d{2}-\d{2}T/.test(created)) created = '1970-01-01T00:00:00Z';
+  const image = await buildInstallerImage({
+    arch: spec.arch,
+    base: { config: base.config, layers: base.layers.map(({ digest, size, file }) => ({ digest, size, file })) },
+    artifacts,
+    overlay: overlay ? { root: overlay.root, installerName: overlay.name, options: overlay.options } : undefined,
+    created,
+    workDir: path.join(workDir, 'layers'),
+  });
+  ctx.progress('storing image blobs', 85);
+  // Blobs first, the manifest last: a manifest in the store always has all its blobs.
+  await ctx.oci.putBlob(image.config.digest, image.config.bytes, image.config.size);
+  for (const l of image.layers) await ctx.oci.putBlob(l.digest, createReadStream(l.file, { highWaterMark: 1024 * 1024 }), l.size);
+  const manifest = await ctx.oci.putManifest(image.manifest.bytes, image.manifest.mediaType);
+  ctx.progress('writing installer tarball', 92);
+  const out = path.join(workDir, 'out');
+  const repoTag = `${ctx.catalog.registry}/${component}:${spec.version}`;
+  const digest = await writeDockerArchive(image, repoTag, out);
+  return { file: out, digest, image: { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size } };
 }
 
 /** Copies what the overlay installer wrote between the GPT header (LBA 2) and the partition entries (LBA 2+offset). */

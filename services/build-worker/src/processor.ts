@@ -10,6 +10,7 @@ import type { SandboxedJob } from 'bullmq';
 import { UpstreamCatalog } from '@factory/catalog';
 import { EnvReader, readCommon, readExternal, readUpstream } from '@factory/config';
 import { AssetRecord, assetObjectKey, assetRecordFrom, FactoryError, imageMetadata, isFactoryError, PayloadOf, Reply } from '@factory/queue';
+import { OciContentStore } from '@factory/registry';
 import { parseSchematic, schematicId } from '@factory/schematic';
 import { createObjectStore, ObjectStore } from '@factory/storage';
 import { hashFileSync } from '@factory/imaging';
@@ -21,6 +22,7 @@ import { InputCache } from './inputs';
 interface Context {
   catalog: UpstreamCatalog;
   inputs: InputCache;
+  oci: OciContentStore;
   store: ObjectStore;
   externalUrl: string;
   logger: Logger;
@@ -43,10 +45,12 @@ function setup(): Context {
   env.done();
   const logger = createLogger('build-worker', common.logLevel).child({ sandbox: process.pid });
   const catalog = new UpstreamCatalog(upstream, logger);
+  const store = createObjectStore(common.storage);
   context = {
     catalog,
     inputs: new InputCache(catalog, cacheDir),
-    store: createObjectStore(common.storage),
+    oci: new OciContentStore(store),
+    store,
     externalUrl: external.externalUrl.replace(/\/+$/, ''),
     logger,
     timeoutMs,
@@ -83,6 +87,7 @@ async function run(job: SandboxedJob<PayloadOf<'build.asset'>>): Promise<AssetRe
       {
         catalog: ctx.catalog,
         inputs: ctx.inputs,
+        oci: ctx.oci,
         externalUrl: ctx.externalUrl,
         progress: (next, percent) => {
           enter(next);

@@ -8,6 +8,7 @@ import { fatal, JobClient, onShutdown } from '@factory/queue';
 import { Counter, createLogger, createMetricsRegistry } from '@factory/telemetry';
 import { createApp } from './app';
 import { AssetRoutes } from './assets';
+import { createRegistryProxy, isRegistryPath } from './registry';
 
 async function main(): Promise<void> {
   const env = new EnvReader();
@@ -21,6 +22,8 @@ async function main(): Promise<void> {
   const external = readExternal(env);
   const buildTimeoutMs = env.duration('BUILD_TIMEOUT', 20 * 60_000) + 60_000;
   const redirectCacheMs = env.duration('FACTORY_REDIRECT_CACHE_TTL', 60_000);
+  // The registry-proxy's HTTP side (OCI distribution API), served under /v2 on this host and port.
+  const registryUrl = env.url('FACTORY_REGISTRY_URL', 'http://127.0.0.1:8081') as string;
   env.done();
 
   const logger = createLogger('gateway', common.logLevel);
@@ -42,8 +45,10 @@ async function main(): Promise<void> {
   });
   const app = createApp({ jobs, assets, logger, metrics, serverTag, allowedOrigins, maxSchematicBytes });
 
+  const registry = createRegistryProxy({ target: registryUrl, logger, timeoutMs: buildTimeoutMs });
   const server = http.createServer((req, res) => {
-    if (!assets.fastRedirect(req, res)) app(req, res);
+    if (isRegistryPath(req.url)) registry(req, res);
+    else if (!assets.fastRedirect(req, res)) app(req, res);
   });
   server.requestTimeout = 15 * 60_000;
   server.headersTimeout = 60_000;

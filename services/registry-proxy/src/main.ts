@@ -1,24 +1,48 @@
 /**
- * registry-proxy: the factory's window on OCI registries. It reads upstream Talos content (ghcr.io/siderolabs or a
- * mirror) — versions, extensions and overlays catalogs — verifying cosign signatures, and answers `upstream.*` jobs.
- * (Serving the factory's own OCI distribution API for installer pulls lands here too.)
+ * registry-proxy: the factory's window on OCI registries.
+ * - Upstream: reads Talos content (ghcr.io/siderolabs or a mirror) — versions, extensions and overlays catalogs —
+ *   verifying cosign signatures, and answers `upstream.*` jobs.
+ * - Its own registry: serves the OCI distribution API (`/v2`, the gateway forwards it) over the OCI content in the
+ *   object store, and publishes installer images (`registry.installer` jobs: one build however many pullers).
  */
-import { EnvReader, readCommon, readUpstream } from '@factory/config';
+import http from 'node:http';
+import { EnvReader, readCommon, readExternal, readUpstream } from '@factory/config';
 import { UpstreamCatalog } from '@factory/catalog';
-import { fatal, onShutdown, serveQueue } from '@factory/queue';
+import { fatal, JobClient, onShutdown, serveQueue } from '@factory/queue';
+import { OciContentStore } from '@factory/registry';
+import { createObjectStore } from '@factory/storage';
 import { createLogger, createMetricsRegistry, startMetricsServer } from '@factory/telemetry';
+import { createRegistryApp } from './http';
+import { Installers } from './installers';
 
 async function main(): Promise<void> {
   const env = new EnvReader();
   const common = readCommon(env);
   const upstream = readUpstream(env);
+  const external = readExternal(env);
+  const port = env.port('REGISTRY_PORT', 8081);
+  const host = env.string('HOST', '0.0.0.0');
+  const serverTag = env.string('FACTORY_SERVER_TAG', 'v0.1.0');
+  const buildTimeoutMs = env.duration('BUILD_TIMEOUT', 20 * 60_000) + 60_000;
   env.done();
 
   const logger = createLogger('registry-proxy', common.logLevel);
   const metrics = createMetricsRegistry('registry-proxy');
   const catalog = new UpstreamCatalog(upstream, logger);
+  const objects = createObjectStore(common.storage);
+  const oci = new OciContentStore(objects);
+  const jobs = new JobClient(common.redis.url, common.redis.prefix, logger, 30_000);
+  const installers = new Installers({
+    jobs,
+    objects,
+    oci,
+    // Signatures name the repository as clients pull it: the factory's external host.
+    registryHost: new URL(external.externalUrl).host,
+    buildTimeoutMs,
+    logger,
+  });
 
-  const { worker, connection } = serveQueue(
+  const upstreamQueue = serveQueue(
     'upstream',
     {
       'upstream.versions': async ({ broken }) => ({ versions: broken ? catalog.brokenVersions() : await catalog.versions() }),
@@ -35,9 +59,43 @@ async function main(): Promise<void> {
     },
     { redisUrl: common.redis.url, prefix: common.redis.prefix, logger, metrics, concurrency: 32 },
   );
-  const server = await startMetricsServer({ port: common.metricsPort, host: common.metricsHost, registry: metrics, logger, ready: () => catalog.ping() });
-  logger.info({ registry: upstream.registry, namespace: upstream.namespace, verify: upstream.verifySignatures }, 'registry-proxy ready');
-  onShutdown(logger, [() => worker.close(), () => connection.quit(), () => server && new Promise((r) => server.close(r))]);
+  // Publishing waits on builds (minutes) but does little work itself.
+  const registryQueue = serveQueue('registry', { 'registry.installer': (ref) => installers.publish(ref) }, { redisUrl: common.redis.url, prefix: common.redis.prefix, logger, metrics, concurrency: 16 });
+
+  const app = createRegistryApp({
+    oci,
+    catalog,
+    installers,
+    jobs,
+    buildTimeoutMs,
+    presignTtlSeconds: common.storage.kind === 's3' ? common.storage.presignTtlSeconds : 3600,
+    serverTag,
+    logger,
+  });
+  const server = http.createServer(app);
+  server.requestTimeout = buildTimeoutMs + 60_000;
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  server.on('error', (err) => logger.error({ err }, 'http server error'));
+
+  const metricsServer = await startMetricsServer({ port: common.metricsPort, host: common.metricsHost, registry: metrics, logger, ready: () => catalog.ping() });
+  logger.info({ registry: upstream.registry, namespace: upstream.namespace, verify: upstream.verifySignatures, port, host }, 'registry-proxy ready');
+  onShutdown(logger, [
+    () => {
+      const closed = new Promise((r) => server.close(r));
+      server.closeIdleConnections();
+      return closed;
+    },
+    () => upstreamQueue.worker.close(),
+    () => registryQueue.worker.close(),
+    () => upstreamQueue.connection.quit(),
+    () => registryQueue.connection.quit(),
+    () => jobs.close(),
+    () => metricsServer && new Promise((r) => metricsServer.close(r)),
+  ]);
 }
 
 main().catch((err) => fatal('registry-proxy', err));

@@ -1,0 +1,105 @@
+/**
+ * The OCI distribution API of the factory's registry (anchor-api §5): express app with the `/v2` router over the
+ * OCI store. Manifest requests for version tags find or build the installer index; everything else is served from
+ * the store after the schematic and image-name checks.
+ */
+import express from 'express';
+import type { UpstreamCatalog } from '@factory/catalog';
+import { FactoryError, InstallerRef, isFactoryError } from '@factory/queue';
+import { createRegistryRouter, invalidImageMessage, ManifestRequest, OciContentStore, RepositoryRequest } from '@factory/registry';
+import { parseRequestVersion, tagOf } from '@factory/talos';
+import type { Logger } from '@factory/telemetry';
+import { Installers, requestInstaller } from './installers';
+
+export interface RegistryAppOptions {
+  oci: OciContentStore;
+  catalog: UpstreamCatalog;
+  installers: Installers;
+  jobs: {
+    call(name: 'schematic.get', payload: { id: string }): Promise<{ yaml: string }>;
+    call(name: 'registry.installer', payload: InstallerRef, opts: { jobId: string; timeoutMs: number; removeWhenDone: boolean }): Promise<{ mediaType: string; digest: string; size: number }>;
+  };
+  buildTimeoutMs: number;
+  presignTtlSeconds: number;
+  serverTag: string;
+  logger: Logger;
+}
+
+const SCHEMATIC_ID = /^[0-9a-f]{64}$/;
+/** How long a verified tag is answered from memory (a second pull is then one store read for the manifest). */
+const VERIFIED_TTL_MS = 60_000;
+const MAX_REMEMBERED = 10_000;
+
+export function createRegistryApp(o: RegistryAppOptions): express.Express {
+  const knownSchematics = new Set<string>();
+  const verified = new Map<string, { descriptor: { mediaType: string; digest: string; size: number }; expires: number }>();
+
+  async function checkSchematic(id: string): Promise<void> {
+    if (knownSchematics.has(id)) return;
+    const notFound = new FactoryError(404, `schematic ID ${JSON.stringify(id)} not found`);
+    if (!SCHEMATIC_ID.test(id)) throw notFound;
+    try {
+      await o.jobs.call('schematic.get', { id });
+    } catch (err) {
+      if (isFactoryError(err) && err.status === 404) throw notFound;
+      throw err;
+    }
+    if (knownSchematics.size >= MAX_REMEMBERED) knownSchematics.clear();
+    knownSchematics.add(id);
+  }
+
+  async function checkRepository(req: RepositoryRequest): Promise<void> {
+    await checkSchematic(req.schematicId);
+    if (req.platform === null) throw new FactoryError(400, invalidImageMessage(req.image));
+  }
+
+  /** `latest` → the newest offered version without a prerelease part. */
+  async function versionOf(reference: string): Promise<string> {
+    if (reference === 'latest') {
+      const stable = (await o.catalog.versions()).filter((v) => !v.includes('-'));
+      if (!stable.length) throw new FactoryError(404, 'no stable Talos version is available');
+      return stable[stable.length - 1];
+    }
+    const v = parseRequestVersion(reference);
+    // The anchor answers 500 here; a malformed version is the client's mistake.
+    if (!v) throw new FactoryError(400, `invalid version ${JSON.stringify(reference)}: expected a semantic version such as v1.11.0`);
+    const tag = tagOf(v);
+    await o.catalog.requireAvailable(tag);
+    return tag;
+  }
+
+  async function resolveManifest(req: ManifestRequest) {
+    await checkRepository(req);
+    const version = await versionOf(req.reference);
+    const ref: InstallerRef = { image: req.image, schematicId: req.schematicId, platform: req.platform!, secureboot: req.secureboot, version };
+    const memoKey = `${req.image}/${req.schematicId}:${version}`;
+    const hit = verified.get(memoKey);
+    if (hit && hit.expires > Date.now()) return hit.descriptor;
+    const descriptor = (await o.installers.published(ref)) ?? (await requestInstaller(o.jobs, o.installers, ref, o.buildTimeoutMs));
+    if (verified.size >= MAX_REMEMBERED) verified.delete(verified.keys().next().value as string);
+    verified.set(memoKey, { descriptor, expires: Date.now() + VERIFIED_TTL_MS });
+    return descriptor;
+  }
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  app.use((_req, res, next) => {
+    res.setHeader('Server', `Image Factory ${o.serverTag}`);
+    next();
+  });
+  app.use(
+    '/v2',
+    createRegistryRouter({
+      store: o.oci,
+      resolveManifest,
+      checkRepository,
+      presignTtlSeconds: o.presignTtlSeconds,
+      onError: (err, req) => o.logger.error({ err, url: req.originalUrl }, 'registry request failed'),
+    }),
+  );
+  app.use((_req, res) => {
+    res.status(404).type('text/plain; charset=utf-8').send('404 page not found\n');
+  });
+  return app;
+}
