@@ -3,8 +3,8 @@
  * local data directory, serves the demo releases, runs the five services, and stops all of it on SIGTERM.
  * A second start on the same data directory still has the schematics.
  */
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../support/procs';
@@ -89,6 +89,22 @@ test('npm start equivalent: everything embedded, clean shutdown, data survives a
   const { id } = (await created.json()) as { id: string };
   expect(await (await fetch(`${url}/versions`)).json()).toEqual(['v1.7.7', 'v1.11.3', 'v1.12.2']);
   expect(existsSync(path.join(dataDir, 'keys'))).toBe(true);
+
+  // docker pull on the API's port with local storage: the gateway reads blob bodies from the object directory after
+  // the registry-proxy's checks (hand-off); skopeo verifies every digest it copies.
+  const pulled = path.join(dataDir, '..', 'pulled');
+  const copy = spawnSync('skopeo', ['copy', '--src-tls-verify=false', '--override-arch', 'amd64', `docker://127.0.0.1:${port}/installer/${id}:v1.12.2`, `oci:${pulled}:x`], { encoding: 'utf8', timeout: 300_000 });
+  if (copy.status !== 0) throw new Error(`skopeo copy failed: ${copy.stderr}`);
+  const index = JSON.parse(readFileSync(path.join(pulled, 'index.json'), 'utf8'));
+  const manifest = JSON.parse(readFileSync(path.join(pulled, 'blobs/sha256', index.manifests[0].digest.slice(7)), 'utf8'));
+  const layer = manifest.layers[manifest.layers.length - 1];
+  const whole = readFileSync(path.join(pulled, 'blobs/sha256', layer.digest.slice(7)));
+  const ranged = await fetch(`${url}/v2/installer/${id}/blobs/${layer.digest}`, { headers: { Range: 'bytes=100-1123' } });
+  expect(ranged.status).toBe(206);
+  expect(ranged.headers.get('content-range')).toBe(`bytes 100-1123/${layer.size}`);
+  expect(ranged.headers.get('docker-content-digest')).toBe(layer.digest);
+  expect(ranged.headers.get('x-factory-object')).toBeNull();
+  expect(Buffer.from(await ranged.arrayBuffer())).toEqual(whole.subarray(100, 1124));
 
   expect(await stop(first.proc)).toBe(0);
   expect(children.filter(alive)).toEqual([]);

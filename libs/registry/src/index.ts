@@ -15,7 +15,9 @@ export {
 export type {
   RegistryRoute, PingRoute, SchematicRoute, ProxyRoute, RouteNotFound, RegistryResource, ProxyResource, InstallerImage,
 } from './routes';
-export { createRegistryRouter, sendTextError } from './router';
+export {
+  createRegistryRouter, sendTextError, HANDOFF_REQUEST_HEADER, HANDOFF_OBJECT_HEADER, HANDOFF_LENGTH_HEADER, HANDOFF_RANGE_HEADER,
+} from './router';
 export type { RegistryRouterDeps, RepositoryRequest, ManifestRequest } from './router';
 export { RegistryError, manifestUnknown, blobUnknown, ociErrorBody, defaultErrorInfo } from './errors';
 export type { OciErrorCodeName, HttpErrorInfo } from './errors';

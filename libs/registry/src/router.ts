@@ -19,7 +19,7 @@ import { decideRange } from './range';
 import {
   ProxyRoute, SchematicRoute, isBuildReference, parseInstallerImageName, parseRegistryPath,
 } from './routes';
-import { OciContentStore, StoredManifest, sha256Hex } from './store';
+import { OciContentStore, StoredManifest, blobKey, sha256Hex } from './store';
 
 /** What the injected callbacks learn about a request for a generated (schematic) repository. */
 export interface RepositoryRequest {
@@ -58,6 +58,13 @@ export interface RegistryRouterDeps {
   proxy?: (route: ProxyRoute, req: Request, res: Response) => Promise<void> | void;
   /** GET blob → `307` to a presigned URL when the store gives one (S3). Default true; set false to always stream. */
   redirectBlobs?: boolean;
+  /**
+   * Blob hand-off to a front proxy that shares the object store (the embedded gateway on local storage): a GET
+   * carrying `X-Factory-Handoff: object` is answered, after every check, with the status and headers only, plus
+   * `X-Factory-Object` (the object key), `X-Factory-Length` and `X-Factory-Range`, and the proxy streams the bytes
+   * itself — one hop less for blob bodies (like nginx's X-Accel-Redirect). Off by default.
+   */
+  objectHandoff?: boolean;
   /** lifetime of presigned blob URLs; default 3600 */
   presignTtlSeconds?: number;
   /** maps errors thrown by the callbacks to client responses; defaults to `defaultErrorInfo` (RegistryError, FactoryError) */
@@ -67,6 +74,12 @@ export interface RegistryRouterDeps {
 }
 
 const ALLOW = 'GET, HEAD, OPTIONS';
+
+/** Blob hand-off protocol between a front proxy and the router (see RegistryRouterDeps.objectHandoff). */
+export const HANDOFF_REQUEST_HEADER = 'x-factory-handoff';
+export const HANDOFF_OBJECT_HEADER = 'x-factory-object';
+export const HANDOFF_LENGTH_HEADER = 'x-factory-length';
+export const HANDOFF_RANGE_HEADER = 'x-factory-range';
 const BLOB_CONTENT_TYPE = 'application/octet-stream';
 
 function sendBytes(res: Response, status: number, contentType: string, body: Buffer, headers: Record<string, string> = {}): void {
@@ -194,6 +207,18 @@ export function createRegistryRouter(deps: RegistryRouterDeps): Router {
       if (partial) res.setHeader('Content-Range', `bytes ${partial.start}-${partial.end}/${info.size}`);
       res.setHeader('Content-Type', BLOB_CONTENT_TYPE);
       res.setHeader('Content-Length', String(length));
+      res.end();
+      return;
+    }
+    if (deps.objectHandoff && req.header(HANDOFF_REQUEST_HEADER) === 'object') {
+      res.status(status);
+      for (const [k, v] of Object.entries(common)) res.setHeader(k, v);
+      if (partial) res.setHeader('Content-Range', `bytes ${partial.start}-${partial.end}/${info.size}`);
+      res.setHeader('Content-Type', BLOB_CONTENT_TYPE);
+      res.setHeader(HANDOFF_OBJECT_HEADER, blobKey(digest));
+      res.setHeader(HANDOFF_LENGTH_HEADER, String(length));
+      if (partial) res.setHeader(HANDOFF_RANGE_HEADER, `${partial.start}-${partial.end}`);
+      res.setHeader('Content-Length', '0');
       res.end();
       return;
     }

@@ -275,3 +275,30 @@ test('@factory/oci client pulls and verifies the cosign signature through the ro
   });
   expect(v.payload.critical.image['docker-manifest-digest']).toBe(m.digest);
 });
+
+describe('blob hand-off to a front proxy sharing the object store', () => {
+  test('GET with X-Factory-Handoff: object answers headers and the object key only (whole and ranged)', async () => {
+    const local = await startTestServer({ extra: { objectHandoff: true } });
+    try {
+      const layer = { digest: local.image.layerDigest, size: local.image.layer.length };
+      const res = await fetch(`${local.url}/v2/installer/${ID}/blobs/${layer.digest}`, { headers: { 'X-Factory-Handoff': 'object' } });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('x-factory-object')).toBe(`oci/blobs/sha256/${layer.digest.slice(7)}`);
+      expect(res.headers.get('x-factory-length')).toBe(String(layer.size));
+      expect(res.headers.get('docker-content-digest')).toBe(layer.digest);
+      expect(await res.text()).toBe('');
+      const ranged = await fetch(`${local.url}/v2/installer/${ID}/blobs/${layer.digest}`, { headers: { 'X-Factory-Handoff': 'object', Range: 'bytes=2-5' } });
+      expect(ranged.status).toBe(206);
+      expect(ranged.headers.get('x-factory-range')).toBe('2-5');
+      expect(ranged.headers.get('x-factory-length')).toBe('4');
+      // without the header (or with hand-off off) the body is served as usual
+      const plain = await fetch(`${local.url}/v2/installer/${ID}/blobs/${layer.digest}`);
+      expect(plain.headers.get('x-factory-object')).toBeNull();
+      expect((await plain.arrayBuffer()).byteLength).toBe(layer.size);
+      const off = await fetch(`${srv.url}/v2/installer/${ID}/blobs/${layer.digest}`, { headers: { 'X-Factory-Handoff': 'object' }, redirect: 'manual' });
+      expect(off.headers.get('x-factory-object')).toBeNull();
+    } finally {
+      await local.close();
+    }
+  });
+});

@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   });
   const app = createApp({ jobs, assets, logger, metrics, serverTag, allowedOrigins, maxSchematicBytes });
 
-  const registry = createRegistryProxy({ target: registryUrl, logger, timeoutMs: buildTimeoutMs });
+  const registry = createRegistryProxy({ target: registryUrl, logger, timeoutMs: buildTimeoutMs, localStore: store.kind === 'local' ? store : undefined });
   const server = http.createServer((req, res) => {
     if (isRegistryPath(req.url)) registry(req, res);
     else if (!assets.fastRedirect(req, res)) app(req, res);

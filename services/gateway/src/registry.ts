@@ -4,6 +4,9 @@
  * untouched, so redirects to presigned blob URLs and ranged blob reads work as if the client talked to it directly.
  */
 import http, { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import { HANDOFF_LENGTH_HEADER, HANDOFF_OBJECT_HEADER, HANDOFF_RANGE_HEADER, HANDOFF_REQUEST_HEADER } from '@factory/registry';
+import type { ObjectStore } from '@factory/storage';
 import type { Logger } from '@factory/telemetry';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) are not forwarded in either direction. */
@@ -19,11 +22,16 @@ export interface RegistryProxyOptions {
   logger: Logger;
   /** the request is abandoned when the registry-proxy sends no response headers in time (builds run detached) */
   timeoutMs: number;
+  /**
+   * The object store when it is a local directory shared with the registry-proxy: blob bodies are then read here
+   * after the registry-proxy has checked and described them (one hop less than relaying its stream).
+   */
+  localStore?: ObjectStore;
 }
 
 export function createRegistryProxy(o: RegistryProxyOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const target = new URL(o.target);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 256, noDelay: true } as http.AgentOptions);
   return (req, res) => {
     const headers: http.OutgoingHttpHeaders = {};
     for (const [name, value] of Object.entries(req.headers)) {
@@ -33,6 +41,8 @@ export function createRegistryProxy(o: RegistryProxyOptions): (req: IncomingMess
     headers['x-forwarded-host'] = req.headers.host ?? '';
     headers['x-forwarded-proto'] = 'http';
     headers.host = target.host;
+    delete headers[HANDOFF_REQUEST_HEADER];
+    if (o.localStore && req.method === 'GET') headers[HANDOFF_REQUEST_HEADER] = 'object';
     const upstream = http.request(
       { protocol: target.protocol, hostname: target.hostname, port: target.port, method: req.method, path: req.url, headers, agent, timeout: o.timeoutMs },
       (up) => {
@@ -40,7 +50,22 @@ export function createRegistryProxy(o: RegistryProxyOptions): (req: IncomingMess
         for (const [name, value] of Object.entries(up.headers)) {
           if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
         }
+        const objectKey = up.headers[HANDOFF_OBJECT_HEADER];
+        if (typeof objectKey === 'string' && o.localStore) {
+          up.resume();
+          void serveObject(o.localStore, objectKey, up, out, res).catch((err: Error) => {
+            o.logger.warn({ err: err.message, url: req.url }, 'blob hand-off failed');
+            if (!res.headersSent) {
+              res.writeHead(502, { 'Content-Type': 'text/plain; charset=utf-8' });
+              res.end('registry blob is not available\n');
+            } else {
+              res.destroy();
+            }
+          });
+          return;
+        }
         res.writeHead(up.statusCode ?? 502, out);
+        res.socket?.setNoDelay(true);
         up.pipe(res);
         up.on('error', () => res.destroy());
       },
@@ -61,4 +86,17 @@ export function createRegistryProxy(o: RegistryProxyOptions): (req: IncomingMess
     });
     req.pipe(upstream);
   };
+}
+
+/** Streams a blob the registry-proxy described (status and headers are its own; only the body is read here). */
+async function serveObject(store: ObjectStore, key: string, up: IncomingMessage, headers: http.OutgoingHttpHeaders, res: ServerResponse): Promise<void> {
+  const length = Number(up.headers[HANDOFF_LENGTH_HEADER]);
+  const rangeHeader = up.headers[HANDOFF_RANGE_HEADER];
+  const m = typeof rangeHeader === 'string' ? /^(\d+)-(\d+)$/.exec(rangeHeader) : null;
+  const got = await store.get(key, m ? { start: Number(m[1]), end: Number(m[2]) } : undefined);
+  if (!got || !Number.isSafeInteger(length)) throw new Error(`object ${key} is missing`);
+  for (const h of [HANDOFF_OBJECT_HEADER, HANDOFF_LENGTH_HEADER, HANDOFF_RANGE_HEADER]) delete headers[h];
+  headers['content-length'] = String(length);
+  res.writeHead(up.statusCode ?? 200, headers);
+  await pipeline(got.body as NodeJS.ReadableStream, res);
 }

@@ -95,6 +95,8 @@ export function createRegistryApp(o: RegistryAppOptions): express.Express {
       resolveManifest,
       checkRepository,
       presignTtlSeconds: o.presignTtlSeconds,
+      // a gateway sharing the local object directory reads blob bodies itself
+      objectHandoff: o.oci.objects.kind === 'local',
       onError: (err, req) => o.logger.error({ err, url: req.originalUrl }, 'registry request failed'),
     }),
   );
