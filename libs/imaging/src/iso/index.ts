@@ -10,7 +10,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { EnrollKeys, grubCfg, grubIsoUuid, isoDateStamp, loaderConf } from './config';
 import { FileDigest, hashFileSync } from '../digest';
-import { run } from './run';
+import { run, runXorrisoImage } from './run';
 
 export * from './config';
 export { IsoToolError } from './run';
@@ -353,7 +353,7 @@ export async function buildIso(o: IsoOptions): Promise<IsoBuildInfo> {
       modes = ['-find', '/', '-type', 'd', '-exec', 'chmod', '0755', '--', '-find', '/', '-type', 'f', '-exec', 'chmod', '0644', '--', '-chmod', '0444', '/loader/random-seed', '--'];
     }
     args.push('--', ...modes, ...nativeTail(c));
-    await run('xorriso', args, { env: c.env });
+    await runXorrisoImage(args, tmpOut, { env: c.env });
     written = hashFileSync(tmpOut);
     await fsp.chmod(tmpOut, 0o644);
     await fsp.rename(tmpOut, o.out);
