@@ -92,7 +92,8 @@ test('npm start equivalent: everything embedded, clean shutdown, data survives a
 
   // docker pull on the API's port with local storage: the gateway reads blob bodies from the object directory after
   // the registry-proxy's checks (hand-off); skopeo verifies every digest it copies.
-  const pulled = path.join(dataDir, '..', 'pulled');
+  const pullDir = mkdtempSync(path.join(os.tmpdir(), 'launcher-pull-'));
+  const pulled = path.join(pullDir, 'layout');
   const copy = spawnSync('skopeo', ['copy', '--src-tls-verify=false', '--override-arch', 'amd64', `docker://127.0.0.1:${port}/installer/${id}:v1.12.2`, `oci:${pulled}:x`], { encoding: 'utf8', timeout: 300_000 });
   if (copy.status !== 0) throw new Error(`skopeo copy failed: ${copy.stderr}`);
   const index = JSON.parse(readFileSync(path.join(pulled, 'index.json'), 'utf8'));
@@ -105,6 +106,7 @@ test('npm start equivalent: everything embedded, clean shutdown, data survives a
   expect(ranged.headers.get('docker-content-digest')).toBe(layer.digest);
   expect(ranged.headers.get('x-factory-object')).toBeNull();
   expect(Buffer.from(await ranged.arrayBuffer())).toEqual(whole.subarray(100, 1124));
+  rmSync(pullDir, { recursive: true, force: true });
 
   expect(await stop(first.proc)).toBe(0);
   expect(children.filter(alive)).toEqual([]);
