@@ -173,8 +173,42 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promis
   return out;
 }
 
+/** Bounds of the in-memory caches of immutable (content-addressed) data. */
+const STAT_CACHE_ENTRIES = 20_000;
+const MANIFEST_CACHE_BYTES = 32 * 1024 * 1024;
+
 export class OciContentStore {
+  /**
+   * Blobs and manifests are content-addressed, so what the store said about them stays true: their sizes and the
+   * manifests' bytes are remembered (bounded), sparing an object-store round trip per pull request — which counts
+   * with S3 far away.
+   */
+  private readonly stats = new Map<string, BlobInfo>();
+  private readonly manifests = new Map<string, StoredManifest>();
+  private manifestBytes = 0;
+
   constructor(readonly objects: ObjectStore) {}
+
+  private rememberStat(hex: string, info: BlobInfo): void {
+    if (this.stats.size >= STAT_CACHE_ENTRIES) this.stats.delete(this.stats.keys().next().value as string);
+    this.stats.set(hex, info);
+  }
+
+  private rememberManifest(hex: string, m: StoredManifest): void {
+    if (m.size > MANIFEST_CACHE_BYTES / 64) return;
+    const old = this.manifests.get(hex);
+    if (old) {
+      this.manifestBytes -= old.size;
+      this.manifests.delete(hex);
+    }
+    while (this.manifestBytes + m.size > MANIFEST_CACHE_BYTES && this.manifests.size) {
+      const [k, v] = this.manifests.entries().next().value as [string, StoredManifest];
+      this.manifests.delete(k);
+      this.manifestBytes -= v.size;
+    }
+    this.manifests.set(hex, m);
+    this.manifestBytes += m.size;
+  }
 
   // --- blobs ------------------------------------------------------------------------------------------------------
 
@@ -200,6 +234,7 @@ export class OciContentStore {
       contentType: existing?.contentType ?? DEFAULT_CONTENT_TYPE,
       ...(size !== undefined ? { maxBytes: size } : {}),
     });
+    this.stats.delete(hex);
     if (size !== undefined && res.size !== size) {
       throw new TypeError(`blob ${digest}: stored ${res.size} bytes, size says ${size}`);
     }
@@ -214,9 +249,13 @@ export class OciContentStore {
   async statBlob(digest: string): Promise<BlobInfo | null> {
     const hex = sha256Hex(digest);
     if (!hex) return null;
+    const known = this.stats.get(hex);
+    if (known) return { ...known, digest };
     const info = await this.objects.head(BLOB_KEY_PREFIX + hex);
     if (!info) return null;
-    return { digest, size: info.size, contentType: info.contentType ?? DEFAULT_CONTENT_TYPE };
+    const stat = { digest, size: info.size, contentType: info.contentType ?? DEFAULT_CONTENT_TYPE };
+    this.rememberStat(hex, stat);
+    return stat;
   }
 
   /**
@@ -256,6 +295,12 @@ export class OciContentStore {
     const existing = await this.objects.head(BLOB_KEY_PREFIX + hex);
     if (!existing || existing.contentType !== mediaType) {
       await this.objects.put(BLOB_KEY_PREFIX + hex, bytes, { expectedSha256: hex, contentType: mediaType });
+      this.stats.delete(hex);
+      const cached = this.manifests.get(hex);
+      if (cached) {
+        this.manifests.delete(hex);
+        this.manifestBytes -= cached.size;
+      }
     }
     const descriptor: Descriptor = { mediaType, digest, size: bytes.length };
     const subject = json.subject;
@@ -278,6 +323,8 @@ export class OciContentStore {
   async getManifest(digest: string): Promise<StoredManifest | null> {
     const hex = sha256Hex(digest);
     if (!hex) return null;
+    const known = this.manifests.get(hex);
+    if (known) return { ...known, digest };
     const got = await this.objects.get(BLOB_KEY_PREFIX + hex);
     if (!got) return null;
     if (got.info.size > MAX_MANIFEST_BYTES) {
@@ -292,7 +339,9 @@ export class OciContentStore {
       if (typeof declared !== 'string' || !MANIFEST_MEDIA_TYPES.has(declared)) return null;
       mediaType = declared;
     }
-    return { digest, mediaType, size: bytes.length, bytes };
+    const manifest = { digest, mediaType, size: bytes.length, bytes };
+    this.rememberManifest(hex, manifest);
+    return manifest;
   }
 
   /** Manifest for a tag or a digest reference in `repo`; null when unknown (or the names are invalid). */

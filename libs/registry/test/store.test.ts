@@ -215,3 +215,30 @@ describe('cosign signatures', () => {
     await expect(store.putCosignSignature(REPO, d1, payload, '', '2025-01-01T00:00:00Z')).rejects.toThrow(/base64/);
   });
 });
+
+describe('memory of content-addressed data', () => {
+  test('blob sizes and manifest bytes are read from the object store once', async () => {
+    const fresh = new OciContentStore(objects);
+    const blob = Buffer.from('remember me');
+    await fresh.putBlob(sha256Digest(blob), blob);
+    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: [] }));
+    const { digest } = await fresh.putManifest(manifest, MediaTypes.ociIndex);
+    const head = jest.spyOn(objects, 'head');
+    const get = jest.spyOn(objects, 'get');
+    try {
+      for (let i = 0; i < 3; i++) {
+        expect((await fresh.statBlob(sha256Digest(blob)))?.size).toBe(blob.length);
+        expect((await fresh.getManifest(digest))?.bytes).toEqual(manifest);
+      }
+      expect(head).toHaveBeenCalledTimes(1);
+      expect(get).toHaveBeenCalledTimes(1);
+      // absent things are not remembered
+      expect(await fresh.statBlob(sha256Digest(Buffer.from('later')))).toBeNull();
+      await fresh.putBlob(sha256Digest(Buffer.from('later')), Buffer.from('later'));
+      expect((await fresh.statBlob(sha256Digest(Buffer.from('later'))))?.size).toBe(5);
+    } finally {
+      head.mockRestore();
+      get.mockRestore();
+    }
+  });
+});
