@@ -239,6 +239,21 @@ describe('installer images (v1.11.3: installer-base + UKI)', () => {
   });
 });
 
+describe('source images through the factory (/v2/siderolabs/..., anchor-api §5.6)', () => {
+  test('upstream images and their signatures pass through untouched; unknown names are 404', async () => {
+    const viaFactory = skopeo('inspect', '--raw', '--tls-verify=false', `docker://${host}/siderolabs/installer-base:v1.11.3`);
+    const direct = skopeo('inspect', '--raw', '--tls-verify=false', `docker://${upstream.host}/siderolabs/installer-base:v1.11.3`);
+    expect(viaFactory.code).toBe(0);
+    expect(viaFactory.stdout).toBe(direct.stdout);
+    const unknown = await fetch(`${factory.url}/v2/siderolabs/nonexistent/manifests/v1.11.3`);
+    expect([unknown.status, await unknown.text()]).toEqual([404, 'unknown image: nonexistent\n']);
+    if (!cosignMissingReason()) {
+      const verified = cosignVerify(`${host}/siderolabs/imager:v1.11.3`, path.join(ensureDemoReleases(), 'cosign.pub'));
+      expect(verified.code).toBe(0);
+    }
+  });
+});
+
 describe('legacy installer (v1.7.7) and overlays', () => {
   test('v1.7.7: the legacy installer loses its artifacts layer; kernel + initramfs are added', async () => {
     const { manifest, blob } = pull(`${host}/metal-installer/${id}:v1.7.7`, 'amd64', 'pull-legacy');

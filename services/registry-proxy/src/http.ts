@@ -6,7 +6,7 @@
 import express from 'express';
 import type { UpstreamCatalog } from '@factory/catalog';
 import { FactoryError, InstallerRef, isFactoryError } from '@factory/queue';
-import { createRegistryRouter, invalidImageMessage, ManifestRequest, OciContentStore, RepositoryRequest } from '@factory/registry';
+import { createRegistryRouter, invalidImageMessage, ManifestRequest, OciContentStore, RegistryRouterDeps, RepositoryRequest } from '@factory/registry';
 import { parseRequestVersion, tagOf } from '@factory/talos';
 import type { Logger } from '@factory/telemetry';
 import { Installers, requestInstaller } from './installers';
@@ -21,6 +21,8 @@ export interface RegistryAppOptions {
   };
   buildTimeoutMs: number;
   presignTtlSeconds: number;
+  /** `/v2/siderolabs/…` source-image proxy (anchor-api §5.6) */
+  sourceProxy?: RegistryRouterDeps['proxy'];
   serverTag: string;
   logger: Logger;
 }
@@ -94,6 +96,7 @@ export function createRegistryApp(o: RegistryAppOptions): express.Express {
       store: o.oci,
       resolveManifest,
       checkRepository,
+      proxy: o.sourceProxy,
       presignTtlSeconds: o.presignTtlSeconds,
       // a gateway sharing the local object directory reads blob bodies itself
       objectHandoff: o.oci.objects.kind === 'local',

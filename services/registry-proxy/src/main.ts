@@ -14,6 +14,7 @@ import { createObjectStore } from '@factory/storage';
 import { createLogger, createMetricsRegistry, startMetricsServer } from '@factory/telemetry';
 import { createRegistryApp } from './http';
 import { Installers } from './installers';
+import { createSourceProxy } from './source-proxy';
 
 async function main(): Promise<void> {
   const env = new EnvReader();
@@ -69,6 +70,7 @@ async function main(): Promise<void> {
     jobs,
     buildTimeoutMs,
     presignTtlSeconds: common.storage.kind === 's3' ? common.storage.presignTtlSeconds : 3600,
+    sourceProxy: createSourceProxy(upstream, logger),
     serverTag,
     logger,
   });
