@@ -4,18 +4,16 @@
  * initramfs + cmdline directly, ISO under SeaBIOS and OVMF, UKI under OVMF, and an iPXE chain through /pxe.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { freePort, startRedis, startRegistry, startS3, ProcHandle } from '../support/procs';
-import { ensureDemoReleases, RunningFactory, startServices } from '../support/factory';
+import { freePort } from '../support/procs';
+import { RunningFactory, S3Factory, startFactoryOnS3 } from '../support/factory';
 import { bootAndReport, ovmfArgs } from '../support/boot';
 
 jest.setTimeout(600_000);
 
-let redis: ProcHandle & { url: string };
-let s3: ProcHandle & { endpoint: string; bucket: string };
-let registry: ProcHandle & { host: string };
+let env: S3Factory;
+let s3: S3Factory['s3'];
 let factory: RunningFactory;
 let workerMetrics: number;
 let tmp: string;
@@ -26,31 +24,18 @@ let id: string; // schematic with extensions, META and extra args
 let plainId: string; // schematic with only console args
 
 beforeAll(async () => {
-  const demoDir = ensureDemoReleases();
-  [redis, s3, registry] = await Promise.all([startRedis(), startS3(), startRegistry(path.join(demoDir, 'registry'))]);
-  tmp = mkdtempSync(path.join(os.tmpdir(), 'boot-assets-'));
-  const port = await freePort();
   workerMetrics = await freePort();
-  factory = await startServices(
-    {
-      REDIS_URL: redis.url,
-      S3_BUCKET: s3.bucket,
-      S3_ENDPOINT: s3.endpoint,
-      S3_ACCESS_KEY_ID: 'S3RVER',
-      S3_SECRET_ACCESS_KEY: 'S3RVER',
-      FACTORY_DATA_DIR: path.join(tmp, 'data'),
-      FACTORY_UPSTREAM_REGISTRY: registry.host,
-      FACTORY_UPSTREAM_INSECURE: 'true',
-      FACTORY_UPSTREAM_PUBLIC_KEY: path.join(demoDir, 'cosign.pub'),
-      FACTORY_EXTERNAL_URL: `http://127.0.0.1:${port}/`,
+  env = await startFactoryOnS3({
+    tmpPrefix: 'boot-assets-',
+    env: (port) => ({
       // QEMU's user network reaches the host as 10.0.2.2: PXE scripts point there, and that host is never redirected.
       FACTORY_EXTERNAL_PXE_URL: `http://10.0.2.2:${port}/`,
-      BUILD_CONCURRENCY: '2',
       // The determinism test deletes a published object; no in-memory redirect may outlive it.
       FACTORY_REDIRECT_CACHE_TTL: '0',
-    },
-    { port, perService: { 'build-worker': { METRICS_PORT: String(workerMetrics) } } },
-  );
+    }),
+    perService: { 'build-worker': { METRICS_PORT: String(workerMetrics) } },
+  });
+  ({ factory, s3, tmp } = env);
   const create = async (body: object) => ((await (await fetch(`${factory.url}/schematics`, { method: 'POST', body: JSON.stringify(body) })).json()) as { id: string }).id;
   id = await create({
     customization: {
@@ -62,11 +47,7 @@ beforeAll(async () => {
   plainId = await create({ customization: { extraKernelArgs: ['console=ttyS0', 'panic=-1'] } });
 }, 300_000);
 
-afterAll(async () => {
-  await factory?.stop();
-  await Promise.all([redis?.stop(), s3?.stop(), registry?.stop()]);
-  if (tmp) rmSync(tmp, { recursive: true, force: true });
-});
+afterAll(() => env?.stop());
 
 const image = (schematic: string, version: string, p: string, init?: RequestInit) => fetch(`${factory.url}/image/${schematic}/${version}/${p}`, init);
 

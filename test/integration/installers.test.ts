@@ -5,11 +5,10 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, generateKeyPairSync, sign } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { freePort, startRedis, startRegistry, startS3, ProcHandle } from '../support/procs';
-import { ensureDemoReleases, RunningFactory, startServices } from '../support/factory';
+import { freePort } from '../support/procs';
+import { RunningFactory, S3Factory, startFactoryOnS3 } from '../support/factory';
 import { cosignMissingReason, cosignVerify } from '../support/cosign';
 import { EnvReader, readCommon } from '@factory/config';
 import { simpleSigningPayload } from '@factory/oci';
@@ -18,10 +17,9 @@ import { createObjectStore } from '@factory/storage';
 
 jest.setTimeout(600_000);
 
-let redis: ProcHandle & { url: string };
-let s3: ProcHandle & { endpoint: string; bucket: string };
-let upstream: ProcHandle & { host: string };
+let env: S3Factory;
 let factory: RunningFactory;
+let upstream: S3Factory['upstream'];
 let workerMetrics: number;
 let tmp: string;
 let host: string; // 127.0.0.1:<port> of the factory
@@ -34,28 +32,9 @@ const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
 
 beforeAll(async () => {
-  const demoDir = ensureDemoReleases();
-  [redis, s3, upstream] = await Promise.all([startRedis(), startS3(), startRegistry(path.join(demoDir, 'registry'))]);
-  tmp = mkdtempSync(path.join(os.tmpdir(), 'installers-'));
-  const port = await freePort();
   workerMetrics = await freePort();
-  host = `127.0.0.1:${port}`;
-  factory = await startServices(
-    {
-      REDIS_URL: redis.url,
-      S3_BUCKET: s3.bucket,
-      S3_ENDPOINT: s3.endpoint,
-      S3_ACCESS_KEY_ID: 'S3RVER',
-      S3_SECRET_ACCESS_KEY: 'S3RVER',
-      FACTORY_DATA_DIR: path.join(tmp, 'data'),
-      FACTORY_UPSTREAM_REGISTRY: upstream.host,
-      FACTORY_UPSTREAM_INSECURE: 'true',
-      FACTORY_UPSTREAM_PUBLIC_KEY: path.join(demoDir, 'cosign.pub'),
-      FACTORY_EXTERNAL_URL: `http://${host}/`,
-      BUILD_CONCURRENCY: '2',
-    },
-    { port, perService: { 'build-worker': { METRICS_PORT: String(workerMetrics) } } },
-  );
+  env = await startFactoryOnS3({ tmpPrefix: 'installers-', perService: { 'build-worker': { METRICS_PORT: String(workerMetrics) } } });
+  ({ factory, upstream, tmp, host } = env);
   const create = async (body: object) => ((await (await fetch(`${factory.url}/schematics`, { method: 'POST', body: JSON.stringify(body) })).json()) as { id: string }).id;
   id = await create({ customization: { extraKernelArgs: ['console=ttyS0', 'fixture.installer=yes'], systemExtensions: { officialExtensions: EXTENSIONS } } });
   overlayId = await create({ overlay: { name: 'fixture_board', image: 'siderolabs/sbc-fixture', options: { fixture: 'demo' } } });
@@ -65,11 +44,7 @@ beforeAll(async () => {
   writeFileSync(pubKey, await res.text());
 }, 300_000);
 
-afterAll(async () => {
-  await factory?.stop();
-  await Promise.all([redis?.stop(), s3?.stop(), upstream?.stop()]);
-  if (tmp) rmSync(tmp, { recursive: true, force: true });
-});
+afterAll(() => env?.stop());
 
 function skopeo(...args: string[]): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync('skopeo', args, { encoding: 'utf8', timeout: 300_000, maxBuffer: 64 * 1024 * 1024 });
@@ -248,7 +223,7 @@ describe('source images through the factory (/v2/siderolabs/..., anchor-api §5.
     const unknown = await fetch(`${factory.url}/v2/siderolabs/nonexistent/manifests/v1.11.3`);
     expect([unknown.status, await unknown.text()]).toEqual([404, 'unknown image: nonexistent\n']);
     if (!cosignMissingReason()) {
-      const verified = cosignVerify(`${host}/siderolabs/imager:v1.11.3`, path.join(ensureDemoReleases(), 'cosign.pub'));
+      const verified = cosignVerify(`${host}/siderolabs/imager:v1.11.3`, path.join(env.demoDir, 'cosign.pub'));
       expect(verified.code).toBe(0);
     }
   });

@@ -3,9 +3,10 @@
  * tests, plus access to the demo Talos releases (built once and cached in FACTORY_TEST_DEMO_DIR).
  */
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { freePort, waitForPort } from './procs';
+import { freePort, ProcHandle, startRedis, startRegistry, startS3, waitForPort } from './procs';
 
 export const ROOT = path.resolve(__dirname, '../..');
 export const SERVICE_NAMES = ['signing', 'schematic-store', 'registry-proxy', 'build-worker', 'gateway'] as const;
@@ -106,4 +107,67 @@ export async function waitReady(url: string, timeoutMs: number): Promise<void> {
     if (Date.now() > deadline) throw new Error(`factory not ready after ${timeoutMs} ms: ${last}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** The five services against real Redis, s3rver and the demo releases served by a docker-registry. */
+export interface S3Factory {
+  factory: RunningFactory;
+  redis: ProcHandle & { url: string };
+  s3: ProcHandle & { endpoint: string; bucket: string };
+  upstream: ProcHandle & { host: string };
+  demoDir: string;
+  /** scratch directory of the test (data dir inside), removed by stop() */
+  tmp: string;
+  /** `127.0.0.1:<port>` of the gateway */
+  host: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts Redis, s3rver and the demo upstream, then the services with S3 storage and signature verification on.
+ * `env` gets the gateway port (for URLs that name it) and adds to or overrides the defaults.
+ */
+export async function startFactoryOnS3(opts: {
+  tmpPrefix: string;
+  env?: (port: number) => NodeJS.ProcessEnv;
+  perService?: Partial<Record<(typeof SERVICE_NAMES)[number], NodeJS.ProcessEnv>>;
+}): Promise<S3Factory> {
+  const demoDir = ensureDemoReleases();
+  const [redis, s3, upstream] = await Promise.all([startRedis(), startS3(), startRegistry(path.join(demoDir, 'registry'))]);
+  const tmp = mkdtempSync(path.join(os.tmpdir(), opts.tmpPrefix));
+  const stopDeps = async () => {
+    await Promise.all([redis.stop(), s3.stop(), upstream.stop()]);
+    rmSync(tmp, { recursive: true, force: true });
+  };
+  const port = await freePort();
+  let factory: RunningFactory;
+  try {
+    factory = await startServices(
+      {
+        REDIS_URL: redis.url,
+        S3_BUCKET: s3.bucket,
+        S3_ENDPOINT: s3.endpoint,
+        S3_ACCESS_KEY_ID: 'S3RVER',
+        S3_SECRET_ACCESS_KEY: 'S3RVER',
+        FACTORY_DATA_DIR: path.join(tmp, 'data'),
+        FACTORY_UPSTREAM_REGISTRY: upstream.host,
+        FACTORY_UPSTREAM_INSECURE: 'true',
+        FACTORY_UPSTREAM_PUBLIC_KEY: path.join(demoDir, 'cosign.pub'),
+        FACTORY_EXTERNAL_URL: `http://127.0.0.1:${port}/`,
+        BUILD_CONCURRENCY: '2',
+        ...opts.env?.(port),
+      },
+      { port, perService: opts.perService },
+    );
+  } catch (err) {
+    await stopDeps();
+    throw err;
+  }
+  return {
+    factory, redis, s3, upstream, demoDir, tmp, host: `127.0.0.1:${port}`,
+    async stop() {
+      await factory.stop();
+      await stopDeps();
+    },
+  };
 }

@@ -14,34 +14,10 @@ import type { Descriptor } from '@factory/oci';
 import {
   OciContentStore, RegistryError, RegistryRouterDeps, createRegistryRouter, invalidImageMessage, manifestUnknown,
 } from '../src';
+import { tarOf } from '../../../test/support/oci-fixtures';
 
 export const ID = '376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba';
 export const TAG = 'v1.2.3';
-
-/** Minimal ustar archive with regular files. */
-export function tar(files: Record<string, Buffer | string>): Buffer {
-  const blocks: Buffer[] = [];
-  for (const [name, content] of Object.entries(files)) {
-    const data = Buffer.isBuffer(content) ? content : Buffer.from(content);
-    const h = Buffer.alloc(512);
-    h.write(name, 0, 100, 'utf8');
-    h.write('0000644\0', 100);
-    h.write('0000000\0', 108);
-    h.write('0000000\0', 116);
-    h.write(data.length.toString(8).padStart(11, '0') + '\0', 124);
-    h.write('14750000000\0', 136);
-    h.write('        ', 148);
-    h.write('0', 156);
-    h.write('ustar\0', 257);
-    h.write('00', 263);
-    let sum = 0;
-    for (const b of h) sum += b;
-    h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
-    blocks.push(h, data, Buffer.alloc((512 - (data.length % 512)) % 512));
-  }
-  blocks.push(Buffer.alloc(1024));
-  return Buffer.concat(blocks);
-}
 
 export interface TestImage {
   manifest: Buffer;
@@ -55,7 +31,7 @@ export interface TestImage {
 
 /** Docker schema2 image (config + one gzip layer) tagged `installer/<ID>:v1.2.3`, signed with a fresh P-256 key. */
 export async function pushTestImage(store: OciContentStore, registryHost = 'factory.test'): Promise<TestImage> {
-  const rawLayer = tar({ 'usr/bin/installer': '#!/bin/sh\necho installer\n', 'usr/install/amd64/vmlinuz': Buffer.alloc(4096, 1) });
+  const rawLayer = tarOf({ 'usr/bin/installer': '#!/bin/sh\necho installer\n', 'usr/install/amd64/vmlinuz': Buffer.alloc(4096, 1) });
   const layer = gzipSync(rawLayer);
   const config = Buffer.from(JSON.stringify({
     architecture: 'amd64',
