@@ -23,3 +23,4 @@ export { RegistryError, manifestUnknown, blobUnknown, ociErrorBody, defaultError
 export type { OciErrorCodeName, HttpErrorInfo } from './errors';
 export { decideRange } from './range';
 export type { RangeDecision } from './range';
+export { endToEndHeaders } from './headers';

@@ -52,6 +52,19 @@ export interface BuildContext {
   progress(stage: string, percent: number): void;
 }
 
+/** Everything one build has resolved before the output-specific steps run. */
+interface BuildJob {
+  ctx: BuildContext;
+  spec: AssetSpec;
+  schematic: Schematic;
+  canonicalYaml: string;
+  version: SemVer;
+  extensions: CatalogExtension[];
+  overlay: ResolvedOverlay | undefined;
+  imager: ImagerFiles;
+  workDir: string;
+}
+
 const ENHANCE = 'error enhancing profile from schematic';
 
 const enhanceError = (status: number, msg: string) => new FactoryError(status, `${ENHANCE}: ${msg}`);
@@ -99,6 +112,7 @@ export async function buildAsset(ctx: BuildContext, spec: AssetSpec, schematic: 
   }
   ctx.progress('fetching imager', 5);
   const imager = await ctx.inputs.imager(tag, spec.arch);
+  const job: BuildJob = { ctx, spec, schematic, canonicalYaml, version, extensions, overlay, imager, workDir };
   const out = path.join(workDir, 'out');
 
   switch (spec.kind) {
@@ -109,11 +123,11 @@ export async function buildAsset(ctx: BuildContext, spec: AssetSpec, schematic: 
       await writeFile(out, cmdlineFor(spec, schematic, version, 'cmdline'));
       return { file: out };
     case 'initramfs':
-      await initramfsWithExtensions(ctx, spec, schematic, canonicalYaml, extensions, imager, workDir, out);
+      await initramfsWithExtensions(job, out);
       return { file: out };
     case 'uki': {
       const initrd = path.join(workDir, 'initramfs.xz');
-      await initramfsWithExtensions(ctx, spec, schematic, canonicalYaml, extensions, imager, workDir, initrd);
+      await initramfsWithExtensions(job, initrd);
       ctx.progress('assembling UKI', 80);
       const cmdline = cmdlineFor(spec, schematic, version, 'uki', overlay);
       await ukiFor(imager, initrd, cmdline, tag, version, undefined, out);
@@ -121,7 +135,7 @@ export async function buildAsset(ctx: BuildContext, spec: AssetSpec, schematic: 
     }
     case 'iso': {
       const initrd = path.join(workDir, 'initramfs.xz');
-      await initramfsWithExtensions(ctx, spec, schematic, canonicalYaml, extensions, imager, workDir, initrd);
+      await initramfsWithExtensions(job, initrd);
       const cmdline = cmdlineFor(spec, schematic, version, 'iso', overlay);
       const flavour = isoFlavour({ version, arch: spec.arch, secureboot: spec.secureboot, bootloader: c.bootloader ?? overlay?.bootloader });
       let uki: string | undefined;
@@ -152,9 +166,9 @@ export async function buildAsset(ctx: BuildContext, spec: AssetSpec, schematic: 
       return { file: out, digest: { sha256: iso.sha256, size: iso.size } };
     }
     case 'installer':
-      return buildInstaller(ctx, spec, schematic, canonicalYaml, extensions, imager, workDir, version, overlay);
+      return buildInstaller(job);
     case 'image':
-      return { file: await buildImage(ctx, spec, schematic, canonicalYaml, extensions, imager, workDir, version, overlay) };
+      return { file: await buildImage(job) };
     default:
       throw new FactoryError(400, `unsupported asset kind ${spec.kind}`);
   }
@@ -236,22 +250,13 @@ async function resolveOverlay(ctx: BuildContext, entry: CatalogOverlay, options:
 const MiB = 1024 * 1024;
 
 /** Disk image: partitions and filesystems, META, overlay, then disk format and output compression. */
-async function buildImage(
-  ctx: BuildContext,
-  spec: AssetSpec,
-  schematic: Schematic,
-  canonicalYaml: string,
-  extensions: CatalogExtension[],
-  imager: ImagerFiles,
-  workDir: string,
-  version: SemVer,
-  overlay: ResolvedOverlay | undefined,
-): Promise<string> {
+async function buildImage(job: BuildJob): Promise<string> {
+  const { ctx, spec, schematic, imager, workDir, version, overlay } = job;
   const c = schematic.customization;
   const sectorSize = c.diskImage?.sectorSize ?? 512;
   if (sectorSize !== 512 && sectorSize !== 4096) throw enhanceError(400, `unsupported disk sector size ${sectorSize}: use 512 or 4096`);
   const initrd = path.join(workDir, 'initramfs.xz');
-  await initramfsWithExtensions(ctx, spec, schematic, canonicalYaml, extensions, imager, workDir, initrd);
+  await initramfsWithExtensions(job, initrd);
   const bootloader = diskBootloader({ version, arch: spec.arch, secureboot: spec.secureboot, bootloader: c.bootloader ?? overlay?.bootloader });
   const cmdline = cmdlineFor(spec, schematic, version, 'image', overlay);
   let uki: string | undefined;
@@ -327,17 +332,8 @@ async function buildImage(
  * its artifacts layer) plus an artifacts layer (UKI + systemd-boot, or kernel + initramfs) and the overlay layer.
  * Its blobs and manifest go into the OCI store first; the asset itself is the docker-save tarball of the same image.
  */
-async function buildInstaller(
-  ctx: BuildContext,
-  spec: AssetSpec,
-  schematic: Schematic,
-  canonicalYaml: string,
-  extensions: CatalogExtension[],
-  imager: ImagerFiles,
-  workDir: string,
-  version: SemVer,
-  overlay: ResolvedOverlay | undefined,
-): Promise<BuiltFile> {
+async function buildInstaller(job: BuildJob): Promise<BuiltFile> {
+  const { ctx, spec, schematic, imager, workDir, version, overlay } = job;
   const unified = atLeast(version, 1, 10, 0);
   const component = unified ? ctx.catalog.components.installerBase : ctx.catalog.components.installer;
   ctx.progress(`fetching ${component}`, 20);
@@ -349,7 +345,7 @@ async function buildInstaller(
     throw err;
   }
   const initrd = path.join(workDir, 'initramfs.xz');
-  await initramfsWithExtensions(ctx, spec, schematic, canonicalYaml, extensions, imager, workDir, initrd);
+  await initramfsWithExtensions(job, initrd);
   const artifacts: Array<{ path: string; file: string }> = [];
   let uki: string | undefined;
   for (const a of installerArtifactPaths(version, spec.arch, spec.secureboot)) {
@@ -438,16 +434,8 @@ async function resolveExtensions(catalog: UpstreamCatalog, schematic: Schematic,
   });
 }
 
-async function initramfsWithExtensions(
-  ctx: BuildContext,
-  spec: AssetSpec,
-  schematic: Schematic,
-  canonicalYaml: string,
-  extensions: CatalogExtension[],
-  imager: ImagerFiles,
-  workDir: string,
-  out: string,
-): Promise<void> {
+async function initramfsWithExtensions(job: BuildJob, out: string): Promise<void> {
+  const { ctx, spec, schematic, canonicalYaml, extensions, imager, workDir, version } = job;
   ctx.progress(extensions.length ? `fetching ${extensions.length} extension(s)` : 'preparing extensions', 10);
   // Fetched concurrently (cache hits cost a stat; misses are independent pulls), kept in schematic order.
   const dirs: ExtensionDir[] = (await Promise.all(extensions.map((ext) => ctx.inputs.extension(ext, spec.arch)))).map((dir) => ({ dir }));
@@ -455,7 +443,6 @@ async function initramfsWithExtensions(
   await writeSchematicExtension(schematicDir, { id: spec.schematicId, canonicalYaml, externalUrl: ctx.externalUrl, version: spec.version });
   dirs.push({ dir: schematicDir });
   const config = schematic.customization.embeddedMachineConfiguration;
-  const version = parseRequestVersion(spec.version)!;
   if (config && atLeast(version, 1, 12, 0)) {
     const dir = path.join(workDir, 'ext-embedded-config');
     const { selinux } = await writeEmbeddedConfigExtension(dir, config);

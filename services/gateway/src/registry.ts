@@ -5,12 +5,9 @@
  */
 import http, { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import { HANDOFF_LENGTH_HEADER, HANDOFF_OBJECT_HEADER, HANDOFF_RANGE_HEADER, HANDOFF_REQUEST_HEADER } from '@factory/registry';
+import { endToEndHeaders, HANDOFF_LENGTH_HEADER, HANDOFF_OBJECT_HEADER, HANDOFF_RANGE_HEADER, HANDOFF_REQUEST_HEADER } from '@factory/registry';
 import type { ObjectStore } from '@factory/storage';
 import type { Logger } from '@factory/telemetry';
-
-/** Hop-by-hop headers (RFC 9110 §7.6.1) are not forwarded in either direction. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate']);
 
 export function isRegistryPath(url: string | undefined): boolean {
   return url !== undefined && (url === '/v2' || url.startsWith('/v2/') || url.startsWith('/v2?'));
@@ -33,23 +30,16 @@ export function createRegistryProxy(o: RegistryProxyOptions): (req: IncomingMess
   const target = new URL(o.target);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256, noDelay: true } as http.AgentOptions);
   return (req, res) => {
-    const headers: http.OutgoingHttpHeaders = {};
-    for (const [name, value] of Object.entries(req.headers)) {
-      if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
-    }
+    const headers = endToEndHeaders(req.headers, [HANDOFF_REQUEST_HEADER]);
     // The registry-proxy needs the host the client used (signature identities, absolute URLs).
     headers['x-forwarded-host'] = req.headers.host ?? '';
     headers['x-forwarded-proto'] = 'http';
     headers.host = target.host;
-    delete headers[HANDOFF_REQUEST_HEADER];
     if (o.localStore && req.method === 'GET') headers[HANDOFF_REQUEST_HEADER] = 'object';
     const upstream = http.request(
       { protocol: target.protocol, hostname: target.hostname, port: target.port, method: req.method, path: req.url, headers, agent, timeout: o.timeoutMs },
       (up) => {
-        const out: http.OutgoingHttpHeaders = {};
-        for (const [name, value] of Object.entries(up.headers)) {
-          if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
-        }
+        const out = endToEndHeaders(up.headers);
         const objectKey = up.headers[HANDOFF_OBJECT_HEADER];
         if (typeof objectKey === 'string' && o.localStore) {
           up.resume();

@@ -6,10 +6,8 @@
 import http from 'node:http';
 import type { Request, Response } from 'express';
 import type { UpstreamSettings } from '@factory/config';
-import { RegistryError, type ProxyRoute } from '@factory/registry';
+import { endToEndHeaders, RegistryError, type ProxyRoute } from '@factory/registry';
 import type { Logger } from '@factory/telemetry';
-
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate']);
 
 /** The anchor's image map: name under `/v2/siderolabs/` → upstream component repository. */
 export function sourceRepository(name: string, components: UpstreamSettings['components']): string | undefined {
@@ -39,16 +37,12 @@ export function createSourceProxy(u: UpstreamSettings, logger: Logger): (route: 
       if (!plainHttp(u) || u.username) return reject(new RegistryError(503, 'proxying to an authorized/secure backing registry is not possible'));
       const query = req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?')) : '';
       const path = `/v2/${u.namespace ? `${u.namespace}/` : ''}${repo}/${route.resource}/${route.reference}${query}`;
-      const headers: http.OutgoingHttpHeaders = {};
-      for (const [name, value] of Object.entries(req.headers)) {
-        if (value !== undefined && !HOP_BY_HOP.has(name) && name !== 'authorization' && name !== 'host') headers[name] = value;
-      }
+      // the client's credentials are for the factory, never for the upstream
+      const headers = endToEndHeaders(req.headers, ['authorization', 'host']);
       headers.host = u.registry;
       const upstream = http.request({ host: u.registry.replace(/:\d+$/, ''), port: Number(/:(\d+)$/.exec(u.registry)?.[1] ?? 80), method: req.method, path, headers, agent }, (up) => {
         res.status(up.statusCode ?? 502);
-        for (const [name, value] of Object.entries(up.headers)) {
-          if (value !== undefined && !HOP_BY_HOP.has(name)) res.setHeader(name, value);
-        }
+        for (const [name, value] of Object.entries(endToEndHeaders(up.headers))) res.setHeader(name, value!);
         up.pipe(res);
         up.on('end', () => resolve());
         up.on('error', (err) => reject(err));

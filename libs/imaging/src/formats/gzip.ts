@@ -5,7 +5,7 @@
  *
  * Zero chunks that follow zeros deflate to the same bytes every time, so that segment is computed once and repeated;
  * its CRC contribution is applied with a precomputed GF(2) operator. Holes therefore cost neither deflate nor CRC
- * time. The output depends only on the input bytes and the level (mtime 0, no name, OS = Unix), never on thread
+ * time. The output depends only on the input bytes, the level and the OS byte (mtime 0, no name), never on thread
  * timing.
  */
 import zlib from 'node:zlib';
@@ -84,10 +84,16 @@ export async function* rechunk(src: AsyncIterable<Buffer>): AsyncGenerator<DataC
   }
 }
 
-/** gzip the chunk stream into `out`. Chunks must be CHUNK bytes except the last. */
-export async function gzipChunks(src: AsyncIterable<DataChunk>, out: OutputFile, level = GZIP_LEVEL): Promise<void> {
+/** gzip header OS byte 3 (Unix): what the factory's disk-image outputs carry. */
+export const GZIP_OS_UNIX = 3;
+
+/**
+ * One gzip member of the chunk stream, as a stream of buffers (header, deflate pieces in order, trailer). Chunks must
+ * be CHUNK bytes except the last. `os` is the header's OS byte (MTIME 0, no name, XFL from the level).
+ */
+export async function* gzipStream(src: AsyncIterable<DataChunk>, level = GZIP_LEVEL, os = GZIP_OS_UNIX): AsyncGenerator<Buffer> {
   const xfl = level === 9 ? 2 : level === 1 ? 4 : 0;
-  await out.write(Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 3]));
+  yield Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, os]);
   const queue: Promise<Buffer>[] = [];
   const enqueue = (p: Promise<Buffer>) => {
     p.catch(() => undefined); // awaited in order below; avoid unhandled-rejection noise meanwhile
@@ -117,13 +123,18 @@ export async function gzipChunks(src: AsyncIterable<DataChunk>, out: OutputFile,
       history = h.subarray(Math.max(0, h.length - WINDOW));
       historyZero = history.length === WINDOW && isZero(history);
     }
-    while (queue.length >= IN_FLIGHT) await out.write(await queue.shift()!);
+    while (queue.length >= IN_FLIGHT) yield await queue.shift()!;
   }
-  while (queue.length) await out.write(await queue.shift()!);
+  while (queue.length) yield await queue.shift()!;
   const trailer = Buffer.alloc(10);
   trailer[0] = 0x03; // final, fixed-Huffman, empty block (ends the stream byte-aligned)
   trailer[1] = 0x00;
   trailer.writeUInt32LE(crc >>> 0, 2);
   trailer.writeUInt32LE(total % 0x100000000, 6);
-  await out.write(trailer);
+  yield trailer;
+}
+
+/** gzip the chunk stream into `out`. Chunks must be CHUNK bytes except the last. */
+export async function gzipChunks(src: AsyncIterable<DataChunk>, out: OutputFile, level = GZIP_LEVEL): Promise<void> {
+  for await (const b of gzipStream(src, level)) await out.write(b);
 }
