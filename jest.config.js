@@ -1,7 +1,7 @@
 /** Unit tests live next to each package (libs|services|tools/<pkg>/test); integration tests drive real processes
  * (Redis, docker-registry, s3rver, the compiled services) and live in test/integration. */
 const transform = { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022', parser: { syntax: 'typescript' } }, module: { type: 'commonjs' } }] };
-const moduleNameMapper = { '^@factory/(goyaml|schematic|config|telemetry|queue|storage|oci|catalog|talos|imaging|registry)$': '<rootDir>/libs/$1/src' };
+const moduleNameMapper = { '^@factory/([a-z-]+)$': '<rootDir>/libs/$1/src' };
 module.exports = {
   projects: [
     { displayName: 'unit', testEnvironment: 'node', transform, moduleNameMapper,

@@ -6,7 +6,8 @@
 import { readFileSync } from 'node:fs';
 import type { UpstreamSettings } from '@factory/config';
 import { RegistryClient, verifyCosignSignature, readImageFiles, OciError, FetchedManifest } from '@factory/oci';
-import { FactoryError } from '@factory/queue';
+import { FactoryError } from '@factory/errors';
+import { BoundedMap } from '@factory/runtime';
 import { atLeast, formatSemver, offeredVersions, parseRequestVersion, SemVer } from '@factory/talos';
 import type { Logger } from '@factory/telemetry';
 import { CatalogExtension, CatalogOverlay, parseExtensionsCatalog, parseOverlaysCatalog } from './parse';
@@ -22,7 +23,7 @@ export class UpstreamCatalog {
   private versionsInflight?: Promise<string[]>;
   private readonly extensionsCache = new Map<string, Promise<CatalogExtension[]>>();
   private readonly overlaysCache = new Map<string, Promise<CatalogOverlay[]>>();
-  private readonly pinned = new Map<string, Promise<{ digest: string; manifest: FetchedManifest }>>();
+  private readonly pinned = new BoundedMap<string, Promise<{ digest: string; manifest: FetchedManifest }>>(PINNED_CACHE_ENTRIES);
 
   constructor(
     private readonly settings: UpstreamSettings,
@@ -138,7 +139,6 @@ export class UpstreamCatalog {
     const hit = this.pinned.get(key);
     if (hit) return hit;
     const p = this.resolveUncached(repo, ref, architecture);
-    if (this.pinned.size >= PINNED_CACHE_ENTRIES) this.pinned.delete(this.pinned.keys().next().value as string);
     this.pinned.set(key, p);
     p.catch(() => this.pinned.delete(key));
     return p;

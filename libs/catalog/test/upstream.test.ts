@@ -9,7 +9,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { pushCosignSignature, RegistryClient } from '@factory/oci';
 import type { UpstreamSettings } from '@factory/config';
-import { FactoryError } from '@factory/queue';
+import { FactoryError } from '@factory/errors';
 import { UpstreamCatalog } from '../src';
 import { startRegistry, ProcHandle } from '../../../test/support/procs';
 import { pushFilesImage } from '../../../test/support/oci-fixtures';

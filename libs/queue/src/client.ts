@@ -3,7 +3,7 @@ import { Queue, QueueEvents } from 'bullmq';
 import type IORedis from 'ioredis';
 import type { Logger } from '@factory/telemetry';
 import { JOB_QUEUE, JobName, PayloadOf, QueueName, Reply, ResultOf } from './contracts';
-import { FactoryError } from './errors';
+import { FactoryError } from '@factory/errors';
 import { redisConnection } from './connection';
 import { DEFAULT_JOB_OPTIONS } from './options';
 

@@ -3,7 +3,7 @@ import type IORedis from 'ioredis';
 import type { Logger } from '@factory/telemetry';
 import { Counter, Histogram, Registry } from '@factory/telemetry';
 import { JobName, PayloadOf, QueueName, Reply, ResultOf } from './contracts';
-import { isFactoryError } from './errors';
+import { isFactoryError } from '@factory/errors';
 import { redisConnection } from './connection';
 
 export type Handlers = { [K in JobName]?: (payload: PayloadOf<K>, job: Job) => Promise<ResultOf<K>> };

@@ -3,7 +3,8 @@
  * (retried), timeouts and de-duplication by deterministic job ID.
  */
 import pino from 'pino';
-import { FactoryError, JobClient, serveQueue } from '../src';
+import { JobClient, serveQueue } from '../src';
+import { FactoryError } from '@factory/errors';
 import { startRedis, ProcHandle } from '../../../test/support/procs';
 
 jest.setTimeout(30_000);

@@ -16,6 +16,7 @@ import type { Readable } from 'node:stream';
 import type { ByteRange, GetResult, ObjectStore } from '@factory/storage';
 import { isStorageError } from '@factory/storage';
 import type { Descriptor } from '@factory/oci';
+import { BoundedMap } from '@factory/runtime';
 import {
   COSIGN_SIGNATURE_ANNOTATION, MediaTypes, cosignSignatureTag, isValidRepository, isValidTag, sha256Digest,
 } from '@factory/oci';
@@ -183,14 +184,13 @@ export class OciContentStore {
    * manifests' bytes are remembered (bounded), sparing an object-store round trip per pull request — which counts
    * with S3 far away.
    */
-  private readonly stats = new Map<string, BlobInfo>();
+  private readonly stats = new BoundedMap<string, BlobInfo>(STAT_CACHE_ENTRIES);
   private readonly manifests = new Map<string, StoredManifest>();
   private manifestBytes = 0;
 
   constructor(readonly objects: ObjectStore) {}
 
   private rememberStat(hex: string, info: BlobInfo): void {
-    if (this.stats.size >= STAT_CACHE_ENTRIES) this.stats.delete(this.stats.keys().next().value as string);
     this.stats.set(hex, info);
   }
 

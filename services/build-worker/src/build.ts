@@ -26,7 +26,8 @@ import {
   writeEmbeddedConfigExtension,
   writeSchematicExtension,
 } from '@factory/imaging';
-import { AssetSpec, FactoryError, isFactoryError, OciDescriptor } from '@factory/queue';
+import { FactoryError, isFactoryError } from '@factory/errors';
+import { AssetSpec, OciDescriptor } from '@factory/queue';
 import type { OciContentStore } from '@factory/registry';
 import { extensionsOf, Schematic } from '@factory/schematic';
 import {

@@ -7,7 +7,8 @@
 import path from 'node:path';
 import { Worker } from 'bullmq';
 import { EnvReader, readCommon, readExternal, readUpstream } from '@factory/config';
-import { fatal, onShutdown, redisConnection } from '@factory/queue';
+import { redisConnection } from '@factory/queue';
+import { fatal, onShutdown } from '@factory/runtime';
 import { createObjectStore } from '@factory/storage';
 import { Counter, createLogger, createMetricsRegistry, Histogram, startMetricsServer } from '@factory/telemetry';
 

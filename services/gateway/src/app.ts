@@ -5,7 +5,8 @@
 import express, { Request, Response } from 'express';
 import type { Logger } from '@factory/telemetry';
 import { Counter, Gauge, Histogram, Registry } from '@factory/telemetry';
-import { FactoryError, isFactoryError, JobName, PayloadOf, QueueName, QUEUES, ResultOf } from '@factory/queue';
+import { FactoryError, isFactoryError } from '@factory/errors';
+import { JobName, PayloadOf, QueueName, QUEUES, ResultOf } from '@factory/queue';
 import { cors, goJson, identityHeaders, Routes, sendBody, sendError } from './compat';
 import { AssetRoutes } from './assets';
 

@@ -7,7 +7,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createHash, randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
-import { AssetRecord, AssetSpec, assetKey, ensureAsset, FactoryError } from '@factory/queue';
+import { FactoryError } from '@factory/errors';
+import { AssetRecord, AssetSpec, assetKey, ensureAsset } from '@factory/queue';
+import { BoundedMap } from '@factory/runtime';
 import { isSchematicId } from '@factory/schematic';
 import type { ObjectStore } from '@factory/storage';
 import { AssetRequest, contentDisposition, contentTypeFor, parseAssetPath, parsePxePath, parseRequestVersion, ProfilePathError, pxeScript, tagOf } from '@factory/talos';
@@ -31,17 +33,6 @@ export interface AssetRouteOptions {
 
 const MAX_CACHED = 50_000;
 
-/** A bounded map that forgets its oldest entries first. */
-class Bounded<V> extends Map<string, V> {
-  constructor(private readonly limit: number) {
-    super();
-  }
-  override set(key: string, value: V): this {
-    if (this.size >= this.limit && !this.has(key)) this.delete(this.keys().next().value as string);
-    return super.set(key, value);
-  }
-}
-
 interface Resolved {
   spec: AssetSpec;
   yaml: string;
@@ -50,9 +41,9 @@ interface Resolved {
 
 export class AssetRoutes {
   // Schematics are immutable: once seen, never asked for again.
-  private readonly schematics = new Bounded<string>(MAX_CACHED);
+  private readonly schematics = new BoundedMap<string, string>(MAX_CACHED);
   // Cache-hit redirects by request URL; they expire well before the presigned URL does.
-  private readonly redirects = new Bounded<{ location: string; expires: number }>(MAX_CACHED);
+  private readonly redirects = new BoundedMap<string, { location: string; expires: number }>(MAX_CACHED);
 
   constructor(private readonly o: AssetRouteOptions) {}
 
@@ -168,7 +159,7 @@ export class AssetRoutes {
     await this.stream(req, res, record, contentType, filename);
   }
 
-  private readonly sha512s = new Bounded<string>(MAX_CACHED);
+  private readonly sha512s = new BoundedMap<string, string>(MAX_CACHED);
 
   /** SHA-512 is computed on first request by streaming the stored object (assets are immutable), then remembered. */
   private async sha512(record: AssetRecord): Promise<string> {

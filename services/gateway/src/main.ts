@@ -4,7 +4,8 @@
 import http from 'node:http';
 import { EnvReader, readCommon, readExternal } from '@factory/config';
 import { createObjectStore } from '@factory/storage';
-import { fatal, JobClient, onShutdown } from '@factory/queue';
+import { JobClient } from '@factory/queue';
+import { fatal, onShutdown } from '@factory/runtime';
 import { Counter, createLogger, createMetricsRegistry } from '@factory/telemetry';
 import { createApp } from './app';
 import { AssetRoutes } from './assets';

@@ -5,7 +5,9 @@
  */
 import express from 'express';
 import type { UpstreamCatalog } from '@factory/catalog';
-import { FactoryError, InstallerRef, isFactoryError } from '@factory/queue';
+import { FactoryError, isFactoryError } from '@factory/errors';
+import type { InstallerRef } from '@factory/queue';
+import { BoundedMap } from '@factory/runtime';
 import { createRegistryRouter, invalidImageMessage, ManifestRequest, OciContentStore, RegistryRouterDeps, RepositoryRequest } from '@factory/registry';
 import { parseRequestVersion, tagOf } from '@factory/talos';
 import type { Logger } from '@factory/telemetry';
@@ -33,8 +35,8 @@ const VERIFIED_TTL_MS = 60_000;
 const MAX_REMEMBERED = 10_000;
 
 export function createRegistryApp(o: RegistryAppOptions): express.Express {
-  const knownSchematics = new Set<string>();
-  const verified = new Map<string, { descriptor: { mediaType: string; digest: string; size: number }; expires: number }>();
+  const knownSchematics = new BoundedMap<string, true>(MAX_REMEMBERED);
+  const verified = new BoundedMap<string, { descriptor: { mediaType: string; digest: string; size: number }; expires: number }>(MAX_REMEMBERED);
 
   async function checkSchematic(id: string): Promise<void> {
     if (knownSchematics.has(id)) return;
@@ -46,8 +48,7 @@ export function createRegistryApp(o: RegistryAppOptions): express.Express {
       if (isFactoryError(err) && err.status === 404) throw notFound;
       throw err;
     }
-    if (knownSchematics.size >= MAX_REMEMBERED) knownSchematics.clear();
-    knownSchematics.add(id);
+    knownSchematics.set(id, true);
   }
 
   async function checkRepository(req: RepositoryRequest): Promise<void> {
@@ -78,7 +79,6 @@ export function createRegistryApp(o: RegistryAppOptions): express.Express {
     const hit = verified.get(memoKey);
     if (hit && hit.expires > Date.now()) return hit.descriptor;
     const descriptor = (await o.installers.published(ref)) ?? (await requestInstaller(o.jobs, o.installers, ref, o.buildTimeoutMs));
-    if (verified.size >= MAX_REMEMBERED) verified.delete(verified.keys().next().value as string);
     verified.set(memoKey, { descriptor, expires: Date.now() + VERIFIED_TTL_MS });
     return descriptor;
   }

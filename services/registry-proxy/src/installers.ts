@@ -9,13 +9,13 @@ import { COSIGN_SIGNATURE_ANNOTATION, cosignSignatureTag, Descriptor, MediaTypes
 import {
   assetKey,
   ensureAsset,
-  FactoryError,
   InstallerRef,
   JobVanishedError,
   OciDescriptor,
   PayloadOf,
   ResultOf,
 } from '@factory/queue';
+import { FactoryError } from '@factory/errors';
 import type { OciContentStore } from '@factory/registry';
 import type { ObjectStore } from '@factory/storage';
 import { contentTypeFor, formatAssetPath } from '@factory/talos';

@@ -8,7 +8,8 @@
 import http from 'node:http';
 import { EnvReader, readCommon, readExternal, readUpstream } from '@factory/config';
 import { UpstreamCatalog } from '@factory/catalog';
-import { fatal, JobClient, onShutdown, serveQueue } from '@factory/queue';
+import { JobClient, serveQueue } from '@factory/queue';
+import { fatal, onShutdown } from '@factory/runtime';
 import { OciContentStore } from '@factory/registry';
 import { createObjectStore } from '@factory/storage';
 import { createLogger, createMetricsRegistry, startMetricsServer } from '@factory/telemetry';

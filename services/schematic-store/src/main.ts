@@ -2,7 +2,9 @@
  * schematic-store: parses, canonicalizes and durably stores schematics; answers `schematic.*` jobs.
  */
 import { EnvReader, readCommon } from '@factory/config';
-import { fatal, FactoryError, onShutdown, serveQueue } from '@factory/queue';
+import { FactoryError } from '@factory/errors';
+import { serveQueue } from '@factory/queue';
+import { fatal, onShutdown } from '@factory/runtime';
 import { canonicalYaml, parseSchematic, schematicId, SchematicError } from '@factory/schematic';
 import { createObjectStore } from '@factory/storage';
 import { Counter, createLogger, createMetricsRegistry, Gauge, startMetricsServer } from '@factory/telemetry';

@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { ObjectStore } from '@factory/storage';
+import { BoundedMap } from '@factory/runtime';
 import { isSchematicId } from '@factory/schematic';
 
 const MAX_SCHEMATIC_BYTES = 1024 * 1024;
@@ -15,16 +16,20 @@ export interface RepositoryMetrics {
 }
 
 export class SchematicRepository {
-  private readonly cache = new Map<string, string>();
-  private readonly negative = new Map<string, number>();
+  private readonly cache: BoundedMap<string, string>;
+  // Bounded too: unknown IDs are attacker-chosen.
+  private readonly negative: BoundedMap<string, number>;
   private readonly inflight = new Map<string, Promise<string | null>>();
 
   constructor(
     private readonly store: ObjectStore,
-    private readonly capacity = 100_000,
+    capacity = 100_000,
     private readonly negativeTtlMs = 30_000,
     private readonly metrics?: RepositoryMetrics,
-  ) {}
+  ) {
+    this.cache = new BoundedMap(capacity);
+    this.negative = new BoundedMap(capacity);
+  }
 
   static key(id: string): string {
     return `schematics/${id}.yaml`;
@@ -79,10 +84,6 @@ export class SchematicRepository {
   private remember(id: string, yaml: string): void {
     this.negative.delete(id);
     this.cache.set(id, yaml);
-    while (this.cache.size > this.capacity) {
-      const oldest = this.cache.keys().next().value as string;
-      this.cache.delete(oldest);
-    }
     this.metrics?.cacheSize(this.cache.size);
   }
 

@@ -4,7 +4,9 @@
  */
 import path from 'node:path';
 import { EnvReader, readCommon } from '@factory/config';
-import { badRequest, fatal, onShutdown, serveQueue } from '@factory/queue';
+import { badRequest } from '@factory/errors';
+import { serveQueue } from '@factory/queue';
+import { fatal, onShutdown } from '@factory/runtime';
 import { Counter, createLogger, createMetricsRegistry, startMetricsServer } from '@factory/telemetry';
 import { loadOrCreateEcKey, signEcdsa } from './keys';
 
