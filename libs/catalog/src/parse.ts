@@ -4,7 +4,25 @@
  */
 import YAML from 'yaml';
 import { parseImageReference as parseImageRef } from '@factory/oci';
-import type { ExtensionEntry, OverlayEntry } from '@factory/queue';
+
+/** An official extension as the catalog lists it (`GET /version/:v/extensions/official`). */
+export interface ExtensionEntry {
+  /** the repository path, e.g. `siderolabs/gvisor` */
+  name: string;
+  ref: string;
+  digest: string;
+  author: string;
+  description: string;
+}
+
+/** An overlay as the catalog lists it (`GET /version/:v/overlays/official`). */
+export interface OverlayEntry {
+  name: string;
+  /** the repository path, e.g. `siderolabs/sbc-raspberrypi` */
+  image: string;
+  ref: string;
+  digest: string;
+}
 
 export interface CatalogExtension extends ExtensionEntry {
   /** Repository path to pull from (`siderolabs/gvisor`), and the tag as listed. */

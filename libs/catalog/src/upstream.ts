@@ -8,7 +8,7 @@ import type { UpstreamSettings } from '@factory/config';
 import { RegistryClient, verifyCosignSignature, readImageFiles, OciError, FetchedManifest } from '@factory/oci';
 import { FactoryError } from '@factory/errors';
 import { BoundedMap } from '@factory/runtime';
-import { atLeast, formatSemver, offeredVersions, parseRequestVersion, SemVer } from '@factory/talos';
+import { formatSemver, offeredVersions, parseRequestVersion, SemVer, supportsOverlays } from '@factory/talos';
 import type { Logger } from '@factory/telemetry';
 import { CatalogExtension, CatalogOverlay, parseExtensionsCatalog, parseOverlaysCatalog } from './parse';
 
@@ -112,7 +112,7 @@ export class UpstreamCatalog {
   async overlays(rawVersion: string): Promise<CatalogOverlay[]> {
     const v = parseVersionOrThrow(rawVersion);
     // Overlays exist from Talos 1.7; older versions answer [] without checking availability, like the anchor.
-    if (!atLeast(v, 1, 7, 0)) return [];
+    if (!supportsOverlays(v)) return [];
     await this.requireAvailable(rawVersion);
     const tag = `v${formatSemver(v)}`;
     return this.memo(this.overlaysCache, tag, async () => {

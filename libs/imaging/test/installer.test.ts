@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import zlib from 'node:zlib';
+import type { SemVer } from '@factory/talos';
 import {
   buildInstallerImage,
   DOCKER_CONFIG_MEDIA_TYPE,
@@ -147,7 +148,7 @@ function input(workDir: string, over: Partial<InstallerImageInput> = {}): Instal
 
 describe('installerArtifactPaths', () => {
   it('follows the version / secureboot rules', () => {
-    const paths = (maj: number, min: number, arch: 'amd64' | 'arm64', sb: boolean) => installerArtifactPaths({ major: maj, minor: min }, arch, sb).map((p) => `${p.role}:${p.path}`);
+    const paths = (maj: number, min: number, arch: 'amd64' | 'arm64', sb: boolean) => installerArtifactPaths({ major: maj, minor: min, patch: 0, prerelease: [], build: [] } as SemVer, arch, sb).map((p) => `${p.role}:${p.path}`);
     expect(paths(1, 10, 'amd64', false)).toEqual(['systemd-boot:usr/install/amd64/systemd-boot.efi', 'uki:usr/install/amd64/vmlinuz.efi']);
     expect(paths(1, 11, 'arm64', true)).toEqual(['systemd-boot:usr/install/arm64/systemd-boot.efi', 'uki:usr/install/arm64/vmlinuz.efi']);
     expect(paths(2, 0, 'amd64', false)).toEqual(['systemd-boot:usr/install/amd64/systemd-boot.efi', 'uki:usr/install/amd64/vmlinuz.efi']);

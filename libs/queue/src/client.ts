@@ -3,20 +3,9 @@ import { Queue, QueueEvents } from 'bullmq';
 import type IORedis from 'ioredis';
 import type { Logger } from '@factory/telemetry';
 import { JOB_QUEUE, JobName, PayloadOf, QueueName, Reply, ResultOf } from './contracts';
-import { FactoryError } from '@factory/errors';
+import { FactoryError, JobVanishedError } from '@factory/errors';
 import { redisConnection } from './connection';
 import { DEFAULT_JOB_OPTIONS } from './options';
-
-/**
- * The job finished and was removed before this caller could read its result (build jobs are removed on completion;
- * their result is the published object). The caller should look for the result where the job publishes it.
- */
-export class JobVanishedError extends FactoryError {
-  constructor(jobId: string) {
-    super(503, `job ${jobId} finished before its result could be read`);
-    this.name = 'FactoryError';
-  }
-}
 
 export interface CallOptions {
   /** How long to wait for the answer; on expiry the caller gets a 503. */

@@ -4,61 +4,11 @@
  * that carries an HTTP status, so BullMQ never retries it; only unexpected errors fail the job and are retried.
  */
 
+import type { AssetRecord, BuildAssetPayload, OciDescriptor } from '@factory/asset';
+import type { ExtensionEntry, OverlayEntry } from '@factory/catalog';
+
 export const QUEUES = ['schematic', 'upstream', 'signing', 'build', 'registry'] as const;
 export type QueueName = (typeof QUEUES)[number];
-
-/** An official extension as the catalog lists it (`GET /version/:v/extensions/official`). */
-export interface ExtensionEntry {
-  name: string;
-  ref: string;
-  digest: string;
-  author: string;
-  description: string;
-}
-
-/** An overlay as the catalog lists it (`GET /version/:v/overlays/official`). */
-export interface OverlayEntry {
-  name: string;
-  image: string;
-  ref: string;
-  digest: string;
-}
-
-/**
- * One downloadable asset of one schematic and Talos version, normalized (`x86_64` and `amd64` are the same asset).
- * `path` is the canonical asset path (e.g. `metal-amd64.iso`), used for the content type and default file name.
- */
-export interface AssetSpec {
-  schematicId: string;
-  version: string;
-  kind: 'kernel' | 'cmdline' | 'initramfs' | 'iso' | 'uki' | 'installer' | 'image';
-  platform: string;
-  arch: 'amd64' | 'arm64';
-  secureboot: boolean;
-  outFormat: string;
-  disk?: { format: string; sizeMiB: number; formatOptions: string };
-  path: string;
-}
-
-/** An OCI content descriptor (manifest or index) in the factory's own OCI store. */
-export interface OciDescriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
-}
-
-/** Where a finished asset lives in object storage, and what it is. */
-export interface AssetRecord {
-  key: string;
-  size: number;
-  sha256: string;
-  contentType: string;
-  /**
-   * Installer tarballs only: the same image as an OCI (Docker schema2) manifest whose blobs are already in the OCI
-   * store, ready to be listed in an installer index.
-   */
-  image?: OciDescriptor;
-}
 
 /** An installer repository of the factory's registry (`<image>/<schematic>`), see anchor-api §5.2. */
 export interface InstallerRef {
@@ -74,9 +24,9 @@ export interface InstallerRef {
 export interface JobContracts {
   /**
    * Build (or find) an asset. The job ID is derived from the asset key, so concurrent requests anywhere in the
-   * cluster share one build. The schematic travels with the job; the worker checks it against its ID.
+   * cluster share one build. The payload is the asset profile the edge resolved and validated; the worker builds it.
    */
-  'build.asset': { queue: 'build'; payload: { spec: AssetSpec; schematicYaml: string; key: string }; result: AssetRecord };
+  'build.asset': { queue: 'build'; payload: BuildAssetPayload; result: AssetRecord };
 
   /**
    * Build (or find) the installer index `<image>/<schematic>:<version>` (amd64 + arm64 installer images, signed),

@@ -3,4 +3,3 @@ export * from './client';
 export * from './server';
 export * from './options';
 export { redisConnection } from './connection';
-export * from './assets';

@@ -4,7 +4,7 @@
  */
 import type { Arch } from './profile';
 import type { SemVer } from './version';
-import { atLeast } from './version';
+import { metalConsoleTtyS0, nvmeTimeoutAwsOnly } from './quirks';
 
 /**
  * Every platform name the imager accepts (`talos.platform=` source). `packet` is the legacy alias of `equinixMetal`
@@ -55,9 +55,9 @@ export function platformKernelArgs(platform: string, arch: Arch, version: SemVer
   switch (platform) {
     case 'metal':
       if (arch === 'arm64') return ['console=ttyAMA0', 'console=tty0'];
-      return atLeast(version, 1, 8) ? ['console=tty0'] : ['console=ttyS0', 'console=tty0'];
+      return metalConsoleTtyS0(version) ? ['console=ttyS0', 'console=tty0'] : ['console=tty0'];
     case 'aws':
-      return atLeast(version, 1, 14) ? [...twoConsoles, 'nvme_core.io_timeout=4294967295'] : twoConsoles;
+      return nvmeTimeoutAwsOnly(version) ? [...twoConsoles, 'nvme_core.io_timeout=4294967295'] : twoConsoles;
     case 'gcp':
       return ['console=ttyS0', 'net.ifnames=0', 'talos.dashboard.disabled=1', 'sysctl.kernel.kexec_load_disabled=1'];
     case 'azure':

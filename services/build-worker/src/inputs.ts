@@ -9,7 +9,8 @@ import { pipeline } from 'node:stream/promises';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import type { CatalogExtension, CatalogOverlay, UpstreamCatalog } from '@factory/catalog';
+import type { ExtensionRef, OverlayRef } from '@factory/asset';
+import type { UpstreamCatalog } from '@factory/catalog';
 import { extractLayers } from '@factory/imaging';
 import type { FetchedManifest } from '@factory/oci';
 
@@ -56,8 +57,9 @@ export class InputCache {
   }
 
   /** The flattened filesystem (`manifest.yaml` + `rootfs/`) of an official extension, pinned by catalog digest. */
-  async extension(ext: CatalogExtension, arch: 'amd64' | 'arm64'): Promise<string> {
-    const repo = this.catalog.repo(ext.repository);
+  async extension(ext: ExtensionRef, arch: 'amd64' | 'arm64'): Promise<string> {
+    // A catalog extension's name is its repository path.
+    const repo = this.catalog.repo(ext.name);
     const { manifest } = await this.catalog.resolveVerified(repo, ext.digest, arch);
     return this.extracted(`extensions/${ext.digest.replace('sha256:', '')}-${arch}`, repo, manifest);
   }
@@ -66,8 +68,8 @@ export class InputCache {
    * The flattened overlay image (profiles/, installers/, artifacts/), pinned by catalog digest. Its installer runs on
    * this host, so the host's (amd64) variant is pulled; artifacts for every board architecture are inside it.
    */
-  async overlay(o: CatalogOverlay): Promise<string> {
-    const repo = this.catalog.repo(o.repository);
+  async overlay(o: OverlayRef): Promise<string> {
+    const repo = this.catalog.repo(o.image);
     const { manifest } = await this.catalog.resolveVerified(repo, o.digest, 'amd64');
     return this.extracted(`overlays/${o.digest.replace('sha256:', '')}`, repo, manifest);
   }

@@ -5,9 +5,9 @@
  * IDs make N concurrent requests for one asset one build cluster-wide.
  */
 import path from 'node:path';
-import { Worker } from 'bullmq';
+import type { Job } from 'bullmq';
 import { EnvReader, readCommon, readExternal, readUpstream } from '@factory/config';
-import { redisConnection } from '@factory/queue';
+import { PayloadOf, Reply, serveQueue } from '@factory/queue';
 import { fatal, onShutdown } from '@factory/runtime';
 import { createObjectStore } from '@factory/storage';
 import { Counter, createLogger, createMetricsRegistry, Histogram, startMetricsServer } from '@factory/telemetry';
@@ -27,25 +27,23 @@ async function main(): Promise<void> {
   const store = createObjectStore(common.storage);
   await store.ping();
 
-  const connection = redisConnection(common.redis.url, 'blocking', `${common.redis.prefix}-build-worker`);
-  const worker = new Worker('build', path.join(__dirname, 'processor.js'), {
-    connection,
+  const { worker, connection } = serveQueue('build', { processorFile: path.join(__dirname, 'processor.js') }, {
+    redisUrl: common.redis.url,
     prefix: common.redis.prefix,
+    logger,
+    metrics,
     concurrency,
     // Builds take minutes; the lock is renewed while the sandbox runs.
     lockDuration: 120_000,
   });
-  worker.on('error', (err) => logger.warn({ err }, 'worker error'));
-  worker.on('completed', (job) => {
-    const kind = job.data?.spec?.kind ?? 'unknown';
-    const ok = job.returnvalue?.ok;
-    built.inc({ kind, outcome: ok ? 'ok' : String(job.returnvalue?.status ?? 'error') });
-    if (ok && job.processedOn && job.finishedOn) latency.observe({ kind }, (job.finishedOn - job.processedOn) / 1000);
+  // Asset metrics by output kind, on top of the queue's job metrics.
+  const kindOf = (job: Job<PayloadOf<'build.asset'>> | undefined) => job?.data?.profile?.kind ?? 'unknown';
+  worker.on('completed', (job: Job<PayloadOf<'build.asset'>>) => {
+    const reply = job.returnvalue as Reply<unknown> | undefined;
+    built.inc({ kind: kindOf(job), outcome: reply?.ok ? 'ok' : String(reply?.status ?? 'error') });
+    if (reply?.ok && job.processedOn && job.finishedOn) latency.observe({ kind: kindOf(job) }, (job.finishedOn - job.processedOn) / 1000);
   });
-  worker.on('failed', (job, err) => {
-    built.inc({ kind: job?.data?.spec?.kind ?? 'unknown', outcome: 'failed' });
-    logger.error({ jobId: job?.id, err: err?.message }, 'build job failed');
-  });
+  worker.on('failed', (job: Job<PayloadOf<'build.asset'>> | undefined) => built.inc({ kind: kindOf(job), outcome: 'failed' }));
   const server = await startMetricsServer({ port: common.metricsPort, host: common.metricsHost, registry: metrics, logger, ready: () => store.ping() });
   logger.info({ concurrency, storage: common.storage.kind }, 'build-worker ready');
   onShutdown(logger, [() => worker.close(), () => connection.quit(), () => server && new Promise((r) => server.close(r))], 25 * 60_000);

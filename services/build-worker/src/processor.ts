@@ -9,15 +9,14 @@ import path from 'node:path';
 import type { SandboxedJob } from 'bullmq';
 import { UpstreamCatalog } from '@factory/catalog';
 import { EnvReader, readCommon, readExternal, readUpstream } from '@factory/config';
-import { FactoryError, isFactoryError } from '@factory/errors';
-import { AssetRecord, assetObjectKey, assetRecordFrom, imageMetadata, PayloadOf, Reply } from '@factory/queue';
+import { AssetRecord, assetObjectKey, assetRecordFrom, imageMetadata } from '@factory/asset';
+import { PayloadOf, sandboxedProcessor } from '@factory/queue';
 import { OciContentStore } from '@factory/registry';
-import { parseSchematic, schematicId } from '@factory/schematic';
 import { createObjectStore, ObjectStore } from '@factory/storage';
 import { hashFileSync } from '@factory/imaging';
 import { contentTypeFor } from '@factory/talos';
 import { createLogger, Logger } from '@factory/telemetry';
-import { buildAsset } from './build';
+import { buildAsset } from './recipes';
 import { InputCache } from './inputs';
 
 interface Context {
@@ -61,15 +60,12 @@ function setup(): Context {
 
 async function run(job: SandboxedJob<PayloadOf<'build.asset'>>): Promise<AssetRecord> {
   const ctx = setup();
-  const { spec, schematicYaml, key } = job.data;
+  const { profile, key } = job.data;
   const objectKey = assetObjectKey(key);
 
   // Idempotent: an earlier run (or another worker) may have published it already.
-  const existing = assetRecordFrom(objectKey, await ctx.store.head(objectKey), contentTypeFor(spec.path));
+  const existing = assetRecordFrom(objectKey, await ctx.store.head(objectKey), contentTypeFor(profile.path));
   if (existing) return existing;
-
-  const schematic = parseSchematic(schematicYaml);
-  if (schematicId(schematic) !== spec.schematicId) throw new FactoryError(400, 'schematic does not match its ID');
 
   const workDir = await mkdtemp(path.join(os.tmpdir(), 'factory-build-'));
   const started = Date.now();
@@ -95,9 +91,7 @@ async function run(job: SandboxedJob<PayloadOf<'build.asset'>>): Promise<AssetRe
           void job.updateProgress({ stage: next, percent }).catch(() => undefined);
         },
       },
-      spec,
-      schematic,
-      schematicYaml,
+      profile,
       workDir,
     );
     enter('hashing');
@@ -105,7 +99,7 @@ async function run(job: SandboxedJob<PayloadOf<'build.asset'>>): Promise<AssetRe
     // The digest is known before the upload, so S3 takes the object in one verified pass (no staging copy).
     const { sha256, size } = built.digest ?? hashFileSync(built.file);
     enter('uploading');
-    const contentType = contentTypeFor(spec.path);
+    const contentType = contentTypeFor(profile.path);
     // The store verifies the uploaded bytes against the digest before the object becomes visible.
     await ctx.store.put(objectKey, createReadStream(built.file, { highWaterMark: UPLOAD_CHUNK }), {
       contentType,
@@ -113,27 +107,32 @@ async function run(job: SandboxedJob<PayloadOf<'build.asset'>>): Promise<AssetRe
       metadata: built.image ? imageMetadata(built.image) : undefined,
     });
     enter('done');
-    ctx.logger.info({ key, path: spec.path, version: spec.version, size, ms: Date.now() - started, stages }, 'asset built');
+    ctx.logger.info({ key, path: profile.path, version: profile.version, size, ms: Date.now() - started, stages }, 'asset built');
     return { key: objectKey, size, sha256, contentType, ...(built.image ? { image: built.image } : {}) };
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
 }
 
-export default async function processor(job: SandboxedJob<PayloadOf<'build.asset'>>): Promise<Reply<AssetRecord>> {
-  const ctx = setup();
-  // A build that exceeds its deadline takes its sandbox down with it: BullMQ fails the job and starts a fresh child.
-  const timer = setTimeout(() => {
-    ctx.logger.error({ jobId: job.id, timeoutMs: ctx.timeoutMs }, 'build deadline exceeded, killing sandbox');
-    process.exit(70);
-  }, ctx.timeoutMs);
-  try {
-    return { ok: true, value: await run(job) };
-  } catch (err) {
-    if (isFactoryError(err)) return { ok: false, status: err.status, message: err.message };
-    ctx.logger.error({ err, jobId: job.id }, 'build failed');
-    throw err;
-  } finally {
-    clearTimeout(timer);
-  }
-}
+/**
+ * The sandbox's entry (BullMQ runs this file in child processes): FactoryErrors become permanent replies through
+ * the queue's sandboxedProcessor. A build that exceeds its deadline takes its sandbox down with it: BullMQ fails the
+ * job and starts a fresh child.
+ */
+export default sandboxedProcessor(
+  {
+    'build.asset': async (_payload: PayloadOf<'build.asset'>, job: SandboxedJob<PayloadOf<'build.asset'>>) => {
+      const ctx = setup();
+      const timer = setTimeout(() => {
+        ctx.logger.error({ jobId: job.id, timeoutMs: ctx.timeoutMs }, 'build deadline exceeded, killing sandbox');
+        process.exit(70);
+      }, ctx.timeoutMs);
+      try {
+        return await run(job);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  },
+  (err, job) => setup().logger.error({ err, jobId: job.id }, 'build failed'),
+);

@@ -7,17 +7,19 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createHash, randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
+import { AssetProfile, AssetRecord, CatalogView, ensureAsset, resolveAssetProfile } from '@factory/asset';
 import { FactoryError } from '@factory/errors';
-import { AssetRecord, AssetSpec, assetKey, ensureAsset } from '@factory/queue';
 import { BoundedMap } from '@factory/runtime';
-import { isSchematicId } from '@factory/schematic';
+import { isSchematicId, parseSchematic, Schematic } from '@factory/schematic';
 import type { ObjectStore } from '@factory/storage';
-import { AssetRequest, contentDisposition, contentTypeFor, parseAssetPath, parsePxePath, parseRequestVersion, ProfilePathError, pxeScript, tagOf } from '@factory/talos';
+import { AssetRequest, contentDisposition, contentTypeFor, parseAssetPath, parsePxePath, pxeScript } from '@factory/talos';
 import type { JobCaller } from './app';
 import { sendBody, sendError } from './compat';
 
 export interface AssetRouteOptions {
   jobs: JobCaller;
+  /** the upstream catalog, for resolving asset profiles at the edge */
+  catalog: CatalogView;
   store: ObjectStore;
   externalUrl: string;
   externalPxeUrl: string;
@@ -33,15 +35,14 @@ export interface AssetRouteOptions {
 
 const MAX_CACHED = 50_000;
 
-interface Resolved {
-  spec: AssetSpec;
+interface StoredSchematic {
   yaml: string;
-  key: string;
+  schematic: Schematic;
 }
 
 export class AssetRoutes {
   // Schematics are immutable: once seen, never asked for again.
-  private readonly schematics = new BoundedMap<string, string>(MAX_CACHED);
+  private readonly schematics = new BoundedMap<string, StoredSchematic>(MAX_CACHED);
   // Cache-hit redirects by request URL; they expire well before the presigned URL does.
   private readonly redirects = new BoundedMap<string, { location: string; expires: number }>(MAX_CACHED);
 
@@ -72,40 +73,25 @@ export class AssetRoutes {
     return true;
   }
 
-  /** Schematic (404) → version (400 here; 500 in the anchor) → path (400). */
-  private async resolve(id: string, rawVersion: string, parsePath: () => AssetRequest, assetPath: (r: AssetRequest) => string): Promise<Resolved> {
-    const yaml = await this.schematic(id);
-    const version = parseRequestVersion(rawVersion);
-    if (!version) throw new FactoryError(400, `invalid version ${JSON.stringify(rawVersion)}: expected a semantic version such as v1.11.0`);
-    let req: AssetRequest;
-    try {
-      req = parsePath();
-    } catch (err) {
-      if (err instanceof ProfilePathError) throw new FactoryError(400, `error parsing profile from path: ${err.message}`);
-      throw err;
-    }
-    const spec: AssetSpec = {
-      schematicId: id,
-      version: tagOf(version),
-      kind: req.kind,
-      platform: req.platform,
-      arch: req.arch,
-      secureboot: req.secureboot,
-      outFormat: req.outFormat,
-      disk: req.disk,
-      path: assetPath(req),
-    };
-    return { spec, yaml, key: assetKey(spec) };
+  /**
+   * Schematic (404) → version (400 here; 500 in the anchor) → path (400) → enhancement from the schematic (400/404):
+   * every permanent answer is given here, before any build is queued.
+   */
+  private async resolve(id: string, rawVersion: string, parsePath: () => AssetRequest, assetPath: (r: AssetRequest) => string): Promise<AssetProfile> {
+    const { yaml, schematic } = await this.schematic(id);
+    return resolveAssetProfile({ schematicId: id, schematic, schematicYaml: yaml, rawVersion, parsePath, assetPath }, this.o.catalog);
   }
 
-  private async schematic(id: string): Promise<string> {
+  private async schematic(id: string): Promise<StoredSchematic> {
     if (!isSchematicId(id)) throw new FactoryError(404, `schematic ID ${JSON.stringify(id)} not found`);
     const cached = this.schematics.get(id);
     if (cached !== undefined) return cached;
     try {
       const { yaml } = await this.o.jobs.call('schematic.get', { id });
-      this.schematics.set(id, yaml);
-      return yaml;
+      // The store verified the content against its ID; parsing canonical YAML cannot fail.
+      const stored = { yaml, schematic: parseSchematic(yaml) };
+      this.schematics.set(id, stored);
+      return stored;
     } catch (err) {
       if (err instanceof FactoryError && err.status === 404) throw new FactoryError(404, `schematic ID ${JSON.stringify(id)} not found`);
       throw err;
@@ -113,12 +99,8 @@ export class AssetRoutes {
   }
 
   /** The stored asset, building it first when missing (one build per asset cluster-wide). */
-  private ensure(r: Resolved): Promise<AssetRecord> {
-    return ensureAsset(this.o.jobs, this.o.store, { spec: r.spec, schematicYaml: r.yaml, key: r.key }, {
-      fallbackContentType: contentTypeFor(r.spec.path),
-      timeoutMs: this.o.buildTimeoutMs,
-      onStored: this.o.onDelivered,
-    });
+  private ensure(profile: AssetProfile): Promise<AssetRecord> {
+    return ensureAsset(this.o.jobs, this.o.store, profile, { timeoutMs: this.o.buildTimeoutMs, onStored: this.o.onDelivered });
   }
 
   async image(req: Request, res: Response): Promise<void> {
@@ -133,10 +115,10 @@ export class AssetRoutes {
       checksum = m[1] as 'sha256' | 'sha512';
       rawPath = rawPath.slice(0, -m[0].length);
     }
-    const r = await this.resolve(req.params.schematic, req.params.version, () => parseAssetPath(rawPath), () => rawPath);
+    const profile = await this.resolve(req.params.schematic, req.params.version, () => parseAssetPath(rawPath), () => rawPath);
     const filenameParam = typeof req.query.filename === 'string' ? req.query.filename : '';
     const filename = sanitizeFilename(filenameParam) || rawPath;
-    const record = await this.ensure(r);
+    const record = await this.ensure(profile);
 
     if (checksum) {
       // Checksums for every asset (an enterprise-only feature of the anchor): `<hex>  <filename>\n`.
@@ -212,22 +194,22 @@ export class AssetRoutes {
   }
 
   async pxe(req: Request, res: Response): Promise<void> {
-    const r = await this.resolve(
+    const profile = await this.resolve(
       req.params.schematic,
       req.params.version,
       () => parsePxePath(req.params.path),
       (a) => `cmdline-${a.platform}-${a.arch}${a.secureboot ? '-secureboot' : ''}`,
     );
-    const record = await this.ensure(r);
+    const record = await this.ensure(profile);
     const cmdline = await this.o.store.getBuffer(record.key, 64 * 1024);
     if (!cmdline) throw new FactoryError(503, 'asset disappeared from storage; retry');
     const script = pxeScript({
       baseUrl: this.o.externalPxeUrl,
-      schematicId: r.spec.schematicId,
-      versionTag: r.spec.version,
-      arch: r.spec.arch,
-      platform: r.spec.platform,
-      secureboot: r.spec.secureboot,
+      schematicId: profile.schematicId,
+      versionTag: profile.version,
+      arch: profile.arch,
+      platform: profile.platform,
+      secureboot: profile.secureboot,
       cmdline: cmdline.toString('utf8'),
     });
     sendBody(res, 200, 'text/plain; charset=utf-8', script);

@@ -8,6 +8,7 @@ import { JobClient } from '@factory/queue';
 import { fatal, onShutdown } from '@factory/runtime';
 import { Counter, createLogger, createMetricsRegistry } from '@factory/telemetry';
 import { createApp } from './app';
+import { QueuedCatalogView } from './catalog-view';
 import { AssetRoutes } from './assets';
 import { createRegistryProxy, isRegistryPath } from './registry';
 
@@ -34,6 +35,7 @@ async function main(): Promise<void> {
   const delivered = new Counter({ name: 'image_factory_assets_delivered_total', help: 'Asset requests by whether the asset was already stored', labelNames: ['cached'], registers: [metrics] });
   const assets = new AssetRoutes({
     jobs,
+    catalog: new QueuedCatalogView(jobs),
     store,
     externalUrl: external.externalUrl,
     externalPxeUrl: external.externalPxeUrl,

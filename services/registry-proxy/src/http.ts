@@ -11,7 +11,7 @@ import { BoundedMap } from '@factory/runtime';
 import { createRegistryRouter, invalidImageMessage, ManifestRequest, OciContentStore, RegistryRouterDeps, RepositoryRequest } from '@factory/registry';
 import { parseRequestVersion, tagOf } from '@factory/talos';
 import type { Logger } from '@factory/telemetry';
-import { Installers, requestInstaller } from './installers';
+import { installerProfiles, Installers, requestInstaller } from './installers';
 
 export interface RegistryAppOptions {
   oci: OciContentStore;
@@ -35,24 +35,29 @@ const VERIFIED_TTL_MS = 60_000;
 const MAX_REMEMBERED = 10_000;
 
 export function createRegistryApp(o: RegistryAppOptions): express.Express {
-  const knownSchematics = new BoundedMap<string, true>(MAX_REMEMBERED);
+  // canonical YAML of schematics known to exist
+  const knownSchematics = new BoundedMap<string, string>(MAX_REMEMBERED);
   const verified = new BoundedMap<string, { descriptor: { mediaType: string; digest: string; size: number }; expires: number }>(MAX_REMEMBERED);
 
-  async function checkSchematic(id: string): Promise<void> {
-    if (knownSchematics.has(id)) return;
+  /** The schematic's canonical YAML; 404 in the anchor's text when unknown. */
+  async function schematicYaml(id: string): Promise<string> {
+    const known = knownSchematics.get(id);
+    if (known !== undefined) return known;
     const notFound = new FactoryError(404, `schematic ID ${JSON.stringify(id)} not found`);
     if (!SCHEMATIC_ID.test(id)) throw notFound;
+    let yaml: string;
     try {
-      await o.jobs.call('schematic.get', { id });
+      ({ yaml } = await o.jobs.call('schematic.get', { id }));
     } catch (err) {
       if (isFactoryError(err) && err.status === 404) throw notFound;
       throw err;
     }
-    knownSchematics.set(id, true);
+    knownSchematics.set(id, yaml);
+    return yaml;
   }
 
   async function checkRepository(req: RepositoryRequest): Promise<void> {
-    await checkSchematic(req.schematicId);
+    await schematicYaml(req.schematicId);
     if (req.platform === null) throw new FactoryError(400, invalidImageMessage(req.image));
   }
 
@@ -78,7 +83,13 @@ export function createRegistryApp(o: RegistryAppOptions): express.Express {
     const memoKey = `${req.image}/${req.schematicId}:${version}`;
     const hit = verified.get(memoKey);
     if (hit && hit.expires > Date.now()) return hit.descriptor;
-    const descriptor = (await o.installers.published(ref)) ?? (await requestInstaller(o.jobs, o.installers, ref, o.buildTimeoutMs));
+    let descriptor = await o.installers.published(ref);
+    if (!descriptor) {
+      // Every permanent 4xx (secure boot, version gates, unknown extension or overlay) is answered here, before the
+      // build is queued.
+      await installerProfiles(ref, await schematicYaml(ref.schematicId), o.catalog);
+      descriptor = await requestInstaller(o.jobs, o.installers, ref, o.buildTimeoutMs);
+    }
     verified.set(memoKey, { descriptor, expires: Date.now() + VERIFIED_TTL_MS });
     return descriptor;
   }

@@ -6,19 +6,13 @@
  */
 import { createPublicKey, KeyObject, verify } from 'node:crypto';
 import { COSIGN_SIGNATURE_ANNOTATION, cosignSignatureTag, Descriptor, MediaTypes, simpleSigningPayload } from '@factory/oci';
-import {
-  assetKey,
-  ensureAsset,
-  InstallerRef,
-  JobVanishedError,
-  OciDescriptor,
-  PayloadOf,
-  ResultOf,
-} from '@factory/queue';
-import { FactoryError } from '@factory/errors';
+import { AssetProfile, CatalogView, enhanceProfile, ensureAsset, OciDescriptor } from '@factory/asset';
+import type { InstallerRef, PayloadOf, ResultOf } from '@factory/queue';
+import { parseSchematic } from '@factory/schematic';
+import { FactoryError, JobVanishedError } from '@factory/errors';
 import type { OciContentStore } from '@factory/registry';
 import type { ObjectStore } from '@factory/storage';
-import { contentTypeFor, formatAssetPath } from '@factory/talos';
+import { formatAssetPath, parseRequestVersion } from '@factory/talos';
 import type { Logger } from '@factory/telemetry';
 
 /** The jobs this module asks other services for. */
@@ -31,6 +25,8 @@ export interface InstallerJobs {
 
 export interface InstallerOptions {
   jobs: InstallerJobs;
+  /** the upstream catalog, for resolving the installer asset profiles */
+  catalog: CatalogView;
   objects: ObjectStore;
   oci: OciContentStore;
   /** host[:port] clients pull from: the signature's docker-reference is `<registryHost>/<image>/<schematic>` */
@@ -43,6 +39,23 @@ export const INSTALLER_ARCHES = ['amd64', 'arm64'] as const;
 
 export const installerRepo = (ref: Pick<InstallerRef, 'image' | 'schematicId'>) => `${ref.image}/${ref.schematicId}`;
 export const installerJobId = (ref: InstallerRef) => `installer-${ref.image}-${ref.schematicId}-${ref.version}`;
+
+/**
+ * The installer tarball profiles (amd64, arm64) an installer image is made of: the same profiles (hence asset keys)
+ * as downloads of `installer-<arch>.tar` from /image. Fails with the anchor's 4xx for what the request and schematic
+ * decide (secure boot, version gates, unknown extensions or overlay, version not available).
+ */
+export async function installerProfiles(ref: InstallerRef, schematicYaml: string, catalog: CatalogView): Promise<AssetProfile[]> {
+  const version = parseRequestVersion(ref.version);
+  if (!version) throw new FactoryError(400, `invalid version ${JSON.stringify(ref.version)}: expected a semantic version such as v1.11.0`);
+  const schematic = parseSchematic(schematicYaml);
+  return Promise.all(
+    INSTALLER_ARCHES.map((arch) => {
+      const request = { kind: 'installer' as const, platform: ref.platform, arch, secureboot: ref.secureboot, outFormat: 'raw' as const };
+      return enhanceProfile({ schematicId: ref.schematicId, version: ref.version, ...request, path: formatAssetPath(request) }, version, schematic, schematicYaml, catalog);
+    }),
+  );
+}
 
 export class Installers {
   private publicKey?: Promise<KeyObject>;
@@ -105,18 +118,13 @@ export class Installers {
     const repo = installerRepo(ref);
     const { yaml } = await this.o.jobs.call('schematic.get', { id: ref.schematicId });
     const started = Date.now();
+    const profiles = await installerProfiles(ref, yaml, this.o.catalog);
     // Both architectures build concurrently on however many workers there are.
     const records = await Promise.all(
-      INSTALLER_ARCHES.map(async (arch) => {
-        // The same spec (hence asset key) as a download of the installer tarball from /image.
-        const req = { kind: 'installer' as const, platform: ref.platform, arch, secureboot: ref.secureboot, outFormat: 'raw' as const };
-        const spec = { schematicId: ref.schematicId, version: ref.version, ...req, path: formatAssetPath(req) };
-        const record = await ensureAsset(this.o.jobs, this.o.objects, { spec, schematicYaml: yaml, key: assetKey(spec) }, {
-          fallbackContentType: contentTypeFor(spec.path),
-          timeoutMs: this.o.buildTimeoutMs,
-        });
-        if (!record.image) throw new Error(`installer asset ${spec.path} has no image manifest (built by an older worker?)`);
-        return { arch, image: record.image };
+      profiles.map(async (profile) => {
+        const record = await ensureAsset(this.o.jobs, this.o.objects, profile, { timeoutMs: this.o.buildTimeoutMs });
+        if (!record.image) throw new Error(`installer asset ${profile.path} has no image manifest (built by an older worker?)`);
+        return { arch: profile.arch, image: record.image };
       }),
     );
     const index = Buffer.from(

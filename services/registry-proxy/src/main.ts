@@ -36,6 +36,7 @@ async function main(): Promise<void> {
   const jobs = new JobClient(common.redis.url, common.redis.prefix, logger, 30_000);
   const installers = new Installers({
     jobs,
+    catalog,
     objects,
     oci,
     // Signatures name the repository as clients pull it: the factory's external host.

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { marshal } from '@factory/goyaml';
-import { atLeast, formatSemver, parseTolerant } from '@factory/talos';
+import { firmwarePath, formatSemver, kernelModulesPath, parseTolerant, usesZstd } from '@factory/talos';
 import { CpioNode, newcArchive } from './cpio';
 import { buildModulesDep } from './depmod';
 import { ExtensionCompatibilityError } from './errors';
@@ -154,10 +154,9 @@ export async function assembleInitramfs(o: AssembleOptions): Promise<AssembleRes
   const epoch = o.sourceDateEpoch ?? DEFAULT_SOURCE_DATE_EPOCH;
   const talos = parseTolerant(o.version);
   if (!talos) throw new Error(`invalid Talos version ${JSON.stringify(o.version)}`);
-  const zstd = atLeast(talos, 1, 8, 0);
-  const usrMerge = atLeast(talos, 1, 10, 0);
-  const fwPath = usrMerge ? 'usr/lib/firmware' : 'lib/firmware';
-  const modulesPath = usrMerge ? 'usr/lib/modules' : 'lib/modules';
+  const zstd = usesZstd(talos);
+  const fwPath = firmwarePath(talos).slice(1);
+  const modulesPath = kernelModulesPath(talos).slice(1);
 
   // §4.1: extension j lives in directory "j"; directories are processed sorted by name as strings (0, 1, 10, 11, 2, ...)
   const order = o.extensions.map((ext, j) => ({ name: String(j), ext })).sort((a, b) => byteOrder(a.name, b.name));

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { marshal } from '@factory/goyaml';
-import { atLeast, parseTolerant } from '@factory/talos';
+import { parseTolerant, schematicExtraInfo } from '@factory/talos';
 
 export const SCHEMATIC_DESCRIPTION = 'Virtual extension which specifies the schematic of the image built with schematic.';
 export const EMBEDDED_CONFIG_DESCRIPTION = 'Virtual extension which embeds the machine configuration.';
@@ -33,7 +33,7 @@ function safeComponent(s: string, what: string): string {
 export function schematicManifestYaml(o: { id: string; canonicalYaml: string; externalUrl: string; version: string }): string {
   const v = parseTolerant(o.version);
   // extraInfo since Talos 1.7; an unparseable version counts as "latest"
-  const withExtra = !v || atLeast(v, 1, 7, 0);
+  const withExtra = !v || schematicExtraInfo(v);
   const metadata: Record<string, unknown> = {
     name: 'schematic',
     version: o.id,

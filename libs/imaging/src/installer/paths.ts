@@ -1,3 +1,5 @@
+import { SemVer, unifiedInstaller } from '@factory/talos';
+
 /** Which boot assets an installer image carries (talos-formats §1.4 step 4, anchor-api §5.3). */
 
 export type InstallerArch = 'amd64' | 'arm64';
@@ -25,13 +27,13 @@ export interface InstallerArtifactPath {
  * * otherwise `usr/install/<arch>/initramfs.xz` and `usr/install/<arch>/vmlinuz`.
  */
 export function installerArtifactPaths(
-  version: { major: number; minor: number },
+  version: SemVer,
   arch: InstallerArch,
   secureboot: boolean,
 ): InstallerArtifactPath[] {
   if (arch !== 'amd64' && arch !== 'arm64') throw new RangeError(`unsupported installer arch: ${String(arch)}`);
   const dir = `usr/install/${arch}`;
-  const unified = version.major > 1 || (version.major === 1 && version.minor >= 10);
+  const unified = unifiedInstaller(version);
   if (unified || secureboot) {
     return [
       { path: `${dir}/systemd-boot.efi`, role: 'systemd-boot' },

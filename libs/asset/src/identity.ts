@@ -1,0 +1,46 @@
+/**
+ * What names one downloadable asset: schematic, Talos version and the normalized request of its path. Two requests
+ * with the same identity are the same asset (`x86_64` and `amd64` are one), hence one object and one build.
+ */
+import { createHash } from 'node:crypto';
+import type { Arch, DiskOptions, OutFormat, OutputKind } from '@factory/talos';
+
+export interface AssetIdentity {
+  schematicId: string;
+  /** `vX.Y.Z` */
+  version: string;
+  kind: OutputKind;
+  platform: string;
+  arch: Arch;
+  secureboot: boolean;
+  outFormat: OutFormat;
+  /** Present only for kind `image`. */
+  disk?: DiskOptions;
+  /** The canonical asset path (e.g. `metal-amd64.iso`): content type and default download name. */
+  path: string;
+}
+
+/**
+ * Bump when the bytes a build produces change for the same inputs (a fix in an imaging step), so old cached assets
+ * are not served for new requests.
+ */
+export const ASSET_RECIPE = 1;
+
+/** Content-derived key of an asset: the object-store key and the BullMQ job ID both derive from it. */
+export function assetKey(a: AssetIdentity): string {
+  const identity = {
+    recipe: ASSET_RECIPE,
+    schematicId: a.schematicId,
+    version: a.version,
+    kind: a.kind,
+    platform: a.platform,
+    arch: a.arch,
+    secureboot: a.secureboot,
+    outFormat: a.outFormat,
+    disk: a.disk ?? null,
+  };
+  return createHash('sha256').update(JSON.stringify(identity)).digest('hex');
+}
+
+export const assetObjectKey = (key: string) => `assets/${key}`;
+export const assetJobId = (key: string) => `asset-${key}`;

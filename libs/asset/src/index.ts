@@ -1,0 +1,4 @@
+export * from './identity';
+export * from './record';
+export * from './profile';
+export * from './ensure';

@@ -1,0 +1,168 @@
+/**
+ * The asset profile: one request for one asset, parsed from its path, enhanced from the schematic and validated —
+ * the factory's equivalent of the anchor's "parse profile from path, enhance from schematic" steps. The edge (gateway
+ * `/image` and `/pxe`, registry-proxy `/v2` installers) resolves it before anything is queued, so every permanent
+ * 4xx answer is given without a build slot; the build job's payload is this profile and the build-worker trusts it.
+ */
+import { EXTENSION_ALIASES } from '@factory/catalog';
+import type { ExtensionEntry, OverlayEntry } from '@factory/catalog';
+import { FactoryError, isFactoryError } from '@factory/errors';
+import { BootloaderKind, extensionsOf, MetaValue, Schematic } from '@factory/schematic';
+import {
+  AssetRequest,
+  formatSemver,
+  parseRequestVersion,
+  ProfilePathError,
+  SemVer,
+  supportsEmbeddedConfig,
+  supportsOverlays,
+  tagOf,
+} from '@factory/talos';
+import type { AssetIdentity } from './identity';
+
+/** An official extension to pull, pinned by the catalog's digest (`name` is its repository, e.g. `siderolabs/gvisor`). */
+export interface ExtensionRef {
+  name: string;
+  digest: string;
+}
+
+/** The schematic's overlay as the catalog lists it (`image` is its repository), pinned by digest. */
+export interface OverlayRef {
+  name: string;
+  image: string;
+  digest: string;
+}
+
+/** Sector sizes a disk image may have. */
+export type SectorSize = 512 | 4096;
+
+export interface AssetProfile extends AssetIdentity {
+  /** The schematic's canonical YAML: the schematic extension carries it, and overlay options are decoded from it. */
+  schematicYaml: string;
+  /** Official extensions, in schematic order (none for kernel and cmdline, which carry no extensions). */
+  extensions: ExtensionRef[];
+  /** Only for outputs that carry extensions. */
+  overlay?: OverlayRef;
+  /** The schematic's customization; which output gets what is the rule table of @factory/talos (cmdline, quirks). */
+  extraKernelArgs: string[];
+  meta: MetaValue[];
+  bootloader?: BootloaderKind;
+  sectorSize: SectorSize;
+  /** Only from Talos 1.12, and only for outputs that carry extensions. */
+  embeddedConfig?: string;
+}
+
+/** What the edge needs to know about the upstream catalog (UpstreamCatalog fits, and so does a queue-backed view). */
+export interface CatalogView {
+  /** Offered versions, `v`-prefixed. */
+  versions(): Promise<string[]>;
+  /** The version's official extensions; a FactoryError 404 when the version is not available. */
+  extensions(versionTag: string): Promise<ExtensionEntry[]>;
+  /** The version's official overlays; a FactoryError 404 when the version is not available. */
+  overlays(versionTag: string): Promise<OverlayEntry[]>;
+}
+
+export interface ProfileInput {
+  schematicId: string;
+  schematic: Schematic;
+  schematicYaml: string;
+  /** The version as requested (`1.11.0` or `v1.11.0`). */
+  rawVersion: string;
+  /** Parses the request path; throws ProfilePathError for a bad one. */
+  parsePath(): AssetRequest;
+  /** The canonical asset path of the parsed request. */
+  assetPath(request: AssetRequest): string;
+}
+
+const ENHANCE = 'error enhancing profile from schematic';
+const enhanceError = (status: number, msg: string) => new FactoryError(status, `${ENHANCE}: ${msg}`);
+
+/** A version as requested: 400 when malformed (the anchor answers 500; it is the client's mistake). */
+export function parseVersionParam(raw: string): SemVer {
+  const v = parseRequestVersion(raw);
+  if (!v) throw new FactoryError(400, `invalid version ${JSON.stringify(raw)}: expected a semantic version such as v1.11.0`);
+  return v;
+}
+
+/**
+ * Version, then path, then enhancement from the schematic (anchor-api §1.3 steps 3–5 and the availability check of
+ * step 7), each failing with the anchor's status and text. The schematic lookup (step 2) is the caller's.
+ */
+export async function resolveAssetProfile(input: ProfileInput, catalog: CatalogView): Promise<AssetProfile> {
+  const version = parseVersionParam(input.rawVersion);
+  let request: AssetRequest;
+  try {
+    request = input.parsePath();
+  } catch (err) {
+    if (err instanceof ProfilePathError) throw new FactoryError(400, `error parsing profile from path: ${err.message}`);
+    throw err;
+  }
+  return enhanceProfile(
+    { schematicId: input.schematicId, version: tagOf(version), ...request, path: input.assetPath(request) },
+    version,
+    input.schematic,
+    input.schematicYaml,
+    catalog,
+  );
+}
+
+/** Enhancement from the schematic (anchor §3.5) with its gates (§3.6), in the anchor's order. */
+export async function enhanceProfile(identity: AssetIdentity, version: SemVer, schematic: Schematic, schematicYaml: string, catalog: CatalogView): Promise<AssetProfile> {
+  const tag = identity.version;
+  const c = schematic.customization;
+  // Secure Boot signing material is not configured in this factory (yet): every secure boot output is refused.
+  if (identity.secureboot) throw enhanceError(400, 'secure boot is disabled');
+  const takesExtensions = identity.kind !== 'kernel' && identity.kind !== 'cmdline';
+  if (takesExtensions && schematic.overlay && (schematic.overlay.name || schematic.overlay.image) && !supportsOverlays(version)) {
+    throw enhanceError(400, `overlay is not supported for Talos version ${tag}`);
+  }
+  const embedConfig = takesExtensions && !!c.embeddedMachineConfiguration;
+  if (embedConfig && !supportsEmbeddedConfig(version)) {
+    throw enhanceError(400, `embedding configuration is not supported for Talos version ${tag}`);
+  }
+  const extensions = takesExtensions ? await resolveExtensions(catalog, schematic, tag) : [];
+  let overlay: OverlayRef | undefined;
+  if (takesExtensions && schematic.overlay?.name) {
+    // Only overlay.name selects the overlay; overlay.image is user input and never pulled.
+    const entry = (await catalog.overlays(tag)).find((o) => o.name === schematic.overlay!.name);
+    if (!entry) throw enhanceError(400, `overlay "${schematic.overlay.name}" is not available for Talos version ${tag}`);
+    overlay = { name: entry.name, image: entry.image, digest: entry.digest };
+  }
+  const sectorSize = c.diskImage?.sectorSize ?? 512;
+  if (identity.kind === 'image' && sectorSize !== 512 && sectorSize !== 4096) {
+    throw enhanceError(400, `unsupported disk sector size ${sectorSize}: use 512 or 4096`);
+  }
+  if (!(await catalog.versions()).includes(tag)) {
+    const missing = `version ${formatSemver(version)} is not available`;
+    throw identity.kind === 'installer' ? enhanceError(404, `failed to get base installer: ${missing}`) : new FactoryError(404, `failed to get kernel: ${missing}`);
+  }
+  return {
+    ...identity,
+    schematicYaml,
+    extensions,
+    ...(overlay ? { overlay } : {}),
+    extraKernelArgs: [...(c.extraKernelArgs ?? [])],
+    meta: (c.meta ?? []).map(({ key, value }) => ({ key, value })),
+    ...(c.bootloader ? { bootloader: c.bootloader } : {}),
+    sectorSize: sectorSize as SectorSize,
+    ...(embedConfig ? { embeddedConfig: c.embeddedMachineConfiguration } : {}),
+  };
+}
+
+/** Official extensions by name (aliases for renamed ones), in schematic order; 400 for unknown ones. */
+async function resolveExtensions(catalog: CatalogView, schematic: Schematic, tag: string): Promise<ExtensionRef[]> {
+  const names = extensionsOf(schematic);
+  if (!names.length) return [];
+  let entries: ExtensionEntry[];
+  try {
+    entries = await catalog.extensions(tag);
+  } catch (err) {
+    if (isFactoryError(err) && err.status === 404) throw enhanceError(404, `error getting official extensions: ${err.message}`);
+    throw err;
+  }
+  return names.map((name) => {
+    const found = entries.find((e) => e.name === name) ?? entries.find((e) => e.name === EXTENSION_ALIASES[name]);
+    if (!found) throw enhanceError(400, `official extension "${name}" is not available for Talos version ${tag}`);
+    return { name: found.name, digest: found.digest };
+  });
+}

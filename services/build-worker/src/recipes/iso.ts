@@ -1,0 +1,41 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { buildIso } from '@factory/imaging';
+import { grubResetEntries, isoFlavour, isoVolumeId, isoVolumeSetId } from '@factory/talos';
+import type { Recipe } from './context';
+import { cmdlineFor, initramfsWithExtensions, ukiFor } from './steps';
+
+/** ISO: GRUB (< 1.10), hybrid GRUB BIOS + sd-boot UEFI, or UEFI-only, by version and bootloader (talos-formats §7). */
+export const iso: Recipe = async (job) => {
+  const { ctx, profile, version, imager, workDir, overlay } = job;
+  const initrd = path.join(workDir, 'initramfs.xz');
+  await initramfsWithExtensions(job, initrd);
+  const cmdline = cmdlineFor(job, 'iso');
+  const flavour = isoFlavour({ version, arch: profile.arch, secureboot: profile.secureboot, bootloader: profile.bootloader ?? overlay?.bootloader });
+  let uki: string | undefined;
+  if (flavour !== 'grub') {
+    ctx.progress('assembling UKI', 70);
+    uki = path.join(workDir, 'talos.efi');
+    await ukiFor(job, initrd, cmdline, 'iso', uki);
+  }
+  ctx.progress('writing ISO', 85);
+  const isoWork = path.join(workDir, 'iso');
+  await mkdir(isoWork, { recursive: true });
+  const built = await buildIso({
+    flavour,
+    arch: profile.arch,
+    version: profile.version,
+    kernel: imager.kernel,
+    initramfs: initrd,
+    cmdline,
+    resetEntry: grubResetEntries(version),
+    uki,
+    sdBoot: flavour !== 'grub' ? imager.sdBoot : undefined,
+    enrollKeys: 'off',
+    volumeId: isoVolumeId(profile.version),
+    volumeSetId: isoVolumeSetId(profile.version),
+    out: job.out,
+    workDir: isoWork,
+  });
+  return { file: job.out, digest: { sha256: built.sha256, size: built.size } };
+};
