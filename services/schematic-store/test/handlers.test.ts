@@ -32,15 +32,6 @@ function countingMetrics(): SchematicMetrics & { counts: Record<keyof SchematicM
   return { counts, lookup: () => counts.lookup++, created: () => counts.created++, duplicateCreated: () => counts.duplicateCreated++ };
 }
 
-async function rejection(p: Promise<unknown>): Promise<FactoryError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!isFactoryError(err)) throw new Error(`expected a FactoryError, got ${String(err)}`);
-  return err;
-}
-
 const EXTENSIONS_BODY = 'customization:\n  systemExtensions:\n    officialExtensions:\n      - siderolabs/gvisor\n      - siderolabs/amd-ucode\n';
 const EXTENSIONS_YAML = 'customization:\n    systemExtensions:\n        officialExtensions:\n            - siderolabs/gvisor\n            - siderolabs/amd-ucode\n';
 
@@ -85,19 +76,18 @@ describe('schematic.create', () => {
     const metrics = countingMetrics();
     const handlers = schematicHandlers({ storage, storageKind: 'local', metrics });
 
-    const err = await rejection(handlers['schematic.create']({ body }));
-    expect(err.status).toBe(400);
-    expect(err.message).toBe(message);
+    await expect(handlers['schematic.create']({ body })).rejects.toMatchObject({ name: 'FactoryError', status: 400, message });
     expect(storage.puts).toEqual([]);
     expect(metrics.counts).toEqual({ lookup: 0, created: 0, duplicateCreated: 0 });
   });
 
   test('invalid YAML syntax is a one-line 400', async () => {
     const handlers = schematicHandlers({ storage: new MemoryStorage(), storageKind: 'local', metrics: countingMetrics() });
-    const err = await rejection(handlers['schematic.create']({ body: 'customization: [\n  a: b\n' }));
-    expect(err.status).toBe(400);
-    expect(err.message).toMatch(/^yaml: /);
-    expect(err.message).not.toMatch(/[\r\n]/);
+    await expect(handlers['schematic.create']({ body: 'customization: [\n  a: b\n' })).rejects.toMatchObject({
+      name: 'FactoryError',
+      status: 400,
+      message: expect.stringMatching(/^yaml: [^\r\n]+$/),
+    });
   });
 
   test('a storage failure is not a FactoryError: it propagates so the queue retries the job', async () => {
@@ -138,9 +128,7 @@ describe('schematic.get', () => {
     const metrics = countingMetrics();
     const handlers = schematicHandlers({ storage: new MemoryStorage(), storageKind: 'local', metrics });
     for (const id of ['0'.repeat(64), 'not-an-id']) {
-      const err = await rejection(handlers['schematic.get']({ id }));
-      expect(err.status).toBe(404);
-      expect(err.message).toBe('schematic not found');
+      await expect(handlers['schematic.get']({ id })).rejects.toMatchObject({ name: 'FactoryError', status: 404, message: 'schematic not found' });
     }
     expect(metrics.counts.lookup).toBe(2);
   });
@@ -175,7 +163,7 @@ describe('handlers over the real repository and a local object store', () => {
 
     const replica = schematicHandlers({ storage: new SchematicRepository(createLocalStore(dir)), storageKind: 'local', metrics: countingMetrics() });
     expect(await replica['schematic.get']({ id })).toEqual({ yaml });
-    expect((await rejection(replica['schematic.get']({ id: DEFAULT_SCHEMATIC_ID }))).status).toBe(404);
+    await expect(replica['schematic.get']({ id: DEFAULT_SCHEMATIC_ID })).rejects.toMatchObject({ name: 'FactoryError', status: 404 });
 
     // The metric names are part of the service's contract (dashboards, anchor parity).
     const text = await registry.metrics();

@@ -2,7 +2,6 @@ import { createPublicKey, generateKeyPairSync, verify } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { FactoryError, isFactoryError } from '@factory/errors';
 import { Registry } from '@factory/telemetry';
 import { MAX_SIGN_BYTES, registerSigningMetrics, signingHandlers } from '../src/handlers';
 import { LoadedKey, loadOrCreateEcKey } from '../src/keys';
@@ -79,15 +78,6 @@ describe('signing handlers', () => {
     handlers = signingHandlers({ cosign, metrics: registerSigningMetrics(registry) });
   });
 
-  async function factoryError(p: Promise<unknown>): Promise<FactoryError> {
-    const err = await p.then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    if (!isFactoryError(err)) throw new Error(`expected a FactoryError, got ${String(err)}`);
-    return err;
-  }
-
   test('signing.publicKey answers with the cosign public key PEM', async () => {
     expect(await handlers['signing.publicKey']({ key: 'cosign' })).toEqual({ pem: cosign.publicPem });
   });
@@ -111,16 +101,17 @@ describe('signing handlers', () => {
   test('an unknown key is a 400 for both jobs', async () => {
     const unknown = 'other' as 'cosign';
     for (const p of [handlers['signing.publicKey']({ key: unknown }), handlers['signing.sign']({ key: unknown, dataBase64: 'AA==' })]) {
-      const err = await factoryError(p);
-      expect(err.status).toBe(400);
-      expect(err.message).toBe('unknown key "other"');
+      await expect(p).rejects.toMatchObject({ name: 'FactoryError', status: 400, message: 'unknown key "other"' });
     }
   });
 
   test('a payload over the limit is a 400 and is not signed or counted', async () => {
-    const err = await factoryError(handlers['signing.sign']({ key: 'cosign', dataBase64: Buffer.alloc(MAX_SIGN_BYTES + 1).toString('base64') }));
-    expect(err.status).toBe(400);
-    expect(err.message).toBe('payload to sign is too large');
+    const tooLarge = Buffer.alloc(MAX_SIGN_BYTES + 1).toString('base64');
+    await expect(handlers['signing.sign']({ key: 'cosign', dataBase64: tooLarge })).rejects.toMatchObject({
+      name: 'FactoryError',
+      status: 400,
+      message: 'payload to sign is too large',
+    });
     expect(await registry.metrics()).not.toMatch(/^factory_signatures_total\{/m);
   });
 });
