@@ -16,6 +16,7 @@ import { createLogger, createMetricsRegistry, startMetricsServer } from '@factor
 import { createRegistryApp } from './http';
 import { Installers } from './installers';
 import { createSourceProxy } from './source-proxy';
+import { upstreamHandlers } from './upstream-handlers';
 
 async function main(): Promise<void> {
   const env = new EnvReader();
@@ -47,19 +48,7 @@ async function main(): Promise<void> {
 
   const upstreamQueue = serveQueue(
     'upstream',
-    {
-      'upstream.versions': async ({ broken }) => ({ versions: broken ? catalog.brokenVersions() : await catalog.versions() }),
-      'upstream.extensions': async ({ version }) => ({
-        extensions: (await catalog.extensions(version)).map(({ name, ref, digest, author, description }) => ({ name, ref, digest, author, description })),
-      }),
-      'upstream.overlays': async ({ version }) => ({
-        overlays: (await catalog.overlays(version)).map(({ name, image, ref, digest }) => ({ name, image, ref, digest })),
-      }),
-      'upstream.ping': async () => {
-        await catalog.ping();
-        return { registry: upstream.registry };
-      },
-    },
+    upstreamHandlers(catalog),
     { redisUrl: common.redis.url, prefix: common.redis.prefix, logger, metrics, concurrency: 32 },
   );
   // Publishing waits on builds (minutes) but does little work itself.

@@ -4,13 +4,11 @@
  */
 import path from 'node:path';
 import { EnvReader, readCommon } from '@factory/config';
-import { badRequest } from '@factory/errors';
 import { serveQueue } from '@factory/queue';
 import { fatal, onShutdown } from '@factory/runtime';
-import { Counter, createLogger, createMetricsRegistry, startMetricsServer } from '@factory/telemetry';
-import { loadOrCreateEcKey, signEcdsa } from './keys';
-
-const MAX_SIGN_BYTES = 1024 * 1024;
+import { createLogger, createMetricsRegistry, startMetricsServer } from '@factory/telemetry';
+import { registerSigningMetrics, signingHandlers } from './handlers';
+import { loadOrCreateEcKey } from './keys';
 
 async function main(): Promise<void> {
   const env = new EnvReader();
@@ -21,7 +19,7 @@ async function main(): Promise<void> {
 
   const logger = createLogger('signing', common.logLevel);
   const metrics = createMetricsRegistry('signing');
-  const signatures = new Counter({ name: 'factory_signatures_total', help: 'Signatures made', labelNames: ['key'], registers: [metrics] });
+  const signingMetrics = registerSigningMetrics(metrics);
 
   // A configured key file must exist; without one, the embedded default generates a key on first start.
   const cosign = loadOrCreateEcKey(cosignKeyFile ?? path.join(keyDir, 'cosign.key'), !cosignKeyFile);
@@ -29,19 +27,7 @@ async function main(): Promise<void> {
 
   const { worker, connection } = serveQueue(
     'signing',
-    {
-      'signing.publicKey': async ({ key }) => {
-        if (key !== 'cosign') throw badRequest(`unknown key ${JSON.stringify(key)}`);
-        return { pem: cosign.publicPem };
-      },
-      'signing.sign': async ({ key, dataBase64 }) => {
-        if (key !== 'cosign') throw badRequest(`unknown key ${JSON.stringify(key)}`);
-        const data = Buffer.from(dataBase64, 'base64');
-        if (data.length > MAX_SIGN_BYTES) throw badRequest('payload to sign is too large');
-        signatures.inc({ key });
-        return { signatureBase64: signEcdsa(cosign.privateKey, data).toString('base64') };
-      },
-    },
+    signingHandlers({ cosign, metrics: signingMetrics }),
     { redisUrl: common.redis.url, prefix: common.redis.prefix, logger, metrics, concurrency: 16 },
   );
   const server = await startMetricsServer({ port: common.metricsPort, host: common.metricsHost, registry: metrics, logger });
