@@ -1,0 +1,169 @@
+/**
+ * The asset profile at the edge: version, path and enhancement checks in the anchor's order and texts (anchor-api
+ * §1.3, §3.5–3.6), the identity (hence key) the profile names, and what each output kind carries.
+ */
+import type { ExtensionEntry, OverlayEntry } from '@factory/catalog';
+import { FactoryError, JobVanishedError } from '@factory/errors';
+import { parseSchematic } from '@factory/schematic';
+import { formatAssetPath, parseAssetPath, parsePxePath } from '@factory/talos';
+import { AssetProfile, assetKey, CatalogView, ensureAsset, resolveAssetProfile } from '../src';
+
+const VERSIONS = ['v1.6.7', 'v1.7.7', 'v1.11.3', 'v1.12.2'];
+const ext = (name: string): ExtensionEntry => ({ name, ref: `ghcr.io/${name}:1`, digest: `sha256:${'a'.repeat(63)}${name.length % 10}`, author: '', description: '' });
+const CATALOG_EXTENSIONS = [ext('siderolabs/hello'), ext('siderolabs/gasket-driver'), ext('siderolabs/intel-ucode')];
+const OVERLAYS: OverlayEntry[] = [{ name: 'rpi_generic', image: 'siderolabs/sbc-raspberrypi', ref: 'ghcr.io/siderolabs/sbc-raspberrypi:v0.1.0', digest: `sha256:${'b'.repeat(64)}` }];
+
+/** A catalog that counts what it was asked. */
+function catalog(): CatalogView & { calls: string[] } {
+  const calls: string[] = [];
+  const available = (tag: string) => {
+    if (!VERSIONS.includes(tag)) throw new FactoryError(404, `version ${tag.slice(1)} is not available`);
+  };
+  return {
+    calls,
+    versions: async () => (calls.push('versions'), VERSIONS),
+    extensions: async (tag) => (calls.push(`extensions ${tag}`), available(tag), CATALOG_EXTENSIONS),
+    overlays: async (tag) => (calls.push(`overlays ${tag}`), available(tag), OVERLAYS),
+  };
+}
+
+async function profileOf(yaml: string, rawVersion: string, path: string, c: CatalogView = catalog(), pxe = false): Promise<AssetProfile> {
+  const schematic = parseSchematic(yaml);
+  return resolveAssetProfile(
+    {
+      schematicId: 'f'.repeat(64),
+      schematic,
+      schematicYaml: yaml,
+      rawVersion,
+      parsePath: () => (pxe ? parsePxePath(path) : parseAssetPath(path)),
+      assetPath: (r) => (pxe ? `cmdline-${r.platform}-${r.arch}` : formatAssetPath(r)),
+    },
+    c,
+  );
+}
+
+async function failure(p: Promise<unknown>): Promise<[number, string]> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof FactoryError) return [err.status, err.message];
+    throw err;
+  }
+  throw new Error('expected a FactoryError');
+}
+
+const PLAIN = 'customization:\n  extraKernelArgs:\n    - vga=791\n';
+const WITH_EXTENSIONS = 'customization:\n  systemExtensions:\n    officialExtensions:\n      - siderolabs/hello\n      - siderolabs/gasket\n';
+const WITH_OVERLAY = 'overlay:\n  image: siderolabs/sbc-raspberrypi\n  name: rpi_generic\n  options:\n    configTxtAppend: dtoverlay=x\ncustomization: {}\n';
+const EMBEDDED = 'customization:\n  embeddedMachineConfiguration: |\n    apiVersion: v1alpha1\n    kind: HostnameConfig\n';
+
+describe('errors in the anchor order and texts', () => {
+  test('malformed version, then path, then enhancement', async () => {
+    expect(await failure(profileOf(PLAIN, 'abc', 'metal-amd64.ssd'))).toEqual([400, 'invalid version "abc": expected a semantic version such as v1.11.0']);
+    expect(await failure(profileOf(PLAIN, 'v1.11.3', 'metal-amd64.ssd'))).toEqual([400, 'error parsing profile from path: invalid profile path: "metal-amd64.ssd"']);
+    expect(await failure(profileOf(PLAIN, 'v1.11.3', 'kernel-foo'))).toEqual([400, 'error parsing profile from path: invalid architecture: "foo"']);
+    expect(await failure(profileOf(PLAIN, 'v1.11.3', 'nowhere-amd64.iso'))).toEqual([400, 'error parsing profile from path: unknown platform: "nowhere"']);
+    expect(await failure(profileOf(PLAIN, 'v1.11.3', 'metal', catalog(), true))).toEqual([400, 'error parsing profile from path: invalid platform-arch: "metal"']);
+  });
+
+  test('secure boot is refused before anything is looked up', async () => {
+    const c = catalog();
+    expect(await failure(profileOf(WITH_EXTENSIONS, 'v1.11.3', 'metal-amd64-secureboot.iso', c))).toEqual([400, 'error enhancing profile from schematic: secure boot is disabled']);
+    expect(await failure(profileOf(PLAIN, 'v1.11.3', 'metal-amd64-secureboot', c, true))).toEqual([400, 'error enhancing profile from schematic: secure boot is disabled']);
+    expect(c.calls).toEqual([]);
+  });
+
+  test('overlay and embedded configuration gates apply to outputs that carry extensions only', async () => {
+    expect(await failure(profileOf(WITH_OVERLAY, 'v1.6.7', 'metal-arm64.raw.xz'))).toEqual([400, 'error enhancing profile from schematic: overlay is not supported for Talos version v1.6.7']);
+    expect((await profileOf(WITH_OVERLAY, 'v1.6.7', 'kernel-arm64')).overlay).toBeUndefined();
+    expect(await failure(profileOf(EMBEDDED, 'v1.11.3', 'metal-amd64.iso'))).toEqual([400, 'error enhancing profile from schematic: embedding configuration is not supported for Talos version v1.11.3']);
+    expect((await profileOf(EMBEDDED, 'v1.11.3', 'cmdline-metal-amd64')).embeddedConfig).toBeUndefined();
+    expect((await profileOf(EMBEDDED, 'v1.12.2', 'metal-amd64.iso')).embeddedConfig).toBe('apiVersion: v1alpha1\nkind: HostnameConfig\n');
+  });
+
+  test('extensions: unknown → 400, version not available → 404 through the catalog', async () => {
+    const only = 'customization:\n  systemExtensions:\n    officialExtensions:\n      - siderolabs/nope\n';
+    expect(await failure(profileOf(only, 'v1.11.3', 'initramfs-amd64.xz'))).toEqual([400, 'error enhancing profile from schematic: official extension "siderolabs/nope" is not available for Talos version v1.11.3']);
+    expect(await failure(profileOf(WITH_EXTENSIONS, '1.4.0', 'initramfs-amd64.xz'))).toEqual([404, 'error enhancing profile from schematic: error getting official extensions: version 1.4.0 is not available']);
+  });
+
+  test('version not available: the anchor text per output kind', async () => {
+    expect(await failure(profileOf(PLAIN, '1.4.0', 'kernel-amd64'))).toEqual([404, 'failed to get kernel: version 1.4.0 is not available']);
+    expect(await failure(profileOf(PLAIN, 'v1.4.0', 'metal-amd64.iso'))).toEqual([404, 'failed to get kernel: version 1.4.0 is not available']);
+    expect(await failure(profileOf(PLAIN, 'v1.4.0', 'installer-amd64.tar'))).toEqual([404, 'error enhancing profile from schematic: failed to get base installer: version 1.4.0 is not available']);
+  });
+
+  test('unknown overlay name → 400; overlay.image is never what selects it', async () => {
+    const other = WITH_OVERLAY.replace('name: rpi_generic', 'name: rock64');
+    expect(await failure(profileOf(other, 'v1.11.3', 'metal-arm64.raw.xz'))).toEqual([400, 'error enhancing profile from schematic: overlay "rock64" is not available for Talos version v1.11.3']);
+    const spoofed = WITH_OVERLAY.replace('image: siderolabs/sbc-raspberrypi', 'image: evil.example/pwn');
+    expect((await profileOf(spoofed, 'v1.11.3', 'metal-arm64.raw.xz')).overlay).toEqual({ name: 'rpi_generic', image: 'siderolabs/sbc-raspberrypi', digest: OVERLAYS[0].digest });
+  });
+
+  test('disk sector size other than 512 or 4096 → 400 for disk images only', async () => {
+    const odd = 'customization:\n  diskImage:\n    sectorSize: 1024\n';
+    expect(await failure(profileOf(odd, 'v1.11.3', 'metal-amd64.raw.xz'))).toEqual([400, 'error enhancing profile from schematic: unsupported disk sector size 1024: use 512 or 4096']);
+    expect((await profileOf(odd, 'v1.11.3', 'metal-amd64.iso')).kind).toBe('iso');
+  });
+});
+
+describe('what a resolved profile carries', () => {
+  test('extensions resolved by name and alias, pinned by digest, in schematic order', async () => {
+    const p = await profileOf(WITH_EXTENSIONS, '1.11.3', 'metal-x86_64.iso');
+    expect(p).toMatchObject({ version: 'v1.11.3', kind: 'iso', platform: 'metal', arch: 'amd64', secureboot: false, outFormat: 'raw', path: 'metal-amd64.iso' });
+    expect(p.extensions).toEqual([
+      { name: 'siderolabs/hello', digest: CATALOG_EXTENSIONS[0].digest },
+      { name: 'siderolabs/gasket-driver', digest: CATALOG_EXTENSIONS[1].digest },
+    ]);
+    expect(p.schematicYaml).toBe(WITH_EXTENSIONS);
+  });
+
+  test('kernel and cmdline carry no extensions and ask no catalog for them', async () => {
+    const c = catalog();
+    const p = await profileOf(WITH_EXTENSIONS, 'v1.11.3', 'kernel-amd64', c);
+    expect(p.extensions).toEqual([]);
+    expect(c.calls).toEqual(['versions']);
+  });
+
+  test('customization is carried for the recipes; the key is the identity only', async () => {
+    const yaml = 'customization:\n  extraKernelArgs:\n    - a=1\n  meta:\n    - key: 10\n      value: x\n  bootloader: sd-boot\n';
+    const p = await profileOf(yaml, 'v1.12.2', 'metal-amd64.qcow2');
+    expect(p).toMatchObject({ extraKernelArgs: ['a=1'], meta: [{ key: 10, value: 'x' }], bootloader: 'sd-boot', sectorSize: 512, disk: { format: 'qcow2', formatOptions: 'cluster_size=8k' } });
+    const same = await profileOf(yaml, 'v1.12.2', 'metal-x86_64.qcow2');
+    expect(assetKey(same)).toBe(assetKey(p));
+    expect(assetKey(await profileOf(yaml, 'v1.12.2', 'metal-amd64.raw'))).not.toBe(assetKey(p));
+  });
+
+  test('the asset key is stable (objects stored before this change keep their names)', () => {
+    const identity = { schematicId: 'f'.repeat(64), version: 'v1.11.3', kind: 'iso' as const, platform: 'metal', arch: 'amd64' as const, secureboot: false, outFormat: 'raw' as const, path: 'metal-amd64.iso' };
+    // sha256 of {"recipe":1,"schematicId":…,"version":"v1.11.3","kind":"iso",…,"disk":null}, as libs/queue computed it
+    expect(assetKey(identity)).toBe('dfe99b4607a9863d6130a22c584bb45028be95c7a0b08e474bbfaf49191d4477');
+  });
+});
+
+describe('ensureAsset', () => {
+  const stored = { size: 3, sha256: 'c'.repeat(64), contentType: 'application/x-iso9660-image' };
+
+  test('a stored asset is answered without a job; a missing one is one job named by its key', async () => {
+    const p = await profileOf(PLAIN, 'v1.11.3', 'metal-amd64.iso');
+    const calls: Array<{ jobId: string; key: string }> = [];
+    const jobs = { call: async (_n: 'build.asset', payload: { key: string }, o: { jobId: string }) => (calls.push({ jobId: o.jobId, key: payload.key }), { key: `assets/${payload.key}`, ...stored }) };
+    const hit = await ensureAsset(jobs, { head: async () => stored }, p, { timeoutMs: 1000 });
+    expect(hit).toEqual({ key: `assets/${assetKey(p)}`, ...stored });
+    expect(calls).toEqual([]);
+    await ensureAsset(jobs, { head: async () => null }, p, { timeoutMs: 1000 });
+    expect(calls).toEqual([{ jobId: `asset-${assetKey(p)}`, key: assetKey(p) }]);
+  });
+
+  test('a job removed before its result was read: the published object answers', async () => {
+    const p = await profileOf(PLAIN, 'v1.11.3', 'metal-amd64.iso');
+    let heads = 0;
+    const store = { head: async () => (heads++ === 0 ? null : stored) };
+    const jobs = {
+      call: async (): Promise<never> => {
+        throw new JobVanishedError('x');
+      },
+    };
+    expect((await ensureAsset(jobs, store, p, { timeoutMs: 1000 })).sha256).toBe(stored.sha256);
+  });
+});
