@@ -1,0 +1,46 @@
+/** The gateway's view of the upstream catalog: what it remembers, for how long, and what it forgets. */
+import { FactoryError } from '@factory/errors';
+import { QueuedCatalogView } from '../src/catalog-view';
+
+function jobs(fail = new Set<string>()) {
+  const asked: string[] = [];
+  return {
+    asked,
+    call: (async (name: string, payload: { version?: string }) => {
+      asked.push(`${name} ${payload.version ?? ''}`.trim());
+      if (fail.has(`${name} ${payload.version ?? ''}`.trim())) throw new FactoryError(404, `version ${payload.version} is not available`);
+      if (name === 'upstream.versions') return { versions: ['v1.11.3'] };
+      if (name === 'upstream.extensions') return { extensions: [{ name: 'siderolabs/hello', ref: 'r', digest: 'd', author: '', description: '' }] };
+      return { overlays: [] };
+    }) as never,
+  };
+}
+
+test('catalogs are asked once per version; concurrent asks share one job', async () => {
+  const j = jobs();
+  const view = new QueuedCatalogView(j);
+  await Promise.all([view.extensions('v1.11.3'), view.extensions('v1.11.3'), view.overlays('v1.11.3')]);
+  await view.extensions('v1.11.3');
+  expect(j.asked).toEqual(['upstream.extensions v1.11.3', 'upstream.overlays v1.11.3']);
+});
+
+test('a failed ask is not remembered', async () => {
+  const fail = new Set(['upstream.extensions v1.4.0']);
+  const j = jobs(fail);
+  const view = new QueuedCatalogView(j);
+  await expect(view.extensions('v1.4.0')).rejects.toThrow('version v1.4.0 is not available');
+  fail.clear();
+  await expect(view.extensions('v1.4.0')).resolves.toHaveLength(1);
+  expect(j.asked).toEqual(['upstream.extensions v1.4.0', 'upstream.extensions v1.4.0']);
+});
+
+test('the version list is re-read after its TTL', async () => {
+  const j = jobs();
+  const view = new QueuedCatalogView(j, 50);
+  await view.versions();
+  await view.versions();
+  expect(j.asked).toEqual(['upstream.versions']);
+  await new Promise((r) => setTimeout(r, 60));
+  expect(await view.versions()).toEqual(['v1.11.3']);
+  expect(j.asked).toEqual(['upstream.versions', 'upstream.versions']);
+});
