@@ -1,0 +1,110 @@
+/**
+ * The gateway's asset routes with mocked adapters (jobs, object store, catalog): what is answered at the edge, what
+ * is looked up in storage, and what is queued — over real HTTP through the gateway's Express app.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { assetKey } from '@factory/asset';
+import type { BuildAssetPayload, CatalogView } from '@factory/asset';
+import { FactoryError } from '@factory/errors';
+import { canonicalYaml, parseSchematic, schematicId } from '@factory/schematic';
+import type { ObjectStore } from '@factory/storage';
+import { createLogger, createMetricsRegistry } from '@factory/telemetry';
+import { createApp, JobCaller } from '../src/app';
+import { AssetRoutes } from '../src/assets';
+
+const yaml = canonicalYaml(parseSchematic('customization:\n  extraKernelArgs: [console=ttyS0]\n  systemExtensions:\n    officialExtensions: [siderolabs/hello]\n'));
+const id = schematicId(parseSchematic(yaml));
+const SHA = 'c'.repeat(64);
+
+const catalog: CatalogView = {
+  versions: async () => ['v1.11.3'],
+  extensions: async (tag) => {
+    if (tag !== 'v1.11.3') throw new FactoryError(404, `version ${tag.slice(1)} is not available`);
+    return [{ name: 'siderolabs/hello', ref: 'r', digest: `sha256:${'a'.repeat(64)}`, author: '', description: '' }];
+  },
+  overlays: async () => [],
+};
+
+let server: http.Server;
+let base: string;
+const builds: BuildAssetPayload[] = [];
+const stored = new Map<string, Buffer>();
+
+beforeAll(async () => {
+  const jobs = {
+    call: async (name: string, payload: unknown) => {
+      if (name === 'schematic.get') {
+        if ((payload as { id: string }).id !== id) throw new FactoryError(404, 'not found');
+        return { yaml };
+      }
+      if (name === 'build.asset') {
+        const p = payload as BuildAssetPayload;
+        builds.push(p);
+        const body = Buffer.from(`built ${p.profile.path}`);
+        stored.set(`assets/${p.key}`, body);
+        return { key: `assets/${p.key}`, size: body.length, sha256: SHA, contentType: 'application/octet-stream' };
+      }
+      throw new Error(`unexpected job ${name}`);
+    },
+    workerCount: async () => 1,
+    ping: async () => undefined,
+  } as unknown as JobCaller;
+  const store = {
+    kind: 's3',
+    head: async (key: string) => (stored.has(key) ? { size: stored.get(key)!.length, sha256: SHA } : null),
+    presignGet: async (key: string) => `https://s3.example/${key}?signed`,
+    getBuffer: async (key: string) => stored.get(key) ?? null,
+  } as unknown as ObjectStore;
+  const assets = new AssetRoutes({
+    jobs,
+    catalog,
+    store,
+    externalUrl: 'https://factory.example',
+    externalPxeUrl: 'https://pxe.example',
+    presignTtlSeconds: 3600,
+    buildTimeoutMs: 5000,
+    redirectCacheMs: 0,
+    serverTag: 'test',
+  });
+  const app = createApp({ jobs, assets, logger: createLogger('gateway-test', 'silent'), metrics: createMetricsRegistry('gateway-test'), serverTag: 'test', allowedOrigins: ['*'], maxSchematicBytes: 1024 });
+  server = http.createServer(app);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(() => new Promise((r) => server.close(r)));
+beforeEach(() => builds.splice(0));
+
+const get = async (p: string, init?: RequestInit) => {
+  const res = await fetch(`${base}${p}`, { redirect: 'manual', ...init });
+  return { status: res.status, body: await res.text(), location: res.headers.get('location') };
+};
+
+test('permanent errors are answered without a build', async () => {
+  expect(await get(`/image/${id}/v1.11.3/metal-amd64-secureboot.iso`)).toMatchObject({ status: 400, body: 'error enhancing profile from schematic: secure boot is disabled\n' });
+  expect(await get(`/image/${id}/v1.4.0/metal-amd64.iso`)).toMatchObject({ status: 404, body: 'error enhancing profile from schematic: error getting official extensions: version 1.4.0 is not available\n' });
+  expect(await get(`/image/${'1'.repeat(64)}/v1.11.3/metal-amd64.iso`)).toMatchObject({ status: 404 });
+  expect(builds).toEqual([]);
+});
+
+test('a missing asset is one build of the resolved profile, then a redirect to storage', async () => {
+  const res = await get(`/image/${id}/1.11.3/metal-x86_64.iso`);
+  expect(builds).toHaveLength(1);
+  const { profile, key } = builds[0];
+  expect(profile).toMatchObject({ schematicId: id, version: 'v1.11.3', kind: 'iso', arch: 'amd64', path: 'metal-x86_64.iso', extraKernelArgs: ['console=ttyS0'] });
+  expect(profile.extensions).toEqual([{ name: 'siderolabs/hello', digest: `sha256:${'a'.repeat(64)}` }]);
+  expect(key).toBe(assetKey(profile));
+  expect(res).toMatchObject({ status: 302, location: `https://s3.example/assets/${key}?signed` });
+  // stored now: no second build
+  expect((await get(`/image/${id}/v1.11.3/metal-amd64.iso`)).status).toBe(302);
+  expect(builds).toHaveLength(1);
+});
+
+test('PXE: the cmdline asset through the same path, rendered as the iPXE script', async () => {
+  const res = await get(`/pxe/${id}/v1.11.3/metal-amd64`);
+  expect(res.status).toBe(200);
+  expect(builds.map((b) => b.profile.path)).toEqual(['cmdline-metal-amd64']);
+  expect(builds[0].profile.extensions).toEqual([]);
+  expect(res.body).toContain(`kernel https://pxe.example/image/${id}/v1.11.3/kernel-amd64 built cmdline-metal-amd64`);
+});
