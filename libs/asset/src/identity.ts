@@ -3,19 +3,12 @@
  * with the same identity are the same asset (`x86_64` and `amd64` are one), hence one object and one build.
  */
 import { createHash } from 'node:crypto';
-import type { Arch, DiskOptions, OutFormat, OutputKind } from '@factory/talos';
+import type { AssetRequest } from '@factory/talos';
 
-export interface AssetIdentity {
+export interface AssetIdentity extends AssetRequest {
   schematicId: string;
   /** `vX.Y.Z` */
   version: string;
-  kind: OutputKind;
-  platform: string;
-  arch: Arch;
-  secureboot: boolean;
-  outFormat: OutFormat;
-  /** Present only for kind `image`. */
-  disk?: DiskOptions;
   /** The canonical asset path (e.g. `metal-amd64.iso`): content type and default download name. */
   path: string;
 }

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { UpstreamSettings } from '@factory/config';
 import { RegistryClient, verifyCosignSignature, readImageFiles, OciError, FetchedManifest } from '@factory/oci';
 import { FactoryError } from '@factory/errors';
-import { BoundedMap } from '@factory/runtime';
+import { BoundedMap, memoPromise } from '@factory/runtime';
 import { formatSemver, offeredVersions, parseRequestVersion, SemVer, supportsOverlays } from '@factory/talos';
 import type { Logger } from '@factory/telemetry';
 import { CatalogExtension, CatalogOverlay, parseExtensionsCatalog, parseOverlaysCatalog } from './parse';
@@ -15,14 +15,17 @@ import { CatalogExtension, CatalogOverlay, parseExtensionsCatalog, parseOverlays
 const CATALOG_FILE_LIMIT = 4 * 1024 * 1024;
 /** Digest-pinned resolutions remembered per process (each holds one small manifest). */
 const PINNED_CACHE_ENTRIES = 1000;
+/** Versions whose catalogs are remembered per process. */
+const CATALOG_VERSIONS_REMEMBERED = 1000;
 
 export class UpstreamCatalog {
   readonly client: RegistryClient;
   private readonly publicKey?: string;
   private versionsCache?: { at: number; versions: string[] };
   private versionsInflight?: Promise<string[]>;
-  private readonly extensionsCache = new Map<string, Promise<CatalogExtension[]>>();
-  private readonly overlaysCache = new Map<string, Promise<CatalogOverlay[]>>();
+  // Catalogs are immutable per version: remembered (bounded), single-flight, failures forgotten so they are retried.
+  private readonly extensionsCache = new BoundedMap<string, Promise<CatalogExtension[]>>(CATALOG_VERSIONS_REMEMBERED);
+  private readonly overlaysCache = new BoundedMap<string, Promise<CatalogOverlay[]>>(CATALOG_VERSIONS_REMEMBERED);
   private readonly pinned = new BoundedMap<string, Promise<{ digest: string; manifest: FetchedManifest }>>(PINNED_CACHE_ENTRIES);
 
   constructor(
@@ -96,7 +99,7 @@ export class UpstreamCatalog {
   async extensions(rawVersion: string): Promise<CatalogExtension[]> {
     const v = await this.requireAvailable(rawVersion);
     const tag = `v${formatSemver(v)}`;
-    return this.memo(this.extensionsCache, tag, async () => {
+    return memoPromise(this.extensionsCache, tag, async () => {
       const repo = this.repo(this.settings.components.extensions);
       const files = await this.readVerified(repo, tag, (p) => p === 'image-digests' || p === 'descriptions.yaml');
       const digests = files.get('image-digests');
@@ -115,7 +118,7 @@ export class UpstreamCatalog {
     if (!supportsOverlays(v)) return [];
     await this.requireAvailable(rawVersion);
     const tag = `v${formatSemver(v)}`;
-    return this.memo(this.overlaysCache, tag, async () => {
+    return memoPromise(this.overlaysCache, tag, async () => {
       const repo = this.repo(this.settings.components.overlays);
       const files = await this.readVerified(repo, tag, (p) => p === 'overlays.yaml');
       const yaml = files.get('overlays.yaml');
@@ -136,12 +139,7 @@ export class UpstreamCatalog {
     // Content named by digest cannot change: remember it (bounded), so warm builds make no registry round trips.
     if (!ref.startsWith('sha256:')) return this.resolveUncached(repo, ref, architecture);
     const key = `${repo}@${ref}/${architecture}`;
-    const hit = this.pinned.get(key);
-    if (hit) return hit;
-    const p = this.resolveUncached(repo, ref, architecture);
-    this.pinned.set(key, p);
-    p.catch(() => this.pinned.delete(key));
-    return p;
+    return memoPromise(this.pinned, key, () => this.resolveUncached(repo, ref, architecture));
   }
 
   private async resolveUncached(repo: string, ref: string, architecture: 'amd64' | 'arm64'): Promise<{ digest: string; manifest: FetchedManifest }> {
@@ -179,17 +177,6 @@ export class UpstreamCatalog {
   /** Readiness: the registry answers and the imager repository can be listed. */
   async ping(): Promise<void> {
     await this.versions();
-  }
-
-  /** Catalogs are immutable per version: cache forever, single-flight, and forget failures so they are retried. */
-  private memo<T>(cache: Map<string, Promise<T>>, key: string, load: () => Promise<T>): Promise<T> {
-    let p = cache.get(key);
-    if (!p) {
-      p = load();
-      cache.set(key, p);
-      p.catch(() => cache.delete(key));
-    }
-    return p;
   }
 }
 

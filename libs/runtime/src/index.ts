@@ -1,2 +1,3 @@
 export * from './lifecycle';
 export * from './bounded-map';
+export * from './memo';

@@ -5,7 +5,7 @@
  */
 import type { CatalogView } from '@factory/asset';
 import type { ExtensionEntry, OverlayEntry } from '@factory/catalog';
-import { BoundedMap } from '@factory/runtime';
+import { BoundedMap, memoPromise } from '@factory/runtime';
 import type { JobCaller } from './app';
 
 const MAX_VERSIONS_REMEMBERED = 1000;
@@ -34,20 +34,10 @@ export class QueuedCatalogView implements CatalogView {
   }
 
   extensions(versionTag: string): Promise<ExtensionEntry[]> {
-    return remember(this.extensionLists, versionTag, () => this.jobs.call('upstream.extensions', { version: versionTag }).then((r) => r.extensions));
+    return memoPromise(this.extensionLists, versionTag, () => this.jobs.call('upstream.extensions', { version: versionTag }).then((r) => r.extensions));
   }
 
   overlays(versionTag: string): Promise<OverlayEntry[]> {
-    return remember(this.overlayLists, versionTag, () => this.jobs.call('upstream.overlays', { version: versionTag }).then((r) => r.overlays));
+    return memoPromise(this.overlayLists, versionTag, () => this.jobs.call('upstream.overlays', { version: versionTag }).then((r) => r.overlays));
   }
-}
-
-function remember<T>(cache: BoundedMap<string, Promise<T>>, key: string, load: () => Promise<T>): Promise<T> {
-  let p = cache.get(key);
-  if (!p) {
-    p = load();
-    cache.set(key, p);
-    p.catch(() => cache.delete(key));
-  }
-  return p;
 }
