@@ -6,10 +6,12 @@
  */
 import { createHash } from 'node:crypto';
 import type { ObjectStore } from '@factory/storage';
+import { FactoryError } from '@factory/errors';
 import { BoundedMap } from '@factory/runtime';
 import { isSchematicId } from '@factory/schematic';
 
-const MAX_SCHEMATIC_BYTES = 1024 * 1024;
+/** Largest canonical schematic stored, and read back: a schematic that could not be read again is never accepted. */
+export const MAX_SCHEMATIC_BYTES = 1024 * 1024;
 
 export interface RepositoryMetrics {
   cacheSize(n: number): void;
@@ -72,6 +74,8 @@ export class SchematicRepository {
   /** Stores a canonical schematic; returns false when it already existed (a duplicate create). */
   async put(id: string, yaml: string): Promise<boolean> {
     if (this.cache.has(id)) return false;
+    const size = Buffer.byteLength(yaml, 'utf8');
+    if (size > MAX_SCHEMATIC_BYTES) throw new FactoryError(413, `schematic too large: its canonical form is ${size} bytes, the limit is ${MAX_SCHEMATIC_BYTES}`);
     const key = SchematicRepository.key(id);
     const existing = await this.store.head(key);
     if (!existing) {

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createLocalStore, ObjectStore } from '@factory/storage';
-import { SchematicRepository } from '../src/repository';
+import { MAX_SCHEMATIC_BYTES, SchematicRepository } from '../src/repository';
 
 const idOf = (yaml: string) => createHash('sha256').update(yaml).digest('hex');
 const yamlN = (n: number) => `customization:\n    extraKernelArgs:\n        - n=${n}\n`;
@@ -45,6 +45,14 @@ describe('SchematicRepository over a local object store', () => {
     // A fresh repository (restart) learns it is a duplicate from the store and does not rewrite it.
     expect(await new SchematicRepository(store).put(id, yaml)).toBe(false);
     expect(calls.put).toBe(1);
+  });
+
+  test('put refuses a schematic larger than what is read back (413), so none is accepted that could not be served after a restart', async () => {
+    const store = createLocalStore(dir);
+    const repo = new SchematicRepository(store);
+    const yaml = `customization:\n  extraKernelArgs:\n    - ${'x'.repeat(MAX_SCHEMATIC_BYTES)}\n`;
+    await expect(repo.put(idOf(yaml), yaml)).rejects.toMatchObject({ status: 413, message: expect.stringContaining(`the limit is ${MAX_SCHEMATIC_BYTES}`) });
+    expect(await store.head(SchematicRepository.key(idOf(yaml)))).toBeNull();
   });
 
   test('put refuses YAML that does not hash to the ID (nothing is published)', async () => {
