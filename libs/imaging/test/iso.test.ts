@@ -25,6 +25,7 @@ import {
 } from '../src/iso';
 import { buildUki, parsePe, talosOsRelease } from '../src/uki';
 import { bootQemu, BootResult, readImageFiles, readReleases } from '../../../tools/demo-releases/src';
+import { testIf } from '../../../test/support/skip';
 import { bootQemuWithKeys } from '../../../test/support/boot';
 
 const DEMO = process.env.FACTORY_TEST_DEMO_DIR ?? path.resolve(__dirname, '../../../.cache/demo-releases');
@@ -47,7 +48,8 @@ interface Files {
 
 let tmp: string;
 const files: Record<string, Files> = {};
-let haveArm64 = false;
+const haveArm64 = readReleases(DEMO)?.arches.includes('arm64') ?? false;
+const testArm64 = testIf(haveArm64, `the demo releases in ${DEMO} have no arm64 inputs (releases.json arm64Missing)`);
 
 function extract(version: string, arch: 'amd64' | 'arm64'): Files {
   const img = readImageFiles(path.join(DEMO, 'oci/siderolabs/imager'), version, arch);
@@ -67,7 +69,6 @@ beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'iso-test-'));
   files['v1.7.7'] = extract('v1.7.7', 'amd64');
   files['v1.11.3'] = extract('v1.11.3', 'amd64');
-  haveArm64 = readReleases(DEMO)!.arches.includes('arm64');
   if (haveArm64) files['v1.12.2-arm64'] = extract('v1.12.2', 'arm64');
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -474,8 +475,7 @@ describe('UEFI-only ISO (sd-boot)', () => {
     fs.rmSync(again);
   }, 120000);
 
-  test('arm64: EFI/BOOT/BOOTAA64.EFI', async () => {
-    if (!haveArm64) return; // demo releases were built amd64-only (releases.json arm64Missing)
+  testArm64('arm64: EFI/BOOT/BOOTAA64.EFI', async () => {
     const a = files['v1.12.2-arm64'];
     const uki = path.join(tmp, 'arm64-uki.efi');
     await buildUki({ stub: a.stub, kernel: a.kernel, initrd: a.initramfs, cmdline: 'console=ttyAMA0', osRelease: talosOsRelease('v1.12.2'), out: uki });

@@ -22,6 +22,7 @@ import {
   UKI_SECTION_CHARACTERISTICS,
 } from '../src/uki';
 import { bootQemu, readImageFiles, readReleases } from '../../../tools/demo-releases/src';
+import { testIf } from '../../../test/support/skip';
 
 const DEMO = process.env.FACTORY_TEST_DEMO_DIR ?? path.resolve(__dirname, '../../../.cache/demo-releases');
 const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
@@ -205,8 +206,8 @@ describe('buildUki structure (§6.1/§6.2)', () => {
     expect([bmp.readInt32LE(18), bmp.readInt32LE(22), bmp.readUInt16LE(28), bmp.readUInt32LE(30)]).toEqual([64, 64, 24, 0]);
   });
 
-  test('objdump agrees on the section table', () => {
-    if (!have('objdump')) return; // binutils is part of the documented host packages
+  // binutils is part of the documented host packages
+  testIf(have('objdump'), 'objdump is not installed (binutils)')('objdump agrees on the section table', () => {
     const txt = execFileSync('objdump', ['-h', out], { encoding: 'utf8' });
     const rows = [...txt.matchAll(/^\s*\d+\s+(\S+)\s+([0-9a-f]+)\s+([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)/gm)].map((m) => ({
       name: m[1],
@@ -221,8 +222,7 @@ describe('buildUki structure (§6.1/§6.2)', () => {
     expect(x).not.toMatch(/HAS_SYMS/);
   });
 
-  test('sbverify --list sees a well-formed unsigned image (no "gaps between sections" warning)', () => {
-    if (!have('sbverify')) return; // optional tool (apt-get install sbsigntool)
+  testIf(have('sbverify'), 'sbverify is not installed (optional: apt-get install sbsigntool)')('sbverify --list sees a well-formed unsigned image (no "gaps between sections" warning)', () => {
     const r = spawnSync('sbverify', ['--list', out], { encoding: 'utf8' });
     expect(r.status).toBe(0);
     expect(`${r.stdout}${r.stderr}`).toMatch(/No signature table present/);

@@ -1,6 +1,7 @@
 /**
  * Cosign "simple signing" with a key (legacy `sha256-<hex>.sig` tag scheme): payload construction, verification, signing.
  */
+import { goJsonString } from '@factory/gocompat';
 import { createPrivateKey, createPublicKey, KeyObject, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
 import { RegistryClient } from './client';
 import { CosignError, OciError } from './errors';
@@ -17,13 +18,6 @@ const MAX_SIGNATURE_LAYERS = 100;
 export function cosignSignatureTag(digest: string): string {
   const { algorithm, hex } = parseDigest(digest);
   return `${algorithm}-${hex}.sig`;
-}
-
-/** JSON string escaping exactly as Go's encoding/json (HTML-safe: <, >, & and U+2028/2029 escaped). */
-function goJsonString(s: string): string {
-  return JSON.stringify(s)
-    .replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026')
-    .replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
 }
 
 /**

@@ -10,7 +10,7 @@ export type {
   Descriptor, BlobInfo, StoredManifest, PutBlobResult, ReferrersIndex, PutManifestOptions, CosignSignatureOptions,
 } from './store';
 export {
-  parseRegistryPath, parseInstallerImageName, invalidImageMessage, isBuildReference, goQuote,
+  parseRegistryPath, parseInstallerImageName, invalidImageMessage, isBuildReference,
 } from './routes';
 export type {
   RegistryRoute, PingRoute, SchematicRoute, ProxyRoute, RouteNotFound, RegistryResource, ProxyResource, InstallerImage,
@@ -21,6 +21,4 @@ export {
 export type { RegistryRouterDeps, RepositoryRequest, ManifestRequest } from './router';
 export { RegistryError, manifestUnknown, blobUnknown, ociErrorBody, defaultErrorInfo } from './errors';
 export type { OciErrorCodeName, HttpErrorInfo } from './errors';
-export { decideRange } from './range';
-export type { RangeDecision } from './range';
 export { endToEndHeaders } from './headers';

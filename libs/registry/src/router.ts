@@ -11,11 +11,11 @@ import type { Readable } from 'node:stream';
 import { Router } from 'express';
 import type { Request, Response } from 'express';
 import type { Descriptor } from '@factory/oci';
+import { contentRange, rangeForRequest } from '@factory/http';
 import { isStorageError } from '@factory/storage';
 import {
   HttpErrorInfo, RegistryError, blobUnknown, defaultErrorInfo, manifestUnknown, ociErrorBody,
 } from './errors';
-import { decideRange } from './range';
 import {
   ProxyRoute, SchematicRoute, isBuildReference, parseInstallerImageName, parseRegistryPath,
 } from './routes';
@@ -192,9 +192,9 @@ export function createRegistryRouter(deps: RegistryRouterDeps): Router {
       ETag: `"${digest}"`,
       'Cache-Control': 'max-age=31536000',
     };
-    const range = decideRange(req.header('range'), info.size);
+    const range = rangeForRequest({ range: req.header('range'), ifRange: req.header('if-range') }, { size: info.size, etag: common.ETag });
     if (range.kind === 'unsatisfiable') {
-      res.setHeader('Content-Range', `bytes */${info.size}`);
+      res.setHeader('Content-Range', contentRange(range, info.size));
       sendTextError(res, 416, 'requested range not satisfiable');
       return;
     }
@@ -204,7 +204,7 @@ export function createRegistryRouter(deps: RegistryRouterDeps): Router {
     if (req.method === 'HEAD' || length === 0) {
       res.status(status);
       for (const [k, v] of Object.entries(common)) res.setHeader(k, v);
-      if (partial) res.setHeader('Content-Range', `bytes ${partial.start}-${partial.end}/${info.size}`);
+      if (partial) res.setHeader('Content-Range', contentRange(partial, info.size));
       res.setHeader('Content-Type', BLOB_CONTENT_TYPE);
       res.setHeader('Content-Length', String(length));
       res.end();
@@ -213,7 +213,7 @@ export function createRegistryRouter(deps: RegistryRouterDeps): Router {
     if (deps.objectHandoff && req.header(HANDOFF_REQUEST_HEADER) === 'object') {
       res.status(status);
       for (const [k, v] of Object.entries(common)) res.setHeader(k, v);
-      if (partial) res.setHeader('Content-Range', `bytes ${partial.start}-${partial.end}/${info.size}`);
+      if (partial) res.setHeader('Content-Range', contentRange(partial, info.size));
       res.setHeader('Content-Type', BLOB_CONTENT_TYPE);
       res.setHeader(HANDOFF_OBJECT_HEADER, blobKey(digest));
       res.setHeader(HANDOFF_LENGTH_HEADER, String(length));
@@ -228,7 +228,7 @@ export function createRegistryRouter(deps: RegistryRouterDeps): Router {
     } catch (err) {
       if (isStorageError(err, 'INVALID_RANGE')) {
         // the blob changed size under us (cannot happen for content-addressed data, but never 500 for it)
-        res.setHeader('Content-Range', `bytes */${info.size}`);
+        res.setHeader('Content-Range', contentRange({ kind: 'unsatisfiable' }, info.size));
         sendTextError(res, 416, 'requested range not satisfiable');
         return;
       }
@@ -237,7 +237,7 @@ export function createRegistryRouter(deps: RegistryRouterDeps): Router {
     if (!got) throw blobUnknown();
     res.status(status);
     for (const [k, v] of Object.entries(common)) res.setHeader(k, v);
-    if (partial) res.setHeader('Content-Range', `bytes ${partial.start}-${partial.end}/${got.info.size}`);
+    if (partial) res.setHeader('Content-Range', contentRange(partial, got.info.size));
     res.setHeader('Content-Type', BLOB_CONTENT_TYPE);
     res.setHeader('Content-Length', String(length));
     await pipeline(got.body as Readable, res);

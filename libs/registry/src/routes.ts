@@ -1,6 +1,7 @@
 /**
  * The `/v2` route grammar (anchor-api.md §5.1) and installer repository names (§5.2). Pure functions, no I/O.
  */
+import { goQuote } from '@factory/gocompat';
 
 export type RegistryResource = 'manifests' | 'blobs' | 'referrers';
 export type ProxyResource = 'manifests' | 'blobs' | 'referrers' | 'tags';
@@ -36,35 +37,6 @@ export interface RouteNotFound {
 }
 
 export type RegistryRoute = PingRoute | SchematicRoute | ProxyRoute;
-
-/**
- * Go's `%q` for a string: double-quoted, Go escapes for control characters, printable Unicode kept as is (Go's full
- * `strconv.IsPrint` table is approximated by the common non-printables).
- */
-export function goQuote(s: string): string {
-  let out = '"';
-  for (const ch of s) {
-    const cp = ch.codePointAt(0)!;
-    switch (ch) {
-      case '"': out += '\\"'; continue;
-      case '\\': out += '\\\\'; continue;
-      case '\x07': out += '\\a'; continue;
-      case '\b': out += '\\b'; continue;
-      case '\f': out += '\\f'; continue;
-      case '\n': out += '\\n'; continue;
-      case '\r': out += '\\r'; continue;
-      case '\t': out += '\\t'; continue;
-      case '\v': out += '\\v'; continue;
-    }
-    if (cp < 0x20 || cp === 0x7f) out += '\\x' + cp.toString(16).padStart(2, '0');
-    else if ((cp >= 0x80 && cp < 0xa0) || cp === 0xad || cp === 0x2028 || cp === 0x2029 || cp === 0xfeff) {
-      out += '\\u' + cp.toString(16).padStart(4, '0');
-    }
-    else if (cp >= 0xd800 && cp <= 0xdfff) out += '\\ufffd'; // lone surrogate: Go would see invalid UTF-8
-    else out += ch;
-  }
-  return out + '"';
-}
 
 function trimSlashes(s: string): string {
   let a = 0;

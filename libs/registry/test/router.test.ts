@@ -159,6 +159,17 @@ describe('blobs', () => {
     expect(bad.status).toBe(416);
     expect(bad.headers.get('content-range')).toBe(`bytes */${layer.length}`);
     await bad.text();
+
+    // RFC 9110 (@factory/http): an invalid range (last-pos < first-pos) is ignored, so is a stale If-Range
+    const reversed = await get(`${repo}/blobs/${layerDigest}`, { headers: { Range: 'bytes=5-3' } });
+    expect(reversed.status).toBe(200);
+    expect(Buffer.from(await reversed.arrayBuffer())).toEqual(layer);
+    const stale = await get(`${repo}/blobs/${layerDigest}`, { headers: { Range: 'bytes=10-19', 'If-Range': '"sha256:other"' } });
+    expect(stale.status).toBe(200);
+    expect(Buffer.from(await stale.arrayBuffer())).toEqual(layer);
+    const current = await get(`${repo}/blobs/${layerDigest}`, { headers: { Range: 'bytes=10-19', 'If-Range': `"${layerDigest}"` } });
+    expect(current.status).toBe(206);
+    expect(Buffer.from(await current.arrayBuffer())).toEqual(layer.subarray(10, 20));
   });
 
   test('HEAD: headers only', async () => {

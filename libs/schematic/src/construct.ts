@@ -16,6 +16,7 @@
  *  - `<<` merge keys are honoured (explicit keys win over merged ones, earlier merged maps over later ones);
  *  - aliases are expanded, with go-yaml's recursion check and excessive-aliasing ratio check.
  */
+import { goQuote } from '@factory/gocompat';
 import {
   BINARY_TAG,
   BOOL_TAG,
@@ -134,48 +135,6 @@ export class FatalConstructError extends Error {
   ) {
     super(message);
   }
-}
-
-/** Go's %#v / strconv.Quote rendering of a string. */
-export function goQuote(s: string): string {
-  let out = '"';
-  for (const ch of s) {
-    const cp = ch.codePointAt(0)!;
-    switch (ch) {
-      case '"':
-        out += '\\"';
-        continue;
-      case '\\':
-        out += '\\\\';
-        continue;
-      case '\x07':
-        out += '\\a';
-        continue;
-      case '\b':
-        out += '\\b';
-        continue;
-      case '\f':
-        out += '\\f';
-        continue;
-      case '\n':
-        out += '\\n';
-        continue;
-      case '\r':
-        out += '\\r';
-        continue;
-      case '\t':
-        out += '\\t';
-        continue;
-      case '\v':
-        out += '\\v';
-        continue;
-    }
-    if (cp < 0x20 || cp === 0x7f) out += '\\x' + cp.toString(16).padStart(2, '0');
-    else if ((cp >= 0x80 && cp < 0xa0) || cp === 0xad || cp === 0xfeff || cp === 0xfffe || cp === 0xffff) {
-      out += cp <= 0xff ? '\\u00' + cp.toString(16).padStart(2, '0') : '\\u' + cp.toString(16).padStart(4, '0');
-    } else out += ch;
-  }
-  return out + '"';
 }
 
 // --- constructor -------------------------------------------------------------------------------------------------

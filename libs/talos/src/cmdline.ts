@@ -5,7 +5,7 @@
  * with an ordered list of values; rendering emits `key=value` per value (bare `key` for an empty value), all values of
  * a key adjacent, keys in first-seen order.
  */
-import { deflateRawSync } from 'zlib';
+import { goGzip } from '@factory/gocompat';
 import { canonicalPlatformName, platformKernelArgs } from './platforms';
 import type { Arch, OutputKind } from './profile';
 import { dropInitOnAlloc, extraArgsApply, ima, isoHaltIfInstalled, metaApplies, metaGzip, moduleSigEnforce, nvmeTimeoutAwsOnly, procMemForceOverride, selinux } from './quirks';
@@ -158,36 +158,6 @@ export interface MetaValue {
   /** 0–255 */
   key: number;
   value: string;
-}
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-function crc32(buf: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < buf.length; i++) c = CRC_TABLE[(c ^ buf[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
-/**
- * gzip framing as Go's `compress/gzip` writes it with default header fields: no name/comment/extra, mtime 0,
- * XFL 2 for level 9 (4 for level 1, else 0), OS byte 255 ("unknown"). The deflate body comes from zlib at the same
- * level; it is a valid stream for the same data but not byte-identical to Go's own compressor.
- */
-export function goGzip(data: Uint8Array, level = 9): Buffer {
-  const header = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, level === 9 ? 2 : level === 1 ? 4 : 0, 0xff]);
-  const body = deflateRawSync(data, { level });
-  const trailer = Buffer.alloc(8);
-  trailer.writeUInt32LE(crc32(data), 0);
-  trailer.writeUInt32LE(data.length >>> 0, 4);
-  return Buffer.concat([header, body, trailer]);
 }
 
 /** META payload text: `0x<hex key>=<value>` joined by `;` (lowercase hex, no padding). */

@@ -1,5 +1,4 @@
 export * from './version';
-export * from './goquote';
 export * from './platforms';
 export * from './profile';
 export * from './quirks';

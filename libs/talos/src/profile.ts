@@ -2,7 +2,7 @@
  * Asset path grammar of `/image/:schematic/:version/:path` and `/pxe/...` (anchor §3.1–3.2): turns the last path
  * segment into the output kind, platform, architecture, secure boot flag, output compression and disk settings.
  */
-import { goQuote } from './goquote';
+import { goQuote } from '@factory/gocompat';
 import { DEFAULT_RAW_DISK_SIZE_MIB, isKnownPlatform, PLATFORM_DISK_DEFAULTS } from './platforms';
 
 export type Arch = 'amd64' | 'arm64';

@@ -5,7 +5,6 @@ import {
   CmdlineInput,
   defaultKernelArgs,
   encodeMetaPayload,
-  goGzip,
   KernelCmdline,
   KNOWN_PLATFORMS,
   metaEnvValue,
@@ -406,18 +405,6 @@ describe('META encoding', () => {
     const utf8 = [{ key: 0xa, value: 'é'.repeat(130) }];
     expect(encodeMetaPayload(utf8).length).toBeLessThan(256);
     expect(gunzipSync(decode(metaEnvValue(utf8, v('1.11.0')))).toString()).toBe(encodeMetaPayload(utf8));
-  });
-
-  test('goGzip framing: Go header, CRC32 and ISIZE trailer', () => {
-    const data = Buffer.from('hello world');
-    const gz = goGzip(data);
-    expect(gz.subarray(0, 10).toString('hex')).toBe('1f8b08000000000002ff');
-    expect(gz.readUInt32LE(gz.length - 8)).toBe(0x0d4a1185);
-    expect(gz.readUInt32LE(gz.length - 4)).toBe(11);
-    expect(gunzipSync(gz).toString()).toBe('hello world');
-    expect(goGzip(data, 1)[8]).toBe(4);
-    expect(goGzip(data, 6)[8]).toBe(0);
-    expect(gunzipSync(goGzip(Buffer.alloc(0))).length).toBe(0);
   });
 
   test('META in a cmdline past the gzip threshold', () => {

@@ -1,4 +1,4 @@
-import { AssetRequest, formatAssetPath, KNOWN_PLATFORMS, parseAssetPath, parsePxePath, ProfilePathError, goQuote } from '../src';
+import { AssetRequest, formatAssetPath, KNOWN_PLATFORMS, parseAssetPath, parsePxePath, ProfilePathError } from '../src';
 
 function err(path: string, parse = parseAssetPath): string {
   try {
@@ -223,20 +223,5 @@ describe('formatAssetPath', () => {
   test('normalizes arch aliases and the legacy metal installer name', () => {
     expect(formatAssetPath(parseAssetPath('kernel-x86_64'))).toBe('kernel-amd64');
     expect(formatAssetPath(parseAssetPath('metal-installer-amd64.tar'))).toBe('installer-amd64.tar');
-  });
-});
-
-describe('goQuote', () => {
-  test.each([
-    ['abc', '"abc"'],
-    ['a"b\\c', '"a\\"b\\\\c"'],
-    ['\x07\b\f\n\r\t\v', '"\\a\\b\\f\\n\\r\\t\\v"'],
-    ['\x00\x1f\x7f', '"\\x00\\x1f\\x7f"'],
-    ['é日本', '"é日本"'],
-    ['\u0085\u00a0\u2028', '"\\u0085\\u00a0\\u2028"'],
-    ['\u{1F600}', '"\u{1F600}"'],
-    ['\u{E0001}', '"\\U000e0001"'],
-  ])('%j', (input, expected) => {
-    expect(goQuote(input)).toBe(expected);
   });
 });

@@ -7,7 +7,8 @@ import type { Logger } from '@factory/telemetry';
 import { Counter, Gauge, Histogram, Registry } from '@factory/telemetry';
 import { FactoryError, isFactoryError } from '@factory/errors';
 import { JobName, PayloadOf, QueueName, QUEUES, ResultOf } from '@factory/queue';
-import { cors, goJson, identityHeaders, Routes, sendBody, sendError } from './compat';
+import { goJsonEncode } from '@factory/gocompat';
+import { cors, identityHeaders, Routes, sendBody, sendError } from './compat';
 import { AssetRoutes } from './assets';
 
 export interface JobCaller {
@@ -96,7 +97,7 @@ export function createApp(opts: GatewayOptions): express.Express {
       }),
     );
     const { id, yaml } = await jobs.call('schematic.create', { body: body.toString('utf8') });
-    sendBody(res, 201, 'application/json', goJson({ id, schematic: yaml }));
+    sendBody(res, 201, 'application/json', goJsonEncode({ id, schematic: yaml }));
   });
   routes.add(['GET'], '/schematics/:schematic', async (req, res) => {
     const { yaml } = await jobs.call('schematic.get', { id: req.params.schematic });
@@ -107,15 +108,15 @@ export function createApp(opts: GatewayOptions): express.Express {
   // The anchor sends these JSON bodies without a Content-Type (Go sniffs text/plain); we say application/json.
   routes.add(['GET'], '/versions', async (req, res) => {
     const { versions } = await jobs.call('upstream.versions', { broken: req.query.broken === 'true' });
-    sendBody(res, 200, 'application/json', goJson(versions));
+    sendBody(res, 200, 'application/json', goJsonEncode(versions));
   });
   routes.add(['GET'], '/version/:version/extensions/official', async (req, res) => {
     const { extensions } = await jobs.call('upstream.extensions', { version: req.params.version });
-    sendBody(res, 200, 'application/json', goJson(extensions));
+    sendBody(res, 200, 'application/json', goJsonEncode(extensions));
   });
   routes.add(['GET'], '/version/:version/overlays/official', async (req, res) => {
     const { overlays } = await jobs.call('upstream.overlays', { version: req.params.version });
-    sendBody(res, 200, 'application/json', goJson(overlays));
+    sendBody(res, 200, 'application/json', goJsonEncode(overlays));
   });
 
   // --- assets and PXE ----------------------------------------------------------------------------------------------

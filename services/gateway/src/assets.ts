@@ -9,6 +9,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
 import { AssetProfile, AssetRecord, CatalogView, ensureAsset, resolveAssetProfile } from '@factory/asset';
 import { FactoryError } from '@factory/errors';
+import { rangeForRequest } from '@factory/http';
 import { BoundedMap } from '@factory/runtime';
 import { isSchematicId, parseSchematic, Schematic } from '@factory/schematic';
 import type { ObjectStore } from '@factory/storage';
@@ -161,7 +162,7 @@ export class AssetRoutes {
     res.setHeader('Content-Disposition', contentDisposition(filename));
     res.setHeader('Accept-Ranges', 'bytes');
     res.setHeader('ETag', `"${record.sha256}"`);
-    const range = parseRange(req.header('range'), record.size);
+    const range = parseRange(req, record);
     if (range === 'invalid') {
       res.setHeader('Content-Range', `bytes */${record.size}`);
       sendError(res, 416, 'requested range not satisfiable');
@@ -225,21 +226,13 @@ function sanitizeFilename(name: string): string {
   return name.replace(/[\\/"\x00-\x1f\x7f]/g, '').slice(0, 255);
 }
 
-function parseRange(header: string | undefined, size: number): { start: number; end: number } | undefined | 'invalid' {
-  if (!header) return undefined;
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!m || (m[1] === '' && m[2] === '')) return undefined; // multi-range or malformed: serve the whole body
-  let start: number;
-  let end: number;
-  if (m[1] === '') {
-    const suffix = Number(m[2]);
-    if (suffix === 0) return 'invalid';
-    start = Math.max(0, size - suffix);
-    end = size - 1;
-  } else {
-    start = Number(m[1]);
-    end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
-  }
-  if (start >= size || start > end) return 'invalid';
-  return { start, end };
+/**
+ * Range and If-Range by RFC 9110 (@factory/http: an invalid or multi-range header is ignored, an unsatisfiable one is
+ * 416), in the shape stream() uses: the byte span for a 206, undefined for a 200, 'invalid' for a 416. If-Range is
+ * compared with the ETag stream() sends; assets carry no Last-Modified, so an If-Range date never matches.
+ */
+function parseRange(req: Request, record: AssetRecord): { start: number; end: number } | undefined | 'invalid' {
+  const decision = rangeForRequest({ range: req.header('range'), ifRange: req.header('if-range') }, { size: record.size, etag: `"${record.sha256}"` });
+  if (decision.kind === 'unsatisfiable') return 'invalid';
+  return decision.kind === 'partial' ? decision : undefined;
 }

@@ -1,16 +1,9 @@
 /**
  * HTTP behaviour the anchor (siderolabs/image-factory) has and clients rely on: plain-text error bodies ending in a
- * newline, Go's JSON encoding (HTML-escaped, trailing newline), httprouter's 404/405 texts, rs/cors headers.
+ * newline, httprouter's 404/405 texts, rs/cors headers. Go's JSON encoding is `goJsonEncode` from @factory/gocompat.
  */
 import type { NextFunction, Request, Response } from 'express';
 import { randomUUID } from 'node:crypto';
-
-/** Go's encoding/json: `<`, `>`, `&`, U+2028 and U+2029 escaped; one trailing newline. */
-export function goJson(value: unknown): string {
-  return (
-    JSON.stringify(value).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) + '\n'
-  );
-}
 
 /** Sends exact bytes with exactly the given Content-Type (Express's send() would append a charset). */
 export function sendBody(res: Response, status: number, contentType: string, body: string | Buffer): void {

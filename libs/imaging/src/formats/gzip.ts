@@ -5,13 +5,19 @@
  *
  * Zero chunks that follow zeros deflate to the same bytes every time, so that segment is computed once and repeated;
  * its CRC contribution is applied with a precomputed GF(2) operator. Holes therefore cost neither deflate nor CRC
- * time. The output depends only on the input bytes, the level and the OS byte (mtime 0, no name), never on thread
- * timing.
+ * time. The output depends only on the input bytes, the level and the OS byte, never on thread timing.
+ *
+ * The member header and trailer (Go's compress/gzip framing: MTIME 0, no name, XFL from the level) come from
+ * @factory/gocompat; the OS byte is the caller's (Unix for disk images, as pigz writes; 255 for installer layers, as
+ * Go writes).
  */
 import zlib from 'node:zlib';
+import { GZIP_OS_UNIX, gzipHeader, gzipTrailer } from '@factory/gocompat';
 import { CHUNK, OutputFile, isZero, zeros } from './scan';
 
 const WINDOW = 32 * 1024;
+/** Final, fixed-Huffman, empty deflate block: ends the stream of sync-flushed pieces (and leaves it byte-aligned). */
+const FINAL_EMPTY_BLOCK = Buffer.from([0x03, 0x00]);
 const IN_FLIGHT = 8;
 /** Default level, as the factory's `pigz -6` / `gzip -6`. */
 export const GZIP_LEVEL = 6;
@@ -84,16 +90,12 @@ export async function* rechunk(src: AsyncIterable<Buffer>): AsyncGenerator<DataC
   }
 }
 
-/** gzip header OS byte 3 (Unix): what the factory's disk-image outputs carry. */
-export const GZIP_OS_UNIX = 3;
-
 /**
  * One gzip member of the chunk stream, as a stream of buffers (header, deflate pieces in order, trailer). Chunks must
  * be CHUNK bytes except the last. `os` is the header's OS byte (MTIME 0, no name, XFL from the level).
  */
 export async function* gzipStream(src: AsyncIterable<DataChunk>, level = GZIP_LEVEL, os = GZIP_OS_UNIX): AsyncGenerator<Buffer> {
-  const xfl = level === 9 ? 2 : level === 1 ? 4 : 0;
-  yield Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, os]);
+  yield gzipHeader(level, os);
   const queue: Promise<Buffer>[] = [];
   const enqueue = (p: Promise<Buffer>) => {
     p.catch(() => undefined); // awaited in order below; avoid unhandled-rejection noise meanwhile
@@ -126,12 +128,7 @@ export async function* gzipStream(src: AsyncIterable<DataChunk>, level = GZIP_LE
     while (queue.length >= IN_FLIGHT) yield await queue.shift()!;
   }
   while (queue.length) yield await queue.shift()!;
-  const trailer = Buffer.alloc(10);
-  trailer[0] = 0x03; // final, fixed-Huffman, empty block (ends the stream byte-aligned)
-  trailer[1] = 0x00;
-  trailer.writeUInt32LE(crc >>> 0, 2);
-  trailer.writeUInt32LE(total % 0x100000000, 6);
-  yield trailer;
+  yield Buffer.concat([FINAL_EMPTY_BLOCK, gzipTrailer(crc, total)]);
 }
 
 /** gzip the chunk stream into `out`. Chunks must be CHUNK bytes except the last. */

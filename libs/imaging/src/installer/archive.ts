@@ -12,8 +12,9 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
+import { goJsonMarshal } from '@factory/gocompat';
 import { InstallerImageError } from './errors';
-import { InstallerImage, goJson } from './image';
+import { InstallerImage } from './image';
 import { TarFileEntry, tarStream } from './tar';
 
 const DIGEST_RE = /^sha256:([0-9a-f]{64})$/;
@@ -26,13 +27,13 @@ function hexOf(digest: string, what: string): string {
 
 /** The `manifest.json` of the archive. */
 export function dockerArchiveManifest(image: InstallerImage, repoTag: string): Buffer {
-  return goJson([
+  return Buffer.from(goJsonMarshal([
     {
       Config: `sha256:${hexOf(image.config.digest, 'config')}`,
       RepoTags: [repoTag],
       Layers: image.layers.map((l, i) => `${hexOf(l.digest, `layer ${i}`)}.tar.gz`),
     },
-  ]);
+  ]), 'utf8');
 }
 
 /**

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
+import { goJsonMarshal } from '@factory/gocompat';
 import { getOptionsRequest } from '../overlay/protocol';
 import { InstallerImageError } from './errors';
 import { INSTALLER_GZIP_LEVEL, writeGzipLayer } from './layer';
@@ -85,12 +86,6 @@ const RFC3339_RE = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{
 
 const sha256 = (b: Buffer) => 'sha256:' + createHash('sha256').update(b).digest('hex');
 const byteOrder = (a: string, b: string) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
-
-/** JSON as Go's encoding/json.Marshal writes it: compact, with <, >, &, U+2028 and U+2029 escaped. */
-export function goJson(v: unknown): Buffer {
-  const s = JSON.stringify(v).replace(/[<>&\u2028\u2029]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
-  return Buffer.from(s, 'utf8');
-}
 
 function invalid(msg: string): InstallerImageError {
   return new InstallerImageError('INVALID_INPUT', msg);
@@ -339,15 +334,15 @@ export async function buildInstallerImage(input: InstallerImageInput): Promise<I
   config.os = 'linux';
   config.rootfs = { type: 'layers', diff_ids: layers.map((l) => l.diffId) };
   config.config = base.config;
-  const configBytes = goJson(config);
+  const configBytes = Buffer.from(goJsonMarshal(config), 'utf8');
   const configBlob = { bytes: configBytes, digest: sha256(configBytes), size: configBytes.length };
 
-  const manifestBytes = goJson({
+  const manifestBytes = Buffer.from(goJsonMarshal({
     schemaVersion: 2,
     mediaType: DOCKER_MANIFEST_MEDIA_TYPE,
     config: { mediaType: DOCKER_CONFIG_MEDIA_TYPE, size: configBlob.size, digest: configBlob.digest },
     layers: layers.map((l) => ({ mediaType: DOCKER_LAYER_GZIP_MEDIA_TYPE, size: l.size, digest: l.digest })),
-  });
+  }), 'utf8');
   return {
     config: configBlob,
     layers,

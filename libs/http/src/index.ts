@@ -1,0 +1,12 @@
+/**
+ * @factory/http: HTTP semantics (RFC 9110) the factory's servers share, as pure functions over header values —
+ * byte ranges with If-Range, conditional requests, entity tags and HTTP-dates.
+ */
+export { decideRange, ifRangeAllowsRange, rangeForRequest, contentRange } from './range';
+export type { RangeDecision } from './range';
+export { evaluatePreconditions } from './conditional';
+export type { ConditionalHeaders, PreconditionOutcome } from './conditional';
+export {
+  parseEntityTag, parseEntityTagList, strongMatch, weakMatch, parseHttpDate, formatHttpDate, httpSeconds,
+} from './validators';
+export type { EntityTag, RepresentationValidators } from './validators';
