@@ -12,3 +12,14 @@ export function testIf(condition: boolean, reason: string): TestDeclaration {
     test.skip(`${name} (skipped: ${reason})`, fn, timeout);
   };
 }
+
+type DescribeDeclaration = (name: string, fn: () => void) => void;
+
+/** `describe` when `condition` holds; otherwise declares the block skipped and prints why. */
+export function describeIf(condition: boolean, reason: string): DescribeDeclaration {
+  if (condition) return (name, fn) => describe(name, fn);
+  return (name, fn) => {
+    process.stderr.write(`[skipped] ${name}: ${reason}\n`);
+    describe.skip(`${name} (skipped: ${reason})`, fn);
+  };
+}

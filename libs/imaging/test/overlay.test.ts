@@ -20,6 +20,7 @@ import {
   runInstaller,
 } from '../src/overlay';
 import { readImageFiles } from '../../../tools/demo-releases/src';
+import { testIf } from '../../../test/support/skip';
 
 const DEMO = process.env.FACTORY_TEST_DEMO_DIR ?? path.resolve(__dirname, '../../../.cache/demo-releases');
 const LAYOUT = path.join(DEMO, 'oci/siderolabs/sbc-fixture');
@@ -288,7 +289,7 @@ describe('confinement', () => {
     expect(e.reason).toBe('spawn');
   });
 
-  (isRoot ? test : test.skip)('as root: our private staging dirs become searchable (only), foreign ones are refused', async () => {
+  testIf(isRoot, 'needs root (chown of staging dirs)')('as root: our private staging dirs become searchable (only), foreign ones are refused', async () => {
     const hidden = fs.mkdtempSync(path.join(tmp, 'hidden-')); // 0700, like the build worker's mkdtemp
     const disk = path.join(hidden, 'disk.raw');
     fs.writeFileSync(disk, Buffer.alloc(65536));

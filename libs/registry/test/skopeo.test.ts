@@ -9,9 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MediaTypes } from '@factory/oci';
 import { ID, TAG, startTestServer } from './fixture';
+import { describeIf } from '../../../test/support/skip';
 
 const SKOPEO = process.env.SKOPEO ?? '/usr/bin/skopeo';
-const run = existsSync(SKOPEO) ? describe : describe.skip;
+const run = describeIf(existsSync(SKOPEO), `${SKOPEO} is not installed`);
 
 let authFile = '';
 
