@@ -6,6 +6,8 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { Readable } from 'node:stream';
+import { readCpio, S_IFMT, S_IFREG } from '@factory/archive';
 import { freePort } from '../support/procs';
 import { RunningFactory, S3Factory, startFactoryOnS3 } from '../support/factory';
 import { bootAndReport, ovmfArgs } from '../support/boot';
@@ -85,7 +87,7 @@ describe('errors in the anchor order and texts', () => {
     // kernel and cmdline do not carry extensions, so they are not gated
     expect((await image(embedded, 'v1.11.3', 'cmdline-metal-amd64', { method: 'HEAD' })).status).toBe(200);
     const initramfs = await download(embedded, 'v1.12.2', 'initramfs-amd64.xz');
-    const files = cpioFiles(require('node:child_process').execFileSync('zstd', ['-dc', initramfs], { maxBuffer: 256 * 1024 * 1024 }));
+    const files = await cpioFiles(require('node:child_process').execFileSync('zstd', ['-dc', initramfs], { maxBuffer: 256 * 1024 * 1024 }));
     const yaml = files.get('extensions.yaml')!.toString('utf8');
     expect(yaml).toContain('name: schematic');
     expect(yaml).toContain('name: embedded-config');
@@ -162,23 +164,13 @@ describe('serving: redirect to S3, checksums, de-duplication, determinism', () =
 });
 
 /** Regular files of concatenated newc cpio archives (the initramfs is several archives back to back). */
-function cpioFiles(buf: Buffer): Map<string, Buffer> {
+async function cpioFiles(buf: Buffer): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>();
-  let off = 0;
-  const align = (n: number) => (n + 3) & ~3;
-  while (off + 110 <= buf.length) {
-    if (buf.toString('latin1', off, off + 6) !== '070701') {
-      off += 4; // padding between archives
-      continue;
-    }
-    const field = (i: number) => parseInt(buf.toString('latin1', off + 6 + i * 8, off + 14 + i * 8), 16);
-    const mode = field(1);
-    const size = field(6);
-    const nameSize = field(11);
-    const name = buf.toString('utf8', off + 110, off + 110 + nameSize - 1);
-    const dataStart = align(off + 110 + nameSize);
-    if (name !== 'TRAILER!!!' && (mode & 0o170000) === 0o100000) out.set(name, buf.subarray(dataStart, dataStart + size));
-    off = align(dataStart + size);
+  for await (const e of readCpio(Readable.from([buf]))) {
+    if ((e.mode & S_IFMT) !== S_IFREG) continue;
+    const chunks: Buffer[] = [];
+    for await (const c of e.body()) chunks.push(c);
+    out.set(e.path, Buffer.concat(chunks));
   }
   return out;
 }

@@ -4,31 +4,20 @@
  */
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
+import { tarBuffer } from '@factory/archive';
 import { MediaTypes, RegistryClient } from '@factory/oci';
 
-/** A plain ustar archive of regular files (sorted, mode 0644, mtime 0). */
+/** A plain ustar archive of regular files (sorted, mode 0644, mtime 0, device fields NUL). */
 export function tarOf(files: Record<string, string | Buffer>): Buffer {
-  const blocks: Buffer[] = [];
-  for (const name of Object.keys(files).sort()) {
-    const data = Buffer.isBuffer(files[name]) ? (files[name] as Buffer) : Buffer.from(files[name] as string);
-    const h = Buffer.alloc(512);
-    h.write(name, 0, 100, 'utf8');
-    h.write('0000644\0', 100);
-    h.write('0000000\0', 108);
-    h.write('0000000\0', 116);
-    h.write(data.length.toString(8).padStart(11, '0') + '\0', 124);
-    h.write('00000000000\0', 136);
-    h.write('        ', 148);
-    h.write('0', 156);
-    h.write('ustar\0', 257);
-    h.write('00', 263);
-    let sum = 0;
-    for (const b of h) sum += b;
-    h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
-    blocks.push(h, data, Buffer.alloc((512 - (data.length % 512)) % 512));
-  }
-  blocks.push(Buffer.alloc(1024));
-  return Buffer.concat(blocks);
+  return tarBuffer(
+    Object.keys(files)
+      .sort()
+      .map((name) => {
+        const data = Buffer.isBuffer(files[name]) ? (files[name] as Buffer) : Buffer.from(files[name] as string);
+        return { type: 'file' as const, name, mode: 0o644, size: data.length, data };
+      }),
+    { deviceNumbers: false },
+  );
 }
 
 const digestOf = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;

@@ -8,18 +8,17 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { CpioNode, newcArchive } from '@factory/archive';
 import { parseSemver } from '@factory/talos';
 import {
   assembleInitramfs,
   constraintAllows,
-  CpioNode,
   EMBEDDED_CONFIG_SELINUX_LABEL,
   ExtensionCompatibilityError,
   ExtensionDir,
   extractLayers,
   loadExtension,
   mksquashfsTree,
-  newcArchive,
   parseManifest,
   schematicManifestYaml,
   writeEmbeddedConfigExtension,

@@ -4,7 +4,7 @@
 import { Readable, Transform, TransformCallback } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { Decompress as ZstdDecompress } from 'fzstd';
-import * as tar from 'tar-stream';
+import { ByteReader, readTar } from '@factory/archive';
 import { FetchedManifest, RegistryClient } from './client';
 import { OciError } from './errors';
 import { isImageManifestMediaType, isIndexMediaType } from './media';
@@ -172,70 +172,38 @@ async function readLayer(
   stream: Readable, wanted: (path: string) => boolean, budget: { file: number; left: number }, what: string,
 ): Promise<LayerChanges> {
   const changes: LayerChanges = { entries: new Map(), whiteouts: [], opaque: [] };
-  const extract = tar.extract();
-  return new Promise<LayerChanges>((resolve, reject) => {
-    let settled = false;
-    const fail = (err: unknown) => {
-      if (settled) return;
-      settled = true;
-      const e = err instanceof OciError ? err : new OciError('INVALID', `${what}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
-      stream.destroy();
-      extract.destroy();
-      reject(e);
-    };
-    extract.on('entry', (hdr, entry, next) => {
-      let path: string;
-      try {
-        path = normalizeTarPath(hdr.name);
-      } catch (err) {
-        fail(err);
-        return;
-      }
+  const r = ByteReader.from(stream);
+  try {
+    for await (const e of readTar(r)) {
+      const path = normalizeTarPath(e.path);
       const base = path.slice(path.lastIndexOf('/') + 1);
       const dir = path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '';
-      const skip = () => { entry.on('end', () => next()); entry.resume(); };
-      if (base === OPAQUE_MARKER) { changes.opaque.push(dir); skip(); return; }
+      if (base === OPAQUE_MARKER) { changes.opaque.push(dir); continue; }
       if (base.startsWith(WHITEOUT_PREFIX)) {
         const name = base.slice(WHITEOUT_PREFIX.length);
         if (name) changes.whiteouts.push(dir ? `${dir}/${name}` : name);
-        skip();
-        return;
+        continue;
       }
-      if (path === '') { skip(); return; }
-      const type = hdr.type ?? 'file';
-      if (type === 'directory') { changes.entries.set(path, { kind: 'dir' }); skip(); return; }
-      if (type === 'link') {
-        let target: string;
-        try { target = normalizeTarPath(hdr.linkname ?? ''); } catch (err) { fail(err); return; }
-        changes.entries.set(path, { kind: 'link', target });
-        skip();
-        return;
-      }
-      if (type !== 'file' && type !== 'contiguous-file') { changes.entries.set(path, { kind: 'other' }); skip(); return; }
-      if (!wanted(path)) { changes.entries.set(path, { kind: 'file' }); skip(); return; }
-      const size = hdr.size ?? 0;
-      if (size > budget.file) { fail(new OciError('TOO_LARGE', `${what}: file ${path} is ${size} bytes, limit ${budget.file}`)); return; }
-      if (size > budget.left) { fail(new OciError('TOO_LARGE', `${what}: wanted files exceed the total limit`)); return; }
-      budget.left -= size;
+      if (path === '') continue;
+      if (e.type === '5') { changes.entries.set(path, { kind: 'dir' }); continue; }
+      if (e.type === '1') { changes.entries.set(path, { kind: 'link', target: normalizeTarPath(e.linkname) }); continue; }
+      // symlinks, devices and FIFOs replace lower content; any other type counts as a regular file
+      if ('2346'.includes(e.type)) { changes.entries.set(path, { kind: 'other' }); continue; }
+      if (!wanted(path)) { changes.entries.set(path, { kind: 'file' }); continue; }
+      if (e.size > budget.file) throw new OciError('TOO_LARGE', `${what}: file ${path} is ${e.size} bytes, limit ${budget.file}`);
+      if (e.size > budget.left) throw new OciError('TOO_LARGE', `${what}: wanted files exceed the total limit`);
+      budget.left -= e.size;
       const chunks: Buffer[] = [];
-      entry.on('data', (c: Buffer) => chunks.push(c));
-      entry.on('end', () => {
-        changes.entries.set(path, { kind: 'file', data: Buffer.concat(chunks) });
-        next();
-      });
-    });
-    extract.on('finish', () => { if (!settled) { settled = true; resolve(changes); } });
-    extract.on('error', fail);
-    stream.on('error', fail);
-    // feed the decompressed stream into the streamx-based extractor with backpressure
-    stream.on('data', (chunk: Buffer) => {
-      if (!extract.write(chunk)) {
-        stream.pause();
-        extract.once('drain', () => stream.resume());
-      }
-    });
-    stream.on('end', () => extract.end());
-  });
+      for await (const c of e.body()) chunks.push(c);
+      changes.entries.set(path, { kind: 'file', data: Buffer.concat(chunks) });
+    }
+    // read to the end of the blob (past the end-of-archive blocks), so that its digest is verified
+    for await (const _ of r.rest());
+  } catch (err) {
+    stream.destroy();
+    throw err instanceof OciError ? err : new OciError('INVALID', `${what}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+  }
+  return changes;
 }
 
 function applyLayer(tree: FileTree, changes: LayerChanges): void {

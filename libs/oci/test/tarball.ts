@@ -1,5 +1,5 @@
-/** Test helpers: build tar layers in memory (tar-stream), and a tiny zstd encoder that emits raw (stored) blocks. */
-import * as tar from 'tar-stream';
+/** Test helpers: build tar layers in memory (@factory/archive), and a tiny zstd encoder that emits raw (stored) blocks. */
+import { TarEntry as ArchiveEntry, tarBuffer } from '@factory/archive';
 
 export interface TarEntry {
   name: string;
@@ -8,22 +8,17 @@ export interface TarEntry {
   linkname?: string;
 }
 
-export function makeTar(entries: TarEntry[]): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const pack = tar.pack();
-    const chunks: Buffer[] = [];
-    pack.on('data', (c: Buffer) => chunks.push(c));
-    pack.on('end', () => resolve(Buffer.concat(chunks)));
-    pack.on('error', reject);
-    for (const e of entries) {
+export async function makeTar(entries: TarEntry[]): Promise<Buffer> {
+  return tarBuffer(
+    entries.map((e): ArchiveEntry => {
       const type = e.type ?? 'file';
-      const header: tar.Headers = { name: e.name, type, mode: type === 'directory' ? 0o755 : 0o644, mtime: new Date(0) };
-      if (e.linkname !== undefined) header.linkname = e.linkname;
-      if (type === 'file') pack.entry(header, typeof e.data === 'string' ? Buffer.from(e.data) : e.data ?? Buffer.alloc(0));
-      else pack.entry(header);
-    }
-    pack.finalize();
-  });
+      if (type === 'directory') return { type: 'dir', name: e.name, mode: 0o755 };
+      if (type === 'symlink') return { type: 'symlink', name: e.name, mode: 0o644, target: e.linkname ?? '' };
+      if (type === 'link') return { type: 'hardlink', name: e.name, mode: 0o644, target: e.linkname ?? '' };
+      const data = typeof e.data === 'string' ? Buffer.from(e.data) : e.data ?? Buffer.alloc(0);
+      return { type: 'file', name: e.name, mode: 0o644, size: data.length, data };
+    }),
+  );
 }
 
 /** A valid zstd frame made of raw blocks (no compression): enough to exercise the zstd decoding path. */

@@ -1,5 +1,8 @@
 /**
  * Deterministic newc ("070701") cpio writer and reader.
+ * Deliberately independent of the factory's archive module (@factory/archive): it writes the upstream initramfs the
+ * factory extends, and the factory's tests read the factory's cpio output back with it, so a bug in one
+ * implementation is caught by the other (see README, "Independent archive code").
  * Output matches what `cpio -H newc -o --reproducible -R 0:0` gives for the same file list: inodes numbered
  * sequentially, device numbers zero, owner 0:0, fixed mtime, archive padded to a 512-byte multiple.
  */

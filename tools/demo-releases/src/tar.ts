@@ -1,6 +1,11 @@
 /**
- * Deterministic tar writer (ustar, with PAX extended headers only where needed).
+ * Deterministic tar writer (ustar, with PAX extended headers only where needed) and a minimal in-memory reader.
  * Every entry is owned by 0:0 with empty user/group names and a fixed mtime, so the same entries give the same bytes.
+ *
+ * Deliberately independent of the factory's archive module (@factory/archive): the demo releases stand in for
+ * upstream images the factory did not write, and the factory's tests read the factory's output back with this
+ * reader. Sharing one implementation would let a bug on both sides cancel out. Keep it separate (see README,
+ * "Independent archive code").
  */
 import { byteCompare, SOURCE_DATE_EPOCH } from './util';
 

@@ -8,8 +8,8 @@ export { compressOutput } from './compress';
 export type { CompressOptions, OutFormat } from './compress';
 export { renderOvf, renderManifest } from './ova';
 export type { OvfParams } from './ova';
-export { sparseMap, sparseTarStream, gnuSparseHeaders, ustarHeader, TAR_MTIME } from './tar';
-export type { SparseRegion, TarMember } from './tar';
+export { sparseMap, sparseTarStream, TAR_MTIME } from './tar';
+
 export { GZIP_LEVEL } from './gzip';
 export { XZ_PRESET } from './xz';
 export { ZSTD_LEVEL, ZSTD_ZERO_RUN, zstdZeroFrame } from './zstd';

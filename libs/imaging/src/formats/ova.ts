@@ -8,7 +8,8 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { OutputFile } from './scan';
-import { BLOCK, tarPadding, ustarHeader } from './tar';
+import { BLOCK, tarPadding, ustarBlock } from '@factory/archive';
+import { TAR_MTIME } from './tar';
 
 export interface OvfParams {
   /** Size in bytes of disk.vmdk. */
@@ -128,6 +129,9 @@ export function renderManifest(vmdkSha256: string, ovfSha256: string): string {
   return `SHA256(disk.vmdk)= ${vmdkSha256}\nSHA256(disk.ovf)= ${ovfSha256}\n`;
 }
 
+/** ustar header of an OVA member: mode 0644, fixed mtime, device fields left NUL; sizes past 8 GiB in base-256. */
+const ovaMemberHeader = (name: string, size: number) => ustarBlock({ name, mode: 0o644, size, mtime: TAR_MTIME, type: '0' });
+
 /** Write the OVA archive for an existing stream-optimized `vmdk` into `out`. */
 export async function writeOva(vmdk: string, capacityMiB: number, out: OutputFile): Promise<void> {
   const vmdkSize = (await fs.promises.stat(vmdk)).size;
@@ -137,11 +141,11 @@ export async function writeOva(vmdk: string, capacityMiB: number, out: OutputFil
     ['disk.ovf', ovf],
     ['disk.mf', mf],
   ] as const) {
-    await out.write(ustarHeader({ name, size: data.length }));
+    await out.write(ovaMemberHeader(name, data.length));
     await out.write(data);
     await out.write(tarPadding(data.length));
   }
-  await out.write(ustarHeader({ name: 'disk.vmdk', size: vmdkSize }));
+  await out.write(ovaMemberHeader('disk.vmdk', vmdkSize));
   let copied = 0;
   for await (const b of fs.createReadStream(vmdk, { highWaterMark: 1 << 20 })) {
     copied += (b as Buffer).length;

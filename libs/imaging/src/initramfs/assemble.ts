@@ -13,7 +13,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { marshal } from '@factory/goyaml';
 import { firmwarePath, formatSemver, kernelModulesPath, parseTolerant, usesZstd } from '@factory/talos';
-import { CpioNode, newcArchive } from './cpio';
+import { CpioNode, newcArchive } from '@factory/archive';
 import { buildModulesDep } from './depmod';
 import { ExtensionCompatibilityError } from './errors';
 import { ExtensionMetadata, LoadedExtension, loadExtension, metadataForYaml } from './manifest';

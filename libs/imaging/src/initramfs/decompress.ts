@@ -1,7 +1,7 @@
 /** Detect a compressed stream by its magic bytes and decompress it (gzip in-process; zstd / xz via the CLI tools). */
 import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
-import { ByteReader } from './bytes';
+import { ByteReader } from '@factory/archive';
 import { feedTool, startTool } from './proc';
 
 export type Compression = 'gzip' | 'zstd' | 'xz' | 'none';

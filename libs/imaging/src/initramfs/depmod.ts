@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { ByteReader } from './bytes';
+import { ByteReader, readCpio, S_IFMT, S_IFREG } from '@factory/archive';
 import { openDecompressed } from './decompress';
 import { runTool } from './proc';
 import { byteOrder } from './tree';
@@ -23,38 +23,19 @@ export async function extractRootfsSquashfs(initramfs: string, out: string): Pro
   if (!found) throw new Error(`rootfs.sqsh not found in ${initramfs}`);
 }
 
-/** Scan newc records until `name`; stream its data into `out`. */
+/** Stream the data of the first regular file `name` of the (concatenated) newc archives into `out`. */
 async function copyCpioMember(r: ByteReader, name: string, out: string): Promise<boolean> {
-  for (;;) {
-    // archives may be separated by zero padding
-    let head = await r.peek(1);
-    while (head.length && head[0] === 0) {
-      await r.skip(1);
-      head = await r.peek(1);
+  for await (const e of readCpio(r)) {
+    if (e.path.replace(/^\.\//, '') !== name || (e.mode & S_IFMT) !== S_IFREG) continue;
+    const fh = await fsp.open(out, 'w');
+    try {
+      for await (const c of e.body()) await fh.write(c);
+    } finally {
+      await fh.close();
     }
-    const h = await r.read(110);
-    if (!h) return false;
-    const magic = h.toString('latin1', 0, 6);
-    if (magic !== '070701' && magic !== '070702') throw new Error(`bad cpio magic ${JSON.stringify(magic)} at offset ${r.offset - 110}`);
-    const field = (i: number) => parseInt(h.toString('latin1', 6 + i * 8, 14 + i * 8), 16);
-    const size = field(6);
-    const namesize = field(11);
-    const nameBuf = await r.read(namesize);
-    if (!nameBuf) return false;
-    const entry = nameBuf.toString('utf8', 0, Math.max(0, namesize - 1)).replace(/^\.\//, '');
-    await r.skip((4 - ((110 + namesize) % 4)) % 4);
-    if (entry === name && (field(1) & 0o170000) === 0o100000) {
-      const fh = await fsp.open(out, 'w');
-      try {
-        for await (const c of r.chunks(size)) await fh.write(c);
-      } finally {
-        await fh.close();
-      }
-      return true;
-    }
-    await r.skip(size);
-    await r.skip((4 - (size % 4)) % 4);
+    return true;
   }
+  return false;
 }
 
 /** Recursive copy that never follows symlinks (files overwrite, symlinks are recreated, directories merge). */

@@ -1,12 +1,7 @@
 /** Errors raised by the initramfs assembly code. */
 
 /** An archive (image layer) tried something that is not allowed: path traversal, device nodes, escaping links, limits. */
-export class UnsafeArchiveError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UnsafeArchiveError';
-  }
-}
+export { UnsafeArchiveError } from '@factory/archive';
 
 /** An extension's `compatibility.talos.version` range does not accept the requested Talos version. */
 export class ExtensionCompatibilityError extends Error {

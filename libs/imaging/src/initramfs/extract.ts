@@ -17,9 +17,8 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { readTar, TarReadEntry as TarEntry, UnsafeArchiveError } from '@factory/archive';
 import { openDecompressed } from './decompress';
-import { UnsafeArchiveError } from './errors';
-import { readTar, TarEntry } from './tar-read';
 
 export interface ExtractLimits {
   /** largest single file (default 4 GiB) */

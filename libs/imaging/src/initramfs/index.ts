@@ -18,8 +18,6 @@ export { parseManifest, loadExtension, metadataForYaml } from './manifest';
 export type { ExtensionManifest, ExtensionMetadata, LoadedExtension } from './manifest';
 export { parseRange, constraintAllows, trimV } from './semver-range';
 export type { VersionRange } from './semver-range';
-export { newcArchive } from './cpio';
-export type { CpioNode } from './cpio';
 export { mksquashfsTree, mksquashfsFeatures } from './squashfs';
 export type { SquashOptions, SquashResult, MksquashfsFeatures } from './squashfs';
 export { detectCompression } from './decompress';

@@ -12,8 +12,10 @@
  */
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { TarEntry, tarStream } from '@factory/archive';
+import { SELINUX_PAX_KEY } from './extract';
 import { feedTool, startTool } from './proc';
-import { tarTree } from './tar-write';
+import { walkTree } from './tree';
 
 export interface MksquashfsFeatures {
   version: string;
@@ -63,6 +65,41 @@ function pseudoQuote(p: string): string {
   return /[\s"\\]/.test(p) ? `"${p.replace(/["\\]/g, (c) => `\\${c}`)}"` : p;
 }
 
+/**
+ * Tar entries for every entry below root (root itself not included), in byte order: directories, symlinks, regular
+ * files (a second name of a hard-linked file becomes a hard link), each with its SELinux label as a PAX record.
+ */
+async function* treeTarEntries(root: string, labels: Map<string, string>, exclude: (rel: string) => boolean): AsyncGenerator<TarEntry> {
+  const seen = new Map<string, string>(); // dev:ino -> first path, for hard links
+  // xattrs belong to the inode: a label given for any name of a hard-linked file goes on its first (data) entry
+  const inodeLabels = new Map<string, string>();
+  for (const [rel, label] of labels) {
+    const st = await fsp.lstat(path.join(root, rel)).catch(() => null);
+    if (st?.isFile() && st.nlink > 1) inodeLabels.set(`${st.dev}:${st.ino}`, label);
+  }
+  for await (const { rel, abs, st } of walkTree(root, exclude)) {
+    const mode = st.mode & 0o7777;
+    const labelOf = (label: string | undefined) => (label === undefined ? {} : { pax: { [SELINUX_PAX_KEY]: label } });
+    if (st.isDirectory()) {
+      yield { type: 'dir', name: rel, mode, ...labelOf(labels.get(rel)) };
+    } else if (st.isSymbolicLink()) {
+      yield { type: 'symlink', name: rel, mode, target: await fsp.readlink(abs), ...labelOf(labels.get(rel)) };
+    } else if (st.isFile()) {
+      const key = `${st.dev}:${st.ino}`;
+      const first = st.nlink > 1 ? seen.get(key) : undefined;
+      if (first !== undefined) {
+        yield { type: 'hardlink', name: rel, mode, target: first };
+        continue;
+      }
+      if (st.nlink > 1) seen.set(key, rel);
+      const label = labels.get(rel) ?? (st.nlink > 1 ? inodeLabels.get(key) : undefined);
+      yield { type: 'file', name: rel, mode, size: st.size, file: abs, noFollow: true, ...labelOf(label) };
+    } else {
+      throw new Error(`${abs}: special files cannot be put into an extension squashfs`);
+    }
+  }
+}
+
 export async function mksquashfsTree(root: string, out: string, o: SquashOptions): Promise<SquashResult> {
   const f = await mksquashfsFeatures();
   const mode = o.mode ?? (f.tar ? 'tar' : 'dir');
@@ -75,7 +112,8 @@ export async function mksquashfsTree(root: string, out: string, o: SquashOptions
     if (!f.tar) throw new Error(`mksquashfs ${f.version} has no -tar input mode`);
     // -tar defaults to -no-exports and a 0777 root; match the directory-mode defaults upstream gets
     const tool = startTool('mksquashfs', ['-', out, '-tar', ...common, '-exports', '-root-mode', rootMode, ...compression(o.zstd)], { stdin: 'pipe' });
-    await feedTool(tool, tarTree(root, { mtime: o.mtime, labels, exclude: (rel) => exclude.has(rel) }));
+    const entries = treeTarEntries(root, labels, (rel) => exclude.has(rel));
+    await feedTool(tool, tarStream(entries, { mtime: o.mtime, deviceNumbers: false }));
     return { mode, labels: labels.size ? 'stored' : 'none' };
   }
   const args = [root, out, ...common, ...compression(o.zstd)];

@@ -29,23 +29,3 @@ export async function* walkTree(root: string, skip: (rel: string) => boolean = (
   }
   yield* visit(root, '');
 }
-
-/** Stream a file's bytes, checking that it still has the expected size. */
-export async function* fileChunks(abs: string, expected: number): AsyncGenerator<Buffer> {
-  let n = 0;
-  const fh = await fsp.open(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-  try {
-    for (;;) {
-      // a fresh buffer per read (consumers may hold on to chunks), sized to what is left (+1 to notice growth)
-      const buf = Buffer.allocUnsafe(Math.min(Math.max(expected - n, 0) + 1, 1 << 20));
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-      if (!bytesRead) break;
-      n += bytesRead;
-      if (n > expected) break;
-      yield buf.subarray(0, bytesRead);
-    }
-  } finally {
-    await fh.close();
-  }
-  if (n !== expected) throw new Error(`${abs} changed size while being read (${expected} -> ${n} bytes)`);
-}

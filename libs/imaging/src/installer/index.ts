@@ -17,4 +17,4 @@ export { installerArtifactPaths } from './paths';
 export type { InstallerArch, InstallerArtifactPath, InstallerArtifactRole } from './paths';
 export { InstallerImageError } from './errors';
 export type { InstallerImageErrorCode } from './errors';
-export { INSTALLER_GZIP_LEVEL, GZIP_OS_UNKNOWN } from './layer';
+export { INSTALLER_GZIP_LEVEL } from './layer';

@@ -18,12 +18,11 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { GO_GZIP_OS } from '@factory/gocompat';
 import { gzipStream, rechunk } from '../formats/gzip';
 
 /** go-containerregistry's default for layers it compresses (gzip.BestSpeed); boot assets are mostly incompressible. */
 export const INSTALLER_GZIP_LEVEL = 1;
-/** OS byte of the gzip header (255 = unknown, as Go's compress/gzip). */
-export const GZIP_OS_UNKNOWN = 0xff;
 
 export interface WrittenLayer {
   /** sha256:<hex> of the compressed blob */
@@ -56,7 +55,7 @@ export async function writeGzipLayer(tar: AsyncIterable<Buffer>, workDir: string
         }
       },
       async function* gzipMember(src: AsyncIterable<Buffer>) {
-        yield* gzipStream(rechunk(src), level, GZIP_OS_UNKNOWN);
+        yield* gzipStream(rechunk(src), level, GO_GZIP_OS);
       },
       async function* compressed(src: AsyncIterable<Buffer>) {
         for await (const b of src) {
