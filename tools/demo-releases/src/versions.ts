@@ -1,4 +1,10 @@
-/** The demo Talos releases: which tags exist and what each one's version quirks are. */
+/**
+ * The demo Talos releases: which tags exist and what each one's version quirks are.
+ *
+ * Deliberately independent of @factory/talos (whose quirks.ts names what the factory's imager does per version): these
+ * describe what upstream release *content* looks like, and a fixture derived from the code under test could not catch
+ * that code getting a threshold wrong.
+ */
 
 export interface SemVer {
   major: number;
