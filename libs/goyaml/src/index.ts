@@ -41,6 +41,7 @@ export {
   sortGoMapKeys,
   isBase60Float,
   isOldBool,
+  isValidUtf8,
 } from './represent';
 export {
   resolveScalar,

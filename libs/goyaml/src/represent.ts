@@ -157,7 +157,8 @@ function encodeBase64(bytes: Uint8Array): string {
   return out;
 }
 
-function isValidUtf8(bytes: Uint8Array): boolean {
+/** Go's utf8.Valid. */
+export function isValidUtf8(bytes: Uint8Array): boolean {
   try {
     new TextDecoder('utf-8', { fatal: true }).decode(bytes);
     return true;

@@ -32,6 +32,7 @@ import {
   SEQ_TAG,
   STR_TAG,
   TIMESTAMP_TAG,
+  isValidUtf8,
   resolveScalar,
 } from '@factory/goyaml';
 import type { GAlias, GMap, GNode, GScalar, GSeq } from './yamlnode';
@@ -148,15 +149,6 @@ const OLD_TRUE = new Set(['y', 'Y', 'yes', 'Yes', 'YES', 'on', 'On', 'ON']);
 const OLD_FALSE = new Set(['n', 'N', 'no', 'No', 'NO', 'off', 'Off', 'OFF']);
 const MAX_UINT64_F = 2 ** 64;
 const MAX_DUP_ERRORS = 1000;
-
-function isValidUtf8(bytes: Uint8Array): boolean {
-  try {
-    new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Go's base64.StdEncoding.DecodeString (which skips \r and \n). */
 function decodeStdBase64(s: string): Uint8Array | null {
