@@ -1,4 +1,5 @@
 import { GoBytesString, GoTime, formatGoFloat, goFloat, goMap, marshal, sortGoMapKeys } from '@factory/goyaml';
+import { extensionsYamlVector } from '../../../test/support/vectors';
 
 describe('block structure (go-yaml v4 Marshal defaults)', () => {
   test('4-space indent, sequences indented under their key', () => {
@@ -211,44 +212,7 @@ describe('line folding (lineWidth 80)', () => {
         },
       ],
     };
-    const expected = [
-      'layers:',
-      '    - image: 0.sqsh',
-      '      metadata:',
-      '        name: gvisor',
-      '        version: 20231214.0-v1.7.0',
-      '        author: Sidero Labs',
-      '        description: |',
-      "            This system extension provides gVisor using containerd's runtime handler.",
-      '        compatibility:',
-      '            talos:',
-      "                version: '>= v1.7.0'",
-      '    - image: 1.sqsh',
-      '      metadata:',
-      '        name: schematic',
-      '        version: 376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba',
-      '        author: Image Factory (https://factory.talos.dev)',
-      '        description: Virtual extension which specifies the schematic of the image',
-      '            built with schematic.',
-      '        compatibility:',
-      '            talos:',
-      "                version: '>= 1.0.0'",
-      '        extraInfo: |',
-      '            customization:',
-      '                systemExtensions:',
-      '                    officialExtensions:',
-      '                        - siderolabs/gvisor',
-      '    - image: modules.dep.sqsh',
-      '      metadata:',
-      '        name: modules.dep',
-      '        version: 6.18.44-talos',
-      '        author: Talos Machinery',
-      '        description: Combined modules.dep for all extensions',
-      '        compatibility:',
-      '            talos:',
-      '                version: ""',
-      '',
-    ].join('\n');
+    const expected = extensionsYamlVector('6.18.44-talos');
     expect(marshal(doc, { lineWidth: 80 })).toBe(expected);
   });
 
