@@ -55,10 +55,11 @@ export class ProcessError extends Error {
     readonly stderr: string,
     /** tail of stdout, when it was captured */
     readonly stdout: string,
-    what: string,
+    /** what happened, e.g. "failed (exit code 3)", "timed out after 500 ms", "stdout exceeded 1024 bytes" */
+    readonly detail: string,
   ) {
     const tail = (stderr.trim() || stdout.trim()).slice(-MESSAGE_TAIL);
-    super(`${[command, ...args].join(' ')} ${what}${tail ? `: ${tail}` : ''}`);
+    super(`${[command, ...args].join(' ')} ${detail}${tail ? `: ${tail}` : ''}`);
     this.name = 'ProcessError';
   }
 }
@@ -122,7 +123,12 @@ interface Supervision {
   child: ChildProcess;
   outcome: Promise<Outcome>;
   fail(reason: FailureReason, what: string, graceMs?: number): void;
+  kill(signal: NodeJS.Signals): void;
+  /** SIGTERM to the group, SIGKILL after `graceMs`; the tool counts as stopped on purpose, not as failed. */
+  terminate(graceMs: number): void;
   abandon(): void;
+  /** Keep the tail of `stream` in a new Tail of `o.maxOutputBytes`, failing the run on overflow when asked to. */
+  capture(stream: Readable, name: string): Tail;
 }
 
 /** Spawns `command` in its own process group and watches it. Throws a ProcessError when spawn refuses outright. */
@@ -144,13 +150,14 @@ function supervise(command: string, args: readonly string[], o: ProcessOptions, 
   if (pgid) trackGroup(pgid);
   let failure: Outcome['failure'];
   let abandoned = false;
+  let exited = false;
   let killTimer: NodeJS.Timeout | undefined;
 
   const stop = (graceMs: number) => {
-    if (!pgid) return;
+    if (!pgid || exited) return; // once the leader is reaped, its group was killed and the id may be reused
     if (graceMs <= 0) return signalGroup(pgid, 'SIGKILL');
     signalGroup(pgid, 'SIGTERM');
-    killTimer ??= setTimeout(() => signalGroup(pgid, 'SIGKILL'), graceMs);
+    killTimer ??= setTimeout(() => exited || signalGroup(pgid, 'SIGKILL'), graceMs);
   };
   const fail = (reason: FailureReason, what: string, graceMs = 0) => {
     if (failure || abandoned) return;
@@ -178,12 +185,13 @@ function supervise(command: string, args: readonly string[], o: ProcessOptions, 
       if (child.pid === undefined) finish();
     });
     child.on('exit', (c, s) => {
+      exited = true;
       code = c;
       signal = s;
       // leftovers of the group (background children) die with the leader
       if (pgid) signalGroup(pgid, 'SIGKILL');
       closeGuard = setTimeout(() => {
-        for (const s of owned(child)) s?.destroy();
+        for (const stream of owned(child)) stream?.destroy();
       }, CLOSE_GUARD_MS);
     });
     child.on('close', finish);
@@ -193,6 +201,23 @@ function supervise(command: string, args: readonly string[], o: ProcessOptions, 
     child,
     outcome,
     fail,
+    kill: (signal) => {
+      if (pgid && !exited) signalGroup(pgid, signal);
+    },
+    terminate: (graceMs) => {
+      if (failure || abandoned) return;
+      abandoned = true;
+      stop(graceMs);
+    },
+    capture: (stream, name) => {
+      const limit = o.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
+      const t = new Tail(limit);
+      stream.on('data', (d: Buffer) => {
+        t.push(d);
+        if (t.truncated && o.onOverflow === 'fail') fail('output', `${name} exceeded ${limit} bytes`);
+      });
+      return t;
+    },
     abandon: () => {
       if (failure) return;
       abandoned = true;
@@ -236,16 +261,9 @@ export interface RunResult {
 /** Run `command args` to completion. */
 export function run(command: string, args: readonly string[], o: RunOptions = {}): Promise<RunResult> {
   return new Promise<RunResult>((resolve, reject) => {
-    const limit = o.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
     const s = supervise(command, args, o, [o.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], (c) => [c.stdout, c.stderr]);
-    const out = new Tail(limit);
-    const err = new Tail(limit);
-    const collect = (t: Tail, name: string) => (d: Buffer) => {
-      t.push(d);
-      if (t.truncated && o.onOverflow === 'fail') s.fail('output', `${name} exceeded ${limit} bytes`);
-    };
-    s.child.stdout!.on('data', collect(out, 'stdout'));
-    s.child.stderr!.on('data', collect(err, 'stderr'));
+    const out = s.capture(s.child.stdout!, 'stdout');
+    const err = s.capture(s.child.stderr!, 'stderr');
     if (o.input !== undefined) {
       s.child.stdin!.on('error', () => undefined); // EPIPE when the tool does not read all of it
       s.child.stdin!.end(o.input);
@@ -274,19 +292,23 @@ export interface StartedProcess {
   readonly stdin: Writable | null;
   /** the tool's stdout, when started with stdout 'pipe' */
   readonly stdout: Readable | null;
-  /** Resolves when the tool exited with status 0 (or was abandoned); rejects with a ProcessError otherwise. */
+  /** Resolves when the tool exited with status 0 (or was stopped or abandoned); rejects with a ProcessError otherwise. */
   readonly done: Promise<void>;
   /** stdout kept so far (stdout 'capture'), at most `maxOutputBytes` */
   capturedStdout(): string;
   /** stderr kept so far, at most `maxOutputBytes` */
   stderrTail(): string;
-  /** Stop the tool and its group now (SIGKILL); `done` then resolves instead of failing. */
+  /** Signal the tool's whole process group (default SIGKILL); `done` settles by the exit as usual. */
+  kill(signal?: NodeJS.Signals): void;
+  /** End a tool that runs until told (a server): SIGTERM to its group, SIGKILL after `graceMs` (default 2000);
+   * resolves once it exited. `done` then resolves: a stopped tool did not fail. */
+  stop(graceMs?: number): Promise<void>;
+  /** Stop the tool and its group now (SIGKILL) and close its stdin/stdout; `done` then resolves instead of failing. */
   abandon(): void;
 }
 
 /** Start `command args` with streamed stdin/stdout. */
 export function start(command: string, args: readonly string[], o: StartOptions = {}): StartedProcess {
-  const limit = o.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
   const stdoutMode = o.stdout ?? 'ignore';
   const capture = stdoutMode === 'capture';
   const s = supervise(
@@ -296,17 +318,11 @@ export function start(command: string, args: readonly string[], o: StartOptions 
     [o.stdin ?? 'ignore', stdoutMode === 'capture' ? 'pipe' : stdoutMode, 'pipe'],
     (c) => [c.stderr, capture ? c.stdout : null],
   );
-  const out = new Tail(limit);
-  const err = new Tail(limit);
-  const collect = (t: Tail, name: string) => (d: Buffer) => {
-    t.push(d);
-    if (t.truncated && o.onOverflow === 'fail') s.fail('output', `${name} exceeded ${limit} bytes`);
-  };
-  s.child.stderr!.on('data', collect(err, 'stderr'));
-  if (capture) s.child.stdout!.on('data', collect(out, 'stdout'));
+  const err = s.capture(s.child.stderr!, 'stderr');
+  const out = capture ? s.capture(s.child.stdout!, 'stdout') : undefined;
   s.child.stdin?.on('error', () => undefined);
   const done = s.outcome.then((r) => {
-    const e = verdict(command, args, r, false, err, capture ? out : undefined);
+    const e = verdict(command, args, r, false, err, out);
     if (e) throw e;
   });
   // callers observe failures through `done`; an unobserved one must not crash the process
@@ -316,8 +332,13 @@ export function start(command: string, args: readonly string[], o: StartOptions 
     stdin: s.child.stdin,
     stdout: capture ? null : s.child.stdout,
     done,
-    capturedStdout: () => out.text(),
+    capturedStdout: () => out?.text() ?? '',
     stderrTail: () => err.text(),
+    kill: (signal = 'SIGKILL') => s.kill(signal),
+    stop: async (graceMs = DEFAULT_KILL_GRACE_MS) => {
+      s.terminate(graceMs);
+      await done.catch(() => undefined);
+    },
     abandon: s.abandon,
   };
 }

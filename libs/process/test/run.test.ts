@@ -3,41 +3,23 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { feed, freePort, ProcessError, run, start, toolEnv, waitForPort } from '@factory/process';
+import { rejectionOf } from '../../../test/support/expect';
+import { pidAlive, pidGone } from '../../../test/support/pids';
+
+const failure = (p: Promise<unknown>) => rejectionOf(p, ProcessError);
+
+/** Waits up to 3 s for `cond`. */
+async function until(cond: () => boolean, ms = 3000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  return cond();
+}
 
 let tmp: string;
 beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'process-test-'));
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-/** Running (not a zombie waiting to be reaped: in a container pid 1 may never reap orphans). */
-function alive(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-async function until(cond: () => boolean, ms = 3000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return cond();
-}
-
-async function failure(p: Promise<unknown>): Promise<ProcessError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(ProcessError);
-    return e as ProcessError;
-  }
-  throw new Error('expected a ProcessError');
-}
 
 describe('run', () => {
   test('captures stdout and stderr, feeds input', async () => {
@@ -57,7 +39,7 @@ describe('run', () => {
     expect(e.message).toMatch(/^sh -c .* timed out after 300 ms/);
     const grandchild = Number(fs.readFileSync(pidFile, 'utf8'));
     expect(grandchild).toBeGreaterThan(0);
-    expect(await until(() => !alive(grandchild))).toBe(true);
+    expect(await pidGone(grandchild)).toBe(true);
   });
 
   test('a group that ignores SIGTERM gets SIGKILL after the grace period', async () => {
@@ -68,14 +50,14 @@ describe('run', () => {
     expect(e.signal).toBe('SIGKILL');
     expect(Date.now() - t0).toBeGreaterThanOrEqual(450);
     const grandchild = Number(fs.readFileSync(pidFile, 'utf8'));
-    expect(await until(() => !alive(grandchild))).toBe(true);
+    expect(await pidGone(grandchild)).toBe(true);
   });
 
   test('background children do not outlive the tool', async () => {
     const pidFile = path.join(tmp, 'bg.pid');
     await run('sh', ['-c', `sleep 30 >/dev/null 2>&1 & echo $! > ${pidFile}`]);
     const bg = Number(fs.readFileSync(pidFile, 'utf8'));
-    expect(await until(() => !alive(bg))).toBe(true);
+    expect(await pidGone(bg)).toBe(true);
   });
 
   test('output is bounded: the tail is kept and the result says it was truncated', async () => {
@@ -168,7 +150,21 @@ describe('start', () => {
     expect(await until(() => fs.existsSync(pidFile) && fs.readFileSync(pidFile, 'utf8').trim() !== '')).toBe(true);
     p.abandon();
     await p.done;
-    expect(await until(() => !alive(Number(fs.readFileSync(pidFile, 'utf8'))))).toBe(true);
+    expect(await pidGone(Number(fs.readFileSync(pidFile, 'utf8')))).toBe(true);
+  });
+
+  test('stop ends a server gracefully (SIGTERM to the group) and done resolves', async () => {
+    const pidFile = path.join(tmp, 'server.pid');
+    const p = start('sh', ['-c', `trap 'echo terminated >&2; exit 0' TERM; sleep 30 & echo $! > ${pidFile}; wait`]);
+    expect(await until(() => fs.existsSync(pidFile) && fs.readFileSync(pidFile, 'utf8').trim() !== '')).toBe(true);
+    const child = Number(fs.readFileSync(pidFile, 'utf8'));
+    expect(pidAlive(child)).toBe(true);
+    const t0 = Date.now();
+    await p.stop(5000);
+    expect(Date.now() - t0).toBeLessThan(4000);
+    await p.done;
+    expect(p.stderrTail()).toBe('terminated\n');
+    expect(await pidGone(child)).toBe(true);
   });
 
   test('a timeout applies to streaming tools too', async () => {
