@@ -8,12 +8,13 @@
  *     skipped a chunk at a time), then only the data regions are read.
  */
 import fs from 'node:fs';
+import { SOURCE_DATE_EPOCH } from '../reproducible';
 import { CHUNK, isZero, readChunks, readFull } from './scan';
 
 export const BLOCK = 512;
 const RECORD = 20 * BLOCK;
-/** Fixed member mtime of every archive the factory writes (2019-06-01T21:34:52Z). */
-export const TAR_MTIME = 1559424892;
+/** Fixed member mtime of every archive the factory writes. */
+export const TAR_MTIME = SOURCE_DATE_EPOCH;
 
 /** Numeric field: octal digits + NUL when it fits, else GNU base-256 (0x80 marker, big-endian). */
 function putNumber(h: Buffer, off: number, len: number, v: number): void {

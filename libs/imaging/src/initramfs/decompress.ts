@@ -1,8 +1,8 @@
 /** Detect a compressed stream by its magic bytes and decompress it (gzip in-process; zstd / xz via the CLI tools). */
 import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
+import { feed, start } from '@factory/process';
 import { ByteReader } from './bytes';
-import { feedTool, startTool } from './proc';
 
 export type Compression = 'gzip' | 'zstd' | 'xz' | 'none';
 
@@ -48,10 +48,10 @@ export async function openDecompressed(src: NodeJS.ReadableStream): Promise<Deco
       finish: async () => undefined,
     };
   }
-  const tool = startTool(compression === 'zstd' ? 'zstd' : 'xz', ['-d', '-c', '-q'], { stdin: 'pipe', stdout: 'pipe' });
-  const fed = feedTool(tool, rest());
+  const tool = start(compression === 'zstd' ? 'zstd' : 'xz', ['-d', '-c', '-q'], { stdin: 'pipe', stdout: 'pipe' });
+  const fed = feed(tool, rest());
   fed.catch(() => undefined);
-  const reader = ByteReader.from(tool.child.stdout!);
+  const reader = ByteReader.from(tool.stdout!);
   return {
     compression,
     reader,

@@ -8,11 +8,12 @@
  * SELinux labels only): the image gets exactly the remembered labels and no host xattrs, the same result as the
  * upstream flags. If a mksquashfs without `-tar` is found, the directory is given to mksquashfs directly with
  * `-no-xattrs` (labels are then lost; with >= 4.6 `-xattrs-exclude` + pseudo definitions are used instead).
- * Times: `-mkfs-time` and `-all-time` = SOURCE_DATE_EPOCH, so output depends only on the content.
+ * Times: `-mkfs-time` and `-all-time` = SOURCE_DATE_EPOCH, so output depends only on the content. (The runner's clean
+ * environment keeps a SOURCE_DATE_EPOCH variable of the caller away: mksquashfs refuses it next to those options.)
  */
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { feedTool, startTool } from './proc';
+import { feed, run, start } from '@factory/process';
 import { tarTree } from './tar-write';
 
 export interface MksquashfsFeatures {
@@ -25,11 +26,8 @@ let features: Promise<MksquashfsFeatures> | undefined;
 
 export function mksquashfsFeatures(): Promise<MksquashfsFeatures> {
   features ??= (async () => {
-    const probe = async (args: string[]) => {
-      const t = startTool('mksquashfs', args);
-      await t.wait().catch(() => undefined); // -help exits non-zero on some versions
-      return t.stdout();
-    };
+    // -help exits non-zero on some versions
+    const probe = async (args: string[]) => (await run('mksquashfs', args, { allowFailure: true }).catch(() => undefined))?.stdout.toString('utf8') ?? '';
     const help = await probe(['-help']);
     const ver = (await probe(['-version'])).match(/mksquashfs version (\S+)/)?.[1] ?? 'unknown';
     return { version: ver, tar: /^-tar\b/m.test(help), xattrsExclude: /-xattrs-exclude\b/.test(help) };
@@ -74,8 +72,8 @@ export async function mksquashfsTree(root: string, out: string, o: SquashOptions
   if (mode === 'tar') {
     if (!f.tar) throw new Error(`mksquashfs ${f.version} has no -tar input mode`);
     // -tar defaults to -no-exports and a 0777 root; match the directory-mode defaults upstream gets
-    const tool = startTool('mksquashfs', ['-', out, '-tar', ...common, '-exports', '-root-mode', rootMode, ...compression(o.zstd)], { stdin: 'pipe' });
-    await feedTool(tool, tarTree(root, { mtime: o.mtime, labels, exclude: (rel) => exclude.has(rel) }));
+    const tool = start('mksquashfs', ['-', out, '-tar', ...common, '-exports', '-root-mode', rootMode, ...compression(o.zstd)], { stdin: 'pipe' });
+    await feed(tool, tarTree(root, { mtime: o.mtime, labels, exclude: (rel) => exclude.has(rel) }));
     return { mode, labels: labels.size ? 'stored' : 'none' };
   }
   const args = [root, out, ...common, ...compression(o.zstd)];
@@ -90,8 +88,7 @@ export async function mksquashfsTree(root: string, out: string, o: SquashOptions
     args.push('-no-xattrs');
   }
   if (exclude.size) args.push('-e', ...[...exclude].map((p) => path.join(root, p)));
-  const tool = startTool('mksquashfs', args);
-  await tool.wait();
+  await run('mksquashfs', args);
   await fsp.rm(`${out}.pseudo`, { force: true });
   return { mode, labels: result };
 }
