@@ -3,29 +3,17 @@
 'use strict';
 const { spawn, spawnSync, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 
 const ROOT = path.resolve(__dirname, '..');
 const procs = [];
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
-}
+// one home for ports: @factory/process (compiled; the benchmarks run the compiled services anyway)
+const { freePort, waitForPort } = require('../libs/process/dist');
 
-async function waitPort(port, ms = 20000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const ok = await new Promise((r) => { const c = net.connect(port, '127.0.0.1'); c.once('connect', () => { c.destroy(); r(true); }); c.once('error', () => r(false)); });
-    if (ok) return;
-    if (Date.now() > end) throw new Error(`port ${port} not open`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+function waitPort(port, ms = 20000) {
+  return waitForPort(port, { timeoutMs: ms });
 }
 
 function start(cmd, args, env = process.env) {

@@ -83,7 +83,7 @@ export async function startServices(
     },
   };
   try {
-    await waitForPort(port, 20_000);
+    await waitForPort(port, { timeoutMs: 20_000 });
     if (opts.waitReady !== false) await waitReady(url, 60_000);
   } catch (err) {
     await factory.stop();

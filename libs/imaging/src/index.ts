@@ -7,3 +7,6 @@ export * from './formats';
 export * from './overlay';
 export * from './installer';
 export * from './digest';
+export * from './checksum';
+export * from './grub-escape';
+export * from './reproducible';

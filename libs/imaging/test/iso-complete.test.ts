@@ -1,12 +1,12 @@
 /**
- * Completion of a growing GPT image (libs/imaging/src/iso/run.ts): the ISO builder stops waiting for xorriso as soon
+ * Completion of a growing GPT image (libs/imaging/src/iso/xorriso.ts): the ISO builder stops waiting for xorriso as soon
  * as the image's own GPT says it is whole. Images made by sgdisk, then cut, grown and damaged.
  */
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { gptImageState } from '../src/iso/run';
+import { gptImageState } from '../src/iso/xorriso';
 
 let tmp: string;
 let image: Buffer;

@@ -14,7 +14,6 @@ import {
   espSizeBytes,
   grubCfg,
   grubEarlyConfig,
-  grubEscape,
   grubIsoUuid,
   IsoOptions,
   isoDateStamp,
@@ -23,6 +22,7 @@ import {
   loaderConf,
   MIN_ESP_BYTES,
 } from '../src/iso';
+import { grubEscape } from '../src/grub-escape';
 import { buildUki, parsePe, talosOsRelease } from '../src/uki';
 import { bootQemu, BootResult, readImageFiles, readReleases } from '../../../tools/demo-releases/src';
 import { testIf } from '../../../test/support/skip';

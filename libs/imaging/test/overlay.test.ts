@@ -21,6 +21,8 @@ import {
 } from '../src/overlay';
 import { readImageFiles } from '../../../tools/demo-releases/src';
 import { testIf } from '../../../test/support/skip';
+import { rejectionOf } from '../../../test/support/expect';
+import { pidGone } from '../../../test/support/pids';
 
 const DEMO = process.env.FACTORY_TEST_DEMO_DIR ?? path.resolve(__dirname, '../../../.cache/demo-releases');
 const LAYOUT = path.join(DEMO, 'oci/siderolabs/sbc-fixture');
@@ -46,30 +48,6 @@ function script(name: string, body: string): string {
   return f;
 }
 
-/** Whether `pid` is a live (non-zombie) process; zombies of killed children wait for PID 1 to reap them. */
-function alive(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-async function gone(pid: number): Promise<boolean> {
-  for (let i = 0; i < 50 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
-  return !alive(pid);
-}
-
-async function failure(p: Promise<unknown>): Promise<OverlayInstallerError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(OverlayInstallerError);
-    return e as OverlayInstallerError;
-  }
-  throw new Error('expected a failure');
-}
 
 beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'overlay-test-'));
@@ -233,14 +211,14 @@ describe('confinement', () => {
     fs.chmodSync(pidDir, 0o1777);
     const s = script('sleeper', `sleep 300 &\necho $! > ${pidDir}/bg.pid\nsleep 300`);
     const t0 = Date.now();
-    const e = await failure(overlayGetOptions(s, {}, { timeoutMs: 700 }));
+    const e = await rejectionOf(overlayGetOptions(s, {}, { timeoutMs: 700 }), OverlayInstallerError);
     const elapsed = Date.now() - t0;
     expect(e.reason).toBe('timeout');
     expect(e.message).toMatch(/timed out after 700 ms/);
     expect(elapsed).toBeLessThan(5000);
     const bg = Number(fs.readFileSync(path.join(pidDir, 'bg.pid'), 'utf8'));
     expect(bg).toBeGreaterThan(0);
-    expect(await gone(bg)).toBe(true);
+    expect(await pidGone(bg)).toBe(true);
   });
 
   test('background children are killed when the installer exits', async () => {
@@ -250,13 +228,13 @@ describe('confinement', () => {
     const r = await overlayGetOptions(s, {});
     expect(r.name).toBe('x');
     const bg = Number(fs.readFileSync(path.join(pidDir, 'bg.pid'), 'utf8'));
-    expect(await gone(bg)).toBe(true);
+    expect(await pidGone(bg)).toBe(true);
   });
 
   test('an installer flooding stdout is cut at maxOutputBytes', async () => {
     const s = script('flood', 'while :; do echo "kernelArgs: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"; done');
     const t0 = Date.now();
-    const e = await failure(overlayGetOptions(s, {}, { maxOutputBytes: 64 * 1024, timeoutMs: 20000 }));
+    const e = await rejectionOf(overlayGetOptions(s, {}, { maxOutputBytes: 64 * 1024, timeoutMs: 20000 }), OverlayInstallerError);
     expect(e.reason).toBe('output');
     expect(e.message).toMatch(/stdout exceeded 65536 bytes/);
     expect(Date.now() - t0).toBeLessThan(10000);
@@ -264,14 +242,14 @@ describe('confinement', () => {
 
   test('an installer flooding stderr is cut too', async () => {
     const s = script('errflood', 'while :; do echo "noise noise noise noise noise noise" >&2; done');
-    const e = await failure(overlayGetOptions(s, {}, { maxOutputBytes: 32 * 1024, timeoutMs: 20000 }));
+    const e = await rejectionOf(overlayGetOptions(s, {}, { maxOutputBytes: 32 * 1024, timeoutMs: 20000 }), OverlayInstallerError);
     expect(e.reason).toBe('output');
     expect(e.stderrTail.length).toBeLessThanOrEqual(4096);
   });
 
   test('a failing installer surfaces the tail of its stderr and its status', async () => {
     const s = script('fail', 'cat >/dev/null\necho "first line" >&2\necho "unsupported board revision 7" >&2\nexit 3');
-    const e = await failure(overlayGetOptions(s, {}));
+    const e = await rejectionOf(overlayGetOptions(s, {}), OverlayInstallerError);
     expect(e.reason).toBe('exit');
     expect(e.exitCode).toBe(3);
     expect(e.message).toContain('unsupported board revision 7');
@@ -280,12 +258,12 @@ describe('confinement', () => {
 
   test('a reply that is not YAML fails as a protocol error', async () => {
     const s = script('garbage', 'echo "name: [unclosed"');
-    const e = await failure(overlayGetOptions(s, {}));
+    const e = await rejectionOf(overlayGetOptions(s, {}), OverlayInstallerError);
     expect(e.reason).toBe('protocol');
   });
 
   test('a missing installer fails cleanly', async () => {
-    const e = await failure(overlayGetOptions(path.join(tmp, 'nope'), {}));
+    const e = await rejectionOf(overlayGetOptions(path.join(tmp, 'nope'), {}), OverlayInstallerError);
     expect(e.reason).toBe('spawn');
   });
 
@@ -305,7 +283,7 @@ describe('confinement', () => {
     fs.chownSync(foreign, 4242, 4242);
     const disk2 = path.join(foreign, 'disk.raw');
     fs.writeFileSync(disk2, Buffer.alloc(65536));
-    const e = await failure(overlayInstall(installer, { ...input, installDisk: disk2, mountPrefix: path.join(dir('ok'), 'mnt') }));
+    const e = await rejectionOf(overlayInstall(installer, { ...input, installDisk: disk2, mountPrefix: path.join(dir('ok'), 'mnt') }), OverlayInstallerError);
     expect(e.reason).toBe('access');
     expect(e.message).toContain(foreign);
     expect(fs.statSync(foreign).mode & 0o777).toBe(0o700);

@@ -11,7 +11,6 @@ import path from 'node:path';
 import {
   assemblePe,
   buildUki,
-  DEFAULT_SOURCE_DATE_EPOCH,
   defaultSplashBmp,
   IMAGE_SCN_CNT_CODE,
   IMAGE_SCN_CNT_INITIALIZED_DATA,
@@ -21,6 +20,7 @@ import {
   talosOsRelease,
   UKI_SECTION_CHARACTERISTICS,
 } from '../src/uki';
+import { SOURCE_DATE_EPOCH } from '../src/reproducible';
 import { bootQemu, readImageFiles, readReleases } from '../../../tools/demo-releases/src';
 import { testIf } from '../../../test/support/skip';
 
@@ -126,7 +126,7 @@ describe('buildUki structure (§6.1/§6.2)', () => {
     const s = parsePe(stub);
     expect(p.machine).toBe(s.machine);
     expect(p.characteristics).toBe(s.characteristics);
-    expect(p.timeDateStamp).toBe(DEFAULT_SOURCE_DATE_EPOCH);
+    expect(p.timeDateStamp).toBe(SOURCE_DATE_EPOCH);
     expect(p.numberOfSections).toBe(s.numberOfSections + 6);
     // COFF symbol table stripped: pointer and count zeroed, the trailing table not copied
     expect(p.pointerToSymbolTable).toBe(0);

@@ -1,5 +1,5 @@
 /** Boot helper: run qemu-system-x86_64 under TCG and collect the serial console until the report is complete. */
-import { spawn } from 'node:child_process';
+import { ProcessError, start } from '@factory/process';
 import { FixtureReport, parseFixtureReport } from './report';
 
 export interface BootOptions {
@@ -24,7 +24,7 @@ export interface BootResult {
 }
 
 /** Boot and parse. Always TCG (KVM is not usable on these hosts). Judge by result.report.done, not exitCode. */
-export function bootQemu(opts: BootOptions): Promise<BootResult> {
+export async function bootQemu(opts: BootOptions): Promise<BootResult> {
   const args = ['-machine', 'q35,accel=tcg', '-m', String(opts.memoryMb ?? 512), '-nographic', '-no-reboot'];
   if (opts.kernel) args.push('-kernel', opts.kernel);
   if (opts.initrd) args.push('-initrd', opts.initrd);
@@ -32,26 +32,27 @@ export function bootQemu(opts: BootOptions): Promise<BootResult> {
   args.push(...(opts.args ?? []));
   const until = opts.until ?? 'FIXTURE done';
   const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const proc = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let serial = '';
-    let timedOut = false;
-    let finished = false;
-    const onData = (d: Buffer) => {
-      serial += d.toString('latin1');
-      // give the guest a moment to power off by itself after the marker
-      if (!finished && serial.includes(until)) {
-        finished = true;
-        setTimeout(() => proc.kill('SIGKILL'), 3000).unref();
-      }
-    };
-    proc.stdout!.on('data', onData);
-    proc.stderr!.on('data', onData);
-    const timer = setTimeout(() => { timedOut = true; proc.kill('SIGKILL'); }, opts.timeoutMs ?? 120000);
-    proc.on('error', (e) => { clearTimeout(timer); reject(e); });
-    proc.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ serial, report: parseFixtureReport(serial), timedOut: timedOut && !finished, exitCode: code, ms: Date.now() - t0 });
-    });
-  });
+  // a timeout is a result (timedOut), not an error: SIGKILL at once, as a hung guest will not shut down anyway
+  const qemu = start('qemu-system-x86_64', args, { stdout: 'pipe', timeoutMs: opts.timeoutMs ?? 120000, killGraceMs: 0 });
+  let serial = '';
+  let finished = false;
+  const onData = (d: Buffer) => {
+    serial += d.toString('latin1');
+    // give the guest a moment to power off by itself after the marker
+    if (!finished && serial.includes(until)) {
+      finished = true;
+      setTimeout(() => qemu.kill(), 3000).unref();
+    }
+  };
+  qemu.stdout!.on('data', onData);
+  qemu.child.stderr!.on('data', onData);
+  let timedOut = false;
+  try {
+    await qemu.done;
+  } catch (e) {
+    // a killed or failing guest is judged by its report; only a qemu that never ran is an error
+    if (!(e instanceof ProcessError) || e.reason === 'spawn') throw e;
+    timedOut = e.reason === 'timeout';
+  }
+  return { serial, report: parseFixtureReport(serial), timedOut: timedOut && !finished, exitCode: qemu.child.exitCode, ms: Date.now() - t0 };
 }

@@ -2,11 +2,11 @@
  * Serving and publishing: Debian's docker-registry on a free loopback port with storage in <out>/registry, and
  * `skopeo copy --all --preserve-digests` of every tag of every OCI layout into it.
  */
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort, start } from '@factory/process';
 import { readReleases, withLock } from './build';
 import { Descriptor, MT, readLayoutTags, Repository, writeLayout } from './oci';
 import { mapLimit, mkdirp, rmrf, run, Timer } from './util';
@@ -18,18 +18,6 @@ export interface DemoRegistry {
   /** storage directory (<out>/registry) */
   storageDir: string;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
-    });
-  });
 }
 
 async function waitForRegistry(port: number, proc: ChildProcess, timeoutMs: number): Promise<void> {
@@ -66,15 +54,13 @@ export async function startDemoRegistry(dir: string, opts: { port?: number } = {
       '',
     ].join('\n'),
   );
-  const proc = spawn('docker-registry', ['serve', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let errText = '';
-  proc.stderr!.on('data', (d: Buffer) => { errText = (errText + d.toString()).slice(-4096); });
+  const registry = start('docker-registry', ['serve', cfg]);
   try {
-    await waitForRegistry(port, proc, 15000);
+    await waitForRegistry(port, registry.child, 15000);
   } catch (e) {
-    proc.kill('SIGKILL');
+    registry.abandon();
     rmrf(confDir);
-    throw new Error(`${(e as Error).message}: ${errText.trim()}`);
+    throw new Error(`${(e as Error).message}: ${registry.stderrTail().slice(-4096).trim()}`);
   }
   let stopped = false;
   return {
@@ -84,13 +70,7 @@ export async function startDemoRegistry(dir: string, opts: { port?: number } = {
     stop: async () => {
       if (stopped) return;
       stopped = true;
-      if (proc.exitCode === null && proc.signalCode === null) {
-        const exited = new Promise((r) => proc.once('exit', r));
-        proc.kill('SIGTERM');
-        const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
-        await exited;
-        clearTimeout(t);
-      }
+      await registry.stop(5000);
       rmrf(confDir);
     },
   };

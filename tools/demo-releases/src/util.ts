@@ -1,52 +1,27 @@
 /** Small helpers: running host tools, hashing, timing, file-system odds and ends. */
-import { spawn, SpawnOptions } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { SOURCE_DATE_EPOCH } from '@factory/imaging';
+import { PROXY_VARS, run as runProcess, RunOptions, RunResult } from '@factory/process';
 
-/** SOURCE_DATE_EPOCH used for every mtime in every archive (same value the Talos build uses). */
-export const SOURCE_DATE_EPOCH = 1559424892;
+/** The Talos build's SOURCE_DATE_EPOCH: every mtime in every archive (one home: @factory/imaging reproducible.ts). */
+export { SOURCE_DATE_EPOCH };
+export type { RunOptions, RunResult };
 
-export interface RunOptions {
-  cwd?: string;
-  env?: NodeJS.ProcessEnv;
-  /** Bytes written to the child's stdin. */
-  input?: Buffer | string;
-  /** Return stdout as a Buffer (default collects it as well). */
-  allowFailure?: boolean;
-}
-
-export interface RunResult {
-  code: number;
-  stdout: Buffer;
-  stderr: string;
-}
-
-/** Run a command without a shell, collect stdout/stderr, reject on a non-zero exit unless allowFailure. */
+/**
+ * Run a host tool through @factory/process with what the demo build needs on top of the clean environment:
+ * SOURCE_DATE_EPOCH (mksquashfs dates), the proxy and container/apt settings of the caller (apt-get, skopeo), and
+ * whole outputs (compressed segments and package lists are read from stdout, so an overflow fails instead of
+ * keeping a tail).
+ */
 export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const spawnOpts: SpawnOptions = {
-      cwd: opts.cwd,
-      env: { ...process.env, LC_ALL: 'C', SOURCE_DATE_EPOCH: String(SOURCE_DATE_EPOCH), ...(opts.env ?? {}) },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    };
-    const child = spawn(cmd, args, spawnOpts);
-    const out: Buffer[] = [];
-    let err = '';
-    child.stdout!.on('data', (d: Buffer) => out.push(d));
-    child.stderr!.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-16384); });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const res: RunResult = { code: code ?? -1, stdout: Buffer.concat(out), stderr: err };
-      if (res.code !== 0 && !opts.allowFailure) {
-        reject(new Error(`${cmd} ${args.join(' ')} exited ${res.code}: ${err.trim()}`));
-      } else {
-        resolve(res);
-      }
-    });
-    child.stdin!.on('error', () => { /* child may exit before reading all input */ });
-    if (opts.input !== undefined) child.stdin!.end(opts.input);
-    else child.stdin!.end();
+  return runProcess(cmd, args, {
+    maxOutputBytes: 1 << 30,
+    onOverflow: 'fail',
+    passEnv: [...PROXY_VARS, 'APT_CONFIG', 'XDG_RUNTIME_DIR', 'XDG_CONFIG_HOME'],
+    ...opts,
+    env: { SOURCE_DATE_EPOCH: String(SOURCE_DATE_EPOCH), ...opts.env },
   });
 }
 

@@ -10,9 +10,9 @@
  */
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { ConfigError, EnvReader } from '@factory/config';
+import { freePort, waitForPort } from '@factory/process';
 import { Identity, PrivsepPlan, preparePrivsep, resolveUser, withoutKeyEnv } from './privsep';
 
 const ROOT = path.resolve(__dirname, '../../..');
@@ -20,34 +20,6 @@ const SERVICES = ['signing', 'schematic-store', 'registry-proxy', 'build-worker'
 
 function log(msg: string): void {
   process.stderr.write(`[launcher] ${msg}\n`);
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const a = srv.address();
-      srv.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
-
-async function waitForPort(port: number, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`${what} did not start listening on port ${port} within ${timeoutMs / 1000}s`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 interface Managed {
@@ -180,7 +152,7 @@ async function main(): Promise<void> {
     const redisPort = await freePort();
     // Append-only persistence keeps queued jobs across restarts of the embedded factory.
     startProcess('redis', 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', redisDir, '--appendonly', 'yes', '--save', '', '--protected-mode', 'yes'], unprivileged(withoutKeyEnv(process.env)), as);
-    await waitForPort(redisPort, 'redis-server');
+    await waitForPort(redisPort, { what: 'redis-server', timeoutMs: 20_000 });
     childEnv.REDIS_URL = `redis://127.0.0.1:${redisPort}`;
     log(`started Redis on 127.0.0.1:${redisPort} (data in ${redisDir})`);
   }
@@ -194,7 +166,7 @@ async function main(): Promise<void> {
       { mode: 0o644 },
     );
     startProcess('demo-registry', 'docker-registry', ['serve', cfg], unprivileged(withoutKeyEnv(process.env)), as);
-    await waitForPort(regPort, 'docker-registry');
+    await waitForPort(regPort, { what: 'docker-registry', timeoutMs: 20_000 });
     Object.assign(childEnv, {
       FACTORY_UPSTREAM_REGISTRY: `127.0.0.1:${regPort}`,
       FACTORY_UPSTREAM_INSECURE: 'true',
@@ -217,7 +189,7 @@ async function main(): Promise<void> {
     else startProcess(name, process.execPath, [entry], unprivileged({ ...childEnv, METRICS_PORT: String(metricsPort) }), as);
     if (metricsPort) log(`${name}: metrics on http://127.0.0.1:${metricsPort}/metrics`);
   }
-  await waitForPort(port, 'gateway', 30_000);
+  await waitForPort(port, { what: 'gateway', timeoutMs: 30_000 });
   const deadline = Date.now() + 60_000;
   for (;;) {
     try {

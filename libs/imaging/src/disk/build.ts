@@ -12,20 +12,19 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { grubResetEntries, sdBootForUefi, xfsMkfsConfig } from '@factory/talos';
+import { run } from '@factory/process';
 import { metaPartitionContents } from './adv';
 import { buildFat } from './fat';
 import { writeGpt } from './gpt';
 import { diskGrubCfg, makeBiosCore, makeEfiGrub, patchBootImg, patchCoreImg, readBootImg } from './grub';
 import { DiskArch, DiskPlan, parseDiskVersion, partitionOffsetBytes, partitionSizeBytes, PlannedPartition } from './plan';
 import { buildXfs, XfsConfigResolution } from './xfs';
-import { run } from '../iso/run';
+import { imageToolEnv, SOURCE_DATE_EPOCH } from '../reproducible';
 
 export type DiskEnrollKeys = 'off' | 'manual' | 'if-safe' | 'force';
 
 /** META key the imager adds to amd64 non-SecureBoot dual-boot images of Talos >= 1.10 (removed by Talos on first boot). */
 export const META_DISK_IMAGE_BOOTLOADER = 0x11;
-
-export const DEFAULT_DISK_SOURCE_DATE_EPOCH = 1559424892;
 
 export interface DiskContents {
   /** kernel and initramfs for the BOOT partition (grub and dual-boot layouts) */
@@ -54,7 +53,7 @@ export interface BuildDiskImageOptions {
   out: string;
   /** scratch directory; each build uses a fresh `disk-build-XXXXXX` subdirectory that is removed afterwards */
   workDir: string;
-  /** fixes every date in the image; default 1559424892 */
+  /** fixes every date in the image; default SOURCE_DATE_EPOCH (reproducible.ts) */
   sourceDateEpoch?: number;
   /** GRUB platform directories (default /usr/lib/grub) */
   grubLibDir?: string;
@@ -109,10 +108,11 @@ function isZero(b: Buffer, zero: Buffer): boolean {
  * Data regions `[start, end)` of a (sparse) file, from SEEK_DATA/SEEK_HOLE via `xfs_io -c 'seek -r -a 0'`;
  * undefined when that is not available (the caller then scans the whole file).
  */
-export async function dataRegions(file: string, env?: NodeJS.ProcessEnv): Promise<Array<[number, number]> | undefined> {
+export async function dataRegions(file: string): Promise<Array<[number, number]> | undefined> {
   let stdout: string;
   try {
-    ({ stdout } = await run('xfs_io', ['-r', '-c', 'seek -r -a 0', file], { env: env ?? { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` } }));
+    const r = await run('xfs_io', ['-r', '-c', 'seek -r -a 0', file], { env: imageToolEnv(SOURCE_DATE_EPOCH), maxOutputBytes: 256 * 1024 * 1024, onOverflow: 'fail' });
+    stdout = r.stdout.toString('utf8');
   } catch {
     return undefined;
   }
@@ -253,7 +253,7 @@ export async function buildDiskImage(o: BuildDiskImageOptions): Promise<DiskBuil
   if (c.version !== plan.version) throw new Error(`contents are for ${c.version}, the plan for ${plan.version}`);
   if (c.arch !== plan.arch) throw new Error(`contents are for ${c.arch}, the plan for ${plan.arch}`);
   if (!/^[A-Za-z0-9._+-]+$/.test(c.version)) throw new Error(`bad version ${JSON.stringify(c.version)}`);
-  const epoch = o.sourceDateEpoch ?? DEFAULT_DISK_SOURCE_DATE_EPOCH;
+  const epoch = o.sourceDateEpoch ?? SOURCE_DATE_EPOCH;
   const grubLibDir = o.grubLibDir ?? '/usr/lib/grub';
   const hasBoot = !!part(plan, 'BOOT');
   const esp = part(plan, 'EFI');
@@ -275,15 +275,7 @@ export async function buildDiskImage(o: BuildDiskImageOptions): Promise<DiskBuil
   const bootRoot = path.join(prefix, 'boot');
   const espRoot = path.join(bootRoot, 'EFI');
   await fsp.mkdir(espRoot, { recursive: true, mode: 0o755 });
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    SOURCE_DATE_EPOCH: String(epoch),
-    TZ: 'UTC',
-    LC_ALL: 'C',
-    MTOOLS_SKIP_CHECK: '1',
-    MTOOLSRC: '/dev/null',
-    PATH: `${process.env.PATH ?? '/usr/bin:/bin'}:/usr/sbin:/sbin`,
-  };
+  const env = imageToolEnv(epoch);
   const grubOpts = { grubLibDir, env };
   const tmpOut = `${o.out}.tmp-${process.pid}-${Date.now()}`;
   const info: DiskBuildInfo = { ms: 0, steps, espFiles: [], bootFiles: [], writtenBytes: 0, scratchDir: scratch };

@@ -6,7 +6,7 @@
  */
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { run } from '../iso/run';
+import { EnvOverrides, run } from '@factory/process';
 
 export interface FatBuildOptions {
   file: string;
@@ -15,7 +15,7 @@ export interface FatBuildOptions {
   sectorSize: number;
   /** staging root: becomes the FAT root */
   sourceDir: string;
-  env: NodeJS.ProcessEnv;
+  env: EnvOverrides;
 }
 
 /** Relative (posix) paths of the directories and regular files under `dir`, sorted. */

@@ -7,27 +7,11 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { GPT_ENTRIES, GPT_ENTRY_SIZE, DiskPlan } from './plan';
 import { gptBytesToUuid, uuidToGptBytes } from './guid';
+import { crc32 } from '../checksum';
 
 const SIGNATURE = Buffer.from('EFI PART', 'latin1');
 const HEADER_SIZE = 92;
 const REVISION = 0x00010000;
-
-let crcTable: Uint32Array | undefined;
-
-/** CRC-32 (IEEE 802.3, reflected, as zlib / the UEFI spec use). */
-export function crc32(buf: Uint8Array): number {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
-    }
-  }
-  let c = 0xffffffff;
-  for (let i = 0; i < buf.length; i++) c = crcTable[(c ^ buf[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
 
 function entriesLbaCount(sectorSize: number): bigint {
   return BigInt(Math.ceil((GPT_ENTRIES * GPT_ENTRY_SIZE) / sectorSize));

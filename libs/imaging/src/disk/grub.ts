@@ -5,8 +5,8 @@
  */
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { grubEscape } from '../iso/config';
-import { run } from '../iso/run';
+import { EnvOverrides, run } from '@factory/process';
+import { grubEscape } from '../grub-escape';
 
 /** Modules embedded into both GRUB images. */
 export const DISK_GRUB_MODULES = [
@@ -66,7 +66,7 @@ export function patchCoreImg(coreImg: Buffer, biosFirstLba: bigint): Buffer {
 
 export interface GrubImageOptions {
   grubLibDir: string;
-  env: NodeJS.ProcessEnv;
+  env: EnvOverrides;
 }
 
 /** `grub-mkimage --format i386-pc --prefix (hd0,gpt3)/grub` with the disk modules. */

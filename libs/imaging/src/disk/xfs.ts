@@ -16,7 +16,8 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { IsoToolError, run } from '../iso/run';
+import { EnvOverrides, ProcessError, run } from '@factory/process';
+import { crc32c } from '../checksum';
 
 export const XFS_CONFIG_DIR = '/usr/share/xfsprogs/mkfs';
 
@@ -44,7 +45,7 @@ export interface XfsBuildOptions {
   configFile: string;
   epoch: number;
   workDir: string;
-  env: NodeJS.ProcessEnv;
+  env: EnvOverrides;
 }
 
 export interface XfsBuildInfo {
@@ -130,23 +131,6 @@ export async function xfsProtofile(dir: string, exclude: string[] = []): Promise
 
 // ---------------------------------------------------------------- inode timestamp normalisation
 
-let crc32cTable: Uint32Array | undefined;
-
-/** CRC-32C (Castagnoli), as XFS metadata checksums use. */
-export function crc32c(buf: Uint8Array): number {
-  if (!crc32cTable) {
-    crc32cTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
-      crc32cTable[n] = c >>> 0;
-    }
-  }
-  let c = 0xffffffff;
-  for (let i = 0; i < buf.length; i++) c = crc32cTable[(c ^ buf[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
 export interface XfsSuperblock {
   blockSize: number;
   rootIno: bigint;
@@ -218,17 +202,18 @@ export function setInodeTimes(inode: Buffer, sb: XfsSuperblock, epoch: number, i
   }
 }
 
-async function listInodes(file: string, sb: XfsSuperblock, env: NodeJS.ProcessEnv): Promise<bigint[]> {
-  const { stdout } = await run('xfs_db', ['-r', '-c', 'blockget -n', '-c', 'ncheck', file], { env });
+async function listInodes(file: string, sb: XfsSuperblock, env: EnvOverrides): Promise<bigint[]> {
+  // every inode must be found: a listing cut short would leave unstamped inodes, so overflow fails the build
+  const { stdout } = await run('xfs_db', ['-r', '-c', 'blockget -n', '-c', 'ncheck', file], { env, maxOutputBytes: 256 * 1024 * 1024, onOverflow: 'fail' });
   const set = new Set<bigint>([sb.rootIno, sb.rbmIno, sb.rsumIno]);
-  for (const line of stdout.split('\n')) {
+  for (const line of stdout.toString('utf8').split('\n')) {
     const m = /^\s*(\d+)\s+\S/.exec(line);
     if (m) set.add(BigInt(m[1]));
   }
   return [...set].filter((i) => i > 0n).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
-export async function normaliseXfsTimes(file: string, epoch: number, env: NodeJS.ProcessEnv): Promise<bigint[]> {
+export async function normaliseXfsTimes(file: string, epoch: number, env: EnvOverrides): Promise<bigint[]> {
   const fh = await fsp.open(file, 'r+');
   try {
     const sbBuf = Buffer.alloc(512);
@@ -271,7 +256,7 @@ export async function buildXfs(o: XfsBuildOptions): Promise<XfsBuildInfo> {
       const note = dropped.length ? `${res.note}; dropped options unknown to this mkfs.xfs: ${dropped.join(', ')}` : res.note;
       return { config: { wanted: res.wanted, used: res.used, droppedOptions: dropped, note }, mkfsArgs: args, inodes };
     } catch (e) {
-      const m = e instanceof IsoToolError ? /invalid config file option: \[([^\]]+)\]: ([A-Za-z0-9_]+)=(\S*)/.exec(e.output) : null;
+      const m = e instanceof ProcessError ? /invalid config file option: \[([^\]]+)\]: ([A-Za-z0-9_]+)=(\S*)/.exec(`${e.stderr}\n${e.stdout}`) : null;
       if (!m || cfgText === undefined || attempt >= 16) throw e;
       dropped.push(`[${m[1]}] ${m[2]}=${m[3]}`);
       cfgText = dropOption(cfgText, m[1], m[2]);

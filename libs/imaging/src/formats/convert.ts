@@ -4,7 +4,7 @@
  * Reproducibility: `qemu-img convert` to qcow2 is deterministic by itself (no timestamps or ids in the header,
  * zero detection by content, in-order writes — `-W` is never used). Two fields are randomised by qemu-img and are
  * rewritten after the conversion, derived from the image content (`sparseContentDigest`):
- *   - vpc: footer timestamp (set to TAR_MTIME) and unique id (UUIDv8 from the digest); footer checksum recomputed;
+ *   - vpc: footer timestamp (SOURCE_DATE_EPOCH) and unique id (UUIDv8 from the digest); footer checksum recomputed;
  *     both copies of the footer for dynamic images;
  *   - vmdk: descriptor `CID=` (content id; 8 hex digits from the digest; the descriptor is NUL-padded text in a
  *     fixed region, so nothing else moves).
@@ -17,10 +17,10 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { run } from '@factory/process';
 import { writeOva } from './ova';
-import { runTool } from './proc';
 import { MiB, sparseContentDigest, sparseCopy, withOutputFile } from './scan';
-import { TAR_MTIME } from './tar';
+import { SOURCE_DATE_EPOCH } from '../reproducible';
 
 export type DiskFormat = 'raw' | 'qcow2' | 'vhd' | 'ova';
 
@@ -78,7 +78,7 @@ function uuidV8(digest: Buffer, label: string): Buffer {
 const VHD_EPOCH = 946684800; // 2000-01-01T00:00:00Z
 
 function fixVhdFooter(f: Buffer, uuid: Buffer): void {
-  f.writeUInt32BE(TAR_MTIME - VHD_EPOCH, 24);
+  f.writeUInt32BE(SOURCE_DATE_EPOCH - VHD_EPOCH, 24);
   uuid.copy(f, 68);
   f.writeUInt32BE(0, 64);
   let sum = 0;
@@ -197,7 +197,7 @@ async function qemuConvert(raw: string, fmt: string, opts: string, dst: string):
   // absolute paths: qemu-img would parse a "proto:..." relative name as a protocol
   args.push(path.resolve(raw), path.resolve(dst));
   try {
-    await runTool('qemu-img', args);
+    await run('qemu-img', args);
   } catch (e) {
     await fs.promises.rm(dst, { force: true });
     throw e;

@@ -8,10 +8,10 @@
  * work too, but on a cold cache the kernel fills the page cache with zero pages (measured ~0.5 s/GiB here, far
  * worse under memory pressure: 22 s for 9 GiB) and evicts useful cache. Without qemu-img everything is read.
  */
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { run } from '@factory/process';
 
 export const MiB = 1024 * 1024;
 /** Unit of zero detection and of the compressors' independent blocks (equals xz -0's multi-threaded block size). */
@@ -56,38 +56,30 @@ export async function readFull(fh: fs.promises.FileHandle, buf: Buffer, pos: num
  * Byte ranges [start, end) of `file` that may hold non-zero data, from `qemu-img map` (ranges it reports as
  * reading as zero are left out). Falls back to the whole file when the map is unavailable.
  */
-export function readableExtents(file: string, size: number): Promise<Array<[number, number]>> {
+export async function readableExtents(file: string, size: number): Promise<Array<[number, number]>> {
   const all: Array<[number, number]> = size > 0 ? [[0, size]] : [];
-  return new Promise((resolve) => {
-    execFile(
-      'qemu-img',
-      ['map', '-f', 'raw', '--output=json', path.resolve(file)],
-      { maxBuffer: 512 * MiB },
-      (err, stdout) => {
-        if (err) return resolve(all);
-        try {
-          const entries = JSON.parse(stdout) as Array<{ start: number; length: number; zero?: boolean }>;
-          const out: Array<[number, number]> = [];
-          let covered = 0;
-          for (const e of entries) {
-            if (e.start !== covered) return resolve(all); // not a contiguous description: do not trust it
-            covered = e.start + e.length;
-            if (e.zero === true || e.length === 0) continue;
-            const start = Math.min(e.start, size);
-            const end = Math.min(e.start + e.length, size);
-            if (end <= start) continue;
-            const last = out[out.length - 1];
-            if (last && last[1] === start) last[1] = end;
-            else out.push([start, end]);
-          }
-          if (covered < size) return resolve(all);
-          resolve(out);
-        } catch {
-          resolve(all);
-        }
-      },
-    );
-  });
+  let entries: Array<{ start: number; length: number; zero?: boolean }>;
+  try {
+    const r = await run('qemu-img', ['map', '-f', 'raw', '--output=json', path.resolve(file)], { maxOutputBytes: 512 * MiB, onOverflow: 'fail' });
+    entries = JSON.parse(r.stdout.toString('utf8')) as typeof entries;
+  } catch {
+    return all;
+  }
+  const out: Array<[number, number]> = [];
+  let covered = 0;
+  for (const e of entries) {
+    if (e.start !== covered) return all; // not a contiguous description: do not trust it
+    covered = e.start + e.length;
+    if (e.zero === true || e.length === 0) continue;
+    const start = Math.min(e.start, size);
+    const end = Math.min(e.start + e.length, size);
+    if (end <= start) continue;
+    const last = out[out.length - 1];
+    if (last && last[1] === start) last[1] = end;
+    else out.push([start, end]);
+  }
+  if (covered < size) return all;
+  return out;
 }
 
 /**

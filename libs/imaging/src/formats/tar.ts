@@ -6,10 +6,11 @@
  */
 import fs from 'node:fs';
 import { BLOCK, gnuSparseTar, SparseFile, SparseRegion } from '@factory/archive';
+import { SOURCE_DATE_EPOCH } from '../reproducible';
 import { isZero, readChunks } from './scan';
 
-/** Fixed member mtime of every archive the factory writes (2019-06-01T21:34:52Z). */
-export const TAR_MTIME = 1559424892;
+/** Fixed member mtime of every archive the factory writes. */
+export const TAR_MTIME = SOURCE_DATE_EPOCH;
 
 /**
  * GNU-tar-compatible sparse map of `file`: maximal runs of non-zero 512-byte blocks, in order; when the file ends

@@ -14,7 +14,8 @@
  */
 import os from 'node:os';
 import zlib from 'node:zlib';
-import { endWritable, startTool, writeTo } from './proc';
+import { start } from '@factory/process';
+import { endWritable, writeTo } from './writable';
 import { CHUNK, OutputFile, readChunks, zeros } from './scan';
 
 export const XZ_PRESET = '-0';
@@ -159,13 +160,13 @@ function zeroBlock(n: number): Promise<XzBlock> {
   let p = zeroBlocks.get(n);
   if (!p) {
     p = (async () => {
-      const t = startTool('xz', xzArgs(), { stdin: 'pipe', stdout: 'pipe' });
+      const t = start('xz', xzArgs(), { stdin: 'pipe', stdout: 'pipe' });
       const blocks: XzBlock[] = [];
       const parsing = (async () => {
-        for await (const b of parseXz(t.child.stdout!)) blocks.push(b);
+        for await (const b of parseXz(t.stdout!)) blocks.push(b);
       })();
-      await writeTo(t.child.stdin!, zeros(n));
-      await endWritable(t.child.stdin!);
+      await writeTo(t.stdin!, zeros(n));
+      await endWritable(t.stdin!);
       await Promise.all([parsing, t.done]);
       if (blocks.length !== 1 || blocks[0].uncompressed !== n) throw new Error('xz: unexpected zero block');
       return blocks[0];
@@ -178,8 +179,8 @@ function zeroBlock(n: number): Promise<XzBlock> {
 
 /** Compress `file` to `out` (see module comment). */
 export async function xzFile(file: string, out: OutputFile): Promise<void> {
-  const t = startTool('xz', xzArgs(), { stdin: 'pipe', stdout: 'pipe' });
-  const blocks = parseXz(t.child.stdout!)[Symbol.asyncIterator]();
+  const t = start('xz', xzArgs(), { stdin: 'pipe', stdout: 'pipe' });
+  const blocks = parseXz(t.stdout!)[Symbol.asyncIterator]();
   // kinds[i]: 0 = data chunk (next block from the child), otherwise the size of a zero chunk
   const kinds: number[] = [];
   let readerDone = false;
@@ -194,12 +195,12 @@ export async function xzFile(file: string, out: OutputFile): Promise<void> {
       for await (const c of readChunks(file)) {
         kinds.push(c.zero ? c.data.length : 0);
         notify();
-        if (!c.zero) await writeTo(t.child.stdin!, c.data);
+        if (!c.zero) await writeTo(t.stdin!, c.data);
       }
     } finally {
       readerDone = true;
       notify();
-      await endWritable(t.child.stdin!);
+      await endWritable(t.stdin!);
     }
   })();
   reader.catch(() => undefined);
@@ -225,7 +226,7 @@ export async function xzFile(file: string, out: OutputFile): Promise<void> {
     await reader;
     await t.done;
   } catch (e) {
-    t.child.kill('SIGKILL');
+    t.abandon();
     await t.done.catch(() => undefined);
     await reader.catch(() => undefined);
     throw e;

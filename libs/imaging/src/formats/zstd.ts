@@ -8,7 +8,8 @@
  * zstd's multi-threaded output does not depend on the number of worker threads (only --single-thread differs), so
  * the result is deterministic across hosts.
  */
-import { endWritable, startTool, Tool, writeTo } from './proc';
+import { start, StartedProcess } from '@factory/process';
+import { endWritable, writeTo } from './writable';
 import { CHUNK, OutputFile, readChunks, zeros } from './scan';
 
 /**
@@ -53,14 +54,14 @@ function zstdArgs(): string[] {
 
 /** Compress `file` to `out` (see module comment). */
 export async function zstdFile(file: string, out: OutputFile): Promise<void> {
-  let proc: { tool: Tool; pump: Promise<void> } | undefined;
+  let proc: { tool: StartedProcess; pump: Promise<void> } | undefined;
   let pendingZeros = 0;
   let emitted = false;
 
   const open = () => {
-    const tool = startTool('zstd', zstdArgs(), { stdin: 'pipe', stdout: 'pipe' });
+    const tool = start('zstd', zstdArgs(), { stdin: 'pipe', stdout: 'pipe' });
     const pump = (async () => {
-      for await (const b of tool.child.stdout!) await out.write(b as Buffer);
+      for await (const b of tool.stdout!) await out.write(b as Buffer);
     })();
     pump.catch(() => undefined);
     proc = { tool, pump };
@@ -70,11 +71,11 @@ export async function zstdFile(file: string, out: OutputFile): Promise<void> {
     if (!proc) return;
     const p = proc;
     proc = undefined;
-    await endWritable(p.tool.child.stdin!);
+    await endWritable(p.tool.stdin!);
     await Promise.all([p.pump, p.tool.done]);
   };
   const feedZeros = async (n: number) => {
-    for (let left = n; left > 0; left -= CHUNK) await writeTo(proc!.tool.child.stdin!, zeros(Math.min(CHUNK, left)));
+    for (let left = n; left > 0; left -= CHUNK) await writeTo(proc!.tool.stdin!, zeros(Math.min(CHUNK, left)));
   };
   const flushZeroRun = async () => {
     await close();
@@ -95,7 +96,7 @@ export async function zstdFile(file: string, out: OutputFile): Promise<void> {
         await feedZeros(pendingZeros);
         pendingZeros = 0;
       }
-      await writeTo(proc!.tool.child.stdin!, c.data);
+      await writeTo(proc!.tool.stdin!, c.data);
     }
     if (pendingZeros > 0 && (pendingZeros >= ZSTD_ZERO_RUN || !proc)) await flushZeroRun();
     else if (pendingZeros > 0) await feedZeros(pendingZeros);
@@ -105,7 +106,7 @@ export async function zstdFile(file: string, out: OutputFile): Promise<void> {
     if (proc) {
       const p = proc;
       proc = undefined;
-      p.tool.child.kill('SIGKILL');
+      p.tool.abandon();
       await p.tool.done.catch(() => undefined);
     }
     throw e;

@@ -13,16 +13,15 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { marshal } from '@factory/goyaml';
 import { firmwarePath, formatSemver, kernelModulesPath, parseTolerant, usesZstd } from '@factory/talos';
+import { feed, start } from '@factory/process';
 import { CpioNode, newcArchive } from '@factory/archive';
 import { buildModulesDep } from './depmod';
 import { ExtensionCompatibilityError } from './errors';
 import { ExtensionMetadata, LoadedExtension, loadExtension, metadataForYaml } from './manifest';
-import { feedTool, startTool } from './proc';
+import { SOURCE_DATE_EPOCH } from '../reproducible';
 import { constraintAllows } from './semver-range';
 import { mksquashfsTree } from './squashfs';
 import { byteOrder, walkTree } from './tree';
-
-const DEFAULT_SOURCE_DATE_EPOCH = 1559424892;
 
 export interface ExtensionDir {
   /** contains manifest.yaml + rootfs/ */
@@ -42,7 +41,7 @@ export interface AssembleOptions {
   workDir: string;
   /** output file path */
   out: string;
-  /** mtime of every cpio entry and squashfs inode (default 1559424892) */
+  /** mtime of every cpio entry and squashfs inode (default SOURCE_DATE_EPOCH) */
   sourceDateEpoch?: number;
   /** progress lines (the imager's extension table, tool decisions) */
   log?: (line: string) => void;
@@ -151,7 +150,7 @@ function rootfsLabels(selinux: Map<string, string> | undefined): Map<string, str
 /** Assemble the initramfs with extensions exactly as talos-formats §4 describes. */
 export async function assembleInitramfs(o: AssembleOptions): Promise<AssembleResult> {
   const log = o.log ?? (() => undefined);
-  const epoch = o.sourceDateEpoch ?? DEFAULT_SOURCE_DATE_EPOCH;
+  const epoch = o.sourceDateEpoch ?? SOURCE_DATE_EPOCH;
   const talos = parseTolerant(o.version);
   if (!talos) throw new Error(`invalid Talos version ${JSON.stringify(o.version)}`);
   const zstd = usesZstd(talos);
@@ -282,8 +281,8 @@ export async function assembleInitramfs(o: AssembleOptions): Promise<AssembleRes
     const fd = fs.openSync(o.out, 'a');
     try {
       const args = zstd ? ['-18', '-T1', '-c', '-q'] : ['-C', 'crc32', '-0', '-e', '-T1', '-z', '-c', '-q'];
-      const tool = startTool(zstd ? 'zstd' : 'xz', args, { stdin: 'pipe', stdout: fd });
-      await feedTool(tool, newcArchive(late, epoch));
+      const tool = start(zstd ? 'zstd' : 'xz', args, { stdin: 'pipe', stdout: fd });
+      await feed(tool, newcArchive(late, epoch));
     } finally {
       fs.closeSync(fd);
     }

@@ -2,7 +2,7 @@
 import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { ByteReader } from '@factory/archive';
-import { feedTool, startTool } from './proc';
+import { feed, start } from '@factory/process';
 
 export type Compression = 'gzip' | 'zstd' | 'xz' | 'none';
 
@@ -48,10 +48,10 @@ export async function openDecompressed(src: NodeJS.ReadableStream): Promise<Deco
       finish: async () => undefined,
     };
   }
-  const tool = startTool(compression === 'zstd' ? 'zstd' : 'xz', ['-d', '-c', '-q'], { stdin: 'pipe', stdout: 'pipe' });
-  const fed = feedTool(tool, rest());
+  const tool = start(compression === 'zstd' ? 'zstd' : 'xz', ['-d', '-c', '-q'], { stdin: 'pipe', stdout: 'pipe' });
+  const fed = feed(tool, rest());
   fed.catch(() => undefined);
-  const reader = ByteReader.from(tool.child.stdout!);
+  const reader = ByteReader.from(tool.stdout!);
   return {
     compression,
     reader,

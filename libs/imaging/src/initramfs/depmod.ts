@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { ByteReader, readCpio, S_IFMT, S_IFREG } from '@factory/archive';
+import { run } from '@factory/process';
 import { openDecompressed } from './decompress';
-import { runTool } from './proc';
 import { byteOrder } from './tree';
 
 /** Copy rootfs.sqsh (first occurrence) out of a base initramfs (xz / zstd / plain newc) into `out`. */
@@ -81,7 +81,7 @@ export async function buildModulesDep(o: { base: string; modulesPath: string; ex
   const tree = path.join(o.workDir, 'modules');
   await fsp.rm(tree, { recursive: true, force: true });
   await extractRootfsSquashfs(o.base, sqsh);
-  await runTool('unsquashfs', ['-no-xattrs', '-d', tree, '-f', '-n', sqsh, o.modulesPath]);
+  await run('unsquashfs', ['-no-xattrs', '-d', tree, '-f', '-n', sqsh, o.modulesPath]);
   await fsp.rm(sqsh, { force: true });
   const modRoot = path.join(tree, o.modulesPath);
   const kvers = await fsp.readdir(modRoot).catch(() => [] as string[]);
@@ -98,7 +98,7 @@ export async function buildModulesDep(o: { base: string; modulesPath: string; ex
   await fsp.writeFile(conf, 'search extras built-in\n');
   // --basedir is the tree with the trailing lib/modules stripped (usr/lib/modules -> <tree>/usr)
   const basedir = path.join(tree, path.dirname(path.dirname(o.modulesPath)));
-  await runTool('depmod', ['--all', '--basedir', basedir, '--config', conf, kver]);
+  await run('depmod', ['--all', '--basedir', basedir, '--config', conf, kver]);
 
   const rootfs = path.join(o.workDir, 'modules.dep', 'rootfs');
   await fsp.rm(path.dirname(rootfs), { recursive: true, force: true });

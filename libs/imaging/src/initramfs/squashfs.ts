@@ -8,13 +8,14 @@
  * SELinux labels only): the image gets exactly the remembered labels and no host xattrs, the same result as the
  * upstream flags. If a mksquashfs without `-tar` is found, the directory is given to mksquashfs directly with
  * `-no-xattrs` (labels are then lost; with >= 4.6 `-xattrs-exclude` + pseudo definitions are used instead).
- * Times: `-mkfs-time` and `-all-time` = SOURCE_DATE_EPOCH, so output depends only on the content.
+ * Times: `-mkfs-time` and `-all-time` = SOURCE_DATE_EPOCH, so output depends only on the content. (The runner's clean
+ * environment keeps a SOURCE_DATE_EPOCH variable of the caller away: mksquashfs refuses it next to those options.)
  */
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { TarEntry, tarStream } from '@factory/archive';
+import { feed, run, start } from '@factory/process';
 import { SELINUX_PAX_KEY } from './extract';
-import { feedTool, startTool } from './proc';
 import { walkTree } from './tree';
 
 export interface MksquashfsFeatures {
@@ -27,11 +28,8 @@ let features: Promise<MksquashfsFeatures> | undefined;
 
 export function mksquashfsFeatures(): Promise<MksquashfsFeatures> {
   features ??= (async () => {
-    const probe = async (args: string[]) => {
-      const t = startTool('mksquashfs', args);
-      await t.wait().catch(() => undefined); // -help exits non-zero on some versions
-      return t.stdout();
-    };
+    // -help exits non-zero on some versions
+    const probe = async (args: string[]) => (await run('mksquashfs', args, { allowFailure: true }).catch(() => undefined))?.stdout.toString('utf8') ?? '';
     const help = await probe(['-help']);
     const ver = (await probe(['-version'])).match(/mksquashfs version (\S+)/)?.[1] ?? 'unknown';
     return { version: ver, tar: /^-tar\b/m.test(help), xattrsExclude: /-xattrs-exclude\b/.test(help) };
@@ -111,9 +109,9 @@ export async function mksquashfsTree(root: string, out: string, o: SquashOptions
   if (mode === 'tar') {
     if (!f.tar) throw new Error(`mksquashfs ${f.version} has no -tar input mode`);
     // -tar defaults to -no-exports and a 0777 root; match the directory-mode defaults upstream gets
-    const tool = startTool('mksquashfs', ['-', out, '-tar', ...common, '-exports', '-root-mode', rootMode, ...compression(o.zstd)], { stdin: 'pipe' });
+    const tool = start('mksquashfs', ['-', out, '-tar', ...common, '-exports', '-root-mode', rootMode, ...compression(o.zstd)], { stdin: 'pipe' });
     const entries = treeTarEntries(root, labels, (rel) => exclude.has(rel));
-    await feedTool(tool, tarStream(entries, { mtime: o.mtime, deviceNumbers: false }));
+    await feed(tool, tarStream(entries, { mtime: o.mtime, deviceNumbers: false }));
     return { mode, labels: labels.size ? 'stored' : 'none' };
   }
   const args = [root, out, ...common, ...compression(o.zstd)];
@@ -128,8 +126,7 @@ export async function mksquashfsTree(root: string, out: string, o: SquashOptions
     args.push('-no-xattrs');
   }
   if (exclude.size) args.push('-e', ...[...exclude].map((p) => path.join(root, p)));
-  const tool = startTool('mksquashfs', args);
-  await tool.wait();
+  await run('mksquashfs', args);
   await fsp.rm(`${out}.pseudo`, { force: true });
   return { mode, labels: result };
 }

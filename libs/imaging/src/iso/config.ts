@@ -1,11 +1,7 @@
 /** Text files and identifiers of Talos ISOs (talos-formats.md §7). */
+import { grubEscape } from '../grub-escape';
 
 export type EnrollKeys = 'off' | 'manual' | 'if-safe' | 'force';
-
-/** GRUB escaping of a kernel command line inside grub.cfg: `\ { } & $ | ; < > "` get a backslash. */
-export function grubEscape(s: string): string {
-  return s.replace(/[\\{}&$|;<>"]/g, (c) => `\\${c}`);
-}
 
 /** kernel argument the ISO "Reset Talos installation" entry (and the ISO UKI reset profile) appends */
 export const ISO_RESET_ARG = 'talos.experimental.wipe=system';

@@ -8,17 +8,16 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { EnvOverrides, run } from '@factory/process';
 import { EnrollKeys, grubCfg, grubIsoUuid, isoDateStamp, loaderConf } from './config';
 import { FileDigest, hashFileSync } from '../digest';
-import { run, runXorrisoImage } from './run';
+import { imageToolEnv, SOURCE_DATE_EPOCH } from '../reproducible';
+import { runXorrisoImage } from './xorriso';
 
 export * from './config';
-export { IsoToolError } from './run';
 
 export type IsoFlavour = 'grub' | 'hybrid' | 'uefi';
 export type IsoArch = 'amd64' | 'arm64';
-
-export const DEFAULT_ISO_SOURCE_DATE_EPOCH = 1559424892;
 
 export interface IsoOptions {
   /** §7.1 (decided by the caller); 'uefi' is the only arm64 flavour supported here */
@@ -44,7 +43,7 @@ export interface IsoOptions {
   out: string;
   /** scratch directory; each build works in a fresh `iso-build-XXXXXX` subdirectory that is removed afterwards */
   workDir: string;
-  /** fixes every date in the image; default 1559424892 */
+  /** fixes every date in the image; default SOURCE_DATE_EPOCH (reproducible.ts) */
   sourceDateEpoch?: number;
   /** GRUB platform directories (default /usr/lib/grub) */
   grubLibDir?: string;
@@ -103,7 +102,7 @@ interface Ctx {
   o: IsoOptions;
   epoch: number;
   stamp: string;
-  env: NodeJS.ProcessEnv;
+  env: EnvOverrides;
   grubLib: string;
   scratch: string;
   /** ISO path (no leading slash) -> host file; handed to xorriso as graft points, so nothing big is copied */
@@ -263,7 +262,7 @@ function validate(o: IsoOptions): void {
 export async function buildIso(o: IsoOptions): Promise<IsoBuildInfo> {
   const t0 = Date.now();
   validate(o);
-  const epoch = o.sourceDateEpoch ?? DEFAULT_ISO_SOURCE_DATE_EPOCH;
+  const epoch = o.sourceDateEpoch ?? SOURCE_DATE_EPOCH;
   if (o.flavour !== 'uefi') {
     await statSize(o.kernel, 'kernel');
     await statSize(o.initramfs, 'initramfs');
@@ -280,16 +279,9 @@ export async function buildIso(o: IsoOptions): Promise<IsoBuildInfo> {
     epoch,
     stamp: isoDateStamp(epoch),
     env: {
-      ...process.env,
-      // also the date mtools gives copied files, and the source of xorriso's GPT GUIDs
-      SOURCE_DATE_EPOCH: String(epoch),
+      // SOURCE_DATE_EPOCH is also the date mtools gives copied files, and the source of xorriso's GPT GUIDs
+      ...imageToolEnv(epoch),
       GRUB_FAT_SERIAL_NUMBER: (epoch >>> 0).toString(16),
-      TZ: 'UTC',
-      LC_ALL: 'C',
-      MTOOLS_SKIP_CHECK: '1',
-      MTOOLSRC: '/dev/null',
-      // mkfs.vfat lives in /usr/sbin, which is not on a non-root PATH
-      PATH: `${process.env.PATH ?? '/usr/bin:/bin'}:/usr/sbin:/sbin`,
     },
     grubLib: o.grubLibDir ?? '/usr/lib/grub',
     scratch,

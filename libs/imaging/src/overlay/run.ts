@@ -12,11 +12,13 @@
  *     it and fails the run); a non-zero exit fails with the tail of stderr;
  *   - when running as root, the process is started as `nobody` (setgid + setuid, supplementary groups dropped by
  *     libuv); see `AccessPlan` for how the paths it must read/write are made accessible.
+ * Process group, kill, capture and environment rules are those of @factory/process; this module adds the private
+ * copy, the identity switch and the access grants.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ProcessError, run } from '@factory/process';
 
 export interface RunLimits {
   /** Wall-clock limit; the whole process group is killed when it expires. Default 60 s. */
@@ -239,118 +241,41 @@ export async function runInstaller(
   }
 }
 
-function killGroup(pid: number | undefined): void {
-  if (!pid) return;
-  try {
-    process.kill(-pid, 'SIGKILL');
-  } catch {
-    // ESRCH: the group is already gone
-  }
-}
-
-function spawnConfined(
+/** The installer run itself: @factory/process with an empty environment (PATH only), SIGKILL at the timeout and
+ * overflow as a failure; its failures become OverlayInstallerErrors. */
+async function spawnConfined(
   exe: string,
   subcommand: string,
   input: string,
   o: { cwd: string; timeoutMs: number; maxOut: number; who?: Identity },
 ): Promise<RunResult> {
-  return new Promise<RunResult>((resolve, reject) => {
-    let child;
-    try {
-      child = spawn(exe, [subcommand], {
-        cwd: o.cwd,
-        env: { PATH: INSTALLER_PATH },
-        detached: true, // new session + process group, so the whole tree can be killed
-        stdio: ['pipe', 'pipe', 'pipe'],
-        ...(o.who ? { uid: o.who.uid, gid: o.who.gid } : {}),
-      });
-    } catch (e) {
-      reject(new OverlayInstallerError(`overlay installer ${subcommand}: ${(e as Error).message}`, 'spawn'));
-      return;
+  try {
+    const r = await run(exe, [subcommand], {
+      cwd: o.cwd,
+      baseEnv: 'empty',
+      env: { PATH: INSTALLER_PATH },
+      input,
+      timeoutMs: o.timeoutMs,
+      killGraceMs: 0,
+      maxOutputBytes: o.maxOut,
+      onOverflow: 'fail',
+      ...(o.who ? { uid: o.who.uid, gid: o.who.gid } : {}),
+    });
+    return { stdout: r.stdout, stderr: r.stderr.slice(-STDERR_TAIL) };
+  } catch (e) {
+    if (!(e instanceof ProcessError)) throw e;
+    const errTail = e.stderr.slice(-STDERR_TAIL);
+    const stderr = errTail.trim();
+    switch (e.reason) {
+      case 'exit':
+      case 'signal': {
+        const how = e.signal ? `killed by ${e.signal}` : `exited with status ${e.code}`;
+        throw new OverlayInstallerError(`overlay installer ${subcommand} ${how}${stderr ? `: ${stderr}` : ''}`, e.reason, errTail, e.code);
+      }
+      case 'timeout':
+        throw new OverlayInstallerError(`overlay installer ${subcommand} ${e.detail}${stderr ? `; stderr: ${stderr}` : ''}`, 'timeout', errTail, e.code);
+      default:
+        throw new OverlayInstallerError(`overlay installer ${subcommand}: ${e.detail}${stderr ? `; stderr: ${stderr}` : ''}`, e.reason, errTail, e.code);
     }
-    const pid = child.pid;
-    const out: Buffer[] = [];
-    let outBytes = 0;
-    let errTail = '';
-    let errBytes = 0;
-    let failure: OverlayInstallerError | undefined;
-    let settled = false;
-
-    const fail = (f: OverlayInstallerError) => {
-      failure ??= f;
-      killGroup(pid);
-    };
-    const timer = setTimeout(
-      () => fail(new OverlayInstallerError(`overlay installer ${subcommand} timed out after ${o.timeoutMs} ms`, 'timeout', errTail)),
-      o.timeoutMs,
-    );
-
-    child.stdout!.on('data', (d: Buffer) => {
-      if (failure) return;
-      outBytes += d.length;
-      if (outBytes > o.maxOut) {
-        fail(new OverlayInstallerError(`overlay installer ${subcommand}: stdout exceeded ${o.maxOut} bytes`, 'output', errTail));
-        return;
-      }
-      out.push(d);
-    });
-    child.stderr!.on('data', (d: Buffer) => {
-      errBytes += d.length;
-      errTail = (errTail + d.toString('utf8')).slice(-STDERR_TAIL);
-      if (errBytes > o.maxOut && !failure) {
-        fail(new OverlayInstallerError(`overlay installer ${subcommand}: stderr exceeded ${o.maxOut} bytes`, 'output', errTail));
-      }
-    });
-    child.stdin!.on('error', () => undefined); // EPIPE when it does not read its input
-    child.stdin!.end(input);
-
-    let exitCode: number | null = null;
-    let exitSignal: NodeJS.Signals | null = null;
-    let closeGuard: NodeJS.Timeout | undefined;
-    const finish = () => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      if (closeGuard) clearTimeout(closeGuard);
-      if (failure) {
-        failure = new OverlayInstallerError(
-          failure.message + (errTail.trim() ? `; stderr: ${errTail.trim()}` : ''),
-          failure.reason,
-          errTail,
-          exitCode,
-        );
-        return reject(failure);
-      }
-      if (exitCode !== 0) {
-        const how = exitSignal ? `killed by ${exitSignal}` : `exited with status ${exitCode}`;
-        return reject(
-          new OverlayInstallerError(
-            `overlay installer ${subcommand} ${how}${errTail.trim() ? `: ${errTail.trim()}` : ''}`,
-            exitSignal ? 'signal' : 'exit',
-            errTail,
-            exitCode,
-          ),
-        );
-      }
-      resolve({ stdout: Buffer.concat(out), stderr: errTail });
-    };
-
-    child.on('error', (e) => {
-      fail(new OverlayInstallerError(`overlay installer ${subcommand}: ${e.message}`, 'spawn'));
-      finish();
-    });
-    child.on('exit', (code, signal) => {
-      exitCode = code;
-      exitSignal = signal;
-      // leftovers of the group (background children) die with the leader
-      killGroup(pid);
-      // stdio normally closes right away; do not wait forever on a descriptor leaked elsewhere
-      closeGuard = setTimeout(() => {
-        child.stdout?.destroy();
-        child.stderr?.destroy();
-        finish();
-      }, 2000);
-    });
-    child.on('close', () => finish());
-  });
+  }
 }

@@ -5,6 +5,7 @@
 import { assemblePe, UkiSection, WrittenSection } from './assemble';
 import { kernelVersionFromFile } from './kernel';
 import { defaultSplashBmp } from './splash';
+import { SOURCE_DATE_EPOCH } from '../reproducible';
 
 export { assemblePe, checkStub } from './assemble';
 export type { AssemblePeOptions, AssemblePeResult, UkiSection, WrittenSection } from './assemble';
@@ -24,8 +25,6 @@ export {
 } from './pe';
 export type { PeInfo, PeSection, PeDataDirectory } from './pe';
 
-/** Talos images are built with SOURCE_DATE_EPOCH=1559424892; it becomes the COFF TimeDateStamp. */
-export const DEFAULT_SOURCE_DATE_EPOCH = 1559424892;
 
 export interface UkiProfile {
   /** `.profile` contents, e.g. `ID=main` or `ID=reset\nTITLE=Reset system disk` */
@@ -52,7 +51,7 @@ export interface UkiOptions {
   /** `.profile` sections (Talos >= 1.10), each optionally followed by its own `.cmdline` */
   profiles?: UkiProfile[];
   out: string;
-  /** COFF TimeDateStamp; default 1559424892 */
+  /** COFF TimeDateStamp; default SOURCE_DATE_EPOCH (reproducible.ts) */
   sourceDateEpoch?: number;
   /** signing seam (Authenticode, later): called on the finished unsigned file before it is moved to `out` */
   sign?: (unsignedPath: string) => Promise<void>;
@@ -110,7 +109,7 @@ export async function buildUki(o: UkiOptions): Promise<UkiResult> {
     stub: o.stub,
     sections,
     out: o.out,
-    timeDateStamp: o.sourceDateEpoch ?? DEFAULT_SOURCE_DATE_EPOCH,
+    timeDateStamp: o.sourceDateEpoch ?? SOURCE_DATE_EPOCH,
     sign: o.sign,
   });
   return {

@@ -1,50 +1,10 @@
-/** Tiny process runner for the host tools (grub-mkimage, mkfs.vfat, mtools, xorriso). */
-import { spawn } from 'node:child_process';
+/**
+ * xorriso, stopped as soon as the image it writes is complete (see runXorrisoImage), and the GPT completeness
+ * check that decides it.
+ */
 import { open } from 'node:fs/promises';
-import { crc32 } from '../disk/gpt';
-
-export interface RunOptions {
-  env?: NodeJS.ProcessEnv;
-  cwd?: string;
-}
-
-export interface RunResult {
-  stdout: string;
-  stderr: string;
-}
-
-const MAX_CAPTURE = 256 * 1024;
-
-export class IsoToolError extends Error {
-  constructor(
-    readonly command: string,
-    readonly args: string[],
-    readonly code: number | null,
-    readonly output: string,
-  ) {
-    super(`${command} ${args.join(' ')} failed (${code === null ? 'killed' : `exit ${code}`}): ${output.trim().slice(-2000)}`);
-    this.name = 'IsoToolError';
-  }
-}
-
-export function run(command: string, args: string[], o: RunOptions = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(command, args, { cwd: o.cwd, env: o.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout!.on('data', (d: Buffer) => {
-      if (stdout.length < MAX_CAPTURE) stdout += d.toString('utf8');
-    });
-    p.stderr!.on('data', (d: Buffer) => {
-      if (stderr.length < MAX_CAPTURE) stderr += d.toString('utf8');
-    });
-    p.on('error', (e) => reject(new Error(`${command}: ${e.message}`)));
-    p.on('close', (code) => {
-      if (code === 0) resolve({ stdout, stderr });
-      else reject(new IsoToolError(command, args, code, `${stderr}\n${stdout}`));
-    });
-  });
-}
+import { EnvOverrides, start } from '@factory/process';
+import { crc32 } from '../checksum';
 
 /** What the GPT of a (possibly still growing) image file says about its completeness. */
 export type GptImageState = 'complete' | 'incomplete' | 'no-gpt';
@@ -103,46 +63,32 @@ const XORRISO_PROBLEM = /: (FAILURE|SORRY|FATAL|ABORT) :/;
  * written; for images with a GPT (grub and hybrid flavours) completion is read from the image itself and xorriso is
  * then stopped. Images without a GPT wait for xorriso's exit status as usual.
  */
-export function runXorrisoImage(args: string[], out: string, o: RunOptions = {}): Promise<{ early: boolean }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('xorriso', args, { cwd: o.cwd, env: o.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    const collect = (d: Buffer) => {
-      if (output.length < MAX_CAPTURE) output += d.toString('utf8');
-    };
-    p.stdout!.on('data', collect);
-    p.stderr!.on('data', collect);
-    let settled = false;
-    let early = false;
-    let timer: NodeJS.Timeout | undefined;
-    const finish = (err?: Error) => {
-      if (settled) return;
-      settled = true;
-      if (timer) clearTimeout(timer);
-      if (err) reject(err);
-      else resolve({ early });
-    };
-    p.on('error', (e) => finish(new Error(`xorriso: ${e.message}`)));
-    p.on('close', (code) => {
-      if (early) finish();
-      else if (code === 0) finish();
-      else finish(new IsoToolError('xorriso', args, code, output));
-    });
-    const poll = async () => {
-      if (settled || early) return;
+export async function runXorrisoImage(args: string[], out: string, o: { env?: EnvOverrides; cwd?: string } = {}): Promise<{ early: boolean }> {
+  const xorriso = start('xorriso', args, { env: o.env, cwd: o.cwd, stdout: 'capture' });
+  let exited = false;
+  let early = false;
+  const poll = async (): Promise<void> => {
+    while (!exited) {
+      await new Promise((r) => setTimeout(r, POLL_MS));
+      if (exited) return;
       const state = await gptImageState(out).catch(() => 'incomplete' as const);
-      if (settled) return;
-      if (state === 'no-gpt') return; // wait for the exit status
-      if (state === 'complete' && !XORRISO_PROBLEM.test(output)) {
+      if (exited || state === 'no-gpt') return; // without a GPT: wait for the exit status
+      if (state === 'complete' && !XORRISO_PROBLEM.test(xorriso.stderrTail()) && !XORRISO_PROBLEM.test(xorriso.capturedStdout())) {
         early = true;
         // the image is whole: nothing xorriso does from here on may touch it
-        p.kill('SIGKILL');
+        xorriso.abandon();
         return;
       }
-      timer = setTimeout(() => void poll(), POLL_MS);
-    };
-    timer = setTimeout(() => void poll(), POLL_MS);
-  });
+    }
+  };
+  const polling = poll();
+  try {
+    await xorriso.done;
+  } finally {
+    exited = true;
+    await polling;
+  }
+  return { early };
 }
 
 const POLL_MS = 10;
