@@ -13,6 +13,11 @@ export interface BootOptions {
   timeoutMs?: number;
   /** stop as soon as this appears on the console (default: "FIXTURE done") */
   until?: string;
+  /**
+   * Type `keys` on the serial console once `when` matches the output so far (e.g. pick a systemd-boot menu entry
+   * instead of waiting out loader.conf's timeout). Without it the guest's stdin is closed.
+   */
+  input?: { when: RegExp; keys: string };
 }
 
 export interface BootResult {
@@ -21,6 +26,8 @@ export interface BootResult {
   timedOut: boolean;
   exitCode: number | null;
   ms: number;
+  /** when `input.keys` was typed (ms after start), if it was */
+  keySentAtMs?: number;
 }
 
 /** Boot and parse. Always TCG (KVM is not usable on these hosts). Judge by result.report.done, not exitCode. */
@@ -33,12 +40,18 @@ export function bootQemu(opts: BootOptions): Promise<BootResult> {
   const until = opts.until ?? 'FIXTURE done';
   const t0 = Date.now();
   return new Promise((resolve, reject) => {
-    const proc = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn('qemu-system-x86_64', args, { stdio: [opts.input ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     let serial = '';
     let timedOut = false;
     let finished = false;
+    let keySentAtMs: number | undefined;
+    proc.stdin?.on('error', () => undefined);
     const onData = (d: Buffer) => {
       serial += d.toString('latin1');
+      if (opts.input && keySentAtMs === undefined && opts.input.when.test(serial)) {
+        keySentAtMs = Date.now() - t0;
+        proc.stdin!.write(opts.input.keys);
+      }
       // give the guest a moment to power off by itself after the marker
       if (!finished && serial.includes(until)) {
         finished = true;
@@ -51,7 +64,7 @@ export function bootQemu(opts: BootOptions): Promise<BootResult> {
     proc.on('error', (e) => { clearTimeout(timer); reject(e); });
     proc.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ serial, report: parseFixtureReport(serial), timedOut: timedOut && !finished, exitCode: code, ms: Date.now() - t0 });
+      resolve({ serial, report: parseFixtureReport(serial), timedOut: timedOut && !finished, exitCode: code, ms: Date.now() - t0, keySentAtMs });
     });
   });
 }
