@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { freePort } from '../support/procs';
 import { RunningFactory, S3Factory, startFactoryOnS3 } from '../support/factory';
-import { bootAndReport, ovmfArgs } from '../support/boot';
+import { bootAndReport, expectMainProfileBooted, ovmfArgs, SD_BOOT_MENU_SHOWN, sdBootMenuKeys, WIPE_ARG } from '../support/boot';
 
 jest.setTimeout(600_000);
 
@@ -220,13 +220,21 @@ describe('boots (QEMU, TCG, one at a time)', () => {
     expect(report.cmdline).toContain('talos.platform=metal console=ttyS0 init_on_alloc=1');
   });
 
-  test('hybrid ISO (v1.11.3) under OVMF: sd-boot → UKI', async () => {
+  test('hybrid ISO (v1.11.3) under OVMF: sd-boot → UKI; the default entry boots the main profile, "Reset system disk" the reset one', async () => {
     const iso = await download(id, 'v1.11.3', 'metal-amd64.iso');
-    const { report } = await bootAndReport({ args: [...ovmfArgs(), '-cdrom', iso] }, 'hybrid ISO v1.11.3 OVMF');
-    expect(report.firmwareMode).toBe('uefi');
-    expectExtensions(report, ['1.1.0', '20250211', '1.0.0-v1.11.3', id, '6.1.0-56-amd64']);
-    expect(report.metaEnv.length).toBe(1);
-    expect(report.cmdline).toContain('talos.halt_if_installed=1');
+    // Enter on the highlighted (default) entry instead of waiting out loader.conf's `timeout 10`
+    const main = await bootAndReport({ args: [...ovmfArgs(tmp), '-cdrom', iso], input: { when: SD_BOOT_MENU_SHOWN, keys: sdBootMenuKeys(0) } }, 'hybrid ISO v1.11.3 OVMF, default entry');
+    expectMainProfileBooted(main.report);
+    // systemd-boot (>= 257) lists each UKI profile: the main one (default) and the ISO's reset profile
+    expect(main.serial).toContain('Talos (v1.11.3) (Reset system disk)');
+    expectExtensions(main.report, ['1.1.0', '20250211', '1.0.0-v1.11.3', id, '6.1.0-56-amd64']);
+    expect(main.report.metaEnv.length).toBe(1);
+    expect(main.report.cmdline).toContain('talos.halt_if_installed=1');
+
+    const reset = await bootAndReport({ args: [...ovmfArgs(tmp), '-cdrom', iso], input: { when: SD_BOOT_MENU_SHOWN, keys: sdBootMenuKeys(1) } }, 'hybrid ISO v1.11.3 OVMF, reset entry');
+    expect(reset.report.firmwareMode).toBe('uefi');
+    // the reset profile's own .cmdline: the main one plus the ISO wipe argument (talos-formats.md §6.2)
+    expect(reset.report.cmdline).toBe(`${main.report.cmdline} ${WIPE_ARG}system`);
   });
 
   test('UKI (v1.12.2) under OVMF', async () => {
@@ -234,8 +242,8 @@ describe('boots (QEMU, TCG, one at a time)', () => {
     const esp = path.join(tmp, 'esp');
     mkdirSync(path.join(esp, 'EFI/BOOT'), { recursive: true });
     require('node:fs').copyFileSync(uki, path.join(esp, 'EFI/BOOT/BOOTX64.EFI'));
-    const { report } = await bootAndReport({ args: [...ovmfArgs(), '-drive', `file=fat:${esp},format=raw,if=virtio,readonly=on`] }, 'UKI v1.12.2 OVMF');
-    expect(report.firmwareMode).toBe('uefi');
+    const { report } = await bootAndReport({ args: [...ovmfArgs(tmp), '-drive', `file=fat:${esp},format=raw,if=virtio,readonly=on`] }, 'UKI v1.12.2 OVMF');
+    expectMainProfileBooted(report); // the UKI output carries only the main profile
     expect(report.talosVersion).toBe('v1.12.2');
     expect(report.schematics).toContain(id);
     expect(report.cmdline).toContain('fixture.extra=yes');
