@@ -13,9 +13,11 @@ export type { BootResult };
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 
+let varStores = 0;
+
 /** pflash arguments for OVMF with a private copy of the variable store (in `dir`, default a new temp dir). */
 export function ovmfArgs(dir = mkdtempSync(path.join(os.tmpdir(), 'ovmf-'))): string[] {
-  const vars = path.join(dir, `OVMF_VARS-${process.pid}-${Date.now()}.fd`);
+  const vars = path.join(dir, `OVMF_VARS-${process.pid}-${++varStores}.fd`);
   copyFileSync(OVMF_VARS, vars);
   return ['-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${vars}`];
 }
@@ -37,16 +39,14 @@ export function expectMainProfileBooted(report: FixtureReport, expected?: string
 }
 
 /**
- * Keys for the systemd-boot menu on the serial console: `n` times Down (the ANSI sequence OVMF's serial terminal
- * turns into a cursor key), then Enter. With a multi-profile UKI the menu lists the main profile (default, 0) and
- * the reset profile (1) as separate entries.
+ * `input` for bootQemu/bootAndReport that picks entry `index` (0 = the highlighted default) of the systemd-boot menu
+ * as soon as its countdown is on the serial console, instead of waiting out loader.conf's `timeout 10`: `index`
+ * times Down (the ANSI sequence OVMF's serial terminal turns into a cursor key), then Enter. With a multi-profile
+ * UKI the menu lists the main profile (0, the default) and the reset profile (1) as separate entries.
  */
-export function sdBootMenuKeys(down = 0): string {
-  return '\x1b[B'.repeat(down) + '\r';
+export function sdBootEntry(index: number): { when: RegExp; keys: string } {
+  return { when: /Boot in \d+ s/, keys: '\x1b[B'.repeat(index) + '\r' };
 }
-
-/** Matches systemd-boot's countdown line: the menu is drawn and takes keys. */
-export const SD_BOOT_MENU_SHOWN = /Boot in \d+ s/;
 
 /** Boots and fails with the serial tail when the report did not finish. */
 export async function bootAndReport(opts: Parameters<typeof bootQemu>[0], label: string): Promise<BootResult> {

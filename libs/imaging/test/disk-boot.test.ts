@@ -15,7 +15,7 @@ import { buildDiskImage, decodeAdv, DiskPlan, planDisk } from '../src/disk';
 import { assembleInitramfs, writeSchematicExtension } from '../src/initramfs';
 import { buildUki, talosOsRelease, talosUkiProfiles } from '../src/uki';
 import { bootQemu, BootResult, readImageFiles } from '../../../tools/demo-releases/src';
-import { expectMainProfileBooted, ovmfArgs, SD_BOOT_MENU_SHOWN, sdBootMenuKeys } from '../../../test/support/boot';
+import { expectMainProfileBooted, ovmfArgs, sdBootEntry } from '../../../test/support/boot';
 
 const DEMO = process.env.FACTORY_TEST_DEMO_DIR ?? path.resolve(__dirname, '../../../.cache/demo-releases');
 const MiB = 1024 * 1024;
@@ -138,7 +138,7 @@ describe('dual-boot v1.11.3 (metal) boots via SeaBIOS and via OVMF', () => {
   }, BOOT_TIMEOUT_MS + 30000);
 
   test('OVMF: systemd-boot (EFI/boot/BOOTX64.efi) -> UKI (EFI/Linux/Talos-v1.11.3.efi)', async () => {
-    const r = await bootQemu({ args: [...ovmfArgs(tmp), ...drive(img)], input: { when: SD_BOOT_MENU_SHOWN, keys: sdBootMenuKeys(0) }, timeoutMs: BOOT_TIMEOUT_MS });
+    const r = await bootQemu({ args: [...ovmfArgs(tmp), ...drive(img)], input: sdBootEntry(0), timeoutMs: BOOT_TIMEOUT_MS });
     log(`dual-boot OVMF boot (sd-boot -> UKI): ${r.ms} ms (Enter at ${r.keySentAtMs ?? '-'} ms)`);
     expectBooted(r, 'dual-boot / OVMF');
     // one sd-boot entry per profile, titled from the UKI's .osrel and the profile's TITLE

@@ -25,7 +25,7 @@ import {
 } from '../src/iso';
 import { buildUki, parsePe, talosOsRelease, talosUkiProfiles } from '../src/uki';
 import { bootQemu, BootResult, readImageFiles, readReleases } from '../../../tools/demo-releases/src';
-import { expectMainProfileBooted, ovmfArgs, SD_BOOT_MENU_SHOWN, sdBootMenuKeys } from '../../../test/support/boot';
+import { expectMainProfileBooted, ovmfArgs, sdBootEntry } from '../../../test/support/boot';
 
 const DEMO = process.env.FACTORY_TEST_DEMO_DIR ?? path.resolve(__dirname, '../../../.cache/demo-releases');
 const MTOOLS_ENV = { ...process.env, MTOOLS_SKIP_CHECK: '1', MTOOLSRC: '/dev/null' };
@@ -417,7 +417,7 @@ describe('hybrid ISO (demo v1.11.3)', () => {
   test('boots under OVMF from -cdrom: systemd-boot menu -> UKI, main profile', async () => {
     // loader.conf keeps the spec's `timeout 10`; the test presses Enter on the default entry as soon as the
     // countdown is on the serial console (without it sd-boot waits the 10 s and boots the same entry).
-    const r = await bootQemu({ args: [...ovmfArgs(tmp), '-cdrom', iso], input: { when: SD_BOOT_MENU_SHOWN, keys: sdBootMenuKeys(0) }, timeoutMs: 150000 });
+    const r = await bootQemu({ args: [...ovmfArgs(tmp), '-cdrom', iso], input: sdBootEntry(0), timeoutMs: 150000 });
     log(`hybrid ISO boot, OVMF (sd-boot -> UKI): ${r.ms} ms (Enter pressed at ${r.keySentAtMs ?? '-'} ms)`);
     expectBooted(r, 'hybrid ISO / OVMF');
     // one entry per profile; titles from the UKI's .osrel PRETTY_NAME and the profile's TITLE
