@@ -29,6 +29,8 @@ dest=${2:?$usage}
 suite=trixie
 apt_dir=$PWD/.cache/tools/apt-$suite
 
+# The system's own Debian mirror: the first `deb` entry whose suite is the release codename (not -security or
+# -updates), from one-line .list files or deb822 .sources files. Its Signed-By keyring is kept.
 codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 mirror=${FACTORY_TRIXIE_MIRROR:-}
 keyring=""
@@ -105,7 +107,8 @@ rm -f "$apt_dir/download/"*.deb
 deb=$(ls "$apt_dir/download/"*.deb)
 if [ "$deb_only" = 1 ]; then
   mkdir -p "$dest"
-  mv -f "$deb" "$dest/"
+  # via a temporary name: a concurrent reader of DEST (another build sharing the cache) never sees a partial .deb
+  mv -f "$deb" "$dest/.partial-$$" && mv -f "$dest/.partial-$$" "$dest/$(basename "$deb")"
   echo "[setup] downloaded $(basename "$deb") into $dest" >&2
   echo "$dest/$(basename "$deb")"
   exit 0
