@@ -1,16 +1,31 @@
 #!/usr/bin/env bash
-# fetch-trixie-deb.sh PACKAGE DEST: downloads PACKAGE's .deb from Debian trixie and unpacks it (dpkg-deb -x) into
-# DEST, without installing it and without touching the system's apt configuration or state.
+# fetch-trixie-deb.sh [--arch ARCH] [--deb-only] PACKAGE DEST: downloads PACKAGE's .deb from Debian trixie and
+# unpacks it (dpkg-deb -x) into DEST, without installing it and without touching the system's apt configuration or
+# state. With --deb-only, DEST is a directory the .deb is moved into (under apt's file name) and its path is the
+# only line printed on stdout; progress goes to stderr. --arch fetches another architecture's package (default:
+# the native one), e.g. systemd-boot-efi:arm64 for the demo releases.
 #
 # It uses a private apt configuration under .cache/tools/apt-trixie: a sources.list naming the `trixie` suite of the
 # mirror the system already uses (read from /etc/apt/sources.list and /etc/apt/sources.list.d/*.{list,sources}),
 # its own lists and package cache. Only the package itself is fetched (no dependencies), so it suits binaries that
-# need nothing but libc, such as cosign (Go). FACTORY_TRIXIE_MIRROR overrides the mirror (e.g. a local proxy).
+# need nothing but libc, such as cosign (Go), or files that are never executed here, such as systemd-boot's EFI
+# binaries. FACTORY_TRIXIE_MIRROR overrides the mirror (e.g. a local proxy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkg=${1:?usage: fetch-trixie-deb.sh PACKAGE DEST}
-dest=${2:?usage: fetch-trixie-deb.sh PACKAGE DEST}
+usage="usage: fetch-trixie-deb.sh [--arch ARCH] [--deb-only] PACKAGE DEST"
+arch=""
+deb_only=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --arch) arch=${2:?$usage}; shift 2 ;;
+    --deb-only) deb_only=1; shift ;;
+    --*) echo "$usage" >&2; exit 2 ;;
+    *) break ;;
+  esac
+done
+pkg=${1:?$usage}
+dest=${2:?$usage}
 suite=trixie
 apt_dir=$PWD/.cache/tools/apt-$suite
 
@@ -76,13 +91,29 @@ apt_opts=(
   -o APT::Sandbox::User=root
 )
 [ "$(id -u)" -eq 0 ] || apt_opts+=(-o Debug::NoLocking=1)
+native=$(dpkg --print-architecture)
+if [ -n "$arch" ] && [ "$arch" != "$native" ]; then
+  # list the foreign architecture explicitly: it need not be enabled in dpkg for a download
+  apt_opts+=(-o "APT::Architectures::=$native" -o "APT::Architectures::=$arch")
+  pkg="$pkg:$arch"
+fi
+# `/trixie` takes the version from the trixie lists only: without them apt would offer the installed (bookworm) one
+pkg="$pkg/$suite"
 
-echo "[setup] apt-get update ($mirror $suite, private lists in $apt_dir)"
-apt-get "${apt_opts[@]}" update -qq
+echo "[setup] apt-get update ($mirror $suite, private lists in $apt_dir)" >&2
+apt-get "${apt_opts[@]}" update -qq >&2
 rm -f "$apt_dir/download/"*.deb
-(cd "$apt_dir/download" && apt-get "${apt_opts[@]}" download -qq "$pkg")
+(cd "$apt_dir/download" && apt-get "${apt_opts[@]}" download -qq "$pkg" >&2)
 deb=$(ls "$apt_dir/download/"*.deb)
+if [ "$deb_only" = 1 ]; then
+  mkdir -p "$dest"
+  # via a temporary name: a concurrent reader of DEST (another build sharing the cache) never sees a partial .deb
+  mv -f "$deb" "$dest/.partial-$$" && mv -f "$dest/.partial-$$" "$dest/$(basename "$deb")"
+  echo "[setup] downloaded $(basename "$deb") into $dest" >&2
+  echo "$dest/$(basename "$deb")"
+  exit 0
+fi
 rm -rf "$dest"
 mkdir -p "$dest"
 dpkg-deb -x "$deb" "$dest"
-echo "[setup] unpacked $(basename "$deb") into $dest"
+echo "[setup] unpacked $(basename "$deb") into $dest" >&2

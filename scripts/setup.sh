@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   redis-server docker-registry skopeo                        # queue, upstream registry (demo + tests), OCI checks
-  busybox-static systemd-boot-efi squashfs-tools cpio zstd xz-utils kmod   # demo releases and initramfs assembly
+  busybox-static squashfs-tools cpio zstd xz-utils kmod      # demo releases and initramfs assembly
   qemu-system-x86 qemu-utils ovmf ipxe-qemu                  # boot proofs
   xorriso grub-pc-bin grub-efi-amd64-bin grub-common mtools dosfstools gdisk xfsprogs   # ISO and disk images
   openssl curl ca-certificates wrk                          # wrk: benchmarks
@@ -22,6 +22,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# (The demo releases' systemd-boot and systemd-stub come from trixie's systemd-boot-efi, >= 257, so that multi-profile
+# UKIs boot as on real Talos: the demo build fetches it the same way, through scripts/fetch-trixie-deb.sh, and caches
+# the .deb in $DEMO_CACHE_DIR/debs; see tools/demo-releases/src/debian.ts.)
 
 # cosign 2.x for the signature tests. Bookworm has none; trixie's (Go, needs only libc) runs here. It is fetched
 # through a PRIVATE apt configuration (the trixie suite of the mirror the system already uses, own lists and cache

@@ -1,7 +1,8 @@
 /**
  * Issue 3 proofs: boot assets built by build-workers from BullMQ jobs, stored in a real S3 protocol server
  * (s3rver), served by 302 to presigned URLs (and streamed on the PXE host), and booted under QEMU: kernel +
- * initramfs + cmdline directly, ISO under SeaBIOS and OVMF, UKI under OVMF, and an iPXE chain through /pxe.
+ * initramfs + cmdline directly, ISO under SeaBIOS and OVMF (systemd-boot's default entry boots the UKI's main
+ * profile, its "Reset system disk" entry the reset profile), UKI under OVMF, and an iPXE chain through /pxe.
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -10,7 +11,8 @@ import { Readable } from 'node:stream';
 import { readCpio, S_IFMT, S_IFREG } from '@factory/archive';
 import { freePort } from '../support/procs';
 import { RunningFactory, S3Factory, startFactoryOnS3 } from '../support/factory';
-import { bootAndReport, ovmfArgs } from '../support/boot';
+import { bootAndReport, expectMainProfileBooted, ovmfArgs, sdBootEntry, WIPE_ARG } from '../support/boot';
+import { readReleases } from '../../tools/demo-releases/src';
 
 jest.setTimeout(600_000);
 
@@ -24,6 +26,7 @@ const EXTENSIONS = ['siderolabs/hello', 'siderolabs/intel-ucode', 'siderolabs/du
 const META_VALUE = 'fixture-meta';
 let id: string; // schematic with extensions, META and extra args
 let plainId: string; // schematic with only console args
+let kernelRelease: string; // the demo kernel's release (the modules.dep layer's version), e.g. 6.1.0-57-amd64
 
 beforeAll(async () => {
   workerMetrics = await freePort();
@@ -38,6 +41,7 @@ beforeAll(async () => {
     perService: { 'build-worker': { METRICS_PORT: String(workerMetrics) } },
   });
   ({ factory, s3, tmp } = env);
+  kernelRelease = readReleases(env.demoDir)!.kernel.amd64!.version;
   const create = async (body: object) => ((await (await fetch(`${factory.url}/schematics`, { method: 'POST', body: JSON.stringify(body) })).json()) as { id: string }).id;
   id = await create({
     customization: {
@@ -194,7 +198,7 @@ describe('boots (QEMU, TCG, one at a time)', () => {
     const cmdline = await (await image(id, 'v1.11.3', 'cmdline-metal-amd64')).text();
     const { report } = await bootAndReport({ kernel, initrd, append: cmdline }, 'kernel+initramfs v1.11.3');
     expect(report.cmdline).toBe(cmdline);
-    expectExtensions(report, ['1.1.0', '20250211', '1.0.0-v1.11.3', id, '6.1.0-56-amd64']);
+    expectExtensions(report, ['1.1.0', '20250211', '1.0.0-v1.11.3', id, kernelRelease]);
     expect(report.firmware.some((f) => f.includes('fixture/fw.bin'))).toBe(true);
     expect(report.microcode['GenuineIntel.bin']).toBeGreaterThan(0);
     expect(report.metaEnv).toEqual([`INSTALLER_META_BASE64=${Buffer.from(`0xa=${META_VALUE}`).toString('base64')}`]);
@@ -206,19 +210,27 @@ describe('boots (QEMU, TCG, one at a time)', () => {
     const { report } = await bootAndReport({ args: ['-cdrom', iso, '-boot', 'd'] }, 'grub ISO v1.7.7 SeaBIOS');
     expect(report.firmwareMode).toBe('bios');
     expect(report.talosVersion).toBe('v1.7.7');
-    expectExtensions(report, ['1.0.0', '20240312', '1.0.0-v1.7.7', id, '6.1.0-56-amd64']);
+    expectExtensions(report, ['1.0.0', '20240312', '1.0.0-v1.7.7', id, kernelRelease]);
     // ISO-only halt argument exists from Talos 1.8; v1.7's metal console pair is replaced by the extra console arg.
     expect(report.cmdline).not.toContain('talos.halt_if_installed');
     expect(report.cmdline).toContain('talos.platform=metal console=ttyS0 init_on_alloc=1');
   });
 
-  test('hybrid ISO (v1.11.3) under OVMF: sd-boot → UKI', async () => {
+  test('hybrid ISO (v1.11.3) under OVMF: sd-boot → UKI; the default entry boots the main profile, "Reset system disk" the reset one', async () => {
     const iso = await download(id, 'v1.11.3', 'metal-amd64.iso');
-    const { report } = await bootAndReport({ args: [...ovmfArgs(), '-cdrom', iso] }, 'hybrid ISO v1.11.3 OVMF');
-    expect(report.firmwareMode).toBe('uefi');
-    expectExtensions(report, ['1.1.0', '20250211', '1.0.0-v1.11.3', id, '6.1.0-56-amd64']);
-    expect(report.metaEnv.length).toBe(1);
-    expect(report.cmdline).toContain('talos.halt_if_installed=1');
+    // Enter on the highlighted (default) entry instead of waiting out loader.conf's `timeout 10`
+    const main = await bootAndReport({ args: [...ovmfArgs(tmp), '-cdrom', iso], input: sdBootEntry(0) }, 'hybrid ISO v1.11.3 OVMF, default entry');
+    expectMainProfileBooted(main.report);
+    // systemd-boot (>= 257) lists each UKI profile: the main one (default) and the ISO's reset profile
+    expect(main.serial).toContain('Talos (v1.11.3) (Reset system disk)');
+    expectExtensions(main.report, ['1.1.0', '20250211', '1.0.0-v1.11.3', id, kernelRelease]);
+    expect(main.report.metaEnv.length).toBe(1);
+    expect(main.report.cmdline).toContain('talos.halt_if_installed=1');
+
+    const reset = await bootAndReport({ args: [...ovmfArgs(tmp), '-cdrom', iso], input: sdBootEntry(1) }, 'hybrid ISO v1.11.3 OVMF, reset entry');
+    expect(reset.report.firmwareMode).toBe('uefi');
+    // the reset profile's own .cmdline: the main one plus the ISO wipe argument (talos-formats.md §6.2)
+    expect(reset.report.cmdline).toBe(`${main.report.cmdline} ${WIPE_ARG}system`);
   });
 
   test('UKI (v1.12.2) under OVMF', async () => {
@@ -226,8 +238,8 @@ describe('boots (QEMU, TCG, one at a time)', () => {
     const esp = path.join(tmp, 'esp');
     mkdirSync(path.join(esp, 'EFI/BOOT'), { recursive: true });
     require('node:fs').copyFileSync(uki, path.join(esp, 'EFI/BOOT/BOOTX64.EFI'));
-    const { report } = await bootAndReport({ args: [...ovmfArgs(), '-drive', `file=fat:${esp},format=raw,if=virtio,readonly=on`] }, 'UKI v1.12.2 OVMF');
-    expect(report.firmwareMode).toBe('uefi');
+    const { report } = await bootAndReport({ args: [...ovmfArgs(tmp), '-drive', `file=fat:${esp},format=raw,if=virtio,readonly=on`] }, 'UKI v1.12.2 OVMF');
+    expectMainProfileBooted(report); // the UKI output carries only the main profile
     expect(report.talosVersion).toBe('v1.12.2');
     expect(report.schematics).toContain(id);
     expect(report.cmdline).toContain('fixture.extra=yes');

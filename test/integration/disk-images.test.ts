@@ -12,7 +12,7 @@ import path from 'node:path';
 import { decodeAdv } from '@factory/imaging';
 import { freePort, startRedis, startRegistry, ProcHandle } from '../support/procs';
 import { ensureDemoReleases, RunningFactory, startServices } from '../support/factory';
-import { bootAndReport, ovmfArgs } from '../support/boot';
+import { bootAndReport, expectMainProfileBooted, ovmfArgs, sdBootEntry } from '../support/boot';
 
 jest.setTimeout(900_000);
 
@@ -143,9 +143,10 @@ describe('boots (QEMU, TCG, one at a time)', () => {
     expect(bios.extensions.map((e) => e.name)).toEqual(['hello', 'schematic']);
     expect(bios.metaEnv).toEqual([]); // disk images carry META in the partition, not on the cmdline
     expect(metaOf(bios.metaBytes)).toEqual({ 10: 'network: fixture', 12: 'hello', 17: 'dual-boot' });
-    const uefi = (await bootAndReport({ args: [...ovmfArgs(), ...drive(raw)] }, 'dual-boot OVMF')).report;
-    expect(uefi.firmwareMode).toBe('uefi');
-    expect(uefi.schematics).toContain(id);
+    const uefi = await bootAndReport({ args: [...ovmfArgs(tmp), ...drive(raw)], input: sdBootEntry(0) }, 'dual-boot OVMF'); // Enter on the default entry
+    expectMainProfileBooted(uefi.report);
+    expect(uefi.serial).toContain('Talos (v1.11.3) (Reset to maintenance mode)'); // the disk image's reset profile, not booted
+    expect(uefi.report.schematics).toContain(id);
   });
 
   test('grub v1.7.7 via SeaBIOS', async () => {
@@ -161,8 +162,8 @@ describe('boots (QEMU, TCG, one at a time)', () => {
     const sd = await schematic({ customization: { bootloader: 'sd-boot', extraKernelArgs: ['console=ttyS0', 'panic=-1'], meta: [{ key: 10, value: 'sd' }] } });
     const raw = await rawDisk(sd, 'v1.12.2', 'metal-amd64.raw.zst');
     expect(partitions(raw).map((p) => p.name)).toEqual(['EFI', 'META']);
-    const r = (await bootAndReport({ args: [...ovmfArgs(), ...drive(raw)] }, 'sd-boot v1.12.2 OVMF')).report;
-    expect(r.firmwareMode).toBe('uefi');
+    const r = (await bootAndReport({ args: [...ovmfArgs(tmp), ...drive(raw)], input: sdBootEntry(0) }, 'sd-boot v1.12.2 OVMF')).report;
+    expectMainProfileBooted(r);
     expect(r.schematics).toContain(sd);
     expect(metaOf(r.metaBytes)).toEqual({ 10: 'sd' });
   });

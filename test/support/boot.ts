@@ -2,11 +2,10 @@
  * QEMU boot helpers for proofs (always TCG: KVM hangs on these hosts). The demo init prints a `FIXTURE` report on
  * the serial console and powers off; a boot is judged by that report, never by QEMU's exit code.
  */
-import { spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { bootQemu, BootResult, parseFixtureReport } from '../../tools/demo-releases/src';
+import { bootQemu, BootResult, FixtureReport } from '../../tools/demo-releases/src';
 
 export { bootQemu };
 export type { BootResult };
@@ -14,11 +13,39 @@ export type { BootResult };
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 
-/** pflash arguments for OVMF with a private copy of the variable store. */
-export function ovmfArgs(): string[] {
-  const vars = path.join(mkdtempSync(path.join(os.tmpdir(), 'ovmf-')), 'vars.fd');
+let varStores = 0;
+
+/** pflash arguments for OVMF with a private copy of the variable store (in `dir`, default a new temp dir). */
+export function ovmfArgs(dir = mkdtempSync(path.join(os.tmpdir(), 'ovmf-'))): string[] {
+  const vars = path.join(dir, `OVMF_VARS-${process.pid}-${++varStores}.fd`);
   copyFileSync(OVMF_VARS, vars);
   return ['-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${vars}`];
+}
+
+/** The argument only a Talos reset boot (GRUB reset entry, UKI reset profile) puts on the kernel command line. */
+export const WIPE_ARG = 'talos.experimental.wipe=';
+
+/**
+ * A UEFI boot of a multi-profile UKI (Talos >= 1.10) must come up with the MAIN profile's command line: the base
+ * `.cmdline`, never the reset profile's (`talos.experimental.wipe=...`, which wipes the disk on a real node). A stub
+ * that ignores `.profile` sections (systemd < 257) boots the last `.cmdline`, the reset one; this catches it.
+ * `expected`, when given, is the exact main command line.
+ */
+export function expectMainProfileBooted(report: FixtureReport, expected?: string): void {
+  expect(report.firmwareMode).toBe('uefi');
+  expect(report.cmdline).toBeDefined();
+  expect(report.cmdline).not.toContain(WIPE_ARG);
+  if (expected !== undefined) expect(report.cmdline).toBe(expected);
+}
+
+/**
+ * `input` for bootQemu/bootAndReport that picks entry `index` (0 = the highlighted default) of the systemd-boot menu
+ * as soon as its countdown is on the serial console, instead of waiting out loader.conf's `timeout 10`: `index`
+ * times Down (the ANSI sequence OVMF's serial terminal turns into a cursor key), then Enter. With a multi-profile
+ * UKI the menu lists the main profile (0, the default) and the reset profile (1) as separate entries.
+ */
+export function sdBootEntry(index: number): { when: RegExp; keys: string } {
+  return { when: /Boot in \d+ s/, keys: '\x1b[B'.repeat(index) + '\r' };
 }
 
 /** Boots and fails with the serial tail when the report did not finish. */
@@ -27,46 +54,4 @@ export async function bootAndReport(opts: Parameters<typeof bootQemu>[0], label:
   if (!result.report.done) throw new Error(`${label}: no complete FIXTURE report after ${result.ms} ms (timedOut=${result.timedOut})\n${result.serial.slice(-3000)}`);
   process.stdout.write(`[boot] ${label}: report complete after ${(result.ms / 1000).toFixed(1)} s\n`);
   return result;
-}
-
-/**
- * Like bootQemu, but with the serial console's input connected: when `waitFor` shows up in the output, `keys` is
- * typed once (used to press Enter in the systemd-boot menu instead of waiting out loader.conf's `timeout 10`).
- */
-export function bootQemuWithKeys(args: string[], waitFor: RegExp, keys: string, timeoutMs: number): Promise<BootResult & { keySentAtMs?: number }> {
-  const argv = ['-machine', 'q35,accel=tcg', '-m', '512', '-nographic', '-no-reboot', ...args];
-  const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const p = spawn('qemu-system-x86_64', argv, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let serial = '';
-    let finished = false;
-    let timedOut = false;
-    let keySentAtMs: number | undefined;
-    const onData = (d: Buffer) => {
-      serial += d.toString('latin1');
-      if (keySentAtMs === undefined && waitFor.test(serial)) {
-        keySentAtMs = Date.now() - t0;
-        p.stdin!.write(keys);
-      }
-      if (!finished && serial.includes('FIXTURE done')) {
-        finished = true;
-        setTimeout(() => p.kill('SIGKILL'), 3000).unref();
-      }
-    };
-    p.stdin!.on('error', () => undefined);
-    p.stdout!.on('data', onData);
-    p.stderr!.on('data', onData);
-    const timer = setTimeout(() => {
-      timedOut = true;
-      p.kill('SIGKILL');
-    }, timeoutMs);
-    p.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ serial, report: parseFixtureReport(serial), timedOut: timedOut && !finished, exitCode: code, ms: Date.now() - t0, keySentAtMs });
-    });
-  });
 }

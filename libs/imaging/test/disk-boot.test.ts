@@ -13,13 +13,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { buildDiskImage, decodeAdv, DiskPlan, planDisk } from '../src/disk';
 import { assembleInitramfs, writeSchematicExtension } from '../src/initramfs';
-import { buildUki, talosOsRelease } from '../src/uki';
+import { buildUki, talosOsRelease, talosUkiProfiles } from '../src/uki';
 import { bootQemu, BootResult, readImageFiles } from '../../../tools/demo-releases/src';
-import { bootQemuWithKeys } from '../../../test/support/boot';
+import { expectMainProfileBooted, ovmfArgs, sdBootEntry } from '../../../test/support/boot';
 
 const DEMO = process.env.FACTORY_TEST_DEMO_DIR ?? path.resolve(__dirname, '../../../.cache/demo-releases');
-const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
-const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 const MiB = 1024 * 1024;
 const BOOT_TIMEOUT_MS = 240000;
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
@@ -102,8 +100,8 @@ const drive = (img: string) => ['-drive', `file=${img},format=raw,if=virtio,snap
 
 describe('dual-boot v1.11.3 (metal) boots via SeaBIOS and via OVMF', () => {
   const CMDLINE = 'talos.platform=metal console=tty0 console=ttyS0 panic=-1 fixture.disk=grub';
-  // UKI without .profile sections: the demo stub (systemd 252) knows no profiles and would boot the last .cmdline
-  // (the reset profile's); the factory passes a UKI with the reset-maintenance profile (see disk.test.ts)
+  // the UKI carries the factory's disk-image profiles (main + "Reset to maintenance mode"); the demo stub
+  // (systemd >= 257) boots the main one
   const UKI_CMDLINE = 'talos.platform=metal console=tty0 console=ttyS0 panic=-1 fixture.disk=uki';
   const META = new Map([[0x0a, 'addresses:\n  - 10.5.0.2/24\n'], [0x0c, 'hello "world"']]);
   const EXPECTED_META = new Map([...META, [0x11, 'dual-boot']]);
@@ -114,7 +112,10 @@ describe('dual-boot v1.11.3 (metal) boots via SeaBIOS and via OVMF', () => {
   beforeAll(async () => {
     p = await prepare('v1.11.3');
     const uki = path.join(tmp, 'v1.11.3', 'uki.efi');
-    await buildUki({ stub: p.stub, kernel: p.kernel, initrd: p.initramfs, cmdline: UKI_CMDLINE, osRelease: talosOsRelease('v1.11.3'), out: uki });
+    await buildUki({
+      stub: p.stub, kernel: p.kernel, initrd: p.initramfs, cmdline: UKI_CMDLINE, osRelease: talosOsRelease('v1.11.3'),
+      profiles: talosUkiProfiles(UKI_CMDLINE, 'image'), out: uki,
+    });
     plan = planDisk({ version: 'v1.11.3', arch: 'amd64', bootloader: 'dual-boot', baseSizeMiB: 1246, sectorSize: 512 });
     img = path.join(tmp, 'metal-amd64.raw');
     const t0 = Date.now();
@@ -137,15 +138,13 @@ describe('dual-boot v1.11.3 (metal) boots via SeaBIOS and via OVMF', () => {
   }, BOOT_TIMEOUT_MS + 30000);
 
   test('OVMF: systemd-boot (EFI/boot/BOOTX64.efi) -> UKI (EFI/Linux/Talos-v1.11.3.efi)', async () => {
-    const vars = path.join(tmp, 'OVMF_VARS.fd');
-    fs.copyFileSync(OVMF_VARS, vars);
-    const pflash = ['-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${vars}`];
-    const r = await bootQemuWithKeys([...pflash, ...drive(img)], /Boot in \d+ s/, '\r', BOOT_TIMEOUT_MS);
+    const r = await bootQemu({ args: [...ovmfArgs(tmp), ...drive(img)], input: sdBootEntry(0), timeoutMs: BOOT_TIMEOUT_MS });
     log(`dual-boot OVMF boot (sd-boot -> UKI): ${r.ms} ms (Enter at ${r.keySentAtMs ?? '-'} ms)`);
     expectBooted(r, 'dual-boot / OVMF');
-    expect(r.serial).toContain('Talos (v1.11.3)'); // sd-boot menu entry from the UKI's .osrel
-    expect(r.report.firmwareMode).toBe('uefi');
-    expect(r.report.cmdline).toBe(UKI_CMDLINE);
+    // one sd-boot entry per profile, titled from the UKI's .osrel and the profile's TITLE
+    expect(r.serial).toContain('Talos (v1.11.3)');
+    expect(r.serial).toContain('Talos (v1.11.3) (Reset to maintenance mode)');
+    expectMainProfileBooted(r.report, UKI_CMDLINE);
     expectDiskReport(r, { img, plan, schematicId: p.schematicId, meta: EXPECTED_META });
   }, BOOT_TIMEOUT_MS + 30000);
 });

@@ -32,7 +32,7 @@ import {
   PlannedPartition,
   readGpt,
 } from '../src/disk';
-import { buildUki, parsePe, talosOsRelease } from '../src/uki';
+import { buildUki, parsePe, talosOsRelease, talosUkiProfiles } from '../src/uki';
 import { readImageFiles, readReleases } from '../../../tools/demo-releases/src';
 import { testIf } from '../../../test/support/skip';
 
@@ -98,7 +98,7 @@ async function extract(version: string, arch: 'amd64' | 'arm64'): Promise<Inputs
   const r = { kernel: get('vmlinuz'), initramfs: get('initramfs.xz'), stub: get('systemd-stub.efi'), sdBoot: get('systemd-boot.efi'), uki: path.join(dir, 'uki.efi') };
   await buildUki({
     stub: r.stub, kernel: r.kernel, initrd: r.initramfs, cmdline: 'talos.platform=metal console=ttyS0', osRelease: talosOsRelease(version), out: r.uki,
-    profiles: [{ profile: 'ID=main' }, { profile: 'ID=reset-maintenance\nTITLE=Reset to maintenance mode', cmdline: 'talos.platform=metal console=ttyS0 talos.experimental.wipe=system:EPHEMERAL,STATE' }],
+    profiles: talosUkiProfiles('talos.platform=metal console=ttyS0', 'image'),
   });
   return r;
 }

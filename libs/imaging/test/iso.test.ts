@@ -23,14 +23,12 @@ import {
   MIN_ESP_BYTES,
 } from '../src/iso';
 import { grubEscape } from '../src/grub-escape';
-import { buildUki, parsePe, talosOsRelease } from '../src/uki';
+import { buildUki, parsePe, talosOsRelease, talosUkiProfiles } from '../src/uki';
 import { bootQemu, BootResult, readImageFiles, readReleases } from '../../../tools/demo-releases/src';
 import { testIf } from '../../../test/support/skip';
-import { bootQemuWithKeys } from '../../../test/support/boot';
+import { expectMainProfileBooted, ovmfArgs, sdBootEntry } from '../../../test/support/boot';
 
 const DEMO = process.env.FACTORY_TEST_DEMO_DIR ?? path.resolve(__dirname, '../../../.cache/demo-releases');
-const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
-const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 const MTOOLS_ENV = { ...process.env, MTOOLS_SKIP_CHECK: '1', MTOOLSRC: '/dev/null' };
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const sha256File = (p: string) => sha256(fs.readFileSync(p));
@@ -184,12 +182,6 @@ function fat(img: string, offset = 0) {
   };
 }
 
-function ovmfArgs(name: string): string[] {
-  const vars = path.join(tmp, `${name}-OVMF_VARS.fd`);
-  fs.copyFileSync(OVMF_VARS, vars);
-  return ['-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${vars}`];
-}
-
 
 function expectBooted(r: BootResult, what: string): void {
   if (!r.report.done) throw new Error(`${what}: no "FIXTURE done" (timedOut=${r.timedOut}); serial tail:\n${r.serial.slice(-3000)}`);
@@ -325,7 +317,7 @@ describe('GRUB ISO (demo v1.7.7, < 1.8: no volume label)', () => {
   }, 180000);
 
   test('boots under OVMF from -cdrom (GRUB x86_64-efi from /efi.img)', async () => {
-    const r = await bootQemu({ args: [...ovmfArgs('grub'), '-cdrom', iso], timeoutMs: 150000 });
+    const r = await bootQemu({ args: [...ovmfArgs(tmp), '-cdrom', iso], timeoutMs: 150000 });
     log(`GRUB ISO boot, OVMF: ${r.ms} ms`);
     expectBooted(r, 'GRUB ISO / OVMF');
     expect(r.report.firmwareMode).toBe('uefi');
@@ -337,8 +329,8 @@ describe('GRUB ISO (demo v1.7.7, < 1.8: no volume label)', () => {
 
 describe('hybrid ISO (demo v1.11.3)', () => {
   const CMDLINE = 'talos.platform=metal console=tty0 console=ttyS0 panic=-1 talos.halt_if_installed=1 fixture.iso=hybrid';
-  // UKI built without .profile sections: the demo stub (systemd 252) knows no profiles and would boot the
-  // *last* .cmdline, i.e. the reset profile's (see the report).
+  // the UKI carries the factory's ISO profiles (main + "Reset system disk"); the demo stub (systemd >= 257) boots
+  // the main one unless the reset entry is chosen
   const UKI_CMDLINE = `${CMDLINE} fixture.uki=1`;
   let iso: string;
   let uki: string;
@@ -346,7 +338,10 @@ describe('hybrid ISO (demo v1.11.3)', () => {
 
   beforeAll(async () => {
     uki = path.join(tmp, 'hybrid-uki.efi');
-    await buildUki({ stub: files['v1.11.3'].stub, kernel: files['v1.11.3'].kernel, initrd: files['v1.11.3'].initramfs, cmdline: UKI_CMDLINE, osRelease: talosOsRelease('v1.11.3'), out: uki });
+    await buildUki({
+      stub: files['v1.11.3'].stub, kernel: files['v1.11.3'].kernel, initrd: files['v1.11.3'].initramfs, cmdline: UKI_CMDLINE,
+      osRelease: talosOsRelease('v1.11.3'), profiles: talosUkiProfiles(UKI_CMDLINE, 'iso'), out: uki,
+    });
     iso = path.join(tmp, 'hybrid.iso');
     opts = {
       flavour: 'hybrid', arch: 'amd64', version: 'v1.11.3', ...files['v1.11.3'], cmdline: CMDLINE, resetEntry: true, uki, sdBoot: files['v1.11.3'].sdBoot,
@@ -420,15 +415,16 @@ describe('hybrid ISO (demo v1.11.3)', () => {
     expect(r.report.talosVersion).toBe('v1.11.3');
   }, 180000);
 
-  test('boots under OVMF from -cdrom: systemd-boot menu -> UKI', async () => {
+  test('boots under OVMF from -cdrom: systemd-boot menu -> UKI, main profile', async () => {
     // loader.conf keeps the spec's `timeout 10`; the test presses Enter on the default entry as soon as the
     // countdown is on the serial console (without it sd-boot waits the 10 s and boots the same entry).
-    const r = await bootQemuWithKeys([...ovmfArgs('hybrid'), '-cdrom', iso], /Boot in \d+ s/, '\r', 150000);
+    const r = await bootQemu({ args: [...ovmfArgs(tmp), '-cdrom', iso], input: sdBootEntry(0), timeoutMs: 150000 });
     log(`hybrid ISO boot, OVMF (sd-boot -> UKI): ${r.ms} ms (Enter pressed at ${r.keySentAtMs ?? '-'} ms)`);
     expectBooted(r, 'hybrid ISO / OVMF');
-    expect(r.serial).toContain('Talos (v1.11.3)'); // the menu entry title comes from the UKI's .osrel PRETTY_NAME
-    expect(r.report.firmwareMode).toBe('uefi');
-    expect(r.report.cmdline).toBe(UKI_CMDLINE);
+    // one entry per profile; titles from the UKI's .osrel PRETTY_NAME and the profile's TITLE
+    expect(r.serial).toContain('Talos (v1.11.3)');
+    expect(r.serial).toContain('Talos (v1.11.3) (Reset system disk)');
+    expectMainProfileBooted(r.report, UKI_CMDLINE);
   }, 180000);
 });
 

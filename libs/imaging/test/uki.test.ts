@@ -18,16 +18,18 @@ import {
   parsePe,
   peSectionData,
   talosOsRelease,
+  talosUkiProfiles,
   UKI_SECTION_CHARACTERISTICS,
 } from '../src/uki';
 import { SOURCE_DATE_EPOCH } from '../src/reproducible';
 import { bootQemu, readImageFiles, readReleases } from '../../../tools/demo-releases/src';
 import { testIf } from '../../../test/support/skip';
+import { expectMainProfileBooted, ovmfArgs } from '../../../test/support/boot';
 
 const DEMO = process.env.FACTORY_TEST_DEMO_DIR ?? path.resolve(__dirname, '../../../.cache/demo-releases');
-const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
-const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+/** MajorImageVersion's offset in the PE32+ optional header (PE/COFF specification) */
+const OPT_MAJOR_IMAGE_VERSION = 44;
 const alignUp = (n: number, a: number) => Math.ceil(n / a) * a;
 const have = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
 
@@ -108,13 +110,29 @@ describe('buildUki structure (§6.1/§6.2)', () => {
     stub = fs.readFileSync(inputs['v1.11.3'].stub);
   });
 
-  test('the demo stub is what the brief says (PE32+, SectionAlignment 0x200, .sbat, COFF symbols)', () => {
+  test('the demo stub is trixie\'s profile-aware systemd-stub (PE32+, ImageVersion >= 257, .sbat, no COFF symbols)', () => {
     const s = parsePe(stub);
     expect(s.pe32plus).toBe(true);
-    expect(s.sectionAlignment).toBe(0x200);
-    expect(s.sections.map((x) => x.name)).toContain('.sbat');
-    expect(s.numberOfSymbols).toBeGreaterThan(0);
-    expect(result.strippedSymbolBytes).toBe(stub.length - s.pointerToSymbolTable);
+    // systemd's elf2efi writes the systemd version as the PE image version; >= 257 honours .profile sections
+    expect(stub.readUInt16LE(s.optionalHeaderOffset + OPT_MAJOR_IMAGE_VERSION)).toBeGreaterThanOrEqual(257);
+    expect(s.sectionAlignment).toBe(0x1000);
+    expect(s.sections.map((x) => x.name)).toEqual(expect.arrayContaining(['.sbat', '.sdmagic']));
+    expect(s.numberOfSymbols).toBe(0);
+    expect(result.strippedSymbolBytes).toBe(0);
+  });
+
+  test('a stub\'s COFF symbol table is left out (the same UKI as from the stub without one)', async () => {
+    // bookworm's stub (252) carried one; trixie's has none, so append a one-symbol table + empty string table
+    const s = parsePe(stub);
+    const withSymbols = Buffer.concat([stub, Buffer.alloc(18), Buffer.from([4, 0, 0, 0])]);
+    withSymbols.writeUInt32LE(stub.length, s.eLfanew + 4 + 8); // PointerToSymbolTable
+    withSymbols.writeUInt32LE(1, s.eLfanew + 4 + 12); // NumberOfSymbols
+    const symStub = path.join(tmp, 'stub-with-symbols.efi');
+    fs.writeFileSync(symStub, withSymbols);
+    const symOut = path.join(tmp, 'struct-from-symbol-stub.efi');
+    const r = await buildUki({ ...inputs['v1.11.3'], stub: symStub, cmdline: CMDLINE, osRelease: osrel, out: symOut });
+    expect(r.strippedSymbolBytes).toBe(22);
+    expect(sha256(fs.readFileSync(symOut))).toBe(sha256(uki));
   });
 
   test('DOS header, PE signature at 0x80, COFF header', () => {
@@ -216,7 +234,9 @@ describe('buildUki structure (§6.1/§6.2)', () => {
       off: parseInt(m[4], 16),
     }));
     const p = parsePe(uki);
-    expect(rows).toEqual(p.sections.map((x) => ({ name: x.name, size: x.virtualSize, vma: x.virtualAddress, off: x.pointerToRawData })));
+    // objdump prints VMAs, i.e. ImageBase + RVA (trixie's stub is linked at a non-zero ImageBase)
+    const vma = (rva: number) => Number(p.imageBase + BigInt(rva));
+    expect(rows).toEqual(p.sections.map((x) => ({ name: x.name, size: x.virtualSize, vma: vma(x.virtualAddress), off: x.pointerToRawData })));
     const x = execFileSync('objdump', ['-x', out], { encoding: 'utf8' });
     expect(x).toMatch(/Time\/Date\s+Sat Jun\s+1 21:34:52 2019/);
     expect(x).not.toMatch(/HAS_SYMS/);
@@ -237,7 +257,7 @@ describe('buildUki options', () => {
       ...inputs['v1.12.2'],
       cmdline: CMDLINE,
       osRelease: talosOsRelease('v1.12.2'),
-      profiles: [{ profile: 'ID=main' }, { profile: 'ID=reset\nTITLE=Reset system disk', cmdline: RESET_CMDLINE }],
+      profiles: talosUkiProfiles(CMDLINE, 'iso'),
       out,
     });
     const b = fs.readFileSync(out);
@@ -245,6 +265,16 @@ describe('buildUki options', () => {
     expect(p.sections.slice(-9).map((x) => x.name)).toEqual(['.osrel', '.cmdline', '.uname', '.splash', '.linux', '.initrd', '.profile', '.profile', '.cmdline']);
     const tail = p.sections.slice(-3).map((x) => peSectionData(b, x).toString());
     expect(tail).toEqual(['ID=main', 'ID=reset\nTITLE=Reset system disk', RESET_CMDLINE]);
+  });
+
+  test('talosUkiProfiles: main only for the UKI output; reset-maintenance for disk images and installers (§6.2)', () => {
+    expect(talosUkiProfiles(CMDLINE, undefined)).toEqual([{ profile: 'ID=main' }]);
+    for (const kind of ['image', 'installer'] as const) {
+      expect(talosUkiProfiles(CMDLINE, kind)).toEqual([
+        { profile: 'ID=main' },
+        { profile: 'ID=reset-maintenance\nTITLE=Reset to maintenance mode', cmdline: `${CMDLINE} talos.experimental.wipe=system:EPHEMERAL,STATE` },
+      ]);
+    }
   });
 
   test('uname: null omits .uname, a string overrides; arm64 kernels get none; custom splash', async () => {
@@ -351,26 +381,17 @@ describe('buildUki options', () => {
 });
 
 describe('boot', () => {
-  test('UKI (demo v1.11.3) as EFI/BOOT/BOOTX64.EFI on a vvfat ESP boots under OVMF', async () => {
+  test('multi-profile UKI (demo v1.11.3, main + reset) as EFI/BOOT/BOOTX64.EFI on a vvfat ESP boots its main profile under OVMF', async () => {
     const esp = path.join(tmp, 'esp');
     fs.mkdirSync(path.join(esp, 'EFI', 'BOOT'), { recursive: true });
     const out = path.join(esp, 'EFI', 'BOOT', 'BOOTX64.EFI');
-    await buildUki({ ...inputs['v1.11.3'], cmdline: CMDLINE, osRelease: talosOsRelease('v1.11.3'), out });
-    const vars = path.join(tmp, 'OVMF_VARS.fd');
-    fs.copyFileSync(OVMF_VARS, vars);
-    const r = await bootQemu({
-      args: [
-        '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`,
-        '-drive', `if=pflash,format=raw,unit=1,file=${vars}`,
-        '-drive', `file=fat:${esp},format=raw,if=virtio,readonly=on`,
-      ],
-      timeoutMs: 150000,
-    });
+    // started by the firmware, no boot loader picks a profile: the stub boots profile 0 (main), not the last .cmdline
+    await buildUki({ ...inputs['v1.11.3'], cmdline: CMDLINE, osRelease: talosOsRelease('v1.11.3'), profiles: talosUkiProfiles(CMDLINE, 'iso'), out });
+    const r = await bootQemu({ args: [...ovmfArgs(tmp), '-drive', `file=fat:${esp},format=raw,if=virtio,readonly=on`], timeoutMs: 150000 });
     // eslint-disable-next-line no-console
     console.log(`UKI boot under OVMF: ${r.ms} ms`);
     if (!r.report.done) throw new Error(`no "FIXTURE done"; serial tail:\n${r.serial.slice(-3000)}`);
-    expect(r.report.firmwareMode).toBe('uefi');
-    expect(r.report.cmdline).toBe(CMDLINE);
+    expectMainProfileBooted(r.report, CMDLINE);
     expect(r.report.talosVersion).toBe('v1.11.3');
   }, 180000);
 });

@@ -1,6 +1,7 @@
 /**
  * Debian inputs: resolve, download (apt-get download, cached) and unpack the kernel, busybox-static and
- * systemd-boot-efi packages of one architecture into a small cached "kernel kit".
+ * systemd-boot-efi packages of one architecture into a small cached "kernel kit". The kernel and busybox come from
+ * the system's release (bookworm); systemd-boot-efi comes from trixie (see `fetchTrixieSdBoot`).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -131,17 +132,80 @@ function aptListsKey(): string {
   }
 }
 
-const PACKAGE_ROLES = ['kernel', 'busybox-static', 'systemd-boot-efi'] as const;
+/** Packages taken from the system's apt sources (bookworm); systemd-boot-efi is added from trixie. */
+const PACKAGE_ROLES = ['kernel', 'busybox-static'] as const;
+
+/** Debian package holding systemd-boot and systemd-stub (`usr/lib/systemd/boot/efi/*.efi{,.stub}`). */
+export const SD_BOOT_PACKAGE = 'systemd-boot-efi';
+/**
+ * Oldest systemd whose stub boots multi-profile UKIs as real Talos does (>= 1.10 UKIs carry `.profile` sections,
+ * talos-formats.md §6.2). bookworm's 252 ignores `.profile` and takes the last `.cmdline` — the reset profile's
+ * `talos.experimental.wipe=...` — and its systemd-boot shows one menu entry per UKI instead of one per profile.
+ */
+export const MIN_SD_BOOT_SYSTEMD = 257;
+
+/** repository root (this file is tools/demo-releases/{src,dist}/debian.*) */
+const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
+
+/** systemd's major version in a Debian version string (`257.13-1~deb13u1` -> 257, `1:252.39-1` -> 252). */
+export function systemdMajor(debVersion: string): number {
+  const m = /^(?:\d+:)?(\d+)/.exec(debVersion);
+  return m ? Number(m[1]) : 0;
+}
+
+/** Newest cached `systemd-boot-efi_<version>_<arch>.deb` of a profile-aware systemd, if any. */
+function cachedSdBoot(debDir: string, arch: Arch): { file: string; version: string } | undefined {
+  const found = cachedDebs(debDir, new RegExp(`^${SD_BOOT_PACKAGE}_.+_${arch}\\.deb$`))
+    .map((f) => ({ file: path.join(debDir, f), version: f.split('_')[1].replace(/%3a/gi, ':') }))
+    .filter((d) => systemdMajor(d.version) >= MIN_SD_BOOT_SYSTEMD)
+    .sort((a, b) => systemdMajor(a.version) - systemdMajor(b.version) || a.version.localeCompare(b.version, 'en', { numeric: true }));
+  return found[found.length - 1];
+}
 
 /**
- * Resolve the candidate kernel/busybox-static/systemd-boot-efi packages for each arch and make sure their .debs are
- * in `<cacheDir>/debs` (apt-get download). Falls back to cached .debs when apt cannot resolve a package.
- * Returns arch -> [kernel, busybox-static, systemd-boot-efi].
+ * Trixie's systemd-boot-efi for `arch` (systemd >= 257: a systemd-stub that honours `.profile` sections and a
+ * systemd-boot that lists one entry per UKI profile). A cached .deb in `<cacheDir>/debs` is used as it is (so a
+ * warm machine builds offline and the inputs stay pinned; delete it to move to a newer trixie point release);
+ * otherwise it is downloaded by scripts/fetch-trixie-deb.sh, the same private apt configuration setup.sh fetches
+ * cosign with (the system's apt sources and state are never touched). apt-get download verifies it against the
+ * signed trixie lists.
+ */
+export async function fetchTrixieSdBoot(arch: Arch, debDir: string, log: Log): Promise<DebPackage> {
+  let hit = cachedSdBoot(debDir, arch);
+  if (!hit) {
+    const script = path.join(REPO_ROOT, 'scripts', 'fetch-trixie-deb.sh');
+    log(`[demo-releases] fetching ${SD_BOOT_PACKAGE}:${arch} from Debian trixie (${path.relative(REPO_ROOT, script)})`);
+    const res = await run('bash', [script, '--arch', arch, '--deb-only', SD_BOOT_PACKAGE, debDir], { allowFailure: true }).catch((e: Error) => ({
+      code: -1,
+      stdout: Buffer.alloc(0),
+      stderr: e.message,
+    }));
+    const file = res.stdout.toString().trim().split('\n').pop() ?? '';
+    if (res.code !== 0 || !file || !fs.existsSync(file)) {
+      throw new Error(
+        `cannot fetch Debian trixie's ${SD_BOOT_PACKAGE}:${arch} (systemd >= ${MIN_SD_BOOT_SYSTEMD}), which the demo releases ship as ` +
+          `their systemd-stub and systemd-boot so that multi-profile UKIs boot their main profile as on real Talos; ` +
+          `nothing usable is cached in ${debDir}. Check access to the Debian mirror (FACTORY_TRIXIE_MIRROR overrides it) ` +
+          `or put a ${SD_BOOT_PACKAGE}_<version>_${arch}.deb of systemd >= ${MIN_SD_BOOT_SYSTEMD} there.\n` +
+          `fetch-trixie-deb.sh exited ${res.code}: ${res.stderr.trim().split('\n').slice(-8).join('\n')}`,
+      );
+    }
+    hit = cachedSdBoot(debDir, arch);
+    if (!hit) throw new Error(`fetch-trixie-deb.sh gave ${path.basename(file)}, not a ${SD_BOOT_PACKAGE} of systemd >= ${MIN_SD_BOOT_SYSTEMD} for ${arch}`);
+  }
+  return { name: SD_BOOT_PACKAGE, arch, version: hit.version, file: hit.file, sha256: sha256File(hit.file) };
+}
+
+/**
+ * Resolve the candidate kernel/busybox-static packages for each arch and make sure their .debs are in
+ * `<cacheDir>/debs` (apt-get download; falls back to cached .debs when apt cannot resolve a package), then add
+ * trixie's systemd-boot-efi (fetchTrixieSdBoot). Returns arch -> [kernel, busybox-static, systemd-boot-efi].
  */
 export async function resolvePackages(arches: Arch[], cacheDir: string, log: Log): Promise<Map<Arch, DebPackage[]>> {
   const debDir = mkdirp(path.join(cacheDir, 'debs'));
   const memo = path.join(cacheDir, 'resolution.json');
-  const key = `${aptListsKey()}#${arches.join(',')}`;
+  // `roles` keeps memos of an older role list (which included bookworm's systemd-boot-efi) from being reused
+  const key = `roles=${PACKAGE_ROLES.join(',')}#${aptListsKey()}#${arches.join(',')}`;
   let resolved: Record<string, Array<{ name: string; version: string; sha256: string }>> | null = null;
   try {
     const m = JSON.parse(fs.readFileSync(memo, 'utf8')) as { key: string; resolved: typeof resolved };
@@ -158,7 +222,7 @@ export async function resolvePackages(arches: Arch[], cacheDir: string, log: Log
     for (const a of arches) {
       const block = depText.split(/^(?=linux-image-)/m).find((b) => b.startsWith(`linux-image-${a}`)) ?? '';
       const km = /Depends:\s*(linux-image-[0-9][^\s:]*)/.exec(block);
-      names[a] = [km ? km[1] : '', 'busybox-static', 'systemd-boot-efi'];
+      names[a] = [km ? km[1] : '', 'busybox-static'];
       for (const n of names[a]) if (n) specs.push(`${n}:${a}`);
     }
     const stanzas = await aptShow(cacheDir, specs);
@@ -212,6 +276,8 @@ export async function resolvePackages(arches: Arch[], cacheDir: string, log: Log
       }
     }
   }
+  // one at a time: the fetches share the private trixie apt lists
+  for (const a of arches) out.get(a)!.push(await fetchTrixieSdBoot(a, debDir, log));
   return out;
 }
 

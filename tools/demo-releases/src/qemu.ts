@@ -13,6 +13,11 @@ export interface BootOptions {
   timeoutMs?: number;
   /** stop as soon as this appears on the console (default: "FIXTURE done") */
   until?: string;
+  /**
+   * Type `keys` on the serial console once `when` matches the output so far (e.g. pick a systemd-boot menu entry
+   * instead of waiting out loader.conf's timeout). Without it the guest's stdin is closed.
+   */
+  input?: { when: RegExp; keys: string };
 }
 
 export interface BootResult {
@@ -21,6 +26,8 @@ export interface BootResult {
   timedOut: boolean;
   exitCode: number | null;
   ms: number;
+  /** when `input.keys` was typed (ms after start), if it was */
+  keySentAtMs?: number;
 }
 
 /** Boot and parse. Always TCG (KVM is not usable on these hosts). Judge by result.report.done, not exitCode. */
@@ -33,11 +40,16 @@ export async function bootQemu(opts: BootOptions): Promise<BootResult> {
   const until = opts.until ?? 'FIXTURE done';
   const t0 = Date.now();
   // a timeout is a result (timedOut), not an error: SIGKILL at once, as a hung guest will not shut down anyway
-  const qemu = start('qemu-system-x86_64', args, { stdout: 'pipe', timeoutMs: opts.timeoutMs ?? 120000, killGraceMs: 0 });
+  const qemu = start('qemu-system-x86_64', args, { stdin: opts.input ? 'pipe' : 'ignore', stdout: 'pipe', timeoutMs: opts.timeoutMs ?? 120000, killGraceMs: 0 });
   let serial = '';
   let finished = false;
+  let keySentAtMs: number | undefined;
   const onData = (d: Buffer) => {
     serial += d.toString('latin1');
+    if (opts.input && keySentAtMs === undefined && opts.input.when.test(serial)) {
+      keySentAtMs = Date.now() - t0;
+      qemu.stdin!.write(opts.input.keys);
+    }
     // give the guest a moment to power off by itself after the marker
     if (!finished && serial.includes(until)) {
       finished = true;
@@ -54,5 +66,5 @@ export async function bootQemu(opts: BootOptions): Promise<BootResult> {
     if (!(e instanceof ProcessError) || e.reason === 'spawn') throw e;
     timedOut = e.reason === 'timeout';
   }
-  return { serial, report: parseFixtureReport(serial), timedOut: timedOut && !finished, exitCode: qemu.child.exitCode, ms: Date.now() - t0 };
+  return { serial, report: parseFixtureReport(serial), timedOut: timedOut && !finished, exitCode: qemu.child.exitCode, ms: Date.now() - t0, keySentAtMs };
 }

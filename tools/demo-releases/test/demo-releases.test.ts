@@ -39,6 +39,8 @@ import {
   DemoRegistry,
   verifyPayload,
   buildInitramfs,
+  MIN_SD_BOOT_SYSTEMD,
+  systemdMajor,
 } from '../src';
 import { cosignMissingReason, cosignVerify } from '../../../test/support/cosign';
 
@@ -84,6 +86,11 @@ describe('published demo releases', () => {
     expect(names('v1.7.7')).toEqual(['hello', 'intel-ucode', 'dummy-module']);
     expect(names('v1.12.2')).toEqual(['hello', 'intel-ucode', 'dummy-module', 'gasket-driver']);
     expect(fs.statSync(path.join(OUT, 'cosign.key')).mode & 0o777).toBe(0o600);
+    // systemd-boot and systemd-stub from trixie: a stub that honours UKI .profile sections (systemd >= 257)
+    for (const a of releases.arches) {
+      const sd = releases.packages.find((p) => p.name === 'systemd-boot-efi' && p.arch === a);
+      expect(systemdMajor(sd?.version ?? '')).toBeGreaterThanOrEqual(MIN_SD_BOOT_SYSTEMD);
+    }
   });
 
   it('serves a multi-arch imager index and every tag', async () => {

@@ -11,7 +11,9 @@ import {
   derSignature,
   extensionManifestYaml,
   extensionsCatalogFiles,
+  fetchTrixieSdBoot,
   loadSigningKey,
+  MIN_SD_BOOT_SYSTEMD,
   moduleLoadOrder,
   MT,
   overlayInstallerScript,
@@ -23,6 +25,7 @@ import {
   signP256Deterministic,
   signPayload,
   simpleSigningPayload,
+  systemdMajor,
   verifyPayload,
   withCpioParents,
   withParentDirs,
@@ -185,6 +188,31 @@ describe('modules.dep load order', () => {
     expect(moduleLoadOrder(deps, ['loop', 'virtio_blk', 'not_a_module'])).toEqual([
       'kernel/drivers/block/loop.ko', 'kernel/drivers/virtio/virtio.ko', 'kernel/drivers/virtio/virtio_ring.ko', 'kernel/drivers/block/virtio_blk.ko',
     ]);
+  });
+});
+
+describe('systemd-boot-efi from trixie', () => {
+  it('reads systemd\'s major version from Debian versions', () => {
+    expect(systemdMajor('257.13-1~deb13u1')).toBe(257);
+    expect(systemdMajor('1:252.39-1~deb12u2')).toBe(252);
+    expect(systemdMajor('garbage')).toBe(0);
+    expect(MIN_SD_BOOT_SYSTEMD).toBe(257);
+  });
+
+  it('uses the newest cached .deb of systemd >= 257 without fetching (offline), ignoring bookworm\'s 252', async () => {
+    const debDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sdboot-cache-'));
+    try {
+      for (const f of ['systemd-boot-efi_252.39-1~deb12u2_amd64.deb', 'systemd-boot-efi_257.9-1~deb13u1_amd64.deb', 'systemd-boot-efi_257.13-1~deb13u1_amd64.deb', 'systemd-boot-efi_258.1-1_arm64.deb']) {
+        fs.writeFileSync(path.join(debDir, f), f);
+      }
+      const logged: string[] = [];
+      const pkg = await fetchTrixieSdBoot('amd64', debDir, (l) => logged.push(l));
+      expect(pkg).toMatchObject({ name: 'systemd-boot-efi', arch: 'amd64', version: '257.13-1~deb13u1', file: path.join(debDir, 'systemd-boot-efi_257.13-1~deb13u1_amd64.deb') });
+      expect(pkg.sha256).toMatch(/^[0-9a-f]{64}$/);
+      expect(logged).toEqual([]); // nothing fetched
+    } finally {
+      fs.rmSync(debDir, { recursive: true, force: true });
+    }
   });
 });
 

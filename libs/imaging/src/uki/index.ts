@@ -2,6 +2,7 @@
  * UKI (Unified Kernel Image) writer: systemd-stub + `.osrel .cmdline [.uname] .splash .linux .initrd [.profile...]`
  * as a native PE/COFF image, no objcopy (talos-formats.md §6.1 / §6.2).
  */
+import { resetCmdline } from '@factory/talos';
 import { assemblePe, UkiSection, WrittenSection } from './assemble';
 import { kernelVersionFromFile } from './kernel';
 import { defaultSplashBmp } from './splash';
@@ -31,6 +32,26 @@ export interface UkiProfile {
   profile: string;
   /** optional `.cmdline` following the profile (replaces the base one when the profile is selected) */
   cmdline?: string;
+}
+
+/** The output a UKI goes into, which decides its reset profile (§6.2); `undefined`: a plain UKI output (main only). */
+export type UkiResetFor = 'iso' | 'image' | 'installer' | undefined;
+
+/**
+ * The `.profile` sections of a Talos >= 1.10 UKI (talos-formats.md §6.2): `ID=main` first — it has no sections of
+ * its own, so it boots the base `.cmdline` and is systemd-boot's default entry — then, for ISOs, disk images and
+ * installers, a reset profile whose own `.cmdline` (the base one plus the wipe argument) replaces the base one when
+ * that entry ("Reset system disk" / "Reset to maintenance mode") is chosen. A profile-aware stub (systemd >= 257)
+ * boots profile 0 when nothing selects another; older stubs ignore `.profile` and take the last `.cmdline`.
+ */
+export function talosUkiProfiles(cmdline: string, resetFor: UkiResetFor): UkiProfile[] {
+  const main: UkiProfile = { profile: 'ID=main' };
+  if (resetFor === undefined) return [main];
+  const reset: UkiProfile =
+    resetFor === 'iso'
+      ? { profile: 'ID=reset\nTITLE=Reset system disk', cmdline: resetCmdline(cmdline, 'iso') }
+      : { profile: 'ID=reset-maintenance\nTITLE=Reset to maintenance mode', cmdline: resetCmdline(cmdline, resetFor) };
+  return [main, reset];
 }
 
 export interface UkiOptions {

@@ -2,8 +2,8 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { FactoryError } from '@factory/errors';
-import { assembleInitramfs, buildUki, ExtensionCompatibilityError, ExtensionDir, writeEmbeddedConfigExtension, writeSchematicExtension } from '@factory/imaging';
-import { buildFactoryCmdline, osRelease, OutputKind, resetCmdline, ukiProfiles } from '@factory/talos';
+import { assembleInitramfs, buildUki, ExtensionCompatibilityError, ExtensionDir, talosUkiProfiles, UkiResetFor, writeEmbeddedConfigExtension, writeSchematicExtension } from '@factory/imaging';
+import { buildFactoryCmdline, osRelease, OutputKind, ukiProfiles } from '@factory/talos';
 import type { BuildJob } from './context';
 
 /**
@@ -55,28 +55,19 @@ export async function initramfsWithExtensions(job: BuildJob, out: string): Promi
   }
 }
 
-/** Which reset profile a UKI carries next to `main` (talos-formats §6): ISOs reset the system disk, installed systems reset to maintenance. */
-export type UkiReset = 'iso' | 'image' | 'installer' | undefined;
-
 /**
  * The UKI of the imager's stub and kernel with the rebuilt initramfs. With profiles (Talos ≥ 1.10) it carries `main`
- * plus the reset profile with the wipe argument for ISOs (`reset`) and installed systems (`reset-maintenance`).
+ * plus, for the output it goes into, the reset profile with the wipe argument (talosUkiProfiles).
  */
-export async function ukiFor(job: BuildJob, initrd: string, cmdline: string, reset: UkiReset, out: string): Promise<void> {
+export async function ukiFor(job: BuildJob, initrd: string, cmdline: string, reset: UkiResetFor, out: string): Promise<void> {
   const { imager, profile, version } = job;
-  const resetProfile =
-    reset === 'iso'
-      ? { profile: 'ID=reset\nTITLE=Reset system disk', cmdline: resetCmdline(cmdline, 'iso') }
-      : reset
-        ? { profile: 'ID=reset-maintenance\nTITLE=Reset to maintenance mode', cmdline: resetCmdline(cmdline, reset) }
-        : undefined;
   await buildUki({
     stub: imager.stub,
     kernel: imager.kernel,
     initrd,
     cmdline,
     osRelease: osRelease(profile.version),
-    profiles: ukiProfiles(version) ? [{ profile: 'ID=main' }, ...(resetProfile ? [resetProfile] : [])] : undefined,
+    profiles: ukiProfiles(version) ? talosUkiProfiles(cmdline, reset) : undefined,
     out,
   });
 }
