@@ -14,10 +14,11 @@ import path from 'node:path';
 import { buildDiskImage, decodeAdv, DiskPlan, planDisk } from '../src/disk';
 import { assembleInitramfs, writeSchematicExtension } from '../src/initramfs';
 import { buildUki, talosOsRelease, talosUkiProfiles } from '../src/uki';
-import { bootQemu, BootResult, readImageFiles } from '../../../tools/demo-releases/src';
+import { bootQemu, BootResult } from '../../../tools/demo-releases/src';
+import { DEMO_DIR, extractDemoImager, readRange } from '../../../test/support/demo-imager';
 import { expectMainProfileBooted, ovmfArgs, sdBootEntry } from '../../../test/support/boot';
 
-const DEMO = process.env.FACTORY_TEST_DEMO_DIR ?? path.resolve(__dirname, '../../../.cache/demo-releases');
+const DEMO = DEMO_DIR;
 const MiB = 1024 * 1024;
 const BOOT_TIMEOUT_MS = 240000;
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
@@ -40,19 +41,8 @@ interface Prepared {
 
 /** demo kernel + the demo initramfs rebuilt with a schematic extension (as the factory does for every image) */
 async function prepare(version: string): Promise<Prepared> {
-  const img = readImageFiles(path.join(DEMO, 'oci/siderolabs/imager'), version, 'amd64');
   const dir = path.join(tmp, version);
-  fs.mkdirSync(dir, { recursive: true });
-  const get = (n: string) => {
-    const e = img.get(`usr/install/amd64/${n}`);
-    if (!e) throw new Error(`imager ${version} lacks ${n}`);
-    fs.writeFileSync(path.join(dir, n), e.data);
-    return path.join(dir, n);
-  };
-  const kernel = get('vmlinuz');
-  const base = get('initramfs.xz');
-  const stub = get('systemd-stub.efi');
-  const sdBoot = get('systemd-boot.efi');
+  const { kernel, initramfs: base, stub, sdBoot } = extractDemoImager(version, 'amd64', dir, DEMO);
   const canonicalYaml = `customization:\n    meta:\n        - key: 12\n          value: disk-${version}\n`;
   const schematicId = sha256(canonicalYaml);
   const extDir = path.join(dir, 'schematic-ext');
@@ -60,17 +50,6 @@ async function prepare(version: string): Promise<Prepared> {
   const initramfs = path.join(dir, 'initramfs-amd64.xz');
   await assembleInitramfs({ base, version, extensions: [{ dir: extDir, selinux: undefined }], workDir: path.join(dir, 'assemble'), out: initramfs });
   return { kernel, initramfs, stub, sdBoot, schematicId };
-}
-
-function readRange(img: string, offset: bigint, len: number): Buffer {
-  const fd = fs.openSync(img, 'r');
-  try {
-    const b = Buffer.alloc(len);
-    fs.readSync(fd, b, 0, len, Number(offset));
-    return b;
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 function metaOffset(plan: DiskPlan): bigint {

@@ -33,10 +33,10 @@ import {
   readGpt,
 } from '../src/disk';
 import { buildUki, parsePe, talosOsRelease, talosUkiProfiles } from '../src/uki';
-import { readImageFiles, readReleases } from '../../../tools/demo-releases/src';
+import { DEMO_DIR, demoHasArm64, extractDemoImager, readRange } from '../../../test/support/demo-imager';
 import { testIf } from '../../../test/support/skip';
 
-const DEMO = process.env.FACTORY_TEST_DEMO_DIR ?? path.resolve(__dirname, '../../../.cache/demo-releases');
+const DEMO = DEMO_DIR;
 const MiB = 1024 * 1024;
 const MTOOLS_ENV = { ...process.env, MTOOLS_SKIP_CHECK: '1', MTOOLSRC: '/dev/null' };
 const SBIN_ENV = { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` };
@@ -82,20 +82,12 @@ interface Inputs {
 
 let tmp: string;
 const inputs: Record<string, Inputs> = {};
-const haveArm64 = readReleases(DEMO)?.arches.includes('arm64') ?? false;
+const haveArm64 = demoHasArm64(DEMO);
 const testArm64 = testIf(haveArm64, `the demo releases in ${DEMO} have no arm64 inputs (releases.json arm64Missing)`);
 
 async function extract(version: string, arch: 'amd64' | 'arm64'): Promise<Inputs> {
-  const img = readImageFiles(path.join(DEMO, 'oci/siderolabs/imager'), version, arch);
   const dir = path.join(tmp, 'in', `${version}-${arch}`);
-  fs.mkdirSync(dir, { recursive: true });
-  const get = (n: string) => {
-    const e = img.get(`usr/install/${arch}/${n}`);
-    if (!e) throw new Error(`imager ${version} ${arch} lacks ${n}`);
-    fs.writeFileSync(path.join(dir, n), e.data);
-    return path.join(dir, n);
-  };
-  const r = { kernel: get('vmlinuz'), initramfs: get('initramfs.xz'), stub: get('systemd-stub.efi'), sdBoot: get('systemd-boot.efi'), uki: path.join(dir, 'uki.efi') };
+  const r = { ...extractDemoImager(version, arch, dir, DEMO), uki: path.join(dir, 'uki.efi') };
   await buildUki({
     stub: r.stub, kernel: r.kernel, initrd: r.initramfs, cmdline: 'talos.platform=metal console=ttyS0', osRelease: talosOsRelease(version), out: r.uki,
     profiles: talosUkiProfiles('talos.platform=metal console=ttyS0', 'image'),
@@ -156,17 +148,6 @@ function blkidAt(img: string, offset: bigint): Record<string, string> {
     if (i > 0) r[line.slice(0, i)] = line.slice(i + 1);
   }
   return r;
-}
-
-function readRange(img: string, offset: bigint, len: number): Buffer {
-  const fd = fs.openSync(img, 'r');
-  try {
-    const b = Buffer.alloc(len);
-    fs.readSync(fd, b, 0, len, Number(offset));
-    return b;
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 const off = (plan: DiskPlan, p: PlannedPartition) => p.firstLba * BigInt(plan.sectorSize);

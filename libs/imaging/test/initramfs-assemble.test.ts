@@ -25,9 +25,10 @@ import {
   writeSchematicExtension,
 } from '../src/initramfs';
 import { readCpio, readImageFiles, readReleases, resolveImage } from '../../../tools/demo-releases/src';
+import { DEMO_DIR } from '../../../test/support/demo-imager';
 import { extensionsYamlVector } from '../../../test/support/vectors';
 
-const DEMO = process.env.FACTORY_TEST_DEMO_DIR ?? path.resolve(__dirname, '../../../.cache/demo-releases');
+const DEMO = DEMO_DIR;
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 const EMPTY_SCHEMATIC_ID = '376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba';
 

@@ -9,8 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { assembleInitramfs, extractLayers, writeSchematicExtension } from '../src/initramfs';
 import { bootQemu, readImageFiles, readReleases, resolveImage } from '../../../tools/demo-releases/src';
+import { DEMO_DIR } from '../../../test/support/demo-imager';
 
-const DEMO = process.env.FACTORY_TEST_DEMO_DIR ?? path.resolve(__dirname, '../../../.cache/demo-releases');
+const DEMO = DEMO_DIR;
 const V = 'v1.11.3';
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 

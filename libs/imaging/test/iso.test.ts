@@ -24,11 +24,12 @@ import {
 } from '../src/iso';
 import { grubEscape } from '../src/grub-escape';
 import { buildUki, parsePe, talosOsRelease, talosUkiProfiles } from '../src/uki';
-import { bootQemu, BootResult, readImageFiles, readReleases } from '../../../tools/demo-releases/src';
+import { bootQemu, BootResult } from '../../../tools/demo-releases/src';
+import { DEMO_DIR, demoHasArm64, extractDemoImager } from '../../../test/support/demo-imager';
 import { testIf } from '../../../test/support/skip';
 import { expectMainProfileBooted, ovmfArgs, sdBootEntry } from '../../../test/support/boot';
 
-const DEMO = process.env.FACTORY_TEST_DEMO_DIR ?? path.resolve(__dirname, '../../../.cache/demo-releases');
+const DEMO = DEMO_DIR;
 const MTOOLS_ENV = { ...process.env, MTOOLS_SKIP_CHECK: '1', MTOOLSRC: '/dev/null' };
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const sha256File = (p: string) => sha256(fs.readFileSync(p));
@@ -46,20 +47,11 @@ interface Files {
 
 let tmp: string;
 const files: Record<string, Files> = {};
-const haveArm64 = readReleases(DEMO)?.arches.includes('arm64') ?? false;
+const haveArm64 = demoHasArm64(DEMO);
 const testArm64 = testIf(haveArm64, `the demo releases in ${DEMO} have no arm64 inputs (releases.json arm64Missing)`);
 
 function extract(version: string, arch: 'amd64' | 'arm64'): Files {
-  const img = readImageFiles(path.join(DEMO, 'oci/siderolabs/imager'), version, arch);
-  const dir = path.join(tmp, 'in', `${version}-${arch}`);
-  fs.mkdirSync(dir, { recursive: true });
-  const get = (n: string) => {
-    const e = img.get(`usr/install/${arch}/${n}`);
-    if (!e) throw new Error(`imager ${version} ${arch} lacks ${n}`);
-    fs.writeFileSync(path.join(dir, n), e.data);
-    return path.join(dir, n);
-  };
-  return { kernel: get('vmlinuz'), initramfs: get('initramfs.xz'), stub: get('systemd-stub.efi'), sdBoot: get('systemd-boot.efi') };
+  return extractDemoImager(version, arch, path.join(tmp, 'in', `${version}-${arch}`), DEMO);
 }
 
 beforeAll(() => {

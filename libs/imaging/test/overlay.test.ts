@@ -20,11 +20,12 @@ import {
   runInstaller,
 } from '../src/overlay';
 import { readImageFiles } from '../../../tools/demo-releases/src';
+import { DEMO_DIR } from '../../../test/support/demo-imager';
 import { testIf } from '../../../test/support/skip';
 import { rejectionOf } from '../../../test/support/expect';
 import { pidGone } from '../../../test/support/pids';
 
-const DEMO = process.env.FACTORY_TEST_DEMO_DIR ?? path.resolve(__dirname, '../../../.cache/demo-releases');
+const DEMO = DEMO_DIR;
 const LAYOUT = path.join(DEMO, 'oci/siderolabs/sbc-fixture');
 const isRoot = process.getuid?.() === 0;
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');

@@ -22,11 +22,12 @@ import {
   UKI_SECTION_CHARACTERISTICS,
 } from '../src/uki';
 import { SOURCE_DATE_EPOCH } from '../src/reproducible';
-import { bootQemu, readImageFiles, readReleases } from '../../../tools/demo-releases/src';
+import { bootQemu, readReleases } from '../../../tools/demo-releases/src';
+import { DEMO_DIR, extractDemoImager } from '../../../test/support/demo-imager';
 import { testIf } from '../../../test/support/skip';
 import { expectMainProfileBooted, ovmfArgs } from '../../../test/support/boot';
 
-const DEMO = process.env.FACTORY_TEST_DEMO_DIR ?? path.resolve(__dirname, '../../../.cache/demo-releases');
+const DEMO = DEMO_DIR;
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 /** MajorImageVersion's offset in the PE32+ optional header (PE/COFF specification) */
 const OPT_MAJOR_IMAGE_VERSION = 44;
@@ -44,17 +45,8 @@ const inputs: Record<string, Inputs> = {};
 let kernelRelease: string;
 
 function extract(version: string, arch: 'amd64' | 'arm64'): Inputs {
-  const files = readImageFiles(path.join(DEMO, 'oci/siderolabs/imager'), version, arch);
-  const dir = path.join(tmp, `${version}-${arch}`);
-  fs.mkdirSync(dir, { recursive: true });
-  const get = (n: string) => {
-    const e = files.get(`usr/install/${arch}/${n}`);
-    if (!e) throw new Error(`imager ${version} ${arch} lacks ${n}`);
-    const p = path.join(dir, n);
-    fs.writeFileSync(p, e.data);
-    return p;
-  };
-  return { stub: get('systemd-stub.efi'), kernel: get('vmlinuz'), initrd: get('initramfs.xz') };
+  const { stub, kernel, initramfs } = extractDemoImager(version, arch, path.join(tmp, `${version}-${arch}`), DEMO);
+  return { stub, kernel, initrd: initramfs };
 }
 
 beforeAll(() => {
