@@ -44,3 +44,19 @@ export function extensionsYamlVector(kernelVersion: string): string {
     '',
   ].join('\n');
 }
+
+/** `manifest.yaml` of the schematic virtual extension for the empty schematic — talos-formats §3.4 verbatim. */
+export const SCHEMATIC_MANIFEST_VECTOR = [
+  'version: v1alpha1',
+  'metadata:',
+  '    name: schematic',
+  '    version: 376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba',
+  '    author: Image Factory (https://factory.talos.dev)',
+  '    description: Virtual extension which specifies the schematic of the image built with schematic.',
+  '    compatibility:',
+  '        talos:',
+  "            version: '>= 1.0.0'",
+  '    extraInfo: |',
+  '        customization: {}',
+  '',
+].join('\n');

@@ -26,7 +26,7 @@ import {
 } from '../src/initramfs';
 import { readCpio, readImageFiles, readReleases, resolveImage } from '../../../tools/demo-releases/src';
 import { DEMO_DIR } from '../../../test/support/demo-imager';
-import { extensionsYamlVector } from '../../../test/support/vectors';
+import { extensionsYamlVector, SCHEMATIC_MANIFEST_VECTOR } from '../../../test/support/vectors';
 
 const DEMO = DEMO_DIR;
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
@@ -158,20 +158,7 @@ function treeHash(root: string): string {
 
 describe('virtual extensions', () => {
   test('schematic manifest.yaml is byte-identical to the talos-formats §3.4 rendering', async () => {
-    const expected = [
-      'version: v1alpha1',
-      'metadata:',
-      '    name: schematic',
-      '    version: 376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba',
-      '    author: Image Factory (https://factory.talos.dev)',
-      '    description: Virtual extension which specifies the schematic of the image built with schematic.',
-      '    compatibility:',
-      '        talos:',
-      "            version: '>= 1.0.0'",
-      '    extraInfo: |',
-      '        customization: {}',
-      '',
-    ].join('\n');
+    const expected = SCHEMATIC_MANIFEST_VECTOR;
     const o = { id: EMPTY_SCHEMATIC_ID, canonicalYaml: 'customization: {}\n', externalUrl: 'https://factory.talos.dev', version: 'v1.11.3' };
     expect(schematicManifestYaml(o)).toBe(expected);
     const dir = scratch('schematic');
