@@ -20,6 +20,7 @@ import { diskGrubCfg, makeBiosCore, makeEfiGrub, patchBootImg, patchCoreImg, rea
 import { DiskArch, DiskPlan, parseDiskVersion, partitionOffsetBytes, partitionSizeBytes, PlannedPartition } from './plan';
 import { buildXfs, XfsConfigResolution } from './xfs';
 import { imageToolEnv, SOURCE_DATE_EPOCH } from '../reproducible';
+import { tempSibling, writeThenRename } from '../publish';
 
 export type DiskEnrollKeys = 'off' | 'manual' | 'if-safe' | 'force';
 
@@ -277,98 +278,95 @@ export async function buildDiskImage(o: BuildDiskImageOptions): Promise<DiskBuil
   await fsp.mkdir(espRoot, { recursive: true, mode: 0o755 });
   const env = imageToolEnv(epoch);
   const grubOpts = { grubLibDir, env };
-  const tmpOut = `${o.out}.tmp-${process.pid}-${Date.now()}`;
+  const tmpOut = tempSibling(o.out);
   const info: DiskBuildInfo = { ms: 0, steps, espFiles: [], bootFiles: [], writtenBytes: 0, scratchDir: scratch };
 
   try {
-    // ---------------------------------------------------------------- staging
-    await step('stage', async () => {
-      if (uefiSdBoot) {
-        await writeInto(path.join(espRoot, 'loader', 'loader.conf'), diskLoaderConf(c.enrollKeys));
-        if (enrollOn && c.secureBootKeys) {
-          await copyInto(await mustBeFile(c.secureBootKeys.pk, 'PK.auth'), path.join(espRoot, 'loader', 'keys', 'auto', 'PK.auth'));
-          await copyInto(await mustBeFile(c.secureBootKeys.kek, 'KEK.auth'), path.join(espRoot, 'loader', 'keys', 'auto', 'KEK.auth'));
-          await copyInto(await mustBeFile(c.secureBootKeys.db, 'db.auth'), path.join(espRoot, 'loader', 'keys', 'auto', 'db.auth'));
+    await writeThenRename(tmpOut, o.out, async () => {
+      // ---------------------------------------------------------------- staging
+      await step('stage', async () => {
+        if (uefiSdBoot) {
+          await writeInto(path.join(espRoot, 'loader', 'loader.conf'), diskLoaderConf(c.enrollKeys));
+          if (enrollOn && c.secureBootKeys) {
+            await copyInto(await mustBeFile(c.secureBootKeys.pk, 'PK.auth'), path.join(espRoot, 'loader', 'keys', 'auto', 'PK.auth'));
+            await copyInto(await mustBeFile(c.secureBootKeys.kek, 'KEK.auth'), path.join(espRoot, 'loader', 'keys', 'auto', 'KEK.auth'));
+            await copyInto(await mustBeFile(c.secureBootKeys.db, 'db.auth'), path.join(espRoot, 'loader', 'keys', 'auto', 'db.auth'));
+          }
+          await copyInto(c.uki!, path.join(espRoot, 'EFI', 'Linux', `Talos-${c.version}.efi`));
+          await copyInto(c.sdBoot!, path.join(espRoot, ...diskEfiBootPath(c.arch).split('/')));
+        } else if (esp) {
+          // grub layout: GRUB EFI image as the removable-media boot file
+          await makeEfiGrub(c.arch, path.join(espRoot, ...diskEfiBootPath(c.arch).split('/')), grubOpts);
         }
-        await copyInto(c.uki!, path.join(espRoot, 'EFI', 'Linux', `Talos-${c.version}.efi`));
-        await copyInto(c.sdBoot!, path.join(espRoot, ...diskEfiBootPath(c.arch).split('/')));
-      } else if (esp) {
-        // grub layout: GRUB EFI image as the removable-media boot file
-        await makeEfiGrub(c.arch, path.join(espRoot, ...diskEfiBootPath(c.arch).split('/')), grubOpts);
-      }
-      if (hasBoot) {
-        await copyInto(c.kernel, path.join(bootRoot, 'A', 'vmlinuz'));
-        await copyInto(c.initramfs, path.join(bootRoot, 'A', 'initramfs.xz'));
-        await fsp.mkdir(path.join(bootRoot, 'grub'), { recursive: true, mode: 0o700 });
-        await fsp.chmod(path.join(bootRoot, 'grub'), 0o700);
-        await writeInto(path.join(bootRoot, 'grub', 'grub.cfg'), diskGrubCfg({ version: c.version, cmdline: c.cmdline, resetEntry: plan.bootloader === 'dual-boot' || grubResetEntries(v) }), 0o600);
+        if (hasBoot) {
+          await copyInto(c.kernel, path.join(bootRoot, 'A', 'vmlinuz'));
+          await copyInto(c.initramfs, path.join(bootRoot, 'A', 'initramfs.xz'));
+          await fsp.mkdir(path.join(bootRoot, 'grub'), { recursive: true, mode: 0o700 });
+          await fsp.chmod(path.join(bootRoot, 'grub'), 0o700);
+          await writeInto(path.join(bootRoot, 'grub', 'grub.cfg'), diskGrubCfg({ version: c.version, cmdline: c.cmdline, resetEntry: plan.bootloader === 'dual-boot' || grubResetEntries(v) }), 0o600);
+        }
+      });
+      if (c.overlayInstall) await step('overlay-install', () => c.overlayInstall!(prefix));
+      await touchTree(prefix, epoch);
+      info.espFiles = await relFiles(espRoot);
+      info.bootFiles = await relFiles(bootRoot, ['EFI']);
+
+      // ---------------------------------------------------------------- image
+      await fsp.mkdir(path.dirname(path.resolve(o.out)), { recursive: true });
+      await fsp.rm(tmpOut, { force: true });
+      await step('gpt', () => writeGpt(tmpOut, plan));
+      const out = await fsp.open(tmpOut, 'r+');
+      try {
+        for (const p of plan.partitions) {
+          const off = partitionOffsetBytes(p, plan.sectorSize);
+          const size = partitionSizeBytes(p, plan.sectorSize);
+          switch (p.filesystem) {
+            case 'vfat': {
+              const img = path.join(scratch, 'efi.img');
+              await step('vfat', () => buildFat({ file: img, sizeBytes: size, label: p.label, sectorSize: plan.sectorSize, sourceDir: espRoot, env }));
+              info.writtenBytes += await step('copy', () => copySparse(img, out, off, size));
+              await fsp.rm(img, { force: true });
+              break;
+            }
+            case 'xfs': {
+              const img = path.join(scratch, 'boot.img');
+              const r = await step('xfs', () =>
+                buildXfs({ file: img, sizeBytes: size, label: p.label, uuid: p.guid, sectorSize: plan.sectorSize, sourceDir: bootRoot, exclude: ['EFI'], configFile: xfsMkfsConfig(v), epoch, workDir: scratch, env }),
+              );
+              info.xfsConfig = r.config;
+              info.writtenBytes += await step('copy', () => copySparse(img, out, off, size));
+              await fsp.rm(img, { force: true });
+              break;
+            }
+            case 'bios': {
+              if (plan.arch !== 'amd64') break; // zero-filled: no BIOS GRUB on arm64
+              await step('grub-bios', async () => {
+                const core = patchCoreImg(await makeBiosCore(path.join(scratch, 'core.img'), grubOpts), p.firstLba);
+                info.writtenBytes += await copySparse(core, out, off, size);
+                const boot = patchBootImg(await readBootImg(grubOpts), p.firstLba);
+                await out.write(boot, 0, 446, 0);
+                info.writtenBytes += 446;
+              });
+              break;
+            }
+            case 'meta': {
+              const values = diskMetaValues(plan, c.meta);
+              if (values.size) {
+                info.meta = values;
+                info.writtenBytes += await copySparse(metaPartitionContents(values, Number(size)), out, off, size);
+              }
+              break;
+            }
+            case 'none':
+              break;
+            default:
+              throw new Error(`unknown filesystem ${String(p.filesystem)}`);
+          }
+        }
+      } finally {
+        await out.close();
       }
     });
-    if (c.overlayInstall) await step('overlay-install', () => c.overlayInstall!(prefix));
-    await touchTree(prefix, epoch);
-    info.espFiles = await relFiles(espRoot);
-    info.bootFiles = await relFiles(bootRoot, ['EFI']);
-
-    // ---------------------------------------------------------------- image
-    await fsp.mkdir(path.dirname(path.resolve(o.out)), { recursive: true });
-    await fsp.rm(tmpOut, { force: true });
-    await step('gpt', () => writeGpt(tmpOut, plan));
-    const out = await fsp.open(tmpOut, 'r+');
-    try {
-      for (const p of plan.partitions) {
-        const off = partitionOffsetBytes(p, plan.sectorSize);
-        const size = partitionSizeBytes(p, plan.sectorSize);
-        switch (p.filesystem) {
-          case 'vfat': {
-            const img = path.join(scratch, 'efi.img');
-            await step('vfat', () => buildFat({ file: img, sizeBytes: size, label: p.label, sectorSize: plan.sectorSize, sourceDir: espRoot, env }));
-            info.writtenBytes += await step('copy', () => copySparse(img, out, off, size));
-            await fsp.rm(img, { force: true });
-            break;
-          }
-          case 'xfs': {
-            const img = path.join(scratch, 'boot.img');
-            const r = await step('xfs', () =>
-              buildXfs({ file: img, sizeBytes: size, label: p.label, uuid: p.guid, sectorSize: plan.sectorSize, sourceDir: bootRoot, exclude: ['EFI'], configFile: xfsMkfsConfig(v), epoch, workDir: scratch, env }),
-            );
-            info.xfsConfig = r.config;
-            info.writtenBytes += await step('copy', () => copySparse(img, out, off, size));
-            await fsp.rm(img, { force: true });
-            break;
-          }
-          case 'bios': {
-            if (plan.arch !== 'amd64') break; // zero-filled: no BIOS GRUB on arm64
-            await step('grub-bios', async () => {
-              const core = patchCoreImg(await makeBiosCore(path.join(scratch, 'core.img'), grubOpts), p.firstLba);
-              info.writtenBytes += await copySparse(core, out, off, size);
-              const boot = patchBootImg(await readBootImg(grubOpts), p.firstLba);
-              await out.write(boot, 0, 446, 0);
-              info.writtenBytes += 446;
-            });
-            break;
-          }
-          case 'meta': {
-            const values = diskMetaValues(plan, c.meta);
-            if (values.size) {
-              info.meta = values;
-              info.writtenBytes += await copySparse(metaPartitionContents(values, Number(size)), out, off, size);
-            }
-            break;
-          }
-          case 'none':
-            break;
-          default:
-            throw new Error(`unknown filesystem ${String(p.filesystem)}`);
-        }
-      }
-    } finally {
-      await out.close();
-    }
-    await fsp.chmod(tmpOut, 0o644);
-    await fsp.rename(tmpOut, o.out);
-  } catch (e) {
-    await fsp.rm(tmpOut, { force: true });
-    throw e;
   } finally {
     if (!o.keepWorkDir) await fsp.rm(scratch, { recursive: true, force: true });
   }

@@ -12,6 +12,7 @@ import { EnvOverrides, run } from '@factory/process';
 import { EnrollKeys, grubCfg, grubIsoUuid, isoDateStamp, loaderConf } from './config';
 import { FileDigest, hashFileSync } from '../digest';
 import { imageToolEnv, SOURCE_DATE_EPOCH } from '../reproducible';
+import { tempSibling, writeThenRename } from '../publish';
 import { runXorrisoImage } from './xorriso';
 
 export * from './config';
@@ -288,70 +289,67 @@ export async function buildIso(o: IsoOptions): Promise<IsoBuildInfo> {
     grafts: new Map(),
   };
 
-  const tmpOut = `${o.out}.tmp-${process.pid}-${Date.now()}`;
+  const tmpOut = tempSibling(o.out);
   await mkdirs(path.dirname(path.resolve(o.out)));
-  let args: string[];
+  let args!: string[];
   let espBytes = 0;
-  let written: FileDigest;
+  let written!: FileDigest;
   try {
-    // Modes are set in the image (xorriso -chmod), not on the host: grafted inputs stay untouched.
-    let modes: string[];
-    if (o.flavour === 'grub') {
-      await populateGrubTree(c);
-      await graftGrubPlatform(c, 'x86_64-efi');
-      const efiImg = path.join(scratch, 'efi.img');
-      espBytes = await buildGrubEfiImg(c, efiImg);
-      c.grafts.set('efi.img', efiImg);
-      args = [
-        '-as', 'mkisofs',
-        ...grubBiosArgs(c),
-        '--efi-boot', 'efi.img', '-efi-boot-part', '--efi-boot-image',
-        '--protective-msdos-label',
-        '-o', tmpOut, '-r', '-iso-level', '3', '-path-list', await writePathList(c),
-        '--sort-weight', '0', '/', '--sort-weight', '1', '/boot',
-      ];
-      modes = RR_READ_ONLY;
-    } else if (o.flavour === 'hybrid') {
-      await populateGrubTree(c);
-      const files = await populateUefiTree(c);
-      const esp = path.join(scratch, 'efiboot.img');
-      espBytes = await buildEsp(c, esp, files);
-      args = [
-        '-as', 'mkisofs',
-        ...grubBiosArgs(c),
-        '--protective-msdos-label',
-        '-o', tmpOut, '-r', '-iso-level', '3', '-path-list', await writePathList(c),
-        '--sort-weight', '0', '/', '--sort-weight', '1', '/boot',
-        '-eltorito-alt-boot', '-e', '--interval:appended_partition_2:all::',
-        '-append_partition', '2', '0xef', esp, '-appended_part_as_gpt',
-        '-partition_cyl_align', 'all', '-partition_offset', '16', '-iso_mbr_part_type', '0x83', '-no-emul-boot',
-      ];
-      modes = RR_READ_ONLY;
-    } else {
-      const files = await populateUefiTree(c);
-      const esp = path.join(scratch, 'efiboot.img');
-      espBytes = await buildEsp(c, esp, files);
-      args = [
-        '-as', 'mkisofs',
-        '-graft-points',
-        `--modification-date=${c.stamp}`,
-        '-uid', '0', '-gid', '0',
-        '-e', '--interval:appended_partition_2:all::', '-append_partition', '2', '0xef', esp,
-        '-partition_cyl_align', 'all', '-partition_offset', '16', '-iso_mbr_part_type', '0x83', '-no-emul-boot',
-        '-iso-level', '3',
-        '-o', tmpOut, '-path-list', await writePathList(c),
-      ];
-      // without -r the modes are recorded as given: 0755 directories, 0644 files, a read-only random seed
-      modes = ['-find', '/', '-type', 'd', '-exec', 'chmod', '0755', '--', '-find', '/', '-type', 'f', '-exec', 'chmod', '0644', '--', '-chmod', '0444', '/loader/random-seed', '--'];
-    }
-    args.push('--', ...modes, ...nativeTail(c));
-    await runXorrisoImage(args, tmpOut, { env: c.env });
-    written = hashFileSync(tmpOut);
-    await fsp.chmod(tmpOut, 0o644);
-    await fsp.rename(tmpOut, o.out);
-  } catch (e) {
-    await fsp.rm(tmpOut, { force: true });
-    throw e;
+    await writeThenRename(tmpOut, o.out, async () => {
+      // Modes are set in the image (xorriso -chmod), not on the host: grafted inputs stay untouched.
+      let modes: string[];
+      if (o.flavour === 'grub') {
+        await populateGrubTree(c);
+        await graftGrubPlatform(c, 'x86_64-efi');
+        const efiImg = path.join(scratch, 'efi.img');
+        espBytes = await buildGrubEfiImg(c, efiImg);
+        c.grafts.set('efi.img', efiImg);
+        args = [
+          '-as', 'mkisofs',
+          ...grubBiosArgs(c),
+          '--efi-boot', 'efi.img', '-efi-boot-part', '--efi-boot-image',
+          '--protective-msdos-label',
+          '-o', tmpOut, '-r', '-iso-level', '3', '-path-list', await writePathList(c),
+          '--sort-weight', '0', '/', '--sort-weight', '1', '/boot',
+        ];
+        modes = RR_READ_ONLY;
+      } else if (o.flavour === 'hybrid') {
+        await populateGrubTree(c);
+        const files = await populateUefiTree(c);
+        const esp = path.join(scratch, 'efiboot.img');
+        espBytes = await buildEsp(c, esp, files);
+        args = [
+          '-as', 'mkisofs',
+          ...grubBiosArgs(c),
+          '--protective-msdos-label',
+          '-o', tmpOut, '-r', '-iso-level', '3', '-path-list', await writePathList(c),
+          '--sort-weight', '0', '/', '--sort-weight', '1', '/boot',
+          '-eltorito-alt-boot', '-e', '--interval:appended_partition_2:all::',
+          '-append_partition', '2', '0xef', esp, '-appended_part_as_gpt',
+          '-partition_cyl_align', 'all', '-partition_offset', '16', '-iso_mbr_part_type', '0x83', '-no-emul-boot',
+        ];
+        modes = RR_READ_ONLY;
+      } else {
+        const files = await populateUefiTree(c);
+        const esp = path.join(scratch, 'efiboot.img');
+        espBytes = await buildEsp(c, esp, files);
+        args = [
+          '-as', 'mkisofs',
+          '-graft-points',
+          `--modification-date=${c.stamp}`,
+          '-uid', '0', '-gid', '0',
+          '-e', '--interval:appended_partition_2:all::', '-append_partition', '2', '0xef', esp,
+          '-partition_cyl_align', 'all', '-partition_offset', '16', '-iso_mbr_part_type', '0x83', '-no-emul-boot',
+          '-iso-level', '3',
+          '-o', tmpOut, '-path-list', await writePathList(c),
+        ];
+        // without -r the modes are recorded as given: 0755 directories, 0644 files, a read-only random seed
+        modes = ['-find', '/', '-type', 'd', '-exec', 'chmod', '0755', '--', '-find', '/', '-type', 'f', '-exec', 'chmod', '0644', '--', '-chmod', '0444', '/loader/random-seed', '--'];
+      }
+      args.push('--', ...modes, ...nativeTail(c));
+      await runXorrisoImage(args, tmpOut, { env: c.env });
+      written = hashFileSync(tmpOut);
+    });
   } finally {
     if (!o.keepWorkDir) await fsp.rm(scratch, { recursive: true, force: true });
   }
