@@ -35,6 +35,7 @@ export interface AssetRouteOptions {
 }
 
 const MAX_CACHED = 50_000;
+const MAX_CACHED_SCHEMATIC_BYTES = 64 * 1024;
 
 interface StoredSchematic {
   yaml: string;
@@ -91,7 +92,8 @@ export class AssetRoutes {
       const { yaml } = await this.o.jobs.call('schematic.get', { id });
       // The store verified the content against its ID; parsing canonical YAML cannot fail.
       const stored = { yaml, schematic: parseSchematic(yaml) };
-      this.schematics.set(id, stored);
+      // Memory stays bounded by entries × size: unusually large schematics are asked for again instead.
+      if (yaml.length <= MAX_CACHED_SCHEMATIC_BYTES) this.schematics.set(id, stored);
       return stored;
     } catch (err) {
       if (err instanceof FactoryError && err.status === 404) throw new FactoryError(404, `schematic ID ${JSON.stringify(id)} not found`);

@@ -33,6 +33,7 @@ const SCHEMATIC_ID = /^[0-9a-f]{64}$/;
 /** How long a verified tag is answered from memory (a second pull is then one store read for the manifest). */
 const VERIFIED_TTL_MS = 60_000;
 const MAX_REMEMBERED = 10_000;
+const MAX_REMEMBERED_SCHEMATIC_BYTES = 64 * 1024;
 
 export function createRegistryApp(o: RegistryAppOptions): express.Express {
   // canonical YAML of schematics known to exist
@@ -52,7 +53,8 @@ export function createRegistryApp(o: RegistryAppOptions): express.Express {
       if (isFactoryError(err) && err.status === 404) throw notFound;
       throw err;
     }
-    knownSchematics.set(id, yaml);
+    // Memory stays bounded by entries × size: unusually large schematics are asked for again instead.
+    if (yaml.length <= MAX_REMEMBERED_SCHEMATIC_BYTES) knownSchematics.set(id, yaml);
     return yaml;
   }
 
