@@ -185,4 +185,12 @@ describe('ports', () => {
     }
     await expect(waitForPort(port, { timeoutMs: 100, what: 'nothing' })).rejects.toThrow(`nothing did not start listening on port ${port} within 100 ms`);
   });
+
+  test('a port is not handed out twice (its taker may not have bound it yet), nor an excluded one', async () => {
+    const reserved = new Set([await freePort()]);
+    const picked = new Set<number>();
+    for (let i = 0; i < 300; i++) picked.add(await freePort({ exclude: reserved }));
+    expect(picked.size).toBe(300);
+    expect([...picked].some((p) => reserved.has(p))).toBe(false);
+  });
 });

@@ -147,9 +147,13 @@ async function main(): Promise<void> {
   const unprivileged = (e: NodeJS.ProcessEnv): NodeJS.ProcessEnv => ({ ...e, ...plan?.env });
   const as = plan?.who;
 
+  // Ports picked below are bound only when their process starts: never the gateway's (freePort never repeats itself).
+  const reserved = new Set<number>([port]);
+  const pickPort = () => freePort({ exclude: reserved });
+
   if (!redisUrl) {
     mkdirSync(redisDir, { recursive: true });
-    const redisPort = await freePort();
+    const redisPort = await pickPort();
     // Append-only persistence keeps queued jobs across restarts of the embedded factory.
     startProcess('redis', 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', redisDir, '--appendonly', 'yes', '--save', '', '--protected-mode', 'yes'], unprivileged(withoutKeyEnv(process.env)), as);
     await waitForPort(redisPort, { what: 'redis-server', timeoutMs: 20_000 });
@@ -158,7 +162,7 @@ async function main(): Promise<void> {
   }
 
   if (!upstreamRegistry) {
-    const regPort = await freePort();
+    const regPort = await pickPort();
     const cfg = path.join(demoDir, 'serve.yml');
     writeFileSync(
       cfg,
@@ -177,13 +181,13 @@ async function main(): Promise<void> {
 
   // The registry-proxy's own /v2 server, which the gateway forwards to: a free loopback port unless configured.
   if (!process.env.REGISTRY_PORT && !process.env.FACTORY_REGISTRY_URL) {
-    const registryPort = await freePort();
+    const registryPort = await pickPort();
     childEnv.REGISTRY_PORT = String(registryPort);
     childEnv.FACTORY_REGISTRY_URL = `http://127.0.0.1:${registryPort}`;
   }
 
   for (const name of SERVICES) {
-    const metricsPort = name === 'gateway' ? 0 : await freePort();
+    const metricsPort = name === 'gateway' ? 0 : await pickPort();
     const entry = path.join(ROOT, 'services', name, 'dist', 'main.js');
     if (name === 'signing') startProcess(name, process.execPath, [entry], { ...childEnv, ...signingEnv, METRICS_PORT: String(metricsPort) });
     else startProcess(name, process.execPath, [entry], unprivileged({ ...childEnv, METRICS_PORT: String(metricsPort) }), as);
