@@ -17,3 +17,19 @@ export async function pidGone(pid: number, ms = 2500): Promise<boolean> {
   while (pidAlive(pid) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
   return !pidAlive(pid);
 }
+
+/** Live processes whose parent is `pid` (from /proc). */
+export function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) === pid && fields[0] !== 'Z') out.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}

@@ -24,6 +24,8 @@ export interface ServeOptions {
   metrics?: Registry;
   /** Lock duration for long jobs (ms). */
   lockDuration?: number;
+  /** How often this worker looks for stalled jobs (ms): jobs whose worker died and whose lock expired. */
+  stalledInterval?: number;
 }
 
 /**
@@ -75,6 +77,7 @@ export function serveQueue(queue: QueueName, handlers: Handlers | { processorFil
     autorun: true,
     // Only pass lockDuration when set: an explicit undefined would override BullMQ's default and break its scripts.
     ...(opts.lockDuration ? { lockDuration: opts.lockDuration } : {}),
+    ...(opts.stalledInterval ? { stalledInterval: opts.stalledInterval } : {}),
   });
   worker.on('error', (err) => opts.logger.warn({ err, queue }, 'worker error'));
   if (opts.metrics) observeJobs(worker, queue, opts.metrics);

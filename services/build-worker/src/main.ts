@@ -10,6 +10,7 @@ import { EnvReader, readCommon, readExternal, readUpstream } from '@factory/conf
 import { PayloadOf, Reply, serveQueue } from '@factory/queue';
 import { fatal, onShutdown } from '@factory/runtime';
 import { createObjectStore } from '@factory/storage';
+import { removeOrphanedScratch } from './scratch';
 import { Counter, createLogger, createMetricsRegistry, Histogram, startMetricsServer } from '@factory/telemetry';
 
 async function main(): Promise<void> {
@@ -26,6 +27,8 @@ async function main(): Promise<void> {
   const latency = new Histogram({ name: 'image_factory_assets_build_latency_seconds', help: 'Build time', labelNames: ['kind'], buckets: [1, 10, 60, 180, 600], registers: [metrics] });
   const store = createObjectStore(common.storage);
   await store.ping();
+  const orphaned = await removeOrphanedScratch();
+  if (orphaned.length) logger.warn({ removed: orphaned }, 'removed scratch directories of builds whose sandbox died');
 
   const { worker, connection } = serveQueue('build', { processorFile: path.join(__dirname, 'processor.js') }, {
     redisUrl: common.redis.url,
@@ -33,8 +36,10 @@ async function main(): Promise<void> {
     logger,
     metrics,
     concurrency,
-    // Builds take minutes; the lock is renewed while the sandbox runs.
-    lockDuration: 120_000,
+    // The worker renews a running build's lock every lockDuration/2; a dead worker's build is found stalled (and
+    // retried elsewhere) within about lockDuration + stalledInterval, while its client keeps waiting for the job.
+    lockDuration: 20_000,
+    stalledInterval: 10_000,
   });
   // Asset metrics by output kind, on top of the queue's job metrics.
   const kindOf = (job: Job<PayloadOf<'build.asset'>> | undefined) => job?.data?.profile?.kind ?? 'unknown';

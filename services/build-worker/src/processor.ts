@@ -3,8 +3,7 @@
  * take the worker (or other builds) down. Each child sets up its own dependencies once and reuses them.
  */
 import { createReadStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { SandboxedJob } from 'bullmq';
 import { UpstreamCatalog } from '@factory/catalog';
@@ -18,6 +17,7 @@ import { contentTypeFor } from '@factory/talos';
 import { createLogger, Logger } from '@factory/telemetry';
 import { buildAsset } from './recipes';
 import { InputCache } from './inputs';
+import { makeScratchDir } from './scratch';
 
 interface Context {
   catalog: UpstreamCatalog;
@@ -30,6 +30,11 @@ interface Context {
 }
 
 let context: Context | undefined;
+
+// BullMQ forks this sandbox with an IPC channel to the worker. When the worker dies (kill -9, OOM), the channel
+// closes: the sandbox goes too (its tools' process groups are killed on exit by @factory/process) instead of
+// building on as an orphan; its scratch directory is removed by the next build-worker to start.
+process.on('disconnect', () => process.exit(75));
 
 /** Read size when streaming a built file to the store: fewer, larger reads than the 64 KiB default. */
 const UPLOAD_CHUNK = 1024 * 1024;
@@ -67,7 +72,7 @@ async function run(job: SandboxedJob<PayloadOf<'build.asset'>>): Promise<AssetRe
   const existing = assetRecordFrom(objectKey, await ctx.store.head(objectKey), contentTypeFor(profile.path));
   if (existing) return existing;
 
-  const workDir = await mkdtemp(path.join(os.tmpdir(), 'factory-build-'));
+  const workDir = await makeScratchDir();
   const started = Date.now();
   // Time spent per stage, logged with the result: where a slow build spends its time.
   const stages: Record<string, number> = {};
