@@ -3,12 +3,13 @@
  * local data directory, serves the demo releases, runs the five services, and stops all of it on SIGTERM.
  * A second start on the same data directory still has the schematics.
  */
-import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { ChildProcess, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../support/procs';
-import { ensureDemoReleases, ROOT, waitReady } from '../support/factory';
+import { ensureDemoReleases } from '../support/factory';
+import { descendants, launchFactory, stopProcess } from '../support/launcher';
 
 jest.setTimeout(240_000);
 
@@ -26,17 +27,6 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-function descendants(pid: number): number[] {
-  let out = '';
-  try {
-    out = execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' });
-  } catch {
-    return [];
-  }
-  const kids = out.split('\n').map((s) => Number(s.trim())).filter(Boolean);
-  return kids.flatMap((k) => [k, ...descendants(k)]);
-}
-
 const alive = (pid: number) => {
   try {
     process.kill(pid, 0);
@@ -46,35 +36,12 @@ const alive = (pid: number) => {
   }
 };
 
-async function launch(port: number): Promise<{ proc: ChildProcess; output: () => string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), HOST: '127.0.0.1', FACTORY_DATA_DIR: dataDir, FACTORY_DEMO_DIR: demoDir, LOG_LEVEL: 'warn' };
-  for (const k of ['REDIS_URL', 'S3_BUCKET', 'FACTORY_UPSTREAM_REGISTRY']) delete env[k];
-  const proc = spawn(process.execPath, [path.join(ROOT, 'tools/launcher/dist/main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  launched.push(proc);
-  let out = '';
-  proc.stdout!.on('data', (d) => (out += d));
-  proc.stderr!.on('data', (d) => (out += d));
-  try {
-    await waitReady(`http://127.0.0.1:${port}`, 120_000);
-    // The launcher announces readiness once its own check passes.
-    const deadline = Date.now() + 30_000;
-    while (!out.includes('Image Factory ready on http://localhost:')) {
-      if (Date.now() > deadline) throw new Error('launcher never announced readiness');
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  } catch (err) {
-    await stop(proc);
-    throw new Error(`${(err as Error).message}\n${out.slice(-4000)}`);
-  }
-  return { proc, output: () => out };
-}
-
-async function stop(proc: ChildProcess): Promise<number | null> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
-  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-  proc.kill('SIGTERM');
-  return exited;
-}
+const launch = async (port: number) => {
+  const launchedFactory = await launchFactory({ port, dataDir, demoDir });
+  launched.push(launchedFactory.proc);
+  return launchedFactory;
+};
+const stop = stopProcess;
 
 test('npm start equivalent: everything embedded, clean shutdown, data survives a restart', async () => {
   const port = await freePort();

@@ -22,29 +22,63 @@ function log(msg: string): void {
   process.stderr.write(`[launcher] ${msg}\n`);
 }
 
+/**
+ * Supervision: a process that exits unexpectedly is started again (same command, environment and ports; Redis
+ * recovers from its append-only file) after a backoff that doubles with each recent crash. A process that crashes
+ * CRASH_LOOP_LIMIT times within CRASH_WINDOW_MS is in a crash loop: then the factory stops, saying so. Meanwhile the
+ * others keep running, and the gateway answers 503 with the reason for what depends on the missing process.
+ */
+const CRASH_WINDOW_MS = 60_000;
+const CRASH_LOOP_LIMIT = 5;
+const BACKOFF_FIRST_MS = 500;
+const BACKOFF_MAX_MS = 10_000;
+
 interface Managed {
   name: string;
   proc: ChildProcess;
-  critical: boolean;
+  /** when it exited unexpectedly, within the crash window */
+  crashes: number[];
 }
 
 const managed: Managed[] = [];
 let stopping = false;
+/** Until the factory was ready once, an exit is a start-up failure (bad config, missing tool): stop, do not retry. */
+let supervising = false;
 
-function startProcess(name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv, as?: Identity, critical = true): ChildProcess {
-  // With uid/gid set, libuv also drops the supplementary groups (setgroups(0)) before exec.
-  const proc = spawn(cmd, args, { env, stdio: ['ignore', 'inherit', 'inherit'], ...(as ? { uid: as.uid, gid: as.gid } : {}) });
-  managed.push({ name, proc, critical });
-  proc.on('exit', (code, signal) => {
-    if (stopping) return;
-    log(`${name} exited unexpectedly (code ${code}, signal ${signal}); stopping the factory`);
-    void shutdown(1);
-  });
-  proc.on('error', (err) => {
-    log(`${name} could not be started: ${err.message}`);
-    void shutdown(1);
-  });
-  return proc;
+function startProcess(name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv, as?: Identity): ChildProcess {
+  const m: Managed = { name, proc: undefined as unknown as ChildProcess, crashes: [] };
+  const run = () => {
+    // With uid/gid set, libuv also drops the supplementary groups (setgroups(0)) before exec.
+    const proc = spawn(cmd, args, { env, stdio: ['ignore', 'inherit', 'inherit'], ...(as ? { uid: as.uid, gid: as.gid } : {}) });
+    m.proc = proc;
+    proc.on('exit', (code, signal) => {
+      if (stopping) return;
+      if (!supervising) {
+        log(`${name} exited during start-up (code ${code}, signal ${signal}); stopping the factory`);
+        void shutdown(1);
+        return;
+      }
+      const now = Date.now();
+      m.crashes = [...m.crashes.filter((t) => now - t < CRASH_WINDOW_MS), now];
+      if (m.crashes.length >= CRASH_LOOP_LIMIT) {
+        log(`${name} exited unexpectedly (code ${code}, signal ${signal}), ${m.crashes.length} times within ${CRASH_WINDOW_MS / 1000} s: crash loop, stopping the factory`);
+        void shutdown(1);
+        return;
+      }
+      const delay = Math.min(BACKOFF_FIRST_MS * 2 ** (m.crashes.length - 1), BACKOFF_MAX_MS);
+      log(`${name} exited unexpectedly (code ${code}, signal ${signal}); restarting it in ${delay} ms (crash ${m.crashes.length} of ${CRASH_LOOP_LIMIT} allowed within ${CRASH_WINDOW_MS / 1000} s)`);
+      setTimeout(() => {
+        if (!stopping) run();
+      }, delay);
+    });
+    proc.on('error', (err) => {
+      log(`${name} could not be started: ${err.message}`);
+      void shutdown(1);
+    });
+  };
+  run();
+  managed.push(m);
+  return m.proc;
 }
 
 async function shutdown(code: number): Promise<never> {
@@ -208,6 +242,7 @@ async function main(): Promise<void> {
     }
     await new Promise((r) => setTimeout(r, 250));
   }
+  supervising = true;
   log(`Image Factory ready on http://localhost:${port}/ (storage: ${s3 ? `s3 bucket ${s3}` : path.join(dataDir, 'objects')})`);
 }
 
