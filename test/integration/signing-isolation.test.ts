@@ -12,6 +12,8 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, verify } from '
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+// bullmq is a dependency of libs/queue, not of the root: the forged job is enqueued with the same client library.
+import { Queue, QueueEvents } from '../../libs/queue/node_modules/bullmq';
 import { JobClient, redisConnection } from '@factory/queue';
 import { createLogger } from '@factory/telemetry';
 import { ensureDemoReleases, ROOT, waitReady } from '../support/factory';
@@ -214,7 +216,7 @@ test('no other process has the key file or key directory in its environment', ()
   }
 });
 
-test('the public key is served, signing works over the queue, and Redis never holds private key material', async () => {
+test('the public key is served, installers are signed over the queue, forged signing requests are refused, and Redis never holds private key material', async () => {
   const priv = createPrivateKey(readFileSync(keyFile));
   const pubPem = createPublicKey(priv).export({ type: 'spki', format: 'pem' }).toString();
 
@@ -223,15 +225,41 @@ test('the public key is served, signing works over the queue, and Redis never ho
   expect(res.headers.get('content-type')).toBe('application/x-pem-file');
   expect(await res.text()).toBe(pubPem);
 
+  // A real signing round trip: an installer pull builds, stores and signs the installer index.
+  const created = await fetch(`${url}/schematics`, { method: 'POST', body: 'customization:\n  extraKernelArgs: [isolation]\n' });
+  const { id } = (await created.json()) as { id: string };
+  const index = await fetch(`${url}/v2/installer/${id}/manifests/v1.12.2`, { headers: { Accept: 'application/vnd.oci.image.index.v1+json' } });
+  expect(index.status).toBe(200);
+  const digest = index.headers.get('docker-content-digest')!;
+  const sigManifest = (await (await fetch(`${url}/v2/installer/${id}/manifests/sha256-${digest.slice(7)}.sig`)).json()) as { layers: Array<{ digest: string; annotations: Record<string, string> }> };
+  const layer = sigManifest.layers[0];
+  const signatureBase64 = layer.annotations['dev.cosignproject.cosign/signature'];
+  const payload = Buffer.from(await (await fetch(`${url}/v2/installer/${id}/blobs/${layer.digest}`)).arrayBuffer());
+  expect(JSON.parse(payload.toString('utf8')).critical.image['docker-manifest-digest']).toBe(digest);
+  expect(verify('sha256', payload, pubPem, Buffer.from(signatureBase64, 'base64'))).toBe(true);
+
+  // Anyone who reaches Redis can enqueue jobs: the signing service still signs only what it can check.
   const jobs = new JobClient(redisUrl, 'factory', createLogger('signing-isolation-test', 'silent'), 20_000);
-  const data = Buffer.from(`isolation test payload ${Date.now()}`);
-  let signatureBase64: string;
   try {
-    ({ signatureBase64 } = await jobs.call('signing.sign', { key: 'cosign', dataBase64: data.toString('base64') }));
+    // the proof of concept's "sign these bytes" job, enqueued by hand: there is no such job any more
+    const forgeConnection = redisConnection(redisUrl, 'blocking', 'signing-isolation-forge');
+    const queue = new Queue('signing', { connection: forgeConnection, prefix: 'factory' });
+    const events = new QueueEvents('signing', { connection: forgeConnection.duplicate(), prefix: 'factory' });
+    try {
+      await events.waitUntilReady();
+      const forged = await queue.add('signing.sign', { key: 'cosign', dataBase64: Buffer.from('forged').toString('base64') });
+      expect(await forged.waitUntilFinished(events, 20_000)).toEqual({ ok: false, status: 500, message: 'no handler for job signing.sign' });
+    } finally {
+      await events.close();
+      await queue.close();
+      forgeConnection.disconnect();
+    }
+    // an installer index that is not in the factory's store, or a repository that is not an installer's
+    await expect(jobs.call('signing.installer', { repository: `installer/${id}`, digest: `sha256:${'1'.repeat(64)}` })).rejects.toMatchObject({ status: 404 });
+    await expect(jobs.call('signing.installer', { repository: 'library/ubuntu', digest })).rejects.toMatchObject({ status: 400 });
   } finally {
     await jobs.close();
   }
-  expect(verify('sha256', data, pubPem, Buffer.from(signatureBase64, 'base64'))).toBe(true);
 
   // Everything in Redis, whatever the type, as one haystack.
   const redis = redisConnection(redisUrl, 'blocking', 'signing-isolation-scan'); // queues commands until connected

@@ -50,8 +50,12 @@ export interface JobContracts {
 
   /** Public half of a key held by the signing service. */
   'signing.publicKey': { queue: 'signing'; payload: { key: 'cosign' }; result: { pem: string } };
-  /** Sign bytes (base64) with a key held by the signing service; ECDSA P-256/SHA-256, DER, base64. */
-  'signing.sign': { queue: 'signing'; payload: { key: 'cosign'; dataBase64: string }; result: { signatureBase64: string } };
+  /**
+   * Cosign-sign an installer index of the factory's registry. The signing service signs only what it can check: it
+   * derives the simple-signing payload itself (`<factory host>/<repository>`, digest) after finding the index, and
+   * every manifest it lists, in the factory's own OCI store — never a caller's bytes.
+   */
+  'signing.installer': { queue: 'signing'; payload: { repository: string; digest: string }; result: { payloadBase64: string; signatureBase64: string } };
 }
 
 export type JobName = keyof JobContracts;
@@ -69,7 +73,7 @@ export const JOB_QUEUE: { [K in JobName]: JobContracts[K]['queue'] } = {
   'build.asset': 'build',
   'registry.installer': 'registry',
   'signing.publicKey': 'signing',
-  'signing.sign': 'signing',
+  'signing.installer': 'signing',
 };
 
 export type Reply<T> = { ok: true; value: T } | { ok: false; status: number; message: string };

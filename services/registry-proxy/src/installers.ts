@@ -19,7 +19,7 @@ import type { Logger } from '@factory/telemetry';
 export interface InstallerJobs {
   call(name: 'schematic.get', payload: PayloadOf<'schematic.get'>, opts?: { timeoutMs?: number }): Promise<ResultOf<'schematic.get'>>;
   call(name: 'build.asset', payload: PayloadOf<'build.asset'>, opts: { jobId: string; timeoutMs: number; removeWhenDone: boolean }): Promise<ResultOf<'build.asset'>>;
-  call(name: 'signing.sign', payload: PayloadOf<'signing.sign'>, opts?: { timeoutMs?: number }): Promise<ResultOf<'signing.sign'>>;
+  call(name: 'signing.installer', payload: PayloadOf<'signing.installer'>, opts?: { timeoutMs?: number }): Promise<ResultOf<'signing.installer'>>;
   call(name: 'signing.publicKey', payload: PayloadOf<'signing.publicKey'>, opts?: { timeoutMs?: number }): Promise<ResultOf<'signing.publicKey'>>;
 }
 
@@ -135,9 +135,13 @@ export class Installers {
       }),
     );
     const descriptor = await this.o.oci.putManifest(index, MediaTypes.ociIndex);
-    const payload = simpleSigningPayload(`${this.o.registryHost}/${repo}`, descriptor.digest);
-    const { signatureBase64 } = await this.o.jobs.call('signing.sign', { key: 'cosign', dataBase64: payload.toString('base64') });
-    await this.o.oci.putCosignSignature(repo, descriptor.digest, payload, signatureBase64, new Date());
+    // The signing service derives the payload itself from what it finds in the store.
+    const signed = await this.o.jobs.call('signing.installer', { repository: repo, digest: descriptor.digest });
+    const payload = Buffer.from(signed.payloadBase64, 'base64');
+    if (!payload.equals(simpleSigningPayload(`${this.o.registryHost}/${repo}`, descriptor.digest))) {
+      throw new Error(`the signing service signed a different payload for ${repo}@${descriptor.digest} (is FACTORY_EXTERNAL_URL the same for both?)`);
+    }
+    await this.o.oci.putCosignSignature(repo, descriptor.digest, payload, signed.signatureBase64, new Date());
     // Read after write: the tag goes up only when the stored signature verifies.
     if (!(await this.signatureValid(repo, descriptor.digest))) throw new Error(`signature of ${repo}@${descriptor.digest} does not verify after storing it`);
     await this.o.oci.setTag(repo, ref.version, descriptor);

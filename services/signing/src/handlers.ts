@@ -3,13 +3,20 @@
  * keys and wires these to the queue.
  */
 import type { KeyObject } from 'node:crypto';
-import { badRequest } from '@factory/errors';
+import { badRequest, FactoryError } from '@factory/errors';
+import { MediaTypes, simpleSigningPayload } from '@factory/oci';
 import type { PayloadOf, ResultOf } from '@factory/queue';
 import { Counter, Registry } from '@factory/telemetry';
 import { signEcdsa } from './keys';
 
-/** Largest payload the service signs (cosign signs small JSON payloads, never artifacts). */
-export const MAX_SIGN_BYTES = 1024 * 1024;
+/** Installer repositories of the factory's registry (anchor-api §5.2): `[<platform>-]installer[-secureboot]/<schematic>`. */
+const INSTALLER_REPOSITORY = /^(?:[a-z0-9]+(?:-[a-z0-9]+)*-)?installer(?:-secureboot)?\/[0-9a-f]{64}$/;
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+/** What the signing service reads to check a request: manifests in the factory's OCI store (read-only). */
+export interface StoredManifests {
+  getManifest(digest: string): Promise<{ mediaType: string; bytes: Buffer } | null>;
+}
 
 export interface SigningMetrics {
   signed(key: string): void;
@@ -19,24 +26,29 @@ export interface SigningHandlerDeps {
   /** The cosign key pair (see `loadOrCreateEcKey`). */
   cosign: { privateKey: KeyObject; publicPem: string };
   metrics: SigningMetrics;
+  /** the factory's OCI store, to check that what is to be signed is the factory's own content */
+  content: StoredManifests;
+  /** host[:port] clients pull from: a signature's docker-reference is `<registryHost>/<repository>` */
+  registryHost: string;
 }
 
-type SigningJob = 'signing.publicKey' | 'signing.sign';
+type SigningJob = 'signing.publicKey' | 'signing.installer';
 /** Assignable to the queue's `Handlers`; the handlers do not use the BullMQ job, so tests call them with a payload only. */
 export type SigningHandlers = { [K in SigningJob]: (payload: PayloadOf<K>) => Promise<ResultOf<K>> };
 
-export function signingHandlers({ cosign, metrics }: SigningHandlerDeps): SigningHandlers {
+export function signingHandlers({ cosign, metrics, content, registryHost }: SigningHandlerDeps): SigningHandlers {
   return {
     'signing.publicKey': async ({ key }) => {
       if (key !== 'cosign') throw badRequest(`unknown key ${JSON.stringify(key)}`);
       return { pem: cosign.publicPem };
     },
-    'signing.sign': async ({ key, dataBase64 }) => {
-      if (key !== 'cosign') throw badRequest(`unknown key ${JSON.stringify(key)}`);
-      const data = Buffer.from(dataBase64, 'base64');
-      if (data.length > MAX_SIGN_BYTES) throw badRequest('payload to sign is too large');
-      metrics.signed(key);
-      return { signatureBase64: signEcdsa(cosign.privateKey, data).toString('base64') };
+    'signing.installer': async ({ repository, digest }) => {
+      if (typeof repository !== 'string' || !INSTALLER_REPOSITORY.test(repository)) throw badRequest(`refusing to sign: ${JSON.stringify(repository)} is not an installer repository of this factory`);
+      if (typeof digest !== 'string' || !DIGEST.test(digest)) throw badRequest(`refusing to sign: ${JSON.stringify(digest)} is not a sha256 digest`);
+      await requireStoredIndex(content, digest);
+      const payload = simpleSigningPayload(`${registryHost}/${repository}`, digest);
+      metrics.signed('cosign');
+      return { payloadBase64: payload.toString('base64'), signatureBase64: signEcdsa(cosign.privateKey, payload).toString('base64') };
     },
   };
 }
@@ -45,4 +57,22 @@ export function signingHandlers({ cosign, metrics }: SigningHandlerDeps): Signin
 export function registerSigningMetrics(registry: Registry): SigningMetrics {
   const signatures = new Counter({ name: 'factory_signatures_total', help: 'Signatures made', labelNames: ['key'], registers: [registry] });
   return { signed: (key) => signatures.inc({ key }) };
+}
+
+/** The digest names an OCI index in the factory's store, and every manifest it lists is stored too. */
+async function requireStoredIndex(content: StoredManifests, digest: string): Promise<void> {
+  const refuse = (why: string) => new FactoryError(404, `refusing to sign ${digest}: ${why}`);
+  const index = await content.getManifest(digest);
+  if (!index) throw refuse("it is not a manifest in the factory's store");
+  if (index.mediaType !== MediaTypes.ociIndex) throw refuse(`it is a ${index.mediaType}, not an installer index`);
+  let manifests: unknown;
+  try {
+    manifests = (JSON.parse(index.bytes.toString('utf8')) as { manifests?: unknown }).manifests;
+  } catch {
+    throw refuse('the stored index is not JSON');
+  }
+  if (!Array.isArray(manifests) || manifests.length === 0) throw refuse('the index lists no manifests');
+  for (const m of manifests as Array<{ digest?: unknown }>) {
+    if (typeof m?.digest !== 'string' || !(await content.getManifest(m.digest))) throw refuse(`a manifest it lists (${String(m?.digest)}) is not in the factory's store`);
+  }
 }

@@ -3,7 +3,9 @@
  * material and for signatures; key files never leave this process.
  */
 import path from 'node:path';
-import { EnvReader, readCommon } from '@factory/config';
+import { EnvReader, readCommon, readExternal } from '@factory/config';
+import { OciContentStore } from '@factory/registry';
+import { createObjectStore } from '@factory/storage';
 import { serveQueue } from '@factory/queue';
 import { fatal, onShutdown } from '@factory/runtime';
 import { createLogger, createMetricsRegistry, startMetricsServer } from '@factory/telemetry';
@@ -13,6 +15,7 @@ import { loadOrCreateEcKey } from './keys';
 async function main(): Promise<void> {
   const env = new EnvReader();
   const common = readCommon(env);
+  const external = readExternal(env);
   const keyDir = path.resolve(env.string('FACTORY_SIGNING_KEY_DIR', path.join(common.dataDir, 'keys')));
   const cosignKeyFile = env.string('FACTORY_COSIGN_KEY_FILE');
   env.done();
@@ -27,7 +30,13 @@ async function main(): Promise<void> {
 
   const { worker, connection } = serveQueue(
     'signing',
-    signingHandlers({ cosign, metrics: signingMetrics }),
+    signingHandlers({
+      cosign,
+      metrics: signingMetrics,
+      // Reads only: what is signed must be the factory's own content.
+      content: new OciContentStore(createObjectStore(common.storage)),
+      registryHost: new URL(external.externalUrl).host,
+    }),
     { redisUrl: common.redis.url, prefix: common.redis.prefix, logger, metrics, concurrency: 16 },
   );
   const server = await startMetricsServer({ port: common.metricsPort, host: common.metricsHost, registry: metrics, logger });

@@ -1,9 +1,10 @@
-import { createPublicKey, generateKeyPairSync, verify } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync, verify } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Registry } from '@factory/telemetry';
-import { MAX_SIGN_BYTES, registerSigningMetrics, signingHandlers } from '../src/handlers';
+import { MediaTypes, simpleSigningPayload } from '@factory/oci';
+import { registerSigningMetrics, signingHandlers } from '../src/handlers';
 import { LoadedKey, loadOrCreateEcKey } from '../src/keys';
 
 const mode = (p: string) => statSync(p).mode & 0o777;
@@ -69,49 +70,53 @@ describe('loadOrCreateEcKey', () => {
 });
 
 describe('signing handlers', () => {
+  const HOST = 'factory.example:8080';
+  const REPO = `installer/${'e'.repeat(64)}`;
+  const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+  const child = Buffer.from('{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json"}');
+  const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: [{ mediaType: 'application/vnd.docker.distribution.manifest.v2+json', digest: sha(child), size: child.length }] }));
+  const lonelyIndex = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: [{ digest: `sha256:${'0'.repeat(64)}` }] }));
+  const stored = new Map<string, { mediaType: string; bytes: Buffer }>([
+    [sha(index), { mediaType: MediaTypes.ociIndex, bytes: index }],
+    [sha(child), { mediaType: 'application/vnd.docker.distribution.manifest.v2+json', bytes: child }],
+    [sha(lonelyIndex), { mediaType: MediaTypes.ociIndex, bytes: lonelyIndex }],
+  ]);
   let cosign: LoadedKey;
   let registry: Registry;
   let handlers: ReturnType<typeof signingHandlers>;
   beforeEach(() => {
     cosign = loadOrCreateEcKey(path.join(dir, 'keys', 'cosign.key'), true);
     registry = new Registry();
-    handlers = signingHandlers({ cosign, metrics: registerSigningMetrics(registry) });
+    handlers = signingHandlers({ cosign, metrics: registerSigningMetrics(registry), content: { getManifest: async (d) => stored.get(d) ?? null }, registryHost: HOST });
   });
 
   test('signing.publicKey answers with the cosign public key PEM', async () => {
     expect(await handlers['signing.publicKey']({ key: 'cosign' })).toEqual({ pem: cosign.publicPem });
+    await expect(handlers['signing.publicKey']({ key: 'other' as 'cosign' })).rejects.toMatchObject({ name: 'FactoryError', status: 400, message: 'unknown key "other"' });
   });
 
-  test('signing.sign returns a DER ECDSA/SHA-256 signature that verifies against the public key', async () => {
-    const data = Buffer.from('{"critical":{"identity":{"docker-reference":"factory.example/installer/abc"}}}');
-    const { signatureBase64 } = await handlers['signing.sign']({ key: 'cosign', dataBase64: data.toString('base64') });
+  test('signing.installer derives the simple-signing payload itself and signs it (DER ECDSA/SHA-256)', async () => {
+    const { payloadBase64, signatureBase64 } = await handlers['signing.installer']({ repository: REPO, digest: sha(index) });
+    const payload = Buffer.from(payloadBase64, 'base64');
+    expect(payload.equals(simpleSigningPayload(`${HOST}/${REPO}`, sha(index)))).toBe(true);
     const signature = Buffer.from(signatureBase64, 'base64');
     expect(signature[0]).toBe(0x30); // DER SEQUENCE, as cosign expects
-    const publicKey = createPublicKey(cosign.publicPem);
-    expect(verify('sha256', data, publicKey, signature)).toBe(true);
-    expect(verify('sha256', Buffer.concat([data, Buffer.from(' ')]), publicKey, signature)).toBe(false);
-
-    // Exactly the size limit is still signed; the counter counts signatures per key.
-    const atLimit = Buffer.alloc(MAX_SIGN_BYTES, 7);
-    const big = await handlers['signing.sign']({ key: 'cosign', dataBase64: atLimit.toString('base64') });
-    expect(verify('sha256', atLimit, publicKey, Buffer.from(big.signatureBase64, 'base64'))).toBe(true);
-    expect(await registry.metrics()).toMatch(/^factory_signatures_total\{key="cosign"\} 2$/m);
+    expect(verify('sha256', payload, createPublicKey(cosign.publicPem), signature)).toBe(true);
+    expect(await registry.metrics()).toMatch(/^factory_signatures_total\{key="cosign"\} 1$/m);
   });
 
-  test('an unknown key is a 400 for both jobs', async () => {
-    const unknown = 'other' as 'cosign';
-    for (const p of [handlers['signing.publicKey']({ key: unknown }), handlers['signing.sign']({ key: unknown, dataBase64: 'AA==' })]) {
-      await expect(p).rejects.toMatchObject({ name: 'FactoryError', status: 400, message: 'unknown key "other"' });
+  test('it signs nothing it cannot check: foreign repositories, unknown or incomplete content, non-index manifests', async () => {
+    const refusals: Array<[Parameters<(typeof handlers)['signing.installer']>[0], number, string]> = [
+      [{ repository: 'library/ubuntu', digest: sha(index) }, 400, 'is not an installer repository of this factory'],
+      [{ repository: `${REPO}/../x`, digest: sha(index) }, 400, 'is not an installer repository of this factory'],
+      [{ repository: REPO, digest: 'sha256:abc' }, 400, 'is not a sha256 digest'],
+      [{ repository: REPO, digest: `sha256:${'1'.repeat(64)}` }, 404, "it is not a manifest in the factory's store"],
+      [{ repository: REPO, digest: sha(child) }, 404, 'not an installer index'],
+      [{ repository: REPO, digest: sha(lonelyIndex) }, 404, "is not in the factory's store"],
+    ];
+    for (const [payload, status, text] of refusals) {
+      await expect(handlers['signing.installer'](payload)).rejects.toMatchObject({ name: 'FactoryError', status, message: expect.stringContaining(text) });
     }
-  });
-
-  test('a payload over the limit is a 400 and is not signed or counted', async () => {
-    const tooLarge = Buffer.alloc(MAX_SIGN_BYTES + 1).toString('base64');
-    await expect(handlers['signing.sign']({ key: 'cosign', dataBase64: tooLarge })).rejects.toMatchObject({
-      name: 'FactoryError',
-      status: 400,
-      message: 'payload to sign is too large',
-    });
     expect(await registry.metrics()).not.toMatch(/^factory_signatures_total\{/m);
   });
 });
