@@ -234,7 +234,7 @@ export interface ParseOptions {
  *    `yaml: <message>` (go-yaml itself reports these as "go-yaml load error in <stage> at L.C: ...");
  *  - community edition with an owner: `owner field is only supported in Enterprise edition`;
  *  - a body beyond YAML_LIMITS: `yaml: document contains excessive aliasing (more than 1000 aliases)`,
- *    `yaml: document is too large (more than 20000 YAML tokens)`, `yaml: exceeded max depth of 100`, ... (go-yaml's
+ *    `yaml: document is too large (more than 25000 YAML tokens)`, `yaml: exceeded max depth of 100`, ... (go-yaml's
  *    own ratio rule gives `yaml: line N: document contains excessive aliasing`).
  *
  * A bare null document (`---`, `~`, `null`) decodes to the empty schematic, as in go-yaml; any other non-mapping

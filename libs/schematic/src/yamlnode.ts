@@ -83,14 +83,18 @@ export class YamlEOF extends Error {}
  * a valid schematic that exceeds one of them.
  */
 export const YAML_LIMITS = Object.freeze({
-  /** Lexical tokens in the whole stream (every document, comments and whitespace runs included). */
-  maxTokens: 20_000,
+  /**
+   * Lexical tokens up to the end of the first document (comments and whitespace runs included). At least 8 ×
+   * maxExpandedNodes: the canonical form of an accepted schematic (at most ~7 tokens per node, e.g. `- |-` items)
+   * must itself be readable, as it is read back from the store.
+   */
+  maxTokens: 25_000,
   /** Alias nodes (`*name`) in the whole stream. */
   maxAliases: 1000,
   /** Nesting of collections, in the text and after alias expansion (go-yaml: 10000). */
   maxDepth: 100,
-  /** Nodes decoded, alias expansion included (the document alone is bounded by maxTokens). */
-  maxExpandedNodes: 50_000,
+  /** Nodes decoded, alias expansion included (real schematics: tens to a few hundred). */
+  maxExpandedNodes: 3_000,
   /** Characters of scalar values decoded, alias expansion included (a body is at most 1 MiB by default). */
   maxExpandedChars: 2 * 1024 * 1024,
 });

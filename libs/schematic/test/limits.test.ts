@@ -2,7 +2,7 @@
  * YAML work limits (issue 10, item 1): a hostile body is refused with a one-line `yaml: ...` message naming the
  * limit, after a small bounded amount of work; real schematics (a few KB, a few aliases) are untouched.
  */
-import { SchematicError, YAML_LIMITS, parseSchematic, schematicId } from '@factory/schematic';
+import { Schematic, SchematicError, YAML_LIMITS, canonicalYaml, parseSchematic, schematicId } from '@factory/schematic';
 
 const MiB = 1024 * 1024;
 /** Generous: the limits stop these bodies in ~1–100 ms; CI machines are slow and shared. */
@@ -70,14 +70,15 @@ describe('alias limits', () => {
     const lines = ['a0: &a0 [x, x, x, x, x, x, x, x, x, x]'];
     for (let i = 1; i < 9; i++) lines.push(`a${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(', ')}]`);
     const body = `overlay:\n  name: x\n  options:\n${lines.map((l) => '    ' + l).join('\n')}\n`;
-    expectQuickRefusal('billion laughs', body, /^yaml: line \d+: document contains excessive aliasing$/);
+    // go-yaml's ratio rule or maxExpandedNodes, whichever comes first (here the node limit).
+    expectQuickRefusal('billion laughs', body, /^yaml: (line \d+: )?document contains excessive aliasing/);
   });
 
   test('aliases chained into deep nesting are refused by maxDepth', () => {
-    const lines = ['a0: &a0 [x]'];
-    for (let i = 1; i <= YAML_LIMITS.maxDepth; i++) lines.push(`a${i}: &a${i} [*a${i - 1}]`);
-    const body = `overlay:\n  name: x\n  options:\n${lines.map((l) => '    ' + l).join('\n')}\n`;
-    expectQuickRefusal('alias chain depth', body, tooDeep);
+    // Each text within the depth limit; `c` holds `b` at its bottom, twice as deep as either.
+    const half = Math.ceil(YAML_LIMITS.maxDepth / 2) + 2;
+    const body = `overlay:\n  name: x\n  options:\n    b: &b ${'['.repeat(half)}x${']'.repeat(half)}\n    c: ${'['.repeat(half)}*b${']'.repeat(half)}\n`;
+    expectQuickRefusal('alias nesting depth', body, tooDeep);
   });
 
   test('up to maxAliases aliases are accepted and give the same ID as the written-out schematic', () => {
@@ -179,5 +180,35 @@ describe('parse work limits on a 1 MiB body of other shapes', () => {
       expect(s.customization.embeddedMachineConfiguration!.length).toBeGreaterThan(0.8 * MiB);
       expect(ms).toBeLessThan(QUICK_MS);
     }
+  });
+});
+
+describe('the canonical form of an accepted schematic can be read back (it is, from the store)', () => {
+  // Decoded nodes besides the list items: root map, `customization` key and map, `extraKernelArgs` key and list.
+  const listOverhead = 5;
+  const atNodeLimit = YAML_LIMITS.maxExpandedNodes - listOverhead;
+  const shapes: Array<[string, (n: number) => Schematic]> = [
+    // Multi-line items are written `- |-` blocks: the most tokens per node in a canonical form.
+    ['multi-line kernel args', (n) => ({ customization: { extraKernelArgs: Array.from({ length: n }, (_, i) => `a\nb${i}`) } })],
+    ['kernel args', (n) => ({ customization: { extraKernelArgs: Array.from({ length: n }, (_, i) => `a${i}`) } })],
+  ];
+
+  test.each(shapes)('%s at maxExpandedNodes', (_name, make) => {
+    const s = make(atNodeLimit);
+    const flow = JSON.stringify(s);
+    const id = schematicId(parseSchematic(flow));
+    expect(schematicId(parseSchematic(canonicalYaml(s)))).toBe(id);
+    // One node more and the POST is refused: the limit is exactly there.
+    expect(refusal(JSON.stringify(make(atNodeLimit + 1))).message).toMatch(/more than \d+ nodes after alias expansion/);
+  });
+
+  test('empty lists in overlay options (go-yaml writes `- []`) at maxExpandedNodes', () => {
+    // root, overlay key + map, image and name pairs, options key + map, `l` key + list, customization key + map.
+    const overhead = 13;
+    const make = (n: number): Schematic => ({ overlay: { image: 'i', name: 'n', options: { l: Array.from({ length: n }, () => []) } }, customization: {} });
+    const s = make(YAML_LIMITS.maxExpandedNodes - overhead);
+    const id = schematicId(parseSchematic(JSON.stringify(s)));
+    expect(schematicId(parseSchematic(canonicalYaml(s)))).toBe(id);
+    expect(refusal(JSON.stringify(make(YAML_LIMITS.maxExpandedNodes - overhead + 1))).message).toMatch(/more than \d+ nodes after alias expansion/);
   });
 });
