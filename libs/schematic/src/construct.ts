@@ -14,7 +14,8 @@
  *    `yaml: construct errors: line 3: ...; line 5: ...`; decoding continues after a type error;
  *  - duplicate keys: `mapping key "x" already defined at line N` (the whole mapping is then skipped);
  *  - `<<` merge keys are honoured (explicit keys win over merged ones, earlier merged maps over later ones);
- *  - aliases are expanded, with go-yaml's recursion check and excessive-aliasing ratio check.
+ *  - aliases are expanded, with go-yaml's recursion check and excessive-aliasing ratio check, and within
+ *    YAML_LIMITS (nesting, nodes and scalar characters after expansion; see yamlnode.ts).
  */
 import { goQuote } from '@factory/gocompat';
 import {
@@ -35,6 +36,7 @@ import {
   isValidUtf8,
   resolveScalar,
 } from '@factory/goyaml';
+import { YAML_LIMITS, YamlLimitError, depthLimitMessage } from './yamlnode';
 import type { GAlias, GMap, GNode, GScalar, GSeq } from './yamlnode';
 
 // --- Go types ----------------------------------------------------------------------------------------------------
@@ -166,6 +168,8 @@ export class Constructor {
   private constructCount = 0;
   private aliasCount = 0;
   private aliasDepth = 0;
+  private depth = 0;
+  private expandedChars = 0;
   private readonly activeAliases = new Set<GAlias>();
   private mergedFields: Set<string> | null = null;
 
@@ -173,6 +177,9 @@ export class Constructor {
     this.constructCount++;
     if (this.aliasDepth > 0) this.aliasCount++;
     this.aliasCheck(n);
+    if (this.constructCount > YAML_LIMITS.maxExpandedNodes) {
+      throw new YamlLimitError(`document contains excessive aliasing (more than ${YAML_LIMITS.maxExpandedNodes} nodes after alias expansion)`);
+    }
     if (n.kind === 'alias') return this.alias(n, t, cur);
     if (n.kind !== 'scalar' && t.k === 'text') {
       this.typeError(n, `cannot construct ${n.tag} into ${t.name} (TextUnmarshaler)`);
@@ -180,11 +187,22 @@ export class Constructor {
     }
     switch (n.kind) {
       case 'scalar':
+        this.expandedChars += n.value.length;
+        if (this.expandedChars > YAML_LIMITS.maxExpandedChars) {
+          throw new YamlLimitError(
+            `document contains excessive aliasing (more than ${YAML_LIMITS.maxExpandedChars} characters of scalars after alias expansion)`,
+          );
+        }
         return this.scalar(n, t, cur);
       case 'map':
-        return this.mapping(n, t, cur);
       case 'seq':
-        return this.sequence(n, t, cur);
+        // Collections nest through aliases too (`b: &b [*a]`, `c: &c [*b]`, ...), beyond the text's own nesting.
+        if (++this.depth > YAML_LIMITS.maxDepth) throw new YamlLimitError(depthLimitMessage());
+        try {
+          return n.kind === 'map' ? this.mapping(n, t, cur) : this.sequence(n, t, cur);
+        } finally {
+          this.depth--;
+        }
     }
   }
 

@@ -17,7 +17,9 @@ import {
   T_UINT8,
   zeroValue,
 } from './construct';
-import { GNode, YamlEOF, YamlSyntaxError, decodeBody, parseFirstDocument } from './yamlnode';
+import { GNode, YamlEOF, YamlLimitError, YamlSyntaxError, decodeBody, parseFirstDocument } from './yamlnode';
+
+export { YAML_LIMITS } from './yamlnode';
 
 export interface MetaValue {
   key: number;
@@ -230,7 +232,10 @@ export interface ParseOptions {
  *    `auto does not belong to BootloaderKind values`, `cannot construct !!seq into string`, ...);
  *  - syntax errors: `yaml: line N: <parser message>`; reader errors (bad UTF-8, control characters):
  *    `yaml: <message>` (go-yaml itself reports these as "go-yaml load error in <stage> at L.C: ...");
- *  - community edition with an owner: `owner field is only supported in Enterprise edition`.
+ *  - community edition with an owner: `owner field is only supported in Enterprise edition`;
+ *  - a body beyond YAML_LIMITS: `yaml: document contains excessive aliasing (more than 1000 aliases)`,
+ *    `yaml: document is too large (more than 25000 YAML tokens)`, `yaml: exceeded max depth of 100`, ... (go-yaml's
+ *    own ratio rule gives `yaml: line N: document contains excessive aliasing`).
  *
  * A bare null document (`---`, `~`, `null`) decodes to the empty schematic, as in go-yaml; any other non-mapping
  * document is rejected (`cannot construct !!str \`foo\` into schematic.Schematic`, `!!seq`, ...).
@@ -248,6 +253,8 @@ export function parseSchematic(body: string | Buffer, opts: ParseOptions = {}): 
     if (e instanceof SchematicError) throw e;
     if (e instanceof YamlEOF) throw new SchematicError('EOF');
     if (e instanceof YamlSyntaxError || e instanceof FatalConstructError) throw new SchematicError(located(e.message, e.line));
+    if (e instanceof YamlLimitError) throw new SchematicError(`yaml: ${e.message}`);
+    // The yaml package's composer recurses; a stack overflow there is a depth limit too.
     if (e instanceof RangeError) throw new SchematicError('yaml: exceeded max depth');
     throw e;
   }

@@ -8,7 +8,24 @@
  * handling. Only the first document of the stream is looked at.
  */
 import { MAP_TAG, SEQ_TAG, STR_TAG, resolveScalar, shortTag } from '@factory/goyaml';
-import { Alias, Document, Node, Pair, Scalar, YAMLMap, YAMLSeq, isAlias, isMap, isPair, isScalar, isSeq, parseAllDocuments } from 'yaml';
+import {
+  Alias,
+  CST,
+  Composer,
+  Document,
+  Lexer,
+  Node,
+  Pair,
+  Parser,
+  Scalar,
+  YAMLMap,
+  YAMLSeq,
+  isAlias,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+} from 'yaml';
 
 export type ScalarStyleIn = 'plain' | 'single' | 'double' | 'literal' | 'folded';
 
@@ -52,6 +69,40 @@ export class YamlSyntaxError extends Error {
 
 /** No document in the stream (go-yaml's io.EOF). */
 export class YamlEOF extends Error {}
+
+// --- work limits -------------------------------------------------------------------------------------------------
+
+/**
+ * Bounds on the work one request body may cause. go-yaml itself only has its excessive-aliasing ratio rule (see
+ * construct.ts) and a nesting limit of 10000; the yaml package this reader is built on costs ~1–3 µs per lexical
+ * token, so a 1 MiB body of `[x,x,...]` or of comment lines would hold the event loop for seconds, and a document
+ * may expand through aliases far beyond its own size. These limits are far above any real schematic (a few KB, a
+ * few hundred tokens, a handful of aliases, nesting < 10; an embedded machine configuration is one scalar token
+ * however long) and stop a hostile body after a bounded, small amount of work. Each violation is reported as a
+ * one-line `yaml: ...` error naming the limit (a 400 at the API). Deviation from go-yaml: it would accept, slowly,
+ * a valid schematic that exceeds one of them.
+ */
+export const YAML_LIMITS = Object.freeze({
+  /**
+   * Lexical tokens up to the end of the first document (comments and whitespace runs included). At least 8 ×
+   * maxExpandedNodes: the canonical form of an accepted schematic (at most ~7 tokens per node, e.g. `- |-` items)
+   * must itself be readable, as it is read back from the store.
+   */
+  maxTokens: 25_000,
+  /** Alias nodes (`*name`) in the whole stream. */
+  maxAliases: 1000,
+  /** Nesting of collections, in the text and after alias expansion (go-yaml: 10000). */
+  maxDepth: 100,
+  /** Nodes decoded, alias expansion included (real schematics: tens to a few hundred). */
+  maxExpandedNodes: 3_000,
+  /** Characters of scalar values decoded, alias expansion included (a body is at most 1 MiB by default). */
+  maxExpandedChars: 2 * 1024 * 1024,
+});
+
+/** A body that exceeds one of YAML_LIMITS; the message names the limit. */
+export class YamlLimitError extends Error {}
+
+export const depthLimitMessage = (): string => `exceeded max depth of ${YAML_LIMITS.maxDepth}`;
 
 // --- input decoding (libyaml reader) -----------------------------------------------------------------------------
 
@@ -192,10 +243,12 @@ export function decodeDoubleQuoted(raw: string): { value: string } | { error: st
         i += 2 + n;
         continue;
       }
-      // Copy one code point.
-      const cp = s.codePointAt(i)!;
-      out += String.fromCodePoint(cp);
-      i += cp > 0xffff ? 2 : 1;
+      // Copy the run of ordinary characters up to the next escape, blank or break (one slice, not one
+      // concatenation per character: a 1 MiB scalar took 150 ms that way).
+      let end = i + 1;
+      while (end < s.length && s[end] !== '\\' && !isBlank(s[end]) && !isBreak(s[end])) end++;
+      out += s.slice(i, end);
+      i = end;
     }
     if (i >= s.length) break;
     // Blanks and line breaks.
@@ -237,14 +290,49 @@ const STYLE_OF: Record<Scalar.Type, ScalarStyleIn> = {
   BLOCK_FOLDED: 'folded',
 };
 
+/**
+ * Every alias of `doc` with the node it refers to: the last node before it, in document order, that carries its
+ * anchor (go-yaml and the yaml package agree on this). One pre-order walk; the yaml package's `Alias.resolve` walks
+ * the whole document for each alias, which made a body of n aliases cost n² (issue 10, item 1).
+ */
+function resolveAliases(doc: Document.Parsed): Map<Alias, unknown> {
+  const targets = new Map<Alias, unknown>();
+  const anchored = new Map<string, unknown>();
+  const pending: unknown[] = [doc.contents];
+  while (pending.length > 0) {
+    const node = pending.pop();
+    if (node === null || node === undefined) continue;
+    if (isPair(node)) {
+      pending.push((node as Pair).value, (node as Pair).key);
+      continue;
+    }
+    if (isAlias(node)) {
+      const alias = node as Alias;
+      targets.set(alias, anchored.get(alias.source));
+      continue;
+    }
+    const anchor = (node as { anchor?: string }).anchor;
+    if (anchor) anchored.set(anchor, node);
+    if (isMap(node) || isSeq(node)) {
+      const items = (node as YAMLMap | YAMLSeq).items as unknown[];
+      for (let i = items.length - 1; i >= 0; i--) pending.push(items[i]);
+    }
+  }
+  return targets;
+}
+
 class Converter {
   private readonly cache = new Map<unknown, GNode>();
+  private readonly aliasTargets: Map<Alias, unknown>;
+  private depth = 0;
 
   constructor(
     private readonly text: string,
-    private readonly doc: Document.Parsed,
+    doc: Document.Parsed,
     private readonly lines: Lines,
-  ) {}
+  ) {
+    this.aliasTargets = resolveAliases(doc);
+  }
 
   private lineAt(node: { range?: [number, number, number] | null } | null | undefined, fallback: number): number {
     const r = node?.range;
@@ -261,14 +349,19 @@ class Converter {
     if (cached) return cached;
     if (isAlias(node)) return this.alias(node as Alias, fallbackLine);
     if (isScalar(node)) return this.scalar(node as Scalar, fallbackLine);
-    if (isMap(node)) return this.mapping(node as YAMLMap, fallbackLine);
-    if (isSeq(node)) return this.sequence(node as YAMLSeq, fallbackLine);
+    if (++this.depth > YAML_LIMITS.maxDepth) throw new YamlLimitError(depthLimitMessage());
+    try {
+      if (isMap(node)) return this.mapping(node as YAMLMap, fallbackLine);
+      if (isSeq(node)) return this.sequence(node as YAMLSeq, fallbackLine);
+    } finally {
+      this.depth--;
+    }
     throw new YamlSyntaxError('unsupported YAML node', fallbackLine);
   }
 
   private alias(node: Alias, fallbackLine: number): GAlias {
     const line = this.lineAt(node, fallbackLine);
-    const target = node.resolve(this.doc);
+    const target = this.aliasTargets.get(node);
     if (!target) throw new YamlSyntaxError(`unknown anchor '${node.source}' referenced`, line);
     const self = this;
     let resolved: GNode | undefined;
@@ -361,14 +454,61 @@ function oneLine(s: string): string {
 }
 
 /**
+ * The lexical tokens of `text`, stopping with a YamlLimitError as soon as the stream exceeds maxTokens, maxAliases
+ * or (flow collections) maxDepth — before the yaml package's parser and composer spend their far larger per-token
+ * work on it.
+ */
+function* limitedTokens(text: string): Generator<string> {
+  let tokens = 0;
+  let aliases = 0;
+  let flowDepth = 0;
+  let scalarSourceNext = false;
+  for (const token of new Lexer().lex(text)) {
+    if (++tokens > YAML_LIMITS.maxTokens) throw new YamlLimitError(`document is too large (more than ${YAML_LIMITS.maxTokens} YAML tokens)`);
+    if (scalarSourceNext) {
+      // The source of a block scalar, whatever characters it starts with.
+      scalarSourceNext = false;
+    } else if (token === CST.SCALAR) {
+      scalarSourceNext = true;
+    } else if (token[0] === '*') {
+      if (++aliases > YAML_LIMITS.maxAliases) {
+        throw new YamlLimitError(`document contains excessive aliasing (more than ${YAML_LIMITS.maxAliases} aliases)`);
+      }
+    } else if (token === '[' || token === '{') {
+      if (++flowDepth > YAML_LIMITS.maxDepth) throw new YamlLimitError(depthLimitMessage());
+    } else if ((token === ']' || token === '}') && flowDepth > 0) {
+      flowDepth--;
+    }
+    yield token;
+  }
+}
+
+/**
+ * The first document of the stream that is not a phantom, composed by the yaml package from limitedTokens. The
+ * composer hands out a document (final by then) when the next one starts, so the rest of the stream is never
+ * lexed — as libyaml, which go-yaml's Decoder pulls events from lazily, never reads past the first document either.
+ */
+function firstRealDocument(text: string): Document.Parsed | undefined {
+  const parser = new Parser();
+  const composer = new Composer({ schema: 'failsafe', uniqueKeys: false, prettyErrors: false, strict: true });
+  function* cstTokens() {
+    for (const token of limitedTokens(text)) yield* parser.next(token);
+    yield* parser.end();
+  }
+  for (const doc of composer.compose(cstTokens())) {
+    // A bare `...` yields a document here, while libyaml just skips stray document end markers.
+    if (!isPhantomDocument(doc as Document.Parsed)) return doc as Document.Parsed;
+  }
+  return undefined;
+}
+
+/**
  * Parse the first YAML document of `text` into a go-yaml style node graph.
- * Throws YamlEOF when the stream holds no document, YamlSyntaxError on malformed input.
+ * Throws YamlEOF when the stream holds no document, YamlSyntaxError on malformed input, YamlLimitError when the
+ * stream exceeds YAML_LIMITS.
  */
 export function parseFirstDocument(text: string): GNode {
-  const docs = parseAllDocuments(text, { schema: 'failsafe', uniqueKeys: false, prettyErrors: false, strict: true });
-  const list = (Array.isArray(docs) ? docs : [docs]) as Document.Parsed[];
-  // A bare `...` yields a document here, while libyaml just skips stray document end markers.
-  const doc = list.find((d) => !isPhantomDocument(d));
+  const doc = firstRealDocument(text);
   if (!doc) throw new YamlEOF('EOF');
   const lines = new Lines(text);
   // Escapes in double-quoted scalars are checked by decodeDoubleQuoted (libyaml's set differs from YAML 1.2's).

@@ -71,6 +71,10 @@ describe('schematic.create', () => {
     ['empty body', '', 'EOF'],
     ['owner (enterprise only)', 'owner: alice\n', 'owner field is only supported in Enterprise edition'],
     ['bad bootloader', 'customization:\n  bootloader: auto\n', 'yaml: construct errors: line 2: auto does not belong to BootloaderKind values'],
+    // Work limits (issue 10 item 1): a FactoryError, so the job completes with the 400 and is never retried.
+    ['alias bomb', 'customization:\n  extraKernelArgs: [&a x' + ', *a'.repeat(6000) + ']\n', 'yaml: document contains excessive aliasing (more than 1000 aliases)'],
+    ['deep nesting', 'overlay:\n  options: ' + '['.repeat(5000) + ']'.repeat(5000) + '\n', 'yaml: exceeded max depth of 100'],
+    ['too many tokens', 'customization:\n  extraKernelArgs: [' + 'x,'.repeat(25000) + ']\n', 'yaml: document is too large (more than 25000 YAML tokens)'],
   ])('%s: a 400 FactoryError carrying the parser message, nothing stored or counted', async (_name, body, message) => {
     const storage = new MemoryStorage();
     const metrics = countingMetrics();
