@@ -9,7 +9,7 @@ APT_PACKAGES=(
   busybox-static squashfs-tools cpio zstd xz-utils kmod      # demo releases and initramfs assembly
   qemu-system-x86 qemu-utils ovmf ipxe-qemu                  # boot proofs
   xorriso grub-pc-bin grub-efi-amd64-bin grub-common mtools dosfstools gdisk xfsprogs   # ISO and disk images
-  openssl curl ca-certificates wrk sbsigntool               # wrk: benchmarks; sbsigntool: PE checks (sbverify)
+  openssl curl ca-certificates wrk sbsigntool iproute2      # wrk: benchmarks; sbsigntool: PE checks (sbverify); ss
 )
 
 missing=()

@@ -3,8 +3,9 @@
  * local data directory, serves the demo releases, runs the five services, and stops all of it on SIGTERM.
  * A second start on the same data directory still has the schematics.
  */
-import { ChildProcess, spawnSync } from 'node:child_process';
+import { ChildProcess, execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../support/procs';
@@ -26,6 +27,28 @@ afterAll(async () => {
   for (const p of launched) if (p.exitCode === null && p.signalCode === null) await stop(p);
   rmSync(dataDir, { recursive: true, force: true });
 });
+
+/** Whether a TCP connection to host:port is accepted. */
+function accepts(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port, timeout: 3000 });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(false);
+    });
+  });
+}
+
+/** Ports of the internal listeners the launcher reports: Redis, the demo registry, the registry-proxy's /v2, metrics. */
+function internalPorts(output: string): number[] {
+  const lines = output.split('\n').filter((l) => l.startsWith('[launcher]'));
+  return lines.flatMap((l) => [...l.matchAll(/127\.0\.0\.1:(\d+)/g)].map((m) => Number(m[1])));
+}
 
 const alive = (pid: number) => {
   try {
@@ -74,6 +97,21 @@ test('npm start equivalent: everything embedded, clean shutdown, data survives a
   expect(ranged.headers.get('x-factory-object')).toBeNull();
   expect(Buffer.from(await ranged.arrayBuffer())).toEqual(whole.subarray(100, 1124));
   rmSync(pullDir, { recursive: true, force: true });
+
+  // Internal listeners are on loopback only: the registry-proxy's /v2 and the metrics ports (only the gateway is public).
+  const registryPort = Number(/registry-proxy: \/v2 on http:\/\/127\.0\.0\.1:(\d+)/.exec(first.output())?.[1]);
+  const ports = internalPorts(first.output());
+  expect(ports).toContain(registryPort);
+  expect(ports.length).toBeGreaterThanOrEqual(7); // Redis, demo registry, /v2, four metrics ports
+  for (const p of ports) expect(await accepts('127.0.0.1', p)).toBe(true);
+  // Tests send traffic to loopback only: the bound addresses are read with ss instead of probing other addresses.
+  const listening = execFileSync('ss', ['-Hltn'], { encoding: 'utf8' });
+  for (const p of ports) expect(listening).toMatch(new RegExp(`\\s127\\.0\\.0\\.1:${p}\\s`));
+  // Straight from the registry-proxy port, a client never sees the gateway's hand-off headers (it lacks the secret).
+  const direct = await fetch(`http://127.0.0.1:${registryPort}/v2/installer/${id}/blobs/${layer.digest}`, { headers: { 'X-Factory-Handoff': 'object', Range: 'bytes=0-9' } });
+  expect(direct.status).toBe(206);
+  expect([...direct.headers.keys()].filter((h) => h.startsWith('x-factory-'))).toEqual([]);
+  expect(Buffer.from(await direct.arrayBuffer())).toEqual(whole.subarray(0, 10));
 
   expect(await stop(first.proc)).toBe(0);
   expect(children.filter(alive)).toEqual([]);

@@ -140,3 +140,20 @@ export function readExternal(r: EnvReader): ExternalSettings {
   const externalPxeUrl = configuredPxe ?? externalUrl;
   return { externalUrl, externalPxeUrl, noRedirectHost: configuredPxe ? new URL(configuredPxe).host : undefined };
 }
+
+/** The shortest hand-off secret accepted: 128 bits as hex. */
+const MIN_HANDOFF_SECRET = 32;
+
+/**
+ * FACTORY_HANDOFF_SECRET, shared by the gateway and the registry-proxy on one local object directory: a gateway
+ * `/v2` request carrying it may be answered with the blob's object key (the hand-off) instead of its bytes. Unset:
+ * no hand-off (the gateway relays blob bodies). `npm start` generates one per run.
+ */
+export function readHandoffSecret(r: EnvReader): string | undefined {
+  const secret = r.string('FACTORY_HANDOFF_SECRET');
+  if (secret !== undefined && (secret.length < MIN_HANDOFF_SECRET || !/^[\x21-\x7e]+$/.test(secret))) {
+    r.problem(`FACTORY_HANDOFF_SECRET must be at least ${MIN_HANDOFF_SECRET} printable characters without spaces`);
+    return undefined;
+  }
+  return secret;
+}

@@ -21,4 +21,4 @@ export {
 export type { RegistryRouterDeps, RepositoryRequest, ManifestRequest } from './router';
 export { RegistryError, manifestUnknown, blobUnknown, ociErrorBody, defaultErrorInfo } from './errors';
 export type { OciErrorCodeName, HttpErrorInfo } from './errors';
-export { endToEndHeaders } from './headers';
+export { endToEndHeaders, isInternalHeader } from './headers';

@@ -6,12 +6,13 @@
  * GET and HEAD only (HEAD = GET without a body; it also triggers builds, like the anchor). Other methods get
  * `405 Method Not Allowed` + `Allow: GET, HEAD, OPTIONS`.
  */
+import { timingSafeEqual } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { Router } from 'express';
 import type { Request, Response } from 'express';
 import type { Descriptor } from '@factory/oci';
-import { contentRange, rangeForRequest } from '@factory/http';
+import { contentRange, decideRequest } from '@factory/http';
 import { isStorageError } from '@factory/storage';
 import {
   HttpErrorInfo, RegistryError, blobUnknown, defaultErrorInfo, manifestUnknown, ociErrorBody,
@@ -60,11 +61,13 @@ export interface RegistryRouterDeps {
   redirectBlobs?: boolean;
   /**
    * Blob hand-off to a front proxy that shares the object store (the embedded gateway on local storage): a GET
-   * carrying `X-Factory-Handoff: object` is answered, after every check, with the status and headers only, plus
-   * `X-Factory-Object` (the object key), `X-Factory-Length` and `X-Factory-Range`, and the proxy streams the bytes
-   * itself — one hop less for blob bodies (like nginx's X-Accel-Redirect). Off by default.
+   * carrying `X-Factory-Handoff: <this secret>` is answered, after every check (preconditions and Range included),
+   * with the status and headers only, plus `X-Factory-Object` (the object key), `X-Factory-Length` and
+   * `X-Factory-Range`, and the proxy streams the bytes itself — one hop less for blob bodies (like nginx's
+   * X-Accel-Redirect). The secret proves the request comes from that proxy: any other client (the port reached
+   * directly) never sees an internal header. Off when unset.
    */
-  objectHandoff?: boolean;
+  handoffSecret?: string;
   /** lifetime of presigned blob URLs; default 3600 */
   presignTtlSeconds?: number;
   /** maps errors thrown by the callbacks to client responses; defaults to `defaultErrorInfo` (RegistryError, FactoryError) */
@@ -81,6 +84,38 @@ export const HANDOFF_OBJECT_HEADER = 'x-factory-object';
 export const HANDOFF_LENGTH_HEADER = 'x-factory-length';
 export const HANDOFF_RANGE_HEADER = 'x-factory-range';
 const BLOB_CONTENT_TYPE = 'application/octet-stream';
+
+/** The request proves it comes from the front proxy holding the hand-off secret (compared in constant time). */
+function carriesHandoffSecret(req: Request, secret: string | undefined): boolean {
+  const sent = req.header(HANDOFF_REQUEST_HEADER);
+  if (!secret || sent === undefined) return false;
+  const a = Buffer.from(sent, 'utf8');
+  const b = Buffer.from(secret, 'utf8');
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** Validator headers of content addressed by `digest`: what a 200 sends and a 304 repeats (RFC 9110 §15.4.5). */
+function validatorHeaders(digest: string): Record<string, string> {
+  return { 'Docker-Content-Digest': digest, ETag: `"${digest}"` };
+}
+
+/**
+ * 304 (no body, the validators only) or 412 (`precondition failed`) when the request's preconditions say so; true
+ * when answered.
+ */
+function answerPrecondition(res: Response, kind: string, validators: Record<string, string>): boolean {
+  if (kind === 'not-modified') {
+    res.status(304);
+    for (const [k, v] of Object.entries(validators)) res.setHeader(k, v);
+    res.end();
+    return true;
+  }
+  if (kind === 'precondition-failed') {
+    sendTextError(res, 412, 'precondition failed');
+    return true;
+  }
+  return false;
+}
 
 function sendBytes(res: Response, status: number, contentType: string, body: Buffer, headers: Record<string, string> = {}): void {
   res.status(status);
@@ -167,7 +202,15 @@ export function createRegistryRouter(deps: RegistryRouterDeps): Router {
       manifest = await store.resolveManifest(`${route.image}/${route.schematicId}`, route.reference);
     }
     if (!manifest) throw manifestUnknown();
-    sendBytes(res, 200, manifest.mediaType, manifest.bytes, { 'Docker-Content-Digest': manifest.digest });
+    sendDocument(res, manifest);
+  };
+
+  /** A manifest or referrers index: content addressed by its digest, which is also its (quoted) ETag. */
+  const sendDocument = (res: Response, doc: { mediaType: string; digest: string; bytes: Buffer }, extra: Record<string, string> = {}): void => {
+    const validators = validatorHeaders(doc.digest);
+    const decision = decideRequest(res.req.method, res.req.headers, { etag: validators.ETag });
+    if (answerPrecondition(res, decision.kind, validators)) return;
+    sendBytes(res, 200, doc.mediaType, doc.bytes, { ...validators, ...extra });
   };
 
   const serveBlob = async (route: SchematicRoute, base: RepositoryRequest, req: Request, res: Response): Promise<void> => {
@@ -175,6 +218,10 @@ export function createRegistryRouter(deps: RegistryRouterDeps): Router {
     const digest = route.reference;
     const info = await store.statBlob(digest);
     if (!info) throw blobUnknown();
+    const validators = validatorHeaders(digest);
+    // Preconditions before the redirect too: a client that holds the blob gets its 304 without a round trip to S3.
+    const range = decideRequest(req.method, req.headers, { size: info.size, etag: validators.ETag });
+    if (answerPrecondition(res, range.kind, { ...validators, 'Cache-Control': 'max-age=31536000' })) return;
     if (req.method === 'GET' && redirectBlobs) {
       const url = await store.presignBlob(digest, ttl);
       if (url) {
@@ -186,13 +233,7 @@ export function createRegistryRouter(deps: RegistryRouterDeps): Router {
         return;
       }
     }
-    const common: Record<string, string> = {
-      'Docker-Content-Digest': digest,
-      'Accept-Ranges': 'bytes',
-      ETag: `"${digest}"`,
-      'Cache-Control': 'max-age=31536000',
-    };
-    const range = rangeForRequest({ range: req.header('range'), ifRange: req.header('if-range') }, { size: info.size, etag: common.ETag });
+    const common: Record<string, string> = { ...validators, 'Accept-Ranges': 'bytes', 'Cache-Control': 'max-age=31536000' };
     if (range.kind === 'unsatisfiable') {
       res.setHeader('Content-Range', contentRange(range, info.size));
       sendTextError(res, 416, 'requested range not satisfiable');
@@ -210,7 +251,7 @@ export function createRegistryRouter(deps: RegistryRouterDeps): Router {
       res.end();
       return;
     }
-    if (deps.objectHandoff && req.header(HANDOFF_REQUEST_HEADER) === 'object') {
+    if (carriesHandoffSecret(req, deps.handoffSecret)) {
       res.status(status);
       for (const [k, v] of Object.entries(common)) res.setHeader(k, v);
       if (partial) res.setHeader('Content-Range', contentRange(partial, info.size));
@@ -248,9 +289,7 @@ export function createRegistryRouter(deps: RegistryRouterDeps): Router {
     if (!sha256Hex(route.reference)) throw new RegistryError(404, `invalid referrers subject digest: ${route.reference}`);
     const artifactType = firstQueryValue(req, 'artifactType');
     const index = await store.referrersIndex(route.reference, artifactType || undefined);
-    const headers: Record<string, string> = { 'Docker-Content-Digest': index.digest };
-    if (artifactType) headers['Oci-Filters-Applied'] = 'artifactType';
-    sendBytes(res, 200, index.mediaType, index.bytes, headers);
+    sendDocument(res, index, artifactType ? { 'Oci-Filters-Applied': 'artifactType' } : {});
   };
 
   const router = Router();

@@ -204,6 +204,13 @@ describe('blobs', () => {
       expect(r.headers.get('location')).toBe(`https://s3.example/bucket/oci/blobs/sha256/${s.image.layerDigest.slice(7)}?ttl=120`);
       const h = await fetch(`${s.url}/v2/installer/${ID}/blobs/${s.image.layerDigest}`, { method: 'HEAD', redirect: 'manual' });
       expect(h.status).toBe(200);
+      // preconditions are decided before the redirect: 304 / 412 instead of a 307
+      const held = await fetch(`${s.url}/v2/installer/${ID}/blobs/${s.image.layerDigest}`, { headers: { 'If-None-Match': `"${s.image.layerDigest}"` }, redirect: 'manual' });
+      expect(held.status).toBe(304);
+      expect(held.headers.get('location')).toBeNull();
+      const failed = await fetch(`${s.url}/v2/installer/${ID}/blobs/${s.image.layerDigest}`, { headers: { 'If-Match': '"sha256:other"' }, redirect: 'manual' });
+      expect(failed.status).toBe(412);
+      expect(await failed.text()).toBe('precondition failed\n');
       const missing = await fetch(`${s.url}/v2/installer/${ID}/blobs/${sha256Digest(Buffer.from('x'))}`, { redirect: 'manual' });
       expect(missing.status).toBe(404);
     } finally {
@@ -288,28 +295,85 @@ test('@factory/oci client pulls and verifies the cosign signature through the ro
 });
 
 describe('blob hand-off to a front proxy sharing the object store', () => {
-  test('GET with X-Factory-Handoff: object answers headers and the object key only (whole and ranged)', async () => {
-    const local = await startTestServer({ extra: { objectHandoff: true } });
+  const SECRET = 'h'.repeat(40);
+  test('GET carrying the hand-off secret answers headers and the object key only (whole and ranged)', async () => {
+    const local = await startTestServer({ extra: { handoffSecret: SECRET } });
     try {
       const layer = { digest: local.image.layerDigest, size: local.image.layer.length };
-      const res = await fetch(`${local.url}/v2/installer/${ID}/blobs/${layer.digest}`, { headers: { 'X-Factory-Handoff': 'object' } });
+      const url = `${local.url}/v2/installer/${ID}/blobs/${layer.digest}`;
+      const res = await fetch(url, { headers: { 'X-Factory-Handoff': SECRET } });
       expect(res.status).toBe(200);
       expect(res.headers.get('x-factory-object')).toBe(`oci/blobs/sha256/${layer.digest.slice(7)}`);
       expect(res.headers.get('x-factory-length')).toBe(String(layer.size));
       expect(res.headers.get('docker-content-digest')).toBe(layer.digest);
       expect(await res.text()).toBe('');
-      const ranged = await fetch(`${local.url}/v2/installer/${ID}/blobs/${layer.digest}`, { headers: { 'X-Factory-Handoff': 'object', Range: 'bytes=2-5' } });
+      const ranged = await fetch(url, { headers: { 'X-Factory-Handoff': SECRET, Range: 'bytes=2-5' } });
       expect(ranged.status).toBe(206);
       expect(ranged.headers.get('x-factory-range')).toBe('2-5');
       expect(ranged.headers.get('x-factory-length')).toBe('4');
-      // without the header (or with hand-off off) the body is served as usual
-      const plain = await fetch(`${local.url}/v2/installer/${ID}/blobs/${layer.digest}`);
-      expect(plain.headers.get('x-factory-object')).toBeNull();
-      expect((await plain.arrayBuffer()).byteLength).toBe(layer.size);
-      const off = await fetch(`${srv.url}/v2/installer/${ID}/blobs/${layer.digest}`, { headers: { 'X-Factory-Handoff': 'object' }, redirect: 'manual' });
+      // conditionals are decided before the hand-off: the proxy relays a 304 / 412 / whole body, never re-deciding
+      const held = await fetch(url, { headers: { 'X-Factory-Handoff': SECRET, 'If-None-Match': `"${layer.digest}"` } });
+      expect(held.status).toBe(304);
+      expect(held.headers.get('x-factory-object')).toBeNull();
+      const stale = await fetch(url, { headers: { 'X-Factory-Handoff': SECRET, Range: 'bytes=2-5', 'If-Range': '"sha256:old"' } });
+      expect(stale.status).toBe(200);
+      expect(stale.headers.get('x-factory-range')).toBeNull();
+      expect(stale.headers.get('x-factory-length')).toBe(String(layer.size));
+      // without the secret — no header, a guess, the old fixed value — the body is served and nothing internal leaks
+      for (const headers of [{}, { 'X-Factory-Handoff': 'object' }, { 'X-Factory-Handoff': SECRET.slice(1) + 'x' }] as Record<string, string>[]) {
+        const plain = await fetch(url, { headers });
+        expect([...plain.headers.keys()].filter((h) => h.startsWith('x-factory-'))).toEqual([]);
+        expect((await plain.arrayBuffer()).byteLength).toBe(layer.size);
+      }
+      const off = await fetch(`${srv.url}/v2/installer/${ID}/blobs/${layer.digest}`, { headers: { 'X-Factory-Handoff': SECRET }, redirect: 'manual' });
       expect(off.headers.get('x-factory-object')).toBeNull();
     } finally {
       await local.close();
     }
+  });
+});
+
+describe('conditional requests (RFC 9110 §13): the validator is the digest, quoted', () => {
+  test('manifests: ETag, 304 on If-None-Match (GET and HEAD), 412 on a failed If-Match', async () => {
+    const res = await get(`${repo}/manifests/${TAG}`);
+    const digest = res.headers.get('docker-content-digest')!;
+    expect(res.headers.get('etag')).toBe(`"${digest}"`);
+    for (const method of ['GET', 'HEAD']) {
+      const held = await get(`${repo}/manifests/${TAG}`, { method, headers: { 'If-None-Match': `"${digest}"` } });
+      expect(held.status).toBe(304);
+      expect(held.headers.get('docker-content-digest')).toBe(digest);
+      expect(held.headers.get('etag')).toBe(`"${digest}"`);
+      expect(await held.text()).toBe('');
+    }
+    const byDigest = await get(`${repo}/manifests/${digest}`, { headers: { 'If-None-Match': `W/"${digest}"` } });
+    expect(byDigest.status).toBe(304);
+    const failed = await get(`${repo}/manifests/${TAG}`, { headers: { 'If-Match': '"sha256:other"' } });
+    expect(failed.status).toBe(412);
+    expect(failed.headers.get('content-type')).toBe('text/plain; charset=utf-8');
+    expect(await failed.text()).toBe('precondition failed\n');
+    expect((await get(`${repo}/manifests/${TAG}`, { headers: { 'If-Match': `"${digest}"` } })).status).toBe(200);
+  });
+
+  test('blobs: 304 with the validators, 412, If-Match with a Range', async () => {
+    const { layer, layerDigest } = srv.image;
+    const url = `${repo}/blobs/${layerDigest}`;
+    const held = await get(url, { headers: { 'If-None-Match': `"${layerDigest}"`, Range: 'bytes=0-1' } });
+    expect(held.status).toBe(304);
+    expect(held.headers.get('etag')).toBe(`"${layerDigest}"`);
+    expect(held.headers.get('docker-content-digest')).toBe(layerDigest);
+    expect(await held.text()).toBe('');
+    const failed = await get(url, { headers: { 'If-Match': '"sha256:other"' } });
+    expect(failed.status).toBe(412);
+    expect(await failed.text()).toBe('precondition failed\n');
+    const part = await get(url, { headers: { 'If-Match': `"${layerDigest}"`, Range: 'bytes=0-1' } });
+    expect(part.status).toBe(206);
+    expect(Buffer.from(await part.arrayBuffer())).toEqual(layer.subarray(0, 2));
+  });
+
+  test('referrers index: its digest is its validator', async () => {
+    const res = await get(`${repo}/referrers/${srv.image.manifestDigest}`);
+    const digest = res.headers.get('docker-content-digest')!;
+    await res.text();
+    expect((await get(`${repo}/referrers/${srv.image.manifestDigest}`, { headers: { 'If-None-Match': `"${digest}"` } })).status).toBe(304);
   });
 });

@@ -3,13 +3,20 @@
  * asset in object storage or have it built (one build per asset cluster-wide), then redirect to a presigned URL or
  * stream it. HEAD is answered directly (and builds too, like the anchor); requests to the PXE host are never
  * redirected, so iPXE firmware without HTTPS/redirect support can follow them.
+ *
+ * Conditional requests (RFC 9110 §13) are decided here, once, against the asset's ETag (`"<sha256>"`), before the
+ * redirect as well as before streaming: If-None-Match matching answers 304 instead of a 302 to storage (the client
+ * already holds these bytes; a redirect would only make it fetch them from S3, whose own ETag differs), If-Match not
+ * matching answers 412. Range and If-Range apply to the streamed body only; a redirected client's Range and If-Range
+ * are judged by storage against its own validators (a sha256 If-Range never matches there: the whole body, never
+ * spliced bytes).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createHash, randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
 import { AssetProfile, AssetRecord, CatalogView, ensureAsset, resolveAssetProfile } from '@factory/asset';
 import { FactoryError } from '@factory/errors';
-import { rangeForRequest } from '@factory/http';
+import { decideRequest, hasPreconditions, RequestDecision } from '@factory/http';
 import { BoundedMap } from '@factory/runtime';
 import { isSchematicId, parseSchematic, Schematic } from '@factory/schematic';
 import type { ObjectStore } from '@factory/storage';
@@ -56,6 +63,8 @@ export class AssetRoutes {
    */
   fastRedirect(req: IncomingMessage, res: ServerResponse): boolean {
     if (req.method !== 'GET' || !req.url?.startsWith('/image/') || req.headers.origin) return false;
+    // the cached redirect knows no validators: a conditional request takes the full path
+    if (hasPreconditions(req.headers)) return false;
     if (this.o.noRedirectHost && req.headers.host === this.o.noRedirectHost) return false;
     const hit = this.redirects.get(req.url);
     if (!hit) return false;
@@ -132,6 +141,18 @@ export class AssetRoutes {
     }
 
     const contentType = contentTypeFor(rawPath);
+    const etag = `"${record.sha256}"`;
+    const decision = decideRequest(req.method, req.headers, { size: record.size, etag });
+    if (decision.kind === 'not-modified') {
+      // 304: no body, the validator a 200 would carry (RFC 9110 §15.4.5)
+      res.status(304).setHeader('ETag', etag);
+      res.end();
+      return;
+    }
+    if (decision.kind === 'precondition-failed') {
+      sendError(res, 412, 'precondition failed');
+      return;
+    }
     if (req.method === 'GET' && hostOf(req) !== this.o.noRedirectHost) {
       const url = await this.o.store.presignGet(record.key, { ttlSeconds: this.o.presignTtlSeconds, filename });
       if (url) {
@@ -141,7 +162,7 @@ export class AssetRoutes {
         return;
       }
     }
-    await this.stream(req, res, record, contentType, filename);
+    await this.stream(req, res, record, decision, contentType, filename);
   }
 
   private readonly sha512s = new BoundedMap<string, string>(MAX_CACHED);
@@ -159,13 +180,20 @@ export class AssetRoutes {
     return hex;
   }
 
-  private async stream(req: Request, res: Response, record: AssetRecord, contentType: string, filename: string): Promise<void> {
+  /** The body (or HEAD's headers) after the preconditions passed: whole, the one range decided, or 416. */
+  private async stream(
+    req: Request,
+    res: Response,
+    record: AssetRecord,
+    decision: Exclude<RequestDecision, { kind: 'not-modified' | 'precondition-failed' }>,
+    contentType: string,
+    filename: string,
+  ): Promise<void> {
     res.setHeader('Content-Type', contentType);
     res.setHeader('Content-Disposition', contentDisposition(filename));
     res.setHeader('Accept-Ranges', 'bytes');
     res.setHeader('ETag', `"${record.sha256}"`);
-    const range = parseRange(req, record);
-    if (range === 'invalid') {
+    if (decision.kind === 'unsatisfiable') {
       res.setHeader('Content-Range', `bytes */${record.size}`);
       sendError(res, 416, 'requested range not satisfiable');
       return;
@@ -175,6 +203,7 @@ export class AssetRoutes {
       res.status(200).end();
       return;
     }
+    const range = decision.kind === 'partial' ? decision : undefined;
     const got = await this.o.store.get(record.key, range ? { start: range.start, end: range.end } : undefined);
     if (!got) throw new FactoryError(503, 'asset disappeared from storage; retry');
     if (range) {
@@ -226,15 +255,4 @@ function hostOf(req: Request): string {
 /** A download name, not a path: no separators, no control characters, no quotes. */
 function sanitizeFilename(name: string): string {
   return name.replace(/[\\/"\x00-\x1f\x7f]/g, '').slice(0, 255);
-}
-
-/**
- * Range and If-Range by RFC 9110 (@factory/http: an invalid or multi-range header is ignored, an unsatisfiable one is
- * 416), in the shape stream() uses: the byte span for a 206, undefined for a 200, 'invalid' for a 416. If-Range is
- * compared with the ETag stream() sends; assets carry no Last-Modified, so an If-Range date never matches.
- */
-function parseRange(req: Request, record: AssetRecord): { start: number; end: number } | undefined | 'invalid' {
-  const decision = rangeForRequest({ range: req.header('range'), ifRange: req.header('if-range') }, { size: record.size, etag: `"${record.sha256}"` });
-  if (decision.kind === 'unsatisfiable') return 'invalid';
-  return decision.kind === 'partial' ? decision : undefined;
 }

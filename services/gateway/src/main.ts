@@ -2,7 +2,7 @@
  * gateway: the HTTP API (and later UI and PXE). Stateless; scale it freely behind a load balancer.
  */
 import http from 'node:http';
-import { EnvReader, readCommon, readExternal } from '@factory/config';
+import { EnvReader, readCommon, readExternal, readHandoffSecret } from '@factory/config';
 import { createObjectStore } from '@factory/storage';
 import { JobClient } from '@factory/queue';
 import { fatal, onShutdown } from '@factory/runtime';
@@ -26,6 +26,7 @@ async function main(): Promise<void> {
   const redirectCacheMs = env.duration('FACTORY_REDIRECT_CACHE_TTL', 60_000);
   // The registry-proxy's HTTP side (OCI distribution API), served under /v2 on this host and port.
   const registryUrl = env.url('FACTORY_REGISTRY_URL', 'http://127.0.0.1:8081') as string;
+  const handoffSecret = readHandoffSecret(env);
   env.done();
 
   const logger = createLogger('gateway', common.logLevel);
@@ -48,7 +49,7 @@ async function main(): Promise<void> {
   });
   const app = createApp({ jobs, assets, logger, metrics, serverTag, allowedOrigins, maxSchematicBytes });
 
-  const registry = createRegistryProxy({ target: registryUrl, logger, timeoutMs: buildTimeoutMs, localStore: store.kind === 'local' ? store : undefined });
+  const registry = createRegistryProxy({ target: registryUrl, logger, timeoutMs: buildTimeoutMs, handoff: store.kind === 'local' && handoffSecret ? { store, secret: handoffSecret } : undefined });
   const server = http.createServer((req, res) => {
     if (isRegistryPath(req.url)) registry(req, res);
     else if (!assets.fastRedirect(req, res)) app(req, res);

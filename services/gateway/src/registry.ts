@@ -1,7 +1,9 @@
 /**
  * `/v2` on the API's host and port: a streaming reverse proxy to the registry-proxy service, which serves the OCI
- * distribution API (in Kubernetes an ingress routes `/v2` to it directly). Status, headers and bodies pass through
- * untouched, so redirects to presigned blob URLs and ranged blob reads work as if the client talked to it directly.
+ * distribution API (in Kubernetes an ingress routes `/v2` to it directly). Status, end-to-end headers and bodies pass
+ * through, so redirects to presigned blob URLs, ranged blob reads and conditional requests (304/412, decided by the
+ * registry-proxy alone — this proxy never evaluates them again) work as if the client talked to it directly.
+ * Internal `X-Factory-*` headers are dropped in both directions.
  */
 import http, { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
@@ -20,30 +22,31 @@ export interface RegistryProxyOptions {
   /** the request is abandoned when the registry-proxy sends no response headers in time (builds run detached) */
   timeoutMs: number;
   /**
-   * The object store when it is a local directory shared with the registry-proxy: blob bodies are then read here
-   * after the registry-proxy has checked and described them (one hop less than relaying its stream).
+   * The object store when it is a local directory shared with the registry-proxy, and the secret both hold
+   * (FACTORY_HANDOFF_SECRET): blob bodies are then read here after the registry-proxy has checked and described
+   * them — preconditions and Range decided there — (one hop less than relaying its stream).
    */
-  localStore?: ObjectStore;
+  handoff?: { store: ObjectStore; secret: string };
 }
 
 export function createRegistryProxy(o: RegistryProxyOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const target = new URL(o.target);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256, noDelay: true } as http.AgentOptions);
   return (req, res) => {
-    const headers = endToEndHeaders(req.headers, [HANDOFF_REQUEST_HEADER]);
+    const headers = endToEndHeaders(req.headers);
     // The registry-proxy needs the host the client used (signature identities, absolute URLs).
     headers['x-forwarded-host'] = req.headers.host ?? '';
     headers['x-forwarded-proto'] = 'http';
     headers.host = target.host;
-    if (o.localStore && req.method === 'GET') headers[HANDOFF_REQUEST_HEADER] = 'object';
+    if (o.handoff && req.method === 'GET') headers[HANDOFF_REQUEST_HEADER] = o.handoff.secret;
     const upstream = http.request(
       { protocol: target.protocol, hostname: target.hostname, port: target.port, method: req.method, path: req.url, headers, agent, timeout: o.timeoutMs },
       (up) => {
         const out = endToEndHeaders(up.headers);
         const objectKey = up.headers[HANDOFF_OBJECT_HEADER];
-        if (typeof objectKey === 'string' && o.localStore) {
+        if (typeof objectKey === 'string' && o.handoff) {
           up.resume();
-          void serveObject(o.localStore, objectKey, up, out, res).catch((err: Error) => {
+          void serveObject(o.handoff.store, objectKey, up, out, res).catch((err: Error) => {
             o.logger.warn({ err: err.message, url: req.url }, 'blob hand-off failed');
             if (!res.headersSent) {
               res.writeHead(502, { 'Content-Type': 'text/plain; charset=utf-8' });
@@ -78,14 +81,16 @@ export function createRegistryProxy(o: RegistryProxyOptions): (req: IncomingMess
   };
 }
 
-/** Streams a blob the registry-proxy described (status and headers are its own; only the body is read here). */
+/**
+ * Streams a blob the registry-proxy described: status and (end-to-end, so already without the internal) headers are
+ * its own, the span is the one it chose; only the body is read here.
+ */
 async function serveObject(store: ObjectStore, key: string, up: IncomingMessage, headers: http.OutgoingHttpHeaders, res: ServerResponse): Promise<void> {
   const length = Number(up.headers[HANDOFF_LENGTH_HEADER]);
   const rangeHeader = up.headers[HANDOFF_RANGE_HEADER];
   const m = typeof rangeHeader === 'string' ? /^(\d+)-(\d+)$/.exec(rangeHeader) : null;
   const got = await store.get(key, m ? { start: Number(m[1]), end: Number(m[2]) } : undefined);
   if (!got || !Number.isSafeInteger(length)) throw new Error(`object ${key} is missing`);
-  for (const h of [HANDOFF_OBJECT_HEADER, HANDOFF_LENGTH_HEADER, HANDOFF_RANGE_HEADER]) delete headers[h];
   headers['content-length'] = String(length);
   res.writeHead(up.statusCode ?? 200, headers);
   await pipeline(got.body as NodeJS.ReadableStream, res);

@@ -4,6 +4,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 import { assetKey } from '@factory/asset';
 import type { BuildAssetPayload, CatalogView } from '@factory/asset';
 import { FactoryError } from '@factory/errors';
@@ -31,31 +32,27 @@ let base: string;
 const builds: BuildAssetPayload[] = [];
 const stored = new Map<string, Buffer>();
 
-beforeAll(async () => {
-  const jobs = {
-    call: async (name: string, payload: unknown) => {
-      if (name === 'schematic.get') {
-        if ((payload as { id: string }).id !== id) throw new FactoryError(404, 'not found');
-        return { yaml };
-      }
-      if (name === 'build.asset') {
-        const p = payload as BuildAssetPayload;
-        builds.push(p);
-        const body = Buffer.from(`built ${p.profile.path}`);
-        stored.set(`assets/${p.key}`, body);
-        return { key: `assets/${p.key}`, size: body.length, sha256: SHA, contentType: 'application/octet-stream' };
-      }
-      throw new Error(`unexpected job ${name}`);
-    },
-    workerCount: async () => 1,
-    ping: async () => undefined,
-  } as unknown as JobCaller;
-  const store = {
-    kind: 's3',
-    head: async (key: string) => (stored.has(key) ? { size: stored.get(key)!.length, sha256: SHA } : null),
-    presignGet: async (key: string) => `https://s3.example/${key}?signed`,
-    getBuffer: async (key: string) => stored.get(key) ?? null,
-  } as unknown as ObjectStore;
+const jobs = {
+  call: async (name: string, payload: unknown) => {
+    if (name === 'schematic.get') {
+      if ((payload as { id: string }).id !== id) throw new FactoryError(404, 'not found');
+      return { yaml };
+    }
+    if (name === 'build.asset') {
+      const p = payload as BuildAssetPayload;
+      builds.push(p);
+      const body = Buffer.from(`built ${p.profile.path}`);
+      stored.set(`assets/${p.key}`, body);
+      return { key: `assets/${p.key}`, size: body.length, sha256: SHA, contentType: 'application/octet-stream' };
+    }
+    throw new Error(`unexpected job ${name}`);
+  },
+  workerCount: async () => 1,
+  ping: async () => undefined,
+} as unknown as JobCaller;
+
+/** The gateway's app over the mocked jobs and `store`, on a loopback port. */
+async function startGateway(store: ObjectStore): Promise<{ server: http.Server; base: string }> {
   const assets = new AssetRoutes({
     jobs,
     catalog,
@@ -68,9 +65,21 @@ beforeAll(async () => {
     serverTag: 'test',
   });
   const app = createApp({ jobs, assets, logger: createLogger('gateway-test', 'silent'), metrics: createMetricsRegistry('gateway-test'), serverTag: 'test', allowedOrigins: ['*'], maxSchematicBytes: 1024 });
-  server = http.createServer(app);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const srv = http.createServer(app);
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return { server: srv, base: `http://127.0.0.1:${(srv.address() as AddressInfo).port}` };
+}
+
+const head = async (key: string) => (stored.has(key) ? { size: stored.get(key)!.length, sha256: SHA } : null);
+
+beforeAll(async () => {
+  const store = {
+    kind: 's3',
+    head,
+    presignGet: async (key: string) => `https://s3.example/${key}?signed`,
+    getBuffer: async (key: string) => stored.get(key) ?? null,
+  } as unknown as ObjectStore;
+  ({ server, base } = await startGateway(store));
 });
 
 afterAll(() => new Promise((r) => server.close(r)));
@@ -107,4 +116,69 @@ test('PXE: the cmdline asset through the same path, rendered as the iPXE script'
   expect(builds.map((b) => b.profile.path)).toEqual(['cmdline-metal-amd64']);
   expect(builds[0].profile.extensions).toEqual([]);
   expect(res.body).toContain(`kernel https://pxe.example/image/${id}/v1.11.3/kernel-amd64 built cmdline-metal-amd64`);
+});
+
+describe('conditional requests against the asset ETag ("<sha256>")', () => {
+  const ETAG = `"${SHA}"`;
+  const asset = `/image/${id}/v1.11.3/kernel-amd64`;
+  let local: { server: http.Server; base: string };
+  beforeAll(async () => {
+    // local storage: no presigned URLs, the gateway streams (as for the PXE host)
+    const store = {
+      kind: 'local',
+      head,
+      presignGet: async () => null,
+      get: async (key: string, range?: { start: number; end: number }) => {
+        const body = stored.get(key);
+        if (!body) return null;
+        return { body: Readable.from([range ? body.subarray(range.start, range.end + 1) : body]) };
+      },
+    } as unknown as ObjectStore;
+    local = await startGateway(store);
+    await fetch(`${local.base}${asset}`); // built and stored
+  });
+  afterAll(() => new Promise((r) => local.server.close(r)));
+  const at = (headers: Record<string, string>, method = 'GET') => fetch(`${local.base}${asset}`, { method, headers, redirect: 'manual' });
+
+  test('If-None-Match matching: 304 without a body, with the ETag (GET and HEAD)', async () => {
+    for (const method of ['GET', 'HEAD']) {
+      const res = await at({ 'If-None-Match': `"other", ${ETAG}` }, method);
+      expect(res.status).toBe(304);
+      expect(res.headers.get('etag')).toBe(ETAG);
+      expect(await res.text()).toBe('');
+    }
+    expect((await at({ 'If-None-Match': '"other"' })).status).toBe(200);
+  });
+
+  test('If-Match not matching: 412 precondition failed (Go http.Error style); matching: the body', async () => {
+    const res = await at({ 'If-Match': '"other"', Range: 'bytes=0-1' });
+    expect(res.status).toBe(412);
+    expect(res.headers.get('content-type')).toBe('text/plain; charset=utf-8');
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(await res.text()).toBe('precondition failed\n');
+    const ok = await at({ 'If-Match': ETAG });
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toBe('built kernel-amd64');
+  });
+
+  test('If-Range: a matching validator gives the 206, a mismatched one the whole body (never spliced bytes)', async () => {
+    const partial = await at({ Range: 'bytes=0-4', 'If-Range': ETAG });
+    expect(partial.status).toBe(206);
+    expect(partial.headers.get('content-range')).toBe('bytes 0-4/18');
+    expect(await partial.text()).toBe('built');
+    const stale = await at({ Range: 'bytes=0-4', 'If-Range': '"stale"' });
+    expect(stale.status).toBe(200);
+    expect(stale.headers.get('content-range')).toBeNull();
+    expect(await stale.text()).toBe('built kernel-amd64');
+  });
+
+  test('before the redirect to storage: 304 instead of a 302, 412 instead of a 302', async () => {
+    const redirectable = `${base}${asset}`;
+    const notModified = await fetch(redirectable, { headers: { 'If-None-Match': ETAG }, redirect: 'manual' });
+    expect(notModified.status).toBe(304);
+    expect(notModified.headers.get('location')).toBeNull();
+    const failed = await fetch(redirectable, { headers: { 'If-Match': '"other"' }, redirect: 'manual' });
+    expect(failed.status).toBe(412);
+    expect((await fetch(redirectable, { headers: { 'If-None-Match': '"other"' }, redirect: 'manual' })).status).toBe(302);
+  });
 });

@@ -27,6 +27,8 @@ export interface RegistryAppOptions {
   sourceProxy?: RegistryRouterDeps['proxy'];
   serverTag: string;
   logger: Logger;
+  /** the gateway's proof for the blob hand-off (FACTORY_HANDOFF_SECRET); only used on local storage */
+  handoffSecret?: string;
 }
 
 const SCHEMATIC_ID = /^[0-9a-f]{64}$/;
@@ -111,8 +113,8 @@ export function createRegistryApp(o: RegistryAppOptions): express.Express {
       checkRepository,
       proxy: o.sourceProxy,
       presignTtlSeconds: o.presignTtlSeconds,
-      // a gateway sharing the local object directory reads blob bodies itself
-      objectHandoff: o.oci.objects.kind === 'local',
+      // a gateway sharing the local object directory (and the secret) reads blob bodies itself
+      handoffSecret: o.oci.objects.kind === 'local' ? o.handoffSecret : undefined,
       onError: (err, req) => o.logger.error({ err, url: req.originalUrl }, 'registry request failed'),
     }),
   );

@@ -6,7 +6,7 @@
  *   object store, and publishes installer images (`registry.installer` jobs: one build however many pullers).
  */
 import http from 'node:http';
-import { EnvReader, readCommon, readExternal, readUpstream } from '@factory/config';
+import { EnvReader, readCommon, readExternal, readHandoffSecret, readUpstream } from '@factory/config';
 import { UpstreamCatalog } from '@factory/catalog';
 import { JobClient, serveQueue } from '@factory/queue';
 import { fatal, onShutdown } from '@factory/runtime';
@@ -24,7 +24,10 @@ async function main(): Promise<void> {
   const upstream = readUpstream(env);
   const external = readExternal(env);
   const port = env.port('REGISTRY_PORT', 8081);
-  const host = env.string('HOST', '0.0.0.0');
+  // Its own setting: `npm start` binds it to loopback beside a public gateway; run alone (compose, Kubernetes) it
+  // follows HOST, so other containers and an ingress reach it.
+  const host = env.string('REGISTRY_HOST', env.string('HOST', '0.0.0.0'));
+  const handoffSecret = readHandoffSecret(env);
   const serverTag = env.string('FACTORY_SERVER_TAG', 'v0.1.0');
   const buildTimeoutMs = env.duration('BUILD_TIMEOUT', 20 * 60_000) + 60_000;
   env.done();
@@ -64,6 +67,7 @@ async function main(): Promise<void> {
     sourceProxy: createSourceProxy(upstream, logger),
     serverTag,
     logger,
+    handoffSecret,
   });
   const server = http.createServer(app);
   server.requestTimeout = buildTimeoutMs + 60_000;

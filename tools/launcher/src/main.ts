@@ -9,6 +9,7 @@
  * files or the key directory reach the signing service only, whoever runs the launcher.
  */
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, EnvReader } from '@factory/config';
@@ -213,19 +214,29 @@ async function main(): Promise<void> {
     log(`serving demo Talos releases from 127.0.0.1:${regPort} (read-only docker-registry)`);
   }
 
-  // The registry-proxy's own /v2 server, which the gateway forwards to: a free loopback port unless configured.
+  // The registry-proxy's own /v2 server, which the gateway forwards to: a free port unless configured, on loopback
+  // unless REGISTRY_HOST says otherwise (HOST is the gateway's: the public side). Clients reach /v2 on the gateway.
   if (!process.env.REGISTRY_PORT && !process.env.FACTORY_REGISTRY_URL) {
     const registryPort = await pickPort();
     childEnv.REGISTRY_PORT = String(registryPort);
     childEnv.FACTORY_REGISTRY_URL = `http://127.0.0.1:${registryPort}`;
   }
+  childEnv.REGISTRY_HOST = process.env.REGISTRY_HOST ?? '127.0.0.1';
+  // Metrics listeners are internal too (the services' default is loopback already; say so for an inherited value).
+  childEnv.METRICS_HOST = process.env.METRICS_HOST ?? '127.0.0.1';
+  log(`registry-proxy: /v2 on http://${childEnv.REGISTRY_HOST}:${childEnv.REGISTRY_PORT ?? 8081} (reached through the gateway)`);
+  // The blob hand-off between the gateway and the registry-proxy (local storage): a secret of this run, given to
+  // those two only, so no other client of the registry-proxy port ever sees an internal header.
+  const handoffEnv: NodeJS.ProcessEnv = { FACTORY_HANDOFF_SECRET: process.env.FACTORY_HANDOFF_SECRET ?? randomBytes(32).toString('hex') };
+  delete childEnv.FACTORY_HANDOFF_SECRET;
 
   for (const name of SERVICES) {
     const metricsPort = name === 'gateway' ? 0 : await pickPort();
     const entry = path.join(ROOT, 'services', name, 'dist', 'main.js');
+    const own = name === 'gateway' || name === 'registry-proxy' ? handoffEnv : {};
     if (name === 'signing') startProcess(name, process.execPath, [entry], { ...childEnv, ...signingEnv, METRICS_PORT: String(metricsPort) });
-    else startProcess(name, process.execPath, [entry], unprivileged({ ...childEnv, METRICS_PORT: String(metricsPort) }), as);
-    if (metricsPort) log(`${name}: metrics on http://127.0.0.1:${metricsPort}/metrics`);
+    else startProcess(name, process.execPath, [entry], unprivileged({ ...childEnv, ...own, METRICS_PORT: String(metricsPort) }), as);
+    if (metricsPort) log(`${name}: metrics on http://${childEnv.METRICS_HOST}:${metricsPort}/metrics`);
   }
   await waitForPort(port, { what: 'gateway', timeoutMs: 30_000 });
   const deadline = Date.now() + 60_000;
