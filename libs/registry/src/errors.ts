@@ -8,6 +8,7 @@ export type OciErrorCodeName =
   | 'DIGEST_INVALID'
   | 'MANIFEST_INVALID'
   | 'NAME_INVALID'
+  | 'TAG_INVALID'
   | 'UNSUPPORTED';
 
 /**
