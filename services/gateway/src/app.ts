@@ -8,8 +8,10 @@ import { Counter, Gauge, Histogram, Registry } from '@factory/telemetry';
 import { FactoryError, isFactoryError } from '@factory/errors';
 import { JobName, PayloadOf, QueueName, QUEUES, ResultOf } from '@factory/queue';
 import { goJsonEncode } from '@factory/gocompat';
+import { decodeSchematicBody, SchematicError } from '@factory/schematic';
 import { cors, identityHeaders, Routes, sendBody, sendError } from './compat';
 import { AssetRoutes } from './assets';
+import { readRequestBody } from './server';
 
 export interface JobCaller {
   call<K extends JobName>(name: K, payload: PayloadOf<K>, opts?: { timeoutMs?: number; jobId?: string; removeWhenDone?: boolean }): Promise<ResultOf<K>>;
@@ -85,18 +87,17 @@ export function createApp(opts: GatewayOptions): express.Express {
   });
 
   // --- schematics -----------------------------------------------------------------------------------------------
-  const rawBody = express.raw({ type: () => true, limit: opts.maxSchematicBytes });
   routes.add(['POST'], '/schematics', async (req, res) => {
-    const body = await new Promise<Buffer>((resolve, reject) =>
-      rawBody(req, res, (err?: unknown) => {
-        if (err) {
-          const e = err as { type?: string; status?: number };
-          if (e.type === 'entity.too.large') reject(new FactoryError(413, `request body too large: the limit is ${opts.maxSchematicBytes} bytes`));
-          else reject(new FactoryError(e.status && e.status < 500 ? e.status : 400, 'could not read request body'));
-        } else resolve(Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0));
-      }),
-    );
-    const { id, yaml } = await jobs.call('schematic.create', { body: body.toString('utf8') });
+    const body = await readRequestBody(req, res, opts.maxSchematicBytes);
+    let text: string;
+    try {
+      // Bytes that are not text are the client's mistake (400 in go-yaml's words), never silently replaced.
+      text = decodeSchematicBody(body);
+    } catch (err) {
+      if (err instanceof SchematicError) throw new FactoryError(400, err.message);
+      throw err;
+    }
+    const { id, yaml } = await jobs.call('schematic.create', { body: text });
     sendBody(res, 201, 'application/json', goJsonEncode({ id, schematic: yaml }));
   });
   routes.add(['GET'], '/schematics/:schematic', async (req, res) => {
