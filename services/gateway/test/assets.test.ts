@@ -15,6 +15,10 @@ import { AssetRoutes } from '../src/assets';
 
 const yaml = canonicalYaml(parseSchematic('customization:\n  extraKernelArgs: [console=ttyS0]\n  systemExtensions:\n    officialExtensions: [siderolabs/hello]\n'));
 const id = schematicId(parseSchematic(yaml));
+// a schematic POST /schematics accepts (as the anchor does) but no build can use
+const hugeYaml = canonicalYaml(parseSchematic(`customization:\n  extraKernelArgs: [foo=${'y'.repeat(70 * 1024)}]\n  meta:\n    - key: 10\n      value: ${'m'.repeat(1024 * 1024)}\n`));
+const hugeId = schematicId(parseSchematic(hugeYaml));
+const schematics = new Map([[id, yaml], [hugeId, hugeYaml]]);
 const SHA = 'c'.repeat(64);
 
 const catalog: CatalogView = {
@@ -35,8 +39,9 @@ beforeAll(async () => {
   const jobs = {
     call: async (name: string, payload: unknown) => {
       if (name === 'schematic.get') {
-        if ((payload as { id: string }).id !== id) throw new FactoryError(404, 'not found');
-        return { yaml };
+        const known = schematics.get((payload as { id: string }).id);
+        if (known === undefined) throw new FactoryError(404, 'not found');
+        return { yaml: known };
       }
       if (name === 'build.asset') {
         const p = payload as BuildAssetPayload;
@@ -107,4 +112,22 @@ test('PXE: the cmdline asset through the same path, rendered as the iPXE script'
   expect(builds.map((b) => b.profile.path)).toEqual(['cmdline-metal-amd64']);
   expect(builds[0].profile.extensions).toEqual([]);
   expect(res.body).toContain(`kernel https://pxe.example/image/${id}/v1.11.3/kernel-amd64 built cmdline-metal-amd64`);
+});
+
+test('a non-ASCII ?filename= is sent in the RFC 6266 form (it used to be a 500: ERR_INVALID_CHAR)', async () => {
+  const res = await fetch(`${base}/image/${id}/v1.11.3/metal-amd64.iso.sha256?filename=%e4%b8%ad`);
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-disposition')).toBe(`attachment; filename="_.sha256"; filename*=UTF-8''%E4%B8%AD.sha256`);
+  expect(await res.text()).toBe(`${SHA}  中\n`);
+});
+
+test('a schematic no build can use is refused at the edge: 70 KB kernel argument (PXE used to be a 500), 1 MB META value', async () => {
+  const pxe = await get(`/pxe/${hugeId}/v1.11.3/metal-amd64`);
+  expect(pxe.status).toBe(400);
+  expect(pxe.body).toMatch(/^error enhancing profile from schematic: kernel command line is \d+ bytes, more than the 2047 bytes Linux accepts/);
+  expect((await get(`/image/${hugeId}/v1.11.3/metal-amd64.iso`)).status).toBe(400);
+  const disk = await get(`/image/${hugeId}/v1.11.3/metal-amd64.raw.xz`);
+  expect(disk.status).toBe(400);
+  expect(disk.body).toContain('META partition holds');
+  expect(builds).toEqual([]);
 });
