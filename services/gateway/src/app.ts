@@ -9,6 +9,7 @@ import { FactoryError, isFactoryError } from '@factory/errors';
 import { JobName, PayloadOf, QueueName, QUEUES, ResultOf } from '@factory/queue';
 import { goJsonEncode } from '@factory/gocompat';
 import { decodeSchematicBody, SchematicError } from '@factory/schematic';
+import { storageFault } from '@factory/storage';
 import { cors, identityHeaders, Routes, sendBody, sendError } from './compat';
 import { AssetRoutes } from './assets';
 import { readRequestBody } from './server';
@@ -66,6 +67,12 @@ export function createApp(opts: GatewayOptions): express.Express {
     if (isFactoryError(err)) {
       if (err.status >= 500) logger.warn({ path: req.path, status: err.status, msg: err.message }, 'request failed');
       sendError(res, err.status, err.message);
+      return;
+    }
+    const fault = storageFault(err);
+    if (fault) {
+      logger.warn({ err, path: req.path, requestId: res.getHeader('X-Request-ID') }, 'storage fault');
+      sendError(res, 503, fault.reason);
       return;
     }
     logger.error({ err, path: req.path, requestId: res.getHeader('X-Request-ID') }, 'unexpected error');
@@ -156,7 +163,9 @@ async function readiness(jobs: JobCaller): Promise<string | undefined> {
   try {
     await jobs.call('schematic.ping', {}, { timeoutMs: 5000 });
   } catch (err) {
-    return `storage: ${(err as Error).message}`;
+    // A storage fault arrives as its reason ("storage is read-only (EROFS)"); anything else gets the prefix.
+    const message = (err as Error).message;
+    return message.startsWith('storage ') ? message : `storage: ${message}`;
   }
   try {
     await jobs.call('upstream.ping', {}, { timeoutMs: 10_000 });

@@ -8,6 +8,7 @@ import { assetKey } from '@factory/asset';
 import type { BuildAssetPayload, CatalogView } from '@factory/asset';
 import { FactoryError } from '@factory/errors';
 import { canonicalYaml, parseSchematic, schematicId } from '@factory/schematic';
+import { StorageError } from '@factory/storage';
 import type { ObjectStore } from '@factory/storage';
 import { createLogger, createMetricsRegistry } from '@factory/telemetry';
 import { createApp, JobCaller } from '../src/app';
@@ -34,6 +35,7 @@ let server: http.Server;
 let base: string;
 const builds: BuildAssetPayload[] = [];
 const stored = new Map<string, Buffer>();
+let storageFault: StorageError | undefined;
 
 beforeAll(async () => {
   const jobs = {
@@ -43,6 +45,12 @@ beforeAll(async () => {
         if (known === undefined) throw new FactoryError(404, 'not found');
         return { yaml: known };
       }
+      if (name === 'schematic.ping') {
+        // what the schematic-store replies when its storage faults
+        if (storageFault) throw new FactoryError(503, 'storage is read-only (EROFS)');
+        return { storage: 'local' };
+      }
+      if (name === 'upstream.ping') return {};
       if (name === 'build.asset') {
         const p = payload as BuildAssetPayload;
         builds.push(p);
@@ -57,7 +65,10 @@ beforeAll(async () => {
   } as unknown as JobCaller;
   const store = {
     kind: 's3',
-    head: async (key: string) => (stored.has(key) ? { size: stored.get(key)!.length, sha256: SHA } : null),
+    head: async (key: string) => {
+      if (storageFault) throw storageFault;
+      return stored.has(key) ? { size: stored.get(key)!.length, sha256: SHA } : null;
+    },
     presignGet: async (key: string) => `https://s3.example/${key}?signed`,
     getBuffer: async (key: string) => stored.get(key) ?? null,
   } as unknown as ObjectStore;
@@ -130,4 +141,16 @@ test('a schematic no build can use is refused at the edge: 70 KB kernel argument
   expect(disk.status).toBe(400);
   expect(disk.body).toContain('META partition holds');
   expect(builds).toEqual([]);
+});
+
+test('a storage fault is a 503 naming it, and /readyz says which (both used to be a bare 500 / "internal server error")', async () => {
+  storageFault = new StorageError('UNAVAILABLE', 'local store: head failed: EROFS: read-only file system, stat /srv/x', { cause: Object.assign(new Error('EROFS'), { code: 'EROFS' }) });
+  try {
+    const res = await get(`/image/${id}/v1.11.3/metal-amd64.iso`);
+    expect(res).toMatchObject({ status: 503, body: 'storage is read-only (EROFS)\n' });
+    const ready = await get('/readyz');
+    expect(ready).toMatchObject({ status: 503, body: 'not ready: storage is read-only (EROFS)\n' });
+  } finally {
+    storageFault = undefined;
+  }
 });
