@@ -3,13 +3,13 @@
  * client announces, a connection is not held by a body nobody reads, receiving has deadlines but answering has not,
  * and a body that is not text is a 400, never rewritten.
  */
-import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type http from 'node:http';
 import { canonicalYaml, parseSchematic, schematicId } from '@factory/schematic';
 import { createLogger, createMetricsRegistry } from '@factory/telemetry';
 import { createApp, JobCaller } from '../src/app';
 import { createGatewayServer } from '../src/server';
+import { rawExchange } from '../../../test/support/raw-http';
 
 const LIMIT = 1024;
 const created: string[] = [];
@@ -45,84 +45,41 @@ afterAll(() => {
   return new Promise((r) => server.close(r));
 });
 
-interface RawExchange {
-  /** everything the server sent */
-  response: string;
-  /** ms from connecting until the server closed the connection */
-  closedAfterMs: number;
-}
-
-/**
- * Writes `head` (and then `more()` chunks every 20 ms while the socket is open) on a raw socket; resolves when the
- * server closes the connection (a reset after the answer counts as closed), or after `giveUpMs`.
- */
-function rawExchange(head: Buffer | string, opts: { more?: () => Buffer | string | undefined; giveUpMs?: number } = {}): Promise<RawExchange> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const socket = net.connect(port, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    let timer: NodeJS.Timeout | undefined;
-    const giveUp = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`connection still open after ${opts.giveUpMs ?? 5000} ms; received: ${Buffer.concat(chunks).toString('latin1').slice(0, 200)}`));
-    }, opts.giveUpMs ?? 5000);
-    const done = () => {
-      clearTimeout(giveUp);
-      if (timer) clearInterval(timer);
-      resolve({ response: Buffer.concat(chunks).toString('latin1'), closedAfterMs: Date.now() - started });
-    };
-    socket.on('data', (c) => chunks.push(c));
-    socket.on('error', () => undefined);
-    socket.on('close', done);
-    socket.on('connect', () => {
-      socket.write(head);
-      if (opts.more) {
-        timer = setInterval(() => {
-          if (socket.destroyed || !socket.writable) return;
-          const next = opts.more!();
-          if (next === undefined) clearInterval(timer);
-          else socket.write(next);
-        }, 20);
-      }
-    });
-  });
-}
-
-const statusOf = (response: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(response)?.[1] ?? 0);
+const raw = (head: string, opts?: Parameters<typeof rawExchange>[2]) => rawExchange(port, head, opts);
 
 describe('request bodies are cut at the limit', () => {
   test('a lying Content-Length far above the limit: 413 at once, connection closed', async () => {
-    const r = await rawExchange('POST /schematics HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000000\r\n\r\ncustomization: {}\n');
-    expect(statusOf(r.response)).toBe(413);
+    const r = await raw('POST /schematics HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000000\r\n\r\ncustomization: {}\n');
+    expect(r.status).toBe(413);
     expect(r.response).toContain(`request body too large: the limit is ${LIMIT} bytes`);
     expect(r.closedAfterMs).toBeLessThan(2000);
   });
 
   test('the same on a route that reads no body (GET /healthz with a huge announced body)', async () => {
-    const r = await rawExchange('GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000000\r\n\r\nabc');
-    expect(statusOf(r.response)).toBe(413);
+    const r = await raw('GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000000\r\n\r\nabc');
+    expect(r.status).toBe(413);
     expect(r.closedAfterMs).toBeLessThan(2000);
   });
 
   test('an endless chunked upload: 413 once the limit is passed, connection closed while the client still sends', async () => {
     const chunk = `${(512).toString(16)}\r\n${'x'.repeat(512)}\r\n`;
-    const r = await rawExchange('POST /schematics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n', { more: () => chunk });
-    expect(statusOf(r.response)).toBe(413);
+    const r = await raw('POST /schematics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n', { more: () => chunk });
+    expect(r.status).toBe(413);
     expect(r.response.toLowerCase()).toContain('connection: close');
     expect(r.closedAfterMs).toBeLessThan(2000);
   });
 
   test('a body announced within the limit but never sent is cut by the request deadline', async () => {
-    const r = await rawExchange('POST /schematics HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\ncustomization: {}\n');
+    const r = await raw('POST /schematics HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\ncustomization: {}\n');
     expect(r.closedAfterMs).toBeLessThan(3000);
     expect(created).not.toContain('customization: {}\n');
   });
 
   test('headers that never end are cut by the headers deadline', async () => {
     let n = 0;
-    const r = await rawExchange('GET /healthz HTTP/1.1\r\nHost: x\r\n', { more: () => (n++ < 500 ? `X-Slow-${n}: 1\r\n` : undefined) });
+    const r = await raw('GET /healthz HTTP/1.1\r\nHost: x\r\n', { more: () => (n++ < 500 ? `X-Slow-${n}: 1\r\n` : undefined) });
     expect(r.closedAfterMs).toBeLessThan(3000);
-    expect(statusOf(r.response)).not.toBe(200);
+    expect(r.status).not.toBe(200);
   });
 });
 
