@@ -10,6 +10,9 @@ import { FactoryError, isFactoryError } from '@factory/errors';
 import { BootloaderKind, extensionsOf, MetaValue, Schematic } from '@factory/schematic';
 import {
   AssetRequest,
+  buildFactoryCmdline,
+  cmdlineLengthProblem,
+  diskMetaProblem,
   formatSemver,
   parseRequestVersion,
   ProfilePathError,
@@ -136,13 +139,34 @@ export async function enhanceProfile(identity: AssetIdentity, version: SemVer, s
     const missing = `version ${formatSemver(version)} is not available`;
     throw identity.kind === 'installer' ? enhanceError(404, `failed to get base installer: ${missing}`) : new FactoryError(404, `failed to get kernel: ${missing}`);
   }
+  const meta = (c.meta ?? []).map(({ key, value }) => ({ key, value }));
+  const extraKernelArgs = [...(c.extraKernelArgs ?? [])];
+  // Limits of what Talos can boot with, checked before a build is queued (the anchor builds and fails, or boots
+  // with a truncated command line). POST /schematics accepts such schematics, as the anchor does.
+  if (identity.kind === 'image') {
+    const problem = diskMetaProblem(meta);
+    if (problem) throw enhanceError(400, problem);
+  }
+  if (identity.kind !== 'kernel' && identity.kind !== 'initramfs') {
+    const cmdline = buildFactoryCmdline({
+      platform: identity.platform,
+      arch: identity.arch,
+      version,
+      kind: identity.kind,
+      secureboot: identity.secureboot,
+      meta: meta.length ? meta : undefined,
+      extraArgs: extraKernelArgs.length ? extraKernelArgs : undefined,
+    });
+    const problem = cmdlineLengthProblem(cmdline);
+    if (problem) throw enhanceError(400, problem);
+  }
   return {
     ...identity,
     schematicYaml,
     extensions,
     ...(overlay ? { overlay } : {}),
-    extraKernelArgs: [...(c.extraKernelArgs ?? [])],
-    meta: (c.meta ?? []).map(({ key, value }) => ({ key, value })),
+    extraKernelArgs,
+    meta,
     ...(c.bootloader ? { bootloader: c.bootloader } : {}),
     sectorSize: sectorSize as SectorSize,
     ...(embedConfig ? { embeddedConfig: c.embeddedMachineConfiguration } : {}),

@@ -167,3 +167,47 @@ describe('ensureAsset', () => {
     expect((await ensureAsset(jobs, store, p, { timeoutMs: 1000 })).sha256).toBe(stored.sha256);
   });
 });
+
+describe('limits of what Talos can boot with, refused before a build', () => {
+  const metaYaml = (value: string, key = 10) => `customization:\n  meta:\n    - key: ${key}\n      value: '${value}'\n`;
+  const argYaml = (arg: string) => `customization:\n  extraKernelArgs:\n    - ${arg}\n`;
+
+  test('a META value larger than the META partition holds: 400 for disk images (every build used to fail with "ADV overflow")', async () => {
+    const [status, message] = await failure(profileOf(metaYaml('x'.repeat(1024 * 1024)), 'v1.11.3', 'metal-amd64.raw.zst'));
+    expect(status).toBe(400);
+    expect(message).toMatch(/^error enhancing profile from schematic: META values take 1048601 bytes \(8 per key plus the value\), more than the 262104 bytes the META partition holds$/);
+  });
+
+  test('META that just fits (with the bootloader key the imager may add) is accepted for disk images', async () => {
+    const fits = 262104 - 2 * 8 - 'dual-boot'.length;
+    await expect(profileOf(metaYaml('x'.repeat(fits)), 'v1.11.3', 'metal-amd64.raw.zst')).resolves.toMatchObject({ kind: 'image' });
+    expect((await failure(profileOf(metaYaml('x'.repeat(fits + 1)), 'v1.11.3', 'metal-amd64.raw.zst')))[0]).toBe(400);
+  });
+
+  test('META key 0 cannot be written into a disk image', async () => {
+    expect(await failure(profileOf(metaYaml('a', 0), 'v1.11.3', 'metal-amd64.raw.xz'))).toEqual([400, 'error enhancing profile from schematic: META key 0 is reserved (it ends the META record list)']);
+  });
+
+  test('a 70 KB kernel argument: 400 for every output that carries a command line (PXE used to answer 500)', async () => {
+    const yaml = argYaml(`foo=${'y'.repeat(70 * 1024)}`);
+    for (const [path, pxe] of [['metal-amd64', true], ['cmdline-metal-amd64', false], ['metal-amd64.iso', false], ['metal-amd64.raw.xz', false], ['installer-amd64.tar', false]] as const) {
+      const [status, message] = await failure(profileOf(yaml, 'v1.11.3', path, catalog(), pxe));
+      expect([path, status]).toEqual([path, 400]);
+      expect(message).toMatch(/^error enhancing profile from schematic: kernel command line is \d+ bytes, more than the 2047 bytes Linux accepts/);
+    }
+    // kernel and initramfs carry no command line
+    await expect(profileOf(yaml, 'v1.11.3', 'kernel-amd64')).resolves.toMatchObject({ kind: 'kernel' });
+  });
+
+  test('a large META value counts against the command line of non-disk outputs (as talos.environment)', async () => {
+    const yaml = metaYaml(Array.from({ length: 4000 }, (_, i) => (i * 7919) % 9973).join(','));
+    expect((await failure(profileOf(yaml, 'v1.11.3', 'metal-amd64.iso')))[0]).toBe(400);
+    // a disk image writes META into its partition instead
+    await expect(profileOf(yaml, 'v1.11.3', 'metal-amd64.raw.xz')).resolves.toMatchObject({ kind: 'image' });
+  });
+
+  test('ordinary schematics are unaffected', async () => {
+    await expect(profileOf(metaYaml('{"externalIPs":["1.2.3.4"]}'), 'v1.11.3', 'metal-amd64.iso')).resolves.toMatchObject({ kind: 'iso' });
+    await expect(profileOf(argYaml('x'.repeat(1500)), 'v1.11.3', 'metal-amd64', catalog(), true)).resolves.toMatchObject({ kind: 'cmdline' });
+  });
+});

@@ -1,4 +1,5 @@
 /** Errors of the registry frontend and how they are written. */
+import { storageFault } from '@factory/storage';
 
 /** OCI distribution error codes used by this package (distribution-spec "error codes"). */
 export type OciErrorCodeName =
@@ -8,6 +9,7 @@ export type OciErrorCodeName =
   | 'DIGEST_INVALID'
   | 'MANIFEST_INVALID'
   | 'NAME_INVALID'
+  | 'TAG_INVALID'
   | 'UNSUPPORTED';
 
 /**
@@ -50,8 +52,8 @@ export interface HttpErrorInfo {
 
 /**
  * Default mapping of errors thrown by injected callbacks: RegistryError, and anything named `FactoryError` (the
- * `@factory/queue` class: numeric `status` + client-facing message) or carrying a numeric `httpStatus`. Everything
- * else is not for the client's eyes (→ 500 `internal server error`).
+ * `@factory/queue` class: numeric `status` + client-facing message) or carrying a numeric `httpStatus`, and storage
+ * faults (503 with their one-line reason). Everything else is not for the client's eyes (→ 500 `internal server error`).
  */
 export function defaultErrorInfo(err: unknown): HttpErrorInfo | undefined {
   if (err instanceof RegistryError) {
@@ -61,6 +63,8 @@ export function defaultErrorInfo(err: unknown): HttpErrorInfo | undefined {
     return out;
   }
   if (typeof err !== 'object' || err === null) return undefined;
+  const fault = storageFault(err);
+  if (fault) return { status: 503, message: fault.reason };
   const e = err as { name?: unknown; status?: unknown; httpStatus?: unknown; message?: unknown };
   const message = typeof e.message === 'string' ? e.message : '';
   const valid = (s: unknown): s is number => typeof s === 'number' && Number.isInteger(s) && s >= 400 && s <= 599;

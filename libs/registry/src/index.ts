@@ -10,7 +10,8 @@ export type {
   Descriptor, BlobInfo, StoredManifest, PutBlobResult, ReferrersIndex, PutManifestOptions, CosignSignatureOptions,
 } from './store';
 export {
-  parseRegistryPath, parseInstallerImageName, invalidImageMessage, isBuildReference,
+  parseRegistryPath, parseInstallerImageName, invalidImageMessage, isBuildReference, proxyRouteGrammarError,
+  isOciRepositoryName, isOciTag, isOciDigest,
 } from './routes';
 export type {
   RegistryRoute, PingRoute, SchematicRoute, ProxyRoute, RouteNotFound, RegistryResource, ProxyResource, InstallerImage,

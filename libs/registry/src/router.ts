@@ -18,7 +18,7 @@ import {
   HttpErrorInfo, RegistryError, blobUnknown, defaultErrorInfo, manifestUnknown, ociErrorBody,
 } from './errors';
 import {
-  ProxyRoute, SchematicRoute, isBuildReference, parseInstallerImageName, parseRegistryPath,
+  ProxyRoute, SchematicRoute, isBuildReference, parseInstallerImageName, parseRegistryPath, proxyRouteGrammarError,
 } from './routes';
 import { OciContentStore, StoredManifest, blobKey, sha256Hex } from './store';
 
@@ -316,9 +316,13 @@ export function createRegistryRouter(deps: RegistryRouterDeps): Router {
     });
     let work: Promise<void>;
     if (route.kind === 'proxy') {
-      work = deps.proxy
-        ? Promise.resolve().then(() => deps.proxy!(route, req, res))
-        : Promise.reject(new RegistryError(404, `unknown image: ${route.image}`));
+      // Names and references outside the OCI grammar (NUL, spaces, CR/LF, non-ASCII) never reach the upstream.
+      const malformed = proxyRouteGrammarError(route);
+      work = malformed
+        ? Promise.reject(new RegistryError(400, malformed.message, { ociCode: malformed.ociCode }))
+        : deps.proxy
+          ? Promise.resolve().then(() => deps.proxy!(route, req, res))
+          : Promise.reject(new RegistryError(404, `unknown image: ${route.image}`));
     } else {
       const base = repositoryRequest(route, req, abort.signal);
       switch (route.resource) {

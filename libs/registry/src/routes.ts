@@ -29,6 +29,34 @@ export interface ProxyRoute {
   reference: string;
 }
 
+// OCI distribution spec grammar ("pulling manifests", "content discovery"): repository path components, tags and
+// digests. Anything else is refused before a request is made on the client's behalf.
+const NAME_COMPONENT = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
+const TAG = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
+const DIGEST = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
+
+export const isOciRepositoryName = (name: string): boolean => name.split('/').every((c) => NAME_COMPONENT.test(c));
+export const isOciTag = (reference: string): boolean => TAG.test(reference);
+export const isOciDigest = (reference: string): boolean => DIGEST.test(reference);
+
+/**
+ * Why a source-image route breaks the OCI grammar, as the registry error a client gets (400 with an OCI error code),
+ * or undefined when it is well formed: a repository name, and a tag or digest for manifests, a digest for blobs and
+ * referrers.
+ */
+export function proxyRouteGrammarError(route: ProxyRoute): { ociCode: 'NAME_INVALID' | 'TAG_INVALID' | 'DIGEST_INVALID'; message: string } | undefined {
+  if (!isOciRepositoryName(route.image)) return { ociCode: 'NAME_INVALID', message: 'invalid repository name' };
+  switch (route.resource) {
+    case 'manifests':
+      return isOciTag(route.reference) || isOciDigest(route.reference) ? undefined : { ociCode: 'TAG_INVALID', message: 'invalid tag or digest' };
+    case 'blobs':
+    case 'referrers':
+      return isOciDigest(route.reference) ? undefined : { ociCode: 'DIGEST_INVALID', message: 'invalid digest' };
+    default:
+      return undefined;
+  }
+}
+
 /** Not a registry route: the anchor answers `404` with this text (plus a newline). */
 export interface RouteNotFound {
   kind: 'error';

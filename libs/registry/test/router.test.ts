@@ -65,6 +65,39 @@ describe('routing', () => {
   });
 });
 
+describe('source-image routes outside the OCI grammar', () => {
+  // Before: these reached the proxy, whose upstream request Node refused (ERR_UNESCAPED_CHARACTERS) → 500.
+  test.each([
+    ['manifests/a%00b', 'TAG_INVALID'],
+    ['manifests/a%20b', 'TAG_INVALID'],
+    ['manifests/a%0d%0aX-Injected:%201', 'TAG_INVALID'],
+    ['manifests/%C3%A9t%C3%A9', 'TAG_INVALID'],
+    ['manifests/-leading-dash', 'TAG_INVALID'],
+    [`manifests/${'a'.repeat(129)}`, 'TAG_INVALID'],
+    ['blobs/v1.11.0', 'DIGEST_INVALID'],
+    ['blobs/sha256:ab%00', 'DIGEST_INVALID'],
+    ['referrers/latest', 'DIGEST_INVALID'],
+  ])('imager/%s → 400 %s before proxying', async (rest, code) => {
+    const res = await get(`/v2/siderolabs/imager/${rest}`);
+    expect(res.status).toBe(400);
+    expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(JSON.parse(await res.text()).errors[0].code).toBe(code);
+  });
+
+  test('a repository name outside the grammar → 400 NAME_INVALID', async () => {
+    const res = await get('/v2/siderolabs/Imager%00/manifests/v1.11.0');
+    expect(res.status).toBe(400);
+    expect(JSON.parse(await res.text()).errors[0].code).toBe('NAME_INVALID');
+  });
+
+  test('well-formed tags and digests are still proxied', async () => {
+    for (const ref of ['v1.11.0', 'latest', '_x', `sha256:${'a'.repeat(64)}`]) {
+      const res = await get(`/v2/siderolabs/imager/manifests/${ref}`);
+      expect(await res.text()).toBe(`proxied imager manifests ${ref}`);
+    }
+  });
+});
+
 describe('manifests', () => {
   test('GET and HEAD by tag: media type, digest, length; HEAD also resolves', async () => {
     srv.calls.resolve.length = 0;

@@ -268,6 +268,21 @@ export function parseSchematic(body: string | Buffer, opts: ParseOptions = {}): 
   return s;
 }
 
+/**
+ * A request body as the text the parser reads (UTF-8, or UTF-16 with a BOM, like go-yaml's reader), checked the way
+ * parseSchematic checks it: invalid UTF-8 or a forbidden control character is a SchematicError in go-yaml's words
+ * (`yaml: invalid leading UTF-8 octet (value: 255)`), never replaced by U+FFFD. For callers that carry a body
+ * onward as a string (the gateway hands it to the schematic-store as job data).
+ */
+export function decodeSchematicBody(body: Uint8Array): string {
+  try {
+    return decodeBody(body);
+  } catch (e) {
+    if (e instanceof YamlSyntaxError) throw new SchematicError(located(e.message, e.line));
+    throw e;
+  }
+}
+
 /** Community-edition validation: a non-empty owner is rejected (parseSchematic already does this by default). */
 export function assertCommunity(s: Schematic): void {
   if (s.owner) throw new SchematicError(OWNER_NOT_SUPPORTED);

@@ -37,9 +37,21 @@ export function contentTypeFor(path: string): string {
   }
 }
 
-/** `Content-Disposition` exactly as the anchor writes it (no escaping of the file name). */
+/**
+ * `Content-Disposition` for a download. An ASCII name is written exactly as the anchor writes it (no escaping); a
+ * name with other characters, which an HTTP header cannot carry as they are, gets the RFC 6266 / RFC 8187 form: an
+ * ASCII fallback (`_` for each other character) plus `filename*=UTF-8''<percent-encoded>`. Control characters are
+ * the caller's to remove (the gateway's download names never have them).
+ */
 export function contentDisposition(filename: string): string {
-  return `attachment; filename="${filename}"`;
+  if (/^[\x20-\x7e]*$/.test(filename)) return `attachment; filename="${filename}"`;
+  const fallback = filename.replace(/[^\x20-\x7e]/gu, '_').replace(/["\\]/g, '_');
+  return `attachment; filename="${fallback}"; filename*=UTF-8''${rfc8187Encode(filename)}`;
+}
+
+/** RFC 8187 `value-chars`: UTF-8 bytes, everything but `attr-char` percent-encoded. */
+function rfc8187Encode(value: string): string {
+  return encodeURIComponent(value).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
 /** Download file name: the `?filename=` query value when non-empty, else the (suffix-stripped) path. */

@@ -227,6 +227,20 @@ export function buildFactoryCmdline(input: CmdlineInput): string {
 }
 
 /**
+ * The longest kernel command line the factory writes: Linux keeps at most COMMAND_LINE_SIZE − 1 bytes (2048 on x86
+ * and arm64) and silently drops the rest, so a longer one would boot with arguments missing — or, for the
+ * `talos.environment` META argument at the end, with a corrupt one.
+ */
+export const KERNEL_CMDLINE_MAX_BYTES = 2047;
+
+/** Why a command line cannot be booted as written, or undefined when it fits. */
+export function cmdlineLengthProblem(cmdline: string): string | undefined {
+  const bytes = Buffer.byteLength(cmdline, 'utf8');
+  if (bytes <= KERNEL_CMDLINE_MAX_BYTES) return undefined;
+  return `kernel command line is ${bytes} bytes, more than the ${KERNEL_CMDLINE_MAX_BYTES} bytes Linux accepts (extraKernelArgs and META values take part in it)`;
+}
+
+/**
  * Command line of the UKI reset profile / GRUB reset entry: the full command line plus
  * `talos.experimental.wipe=system` (ISO) or `talos.experimental.wipe=system:EPHEMERAL,STATE` (disk image, installer).
  */

@@ -36,6 +36,10 @@ describe('Content-Disposition and file names', () => {
   test('exact header value', () => {
     expect(contentDisposition('metal-amd64.iso')).toBe('attachment; filename="metal-amd64.iso"');
     expect(contentDisposition('my "odd" name')).toBe('attachment; filename="my "odd" name"');
+    // Non-ASCII names used to be written raw, which Node refuses in a header (ERR_INVALID_CHAR → 500).
+    expect(contentDisposition('中文.iso')).toBe(`attachment; filename="__.iso"; filename*=UTF-8''%E4%B8%AD%E6%96%87.iso`);
+    expect(contentDisposition("café's (1).raw")).toBe(`attachment; filename="caf_'s (1).raw"; filename*=UTF-8''caf%C3%A9%27s%20%281%29.raw`);
+    expect(contentDisposition('😀"x')).toBe(`attachment; filename="__x"; filename*=UTF-8''%F0%9F%98%80%22x`);
   });
   test('?filename= override when non-empty', () => {
     expect(downloadFileName('metal-amd64.iso')).toBe('metal-amd64.iso');

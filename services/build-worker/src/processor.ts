@@ -8,10 +8,11 @@ import path from 'node:path';
 import type { SandboxedJob } from 'bullmq';
 import { UpstreamCatalog } from '@factory/catalog';
 import { EnvReader, readCommon, readExternal, readUpstream } from '@factory/config';
+import { FactoryError } from '@factory/errors';
 import { AssetRecord, assetObjectKey, assetRecordFrom, imageMetadata } from '@factory/asset';
 import { PayloadOf, sandboxedProcessor } from '@factory/queue';
 import { OciContentStore } from '@factory/registry';
-import { createObjectStore, ObjectStore } from '@factory/storage';
+import { createObjectStore, ObjectStore, storageFault } from '@factory/storage';
 import { hashFileSync } from '@factory/imaging';
 import { contentTypeFor } from '@factory/talos';
 import { createLogger, Logger } from '@factory/telemetry';
@@ -134,6 +135,15 @@ export default sandboxedProcessor(
       }, ctx.timeoutMs);
       try {
         return await run(job);
+      } catch (err) {
+        // Storage that cannot take the asset (read-only, full, access denied, unreachable) is a 503 naming the
+        // cause, for the waiting client and the log alike, instead of three failed attempts and a bare 500.
+        const fault = storageFault(err);
+        if (fault) {
+          ctx.logger.warn({ err, jobId: job.id }, 'storage fault');
+          throw new FactoryError(503, fault.reason);
+        }
+        throw err;
       } finally {
         clearTimeout(timer);
       }

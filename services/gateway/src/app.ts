@@ -8,8 +8,11 @@ import { Counter, Gauge, Histogram, Registry } from '@factory/telemetry';
 import { FactoryError, isFactoryError } from '@factory/errors';
 import { JobName, PayloadOf, QueueName, QUEUES, ResultOf } from '@factory/queue';
 import { goJsonEncode } from '@factory/gocompat';
+import { decodeSchematicBody, SchematicError } from '@factory/schematic';
+import { storageFault } from '@factory/storage';
 import { cors, identityHeaders, Routes, sendBody, sendError } from './compat';
 import { AssetRoutes } from './assets';
+import { readRequestBody } from './server';
 
 export interface JobCaller {
   call<K extends JobName>(name: K, payload: PayloadOf<K>, opts?: { timeoutMs?: number; jobId?: string; removeWhenDone?: boolean }): Promise<ResultOf<K>>;
@@ -66,6 +69,12 @@ export function createApp(opts: GatewayOptions): express.Express {
       sendError(res, err.status, err.message);
       return;
     }
+    const fault = storageFault(err);
+    if (fault) {
+      logger.warn({ err, path: req.path, requestId: res.getHeader('X-Request-ID') }, 'storage fault');
+      sendError(res, 503, fault.reason);
+      return;
+    }
     logger.error({ err, path: req.path, requestId: res.getHeader('X-Request-ID') }, 'unexpected error');
     sendError(res, 500, 'internal server error');
   };
@@ -85,18 +94,17 @@ export function createApp(opts: GatewayOptions): express.Express {
   });
 
   // --- schematics -----------------------------------------------------------------------------------------------
-  const rawBody = express.raw({ type: () => true, limit: opts.maxSchematicBytes });
   routes.add(['POST'], '/schematics', async (req, res) => {
-    const body = await new Promise<Buffer>((resolve, reject) =>
-      rawBody(req, res, (err?: unknown) => {
-        if (err) {
-          const e = err as { type?: string; status?: number };
-          if (e.type === 'entity.too.large') reject(new FactoryError(413, `request body too large: the limit is ${opts.maxSchematicBytes} bytes`));
-          else reject(new FactoryError(e.status && e.status < 500 ? e.status : 400, 'could not read request body'));
-        } else resolve(Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0));
-      }),
-    );
-    const { id, yaml } = await jobs.call('schematic.create', { body: body.toString('utf8') });
+    const body = await readRequestBody(req, res, opts.maxSchematicBytes);
+    let text: string;
+    try {
+      // Bytes that are not text are the client's mistake (400 in go-yaml's words), never silently replaced.
+      text = decodeSchematicBody(body);
+    } catch (err) {
+      if (err instanceof SchematicError) throw new FactoryError(400, err.message);
+      throw err;
+    }
+    const { id, yaml } = await jobs.call('schematic.create', { body: text });
     sendBody(res, 201, 'application/json', goJsonEncode({ id, schematic: yaml }));
   });
   routes.add(['GET'], '/schematics/:schematic', async (req, res) => {
@@ -155,7 +163,9 @@ async function readiness(jobs: JobCaller): Promise<string | undefined> {
   try {
     await jobs.call('schematic.ping', {}, { timeoutMs: 5000 });
   } catch (err) {
-    return `storage: ${(err as Error).message}`;
+    // A storage fault arrives as its reason ("storage is read-only (EROFS)"); anything else gets the prefix.
+    const message = (err as Error).message;
+    return message.startsWith('storage ') ? message : `storage: ${message}`;
   }
   try {
     await jobs.call('upstream.ping', {}, { timeoutMs: 10_000 });

@@ -1,7 +1,6 @@
 /**
  * gateway: the HTTP API (and later UI and PXE). Stateless; scale it freely behind a load balancer.
  */
-import http from 'node:http';
 import { EnvReader, readCommon, readExternal, readHandoffSecret } from '@factory/config';
 import { createObjectStore } from '@factory/storage';
 import { JobClient } from '@factory/queue';
@@ -11,6 +10,7 @@ import { createApp } from './app';
 import { QueuedCatalogView } from './catalog-view';
 import { AssetRoutes } from './assets';
 import { createRegistryProxy, isRegistryPath } from './registry';
+import { createGatewayServer, DEFAULT_RECEIVE_LIMITS } from './server';
 
 async function main(): Promise<void> {
   const env = new EnvReader();
@@ -24,6 +24,9 @@ async function main(): Promise<void> {
   const external = readExternal(env);
   const buildTimeoutMs = env.duration('BUILD_TIMEOUT', 20 * 60_000) + 60_000;
   const redirectCacheMs = env.duration('FACTORY_REDIRECT_CACHE_TTL', 60_000);
+  // Deadlines for receiving a request (not for answering it: asset requests may wait for a build).
+  const headersTimeoutMs = env.duration('FACTORY_HEADERS_TIMEOUT', DEFAULT_RECEIVE_LIMITS.headersTimeoutMs);
+  const requestTimeoutMs = env.duration('FACTORY_REQUEST_TIMEOUT', DEFAULT_RECEIVE_LIMITS.requestTimeoutMs);
   // The registry-proxy's HTTP side (OCI distribution API), served under /v2 on this host and port.
   const registryUrl = env.url('FACTORY_REGISTRY_URL', 'http://127.0.0.1:8081') as string;
   const handoffSecret = readHandoffSecret(env);
@@ -50,13 +53,13 @@ async function main(): Promise<void> {
   const app = createApp({ jobs, assets, logger, metrics, serverTag, allowedOrigins, maxSchematicBytes });
 
   const registry = createRegistryProxy({ target: registryUrl, logger, timeoutMs: buildTimeoutMs, handoff: store.kind === 'local' && handoffSecret ? { store, secret: handoffSecret } : undefined });
-  const server = http.createServer((req, res) => {
-    if (isRegistryPath(req.url)) registry(req, res);
-    else if (!assets.fastRedirect(req, res)) app(req, res);
-  });
-  server.requestTimeout = 15 * 60_000;
-  server.headersTimeout = 60_000;
-  server.keepAliveTimeout = 65_000;
+  const server = createGatewayServer(
+    (req, res) => {
+      if (isRegistryPath(req.url)) registry(req, res);
+      else if (!assets.fastRedirect(req, res)) app(req, res);
+    },
+    { maxBodyBytes: maxSchematicBytes, headersTimeoutMs: Math.min(headersTimeoutMs, requestTimeoutMs), requestTimeoutMs },
+  );
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());

@@ -35,7 +35,10 @@ export function createSourceProxy(u: UpstreamSettings, logger: Logger): (route: 
       const repo = sourceRepository(route.image, u.components);
       if (!repo) return reject(new RegistryError(404, `unknown image: ${route.image}`));
       if (!plainHttp(u) || u.username) return reject(new RegistryError(503, 'proxying to an authorized/secure backing registry is not possible'));
-      const query = req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?')) : '';
+      // The router admitted only OCI-grammar names and references; the query is re-encoded so that no byte the
+      // client sent unescaped reaches the upstream request line.
+      const search = req.originalUrl.includes('?') ? new URLSearchParams(req.originalUrl.slice(req.originalUrl.indexOf('?') + 1)).toString() : '';
+      const query = search ? `?${search}` : '';
       const path = `/v2/${u.namespace ? `${u.namespace}/` : ''}${repo}/${route.resource}/${route.reference}${query}`;
       // the client's credentials are for the factory, never for the upstream
       const headers = endToEndHeaders(req.headers, ['authorization', 'host']);

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { FactoryError, isFactoryError } from '@factory/errors';
 import { DEFAULT_SCHEMATIC_ID } from '@factory/schematic';
-import { createLocalStore } from '@factory/storage';
+import { createLocalStore, StorageError } from '@factory/storage';
 import { Registry } from '@factory/telemetry';
 import { registerSchematicMetrics, SchematicMetrics, schematicHandlers, SchematicStorage } from '../src/handlers';
 import { SchematicRepository } from '../src/repository';
@@ -135,6 +135,32 @@ describe('schematic.get', () => {
       await expect(handlers['schematic.get']({ id })).rejects.toMatchObject({ name: 'FactoryError', status: 404, message: 'schematic not found' });
     }
     expect(metrics.counts.lookup).toBe(2);
+  });
+});
+
+describe('storage faults are 503 replies naming the cause (they used to fail the job: a bare 500 after retries)', () => {
+  const fsFault = (code: string) => new StorageError('UNAVAILABLE', `local store: write failed: ${code}: /srv/objects/x`, { cause: Object.assign(new Error(code), { code }) });
+
+  test.each([
+    ['EROFS', 'storage is read-only (EROFS)'],
+    ['ENOSPC', 'storage is full (ENOSPC)'],
+    ['EACCES', 'storage denies access (EACCES)'],
+    ['ECONNREFUSED', 'storage is unavailable'],
+  ])('%s on create, get and ping → 503 %s', async (code, reason) => {
+    const storage = new MemoryStorage();
+    storage.put = async () => {
+      throw fsFault(code);
+    };
+    storage.get = async () => {
+      throw fsFault(code);
+    };
+    storage.pingError = fsFault(code);
+    const handlers = schematicHandlers({ storage, storageKind: 'local', metrics: countingMetrics() });
+    for (const call of [() => handlers['schematic.create']({ body: '{}' }), () => handlers['schematic.get']({ id: DEFAULT_SCHEMATIC_ID }), () => handlers['schematic.ping']({})]) {
+      const err = await call().catch((e: unknown) => e);
+      expect(isFactoryError(err)).toBe(true);
+      expect(err).toMatchObject({ status: 503, message: reason });
+    }
   });
 });
 

@@ -10,8 +10,9 @@
  * reproducible. Compare decoded maps, never bytes, with Talos-made blocks.
  */
 import { createHash } from 'node:crypto';
+import { ADV_LENGTH, ADV_RECORD_CAPACITY, ADV_RECORD_OVERHEAD } from '@factory/talos';
 
-export const ADV_LENGTH = 256 * 1024;
+export { ADV_LENGTH };
 export const ADV_MAGIC1 = 0x5a4b3c2d;
 export const ADV_MAGIC2 = 0xa5b4c3d2;
 /** size of the META partition contents Talos reserves for the two ADV copies */
@@ -29,11 +30,11 @@ export function encodeAdv(values: Map<number, string>): Buffer {
   buf.writeUInt32BE(ADV_MAGIC1, 0);
   buf.writeUInt32BE(ADV_MAGIC2, ADV_LENGTH - 4);
   let off = 4;
-  const end = ADV_LENGTH - 36;
+  const end = 4 + ADV_RECORD_CAPACITY;
   for (const key of [...values.keys()].sort((a, b) => a - b)) {
     if (!Number.isInteger(key) || key < 1 || key > 255) throw new Error(`ADV tag ${key} out of range 1..255`);
     const v = Buffer.from(values.get(key)!, 'utf8');
-    if (off + 8 + v.length > end) throw new Error(`ADV overflow writing tag ${key} (${v.length} bytes)`);
+    if (off + ADV_RECORD_OVERHEAD + v.length > end) throw new Error(`ADV overflow writing tag ${key} (${v.length} bytes)`);
     buf.writeUInt32BE(key, off);
     buf.writeUInt32BE(v.length, off + 4);
     v.copy(buf, off + 8);

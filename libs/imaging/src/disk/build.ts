@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { grubResetEntries, sdBootForUefi, xfsMkfsConfig } from '@factory/talos';
+import { grubResetEntries, META_DISK_IMAGE_BOOTLOADER, sdBootForUefi, xfsMkfsConfig } from '@factory/talos';
 import { run } from '@factory/process';
 import { metaPartitionContents } from './adv';
 import { buildFat } from './fat';
@@ -24,8 +24,8 @@ import { tempSibling, writeThenRename } from '../publish';
 
 export type DiskEnrollKeys = 'off' | 'manual' | 'if-safe' | 'force';
 
-/** META key the imager adds to amd64 non-SecureBoot dual-boot images of Talos >= 1.10 (removed by Talos on first boot). */
-export const META_DISK_IMAGE_BOOTLOADER = 0x11;
+/** META key the imager adds to amd64 non-SecureBoot dual-boot images of Talos >= 1.10 (defined with the META limits in @factory/talos). */
+export { META_DISK_IMAGE_BOOTLOADER };
 
 export interface DiskContents {
   /** kernel and initramfs for the BOOT partition (grub and dual-boot layouts) */

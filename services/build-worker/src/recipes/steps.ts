@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { FactoryError } from '@factory/errors';
 import { assembleInitramfs, buildUki, ExtensionCompatibilityError, ExtensionDir, talosUkiProfiles, UkiResetFor, writeEmbeddedConfigExtension, writeSchematicExtension } from '@factory/imaging';
-import { buildFactoryCmdline, osRelease, OutputKind, ukiProfiles } from '@factory/talos';
+import { buildFactoryCmdline, cmdlineLengthProblem, osRelease, OutputKind, ukiProfiles } from '@factory/talos';
 import type { BuildJob } from './context';
 
 /**
@@ -13,7 +13,7 @@ import type { BuildJob } from './context';
 export function cmdlineFor(job: Pick<BuildJob, 'profile' | 'version' | 'overlay'>, kind: Extract<OutputKind, 'cmdline' | 'uki' | 'iso' | 'image' | 'installer'>): string {
   const { profile, version, overlay } = job;
   const extra = [...(overlay?.extraKernelArgs ?? []), ...profile.extraKernelArgs];
-  return buildFactoryCmdline({
+  const cmdline = buildFactoryCmdline({
     platform: profile.platform,
     arch: profile.arch,
     version,
@@ -23,6 +23,10 @@ export function cmdlineFor(job: Pick<BuildJob, 'profile' | 'version' | 'overlay'
     meta: profile.meta.length ? profile.meta : undefined,
     extraArgs: extra.length ? extra : undefined,
   });
+  // The edge checked this without the overlay's arguments, which only the build knows.
+  const problem = cmdlineLengthProblem(cmdline);
+  if (problem) throw new FactoryError(400, `error enhancing profile from schematic: ${problem}`);
+  return cmdline;
 }
 
 /**

@@ -1,0 +1,56 @@
+/**
+ * What an operator and a client should hear when storage fails: a one-line reason (read-only, full, access denied,
+ * unreachable) instead of the cause buried in a log. Both backends wrap failures in StorageError('UNAVAILABLE') with
+ * the original error as `cause`; the reason is read from that chain (errno codes of the local filesystem, S3 error
+ * names and statuses).
+ */
+import { isStorageError } from './types';
+
+export type StorageFaultKind = 'read-only' | 'full' | 'access-denied' | 'unavailable';
+
+export interface StorageFault {
+  kind: StorageFaultKind;
+  /** One line for clients and `/readyz`: no paths, no keys. */
+  reason: string;
+}
+
+const ERRNO_FAULTS: Record<string, StorageFaultKind> = {
+  EROFS: 'read-only',
+  ENOSPC: 'full',
+  EDQUOT: 'full',
+  EFBIG: 'full',
+  EACCES: 'access-denied',
+  EPERM: 'access-denied',
+};
+
+const S3_FAULTS: Record<string, StorageFaultKind> = {
+  AccessDenied: 'access-denied',
+  InvalidAccessKeyId: 'access-denied',
+  SignatureDoesNotMatch: 'access-denied',
+  QuotaExceeded: 'full',
+  EntityTooLarge: 'full',
+};
+
+const REASONS: Record<StorageFaultKind, string> = {
+  'read-only': 'storage is read-only',
+  full: 'storage is full',
+  'access-denied': 'storage denies access',
+  unavailable: 'storage is unavailable',
+};
+
+/** The storage fault behind `err` (a StorageError 'UNAVAILABLE' or anything it wraps), or undefined when it is none. */
+export function storageFault(err: unknown): StorageFault | undefined {
+  if (!isStorageError(err, 'UNAVAILABLE')) return undefined;
+  const seen = new Set<unknown>();
+  for (let e: unknown = err; e && typeof e === 'object' && !seen.has(e); e = (e as { cause?: unknown }).cause) {
+    seen.add(e);
+    const { code, name } = e as { code?: unknown; name?: unknown };
+    if (typeof code === 'string' && ERRNO_FAULTS[code]) return fault(ERRNO_FAULTS[code], code);
+    if (typeof name === 'string' && S3_FAULTS[name]) return fault(S3_FAULTS[name], name);
+  }
+  return fault('unavailable');
+}
+
+function fault(kind: StorageFaultKind, code?: string): StorageFault {
+  return { kind, reason: code ? `${REASONS[kind]} (${code})` : REASONS[kind] };
+}
