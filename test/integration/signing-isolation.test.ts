@@ -244,7 +244,8 @@ test('the public key is served, installers are signed over the queue, forged sig
     // the proof of concept's "sign these bytes" job, enqueued by hand: there is no such job any more
     const forgeConnection = redisConnection(redisUrl, 'blocking', 'signing-isolation-forge');
     const queue = new Queue('signing', { connection: forgeConnection, prefix: 'factory' });
-    const events = new QueueEvents('signing', { connection: forgeConnection.duplicate(), prefix: 'factory' });
+    const eventsConnection = forgeConnection.duplicate();
+    const events = new QueueEvents('signing', { connection: eventsConnection, prefix: 'factory' });
     try {
       await events.waitUntilReady();
       const forged = await queue.add('signing.sign', { key: 'cosign', dataBase64: Buffer.from('forged').toString('base64') });
@@ -252,6 +253,8 @@ test('the public key is served, installers are signed over the queue, forged sig
     } finally {
       await events.close();
       await queue.close();
+      // BullMQ leaves connections it was given open
+      eventsConnection.disconnect();
       forgeConnection.disconnect();
     }
     // an installer index that is not in the factory's store, or a repository that is not an installer's
