@@ -70,8 +70,8 @@ test('kill -9 of a service or of Redis: restarted, ready again, no schematic los
   const before = await createSchematic('before-the-crashes');
   for (const name of ['build-worker', 'schematic-store', 'registry-proxy', 'signing', 'redis-server']) {
     await killAndRecover(name);
-    // The factory works again, and still has what it had.
-    expect((await fetch(`${factory.url}/schematics/${before}`)).status).toBe(200);
+    // The factory works again, and still has what it had (/readyz is cached for 2 s: ask until the store answers).
+    await until(`the schematic created before to be served after ${name} was killed`, async () => (await fetch(`${factory.url}/schematics/${before}`)).status === 200, 30_000);
     await createSchematic(`after-${name}`);
   }
   expect(factory.output()).toContain('restarting it in');
