@@ -212,13 +212,16 @@ export function sha256Hex(buf: Buffer): string {
   return createHash('sha256').update(buf).digest('hex');
 }
 
-/** Escapes a filename for `attachment; filename="..."`. Control characters are rejected. */
-export function contentDispositionAttachment(filename: string): string {
-  // eslint-disable-next-line no-control-regex
-  if (typeof filename !== 'string' || filename === '' || /[\u0000-\u001f\u007f]/.test(filename)) {
-    throw new TypeError('filename must be a non-empty string without control characters');
+/**
+ * Checks a `Content-Disposition` value a presigned URL asks the server to send: the caller formats it (so a redirect
+ * and a streamed download carry the same header), and it must be printable ASCII, as any header value sent must be.
+ */
+export function checkPresignDisposition(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !/^[\x20-\x7e]+$/.test(value)) {
+    throw new TypeError('contentDisposition must be a non-empty string of printable ASCII (format non-ASCII names as RFC 6266 filename*=)');
   }
-  return `attachment; filename="${filename.replace(/["\\]/g, (c) => `\\${c}`)}"`;
+  return value;
 }
 
 export const byteOrder = (a: string, b: string): number => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));

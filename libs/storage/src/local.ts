@@ -29,7 +29,7 @@ import {
   byteOrder,
   checkMaxBytes,
   checkRangeShape,
-  contentDispositionAttachment,
+  checkPresignDisposition,
   digestMismatch,
   normalizePutOptions,
   prefixCanMatch,
@@ -39,7 +39,7 @@ import {
   tooLarge,
   validateKey,
 } from './common';
-import { ByteRange, GetResult, ObjectInfo, ObjectStore, PutOptions, PutResult, StorageError } from './types';
+import { ByteRange, GetResult, ObjectInfo, ObjectStore, PresignOptions, PutOptions, PutResult, StorageError } from './types';
 
 const OBJECT_SUFFIX = '~obj';
 const MAGIC = Buffer.from('\nFSOBJ1\n', 'latin1');
@@ -485,9 +485,9 @@ export class LocalObjectStore implements ObjectStore {
     }
   }
 
-  async presignGet(key: string, opts: { ttlSeconds: number; filename?: string }): Promise<string | null> {
+  async presignGet(key: string, opts: PresignOptions): Promise<string | null> {
     validateKey(key);
-    if (opts.filename !== undefined) contentDispositionAttachment(opts.filename); // same argument checks as S3
+    checkPresignDisposition(opts.contentDisposition); // same argument checks as S3
     return null;
   }
 }

@@ -42,7 +42,7 @@ import {
   byteOrder,
   checkMaxBytes,
   checkRangeShape,
-  contentDispositionAttachment,
+  checkPresignDisposition,
   digestMismatch,
   DigestStream,
   isListableKey,
@@ -56,7 +56,7 @@ import {
   tooLarge,
   validateKey,
 } from './common';
-import { ByteRange, GetResult, ObjectInfo, ObjectStore, PutOptions, PutResult, StorageError } from './types';
+import { ByteRange, GetResult, ObjectInfo, ObjectStore, PresignOptions, PutOptions, PutResult, StorageError } from './types';
 
 export interface S3StoreOptions {
   /** `http(s)://host[:port]`, or `host[:port]` (https unless `insecure`). Unset: AWS. */
@@ -468,9 +468,9 @@ export class S3ObjectStore implements ObjectStore {
     } while (token);
   }
 
-  async presignGet(key: string, opts: { ttlSeconds: number; filename?: string }): Promise<string | null> {
+  async presignGet(key: string, opts: PresignOptions): Promise<string | null> {
     validateKey(key);
-    const disposition = opts.filename !== undefined ? contentDispositionAttachment(opts.filename) : undefined;
+    const disposition = checkPresignDisposition(opts.contentDisposition);
     let ttl = Math.floor(opts.ttlSeconds);
     if (!Number.isFinite(ttl) || ttl <= 0) ttl = 3600;
     ttl = Math.min(ttl, MAX_PRESIGN_TTL);

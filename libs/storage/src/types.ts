@@ -49,7 +49,8 @@ export interface GetResult {
 
 export interface PresignOptions {
   ttlSeconds: number;
-  filename?: string;
+  /** The `Content-Disposition` the download should carry (printable ASCII; a complete header value). */
+  contentDisposition?: string;
 }
 
 export interface ObjectStore {
@@ -65,7 +66,7 @@ export interface ObjectStore {
   delete(key: string): Promise<void>;
   /** Objects whose key starts with prefix, in ascending (UTF-8 byte) key order. Yields key/size/etag/lastModified only. */
   list(prefix: string): AsyncIterable<ObjectInfo>;
-  /** S3: presigned GET URL (attachment disposition when filename given). Local: null (the caller streams). */
+  /** S3: presigned GET URL (sending `contentDisposition` when given). Local: null (the caller streams). */
   presignGet(key: string, opts: PresignOptions): Promise<string | null>;
 }
 

@@ -171,7 +171,7 @@ describe('S3 store specifics', () => {
     const h = await server();
     const store = storeFor(h, { publicEndpoint: 'https://downloads.example.com:8443' });
     await store.put('pub/x', Buffer.from('x'));
-    const url = new URL((await store.presignGet('pub/x', { ttlSeconds: 3600, filename: 'x.bin' }))!);
+    const url = new URL((await store.presignGet('pub/x', { ttlSeconds: 3600, contentDisposition: 'attachment; filename="x.bin"' }))!);
     expect(url.origin).toBe('https://downloads.example.com:8443');
     expect(url.pathname).toBe(`/${h.bucket}/pub/x`);
     expect(url.searchParams.get('X-Amz-Expires')).toBe('3600');

@@ -521,7 +521,7 @@ export function objectStoreSuite(label: string, options: SuiteOptions): void {
       const key = `${ns()}/assets/abcdef`;
       const data = randomBytes(2 * MiB + 3);
       await store.put(key, data, { contentType: 'application/x-xz', contentDisposition: 'attachment; filename="first.raw.xz"' });
-      const url = await store.presignGet(key, { ttlSeconds: 300, filename: 'metal-amd64.raw.xz' });
+      const url = await store.presignGet(key, { ttlSeconds: 300, contentDisposition: 'attachment; filename="metal-amd64.raw.xz"' });
       if (store.kind === 'local') {
         expect(url).toBeNull();
         return;
@@ -536,7 +536,7 @@ export function objectStoreSuite(label: string, options: SuiteOptions): void {
       expect(res.headers.get('content-type')).toBe('application/x-xz');
       expectBytes(Buffer.from(await res.arrayBuffer()), data);
 
-      // Without a filename the stored Content-Disposition applies.
+      // Without a disposition the stored Content-Disposition applies.
       const plain = await store.presignGet(key, { ttlSeconds: 60 });
       expect(new URL(plain!).searchParams.has('response-content-disposition')).toBe(false);
       const res2 = await fetch(plain!);
@@ -549,14 +549,20 @@ export function objectStoreSuite(label: string, options: SuiteOptions): void {
       expectBytes(Buffer.from(await res3.arrayBuffer()), data.subarray(10, 20));
     });
 
-    test('presignGet escapes quotes in filenames and rejects control characters', async () => {
+    test('presignGet passes an RFC 6266 disposition through and rejects what a header cannot carry', async () => {
       const key = `${ns()}/q`;
       await store.put(key, Buffer.from('q'));
-      const url = await store.presignGet(key, { ttlSeconds: 60, filename: 'we"ird\\name' });
-      if (url !== null) {
-        expect(new URL(url).searchParams.get('response-content-disposition')).toBe('attachment; filename="we\\"ird\\\\name"');
+      const disposition = `attachment; filename="__.iso"; filename*=UTF-8''%E4%B8%AD%E6%96%87.iso`;
+      const url = await store.presignGet(key, { ttlSeconds: 60, contentDisposition: disposition });
+      if (store.kind === 's3') {
+        expect(new URL(url!).searchParams.get('response-content-disposition')).toBe(disposition);
+        const res = await fetch(url!);
+        expect(res.headers.get('content-disposition')).toBe(disposition);
+      } else {
+        expect(url).toBeNull();
       }
-      await expect(store.presignGet(key, { ttlSeconds: 60, filename: 'a\r\nb' })).rejects.toThrow(TypeError);
+      await expect(store.presignGet(key, { ttlSeconds: 60, contentDisposition: 'attachment; filename="a\r\nb"' })).rejects.toThrow(TypeError);
+      await expect(store.presignGet(key, { ttlSeconds: 60, contentDisposition: 'attachment; filename="中.iso"' })).rejects.toThrow(TypeError);
     });
   });
 }

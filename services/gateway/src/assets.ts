@@ -154,7 +154,7 @@ export class AssetRoutes {
       return;
     }
     if (req.method === 'GET' && hostOf(req) !== this.o.noRedirectHost) {
-      const url = await this.o.store.presignGet(record.key, { ttlSeconds: this.o.presignTtlSeconds, filename });
+      const url = await this.o.store.presignGet(record.key, { ttlSeconds: this.o.presignTtlSeconds, contentDisposition: contentDisposition(filename) });
       if (url) {
         const ttl = Math.min(this.o.redirectCacheMs, (this.o.presignTtlSeconds * 1000) / 2);
         if (ttl > 0) this.redirects.set(req.originalUrl, { location: url, expires: Date.now() + ttl });
