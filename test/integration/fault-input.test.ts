@@ -41,7 +41,7 @@ beforeAll(async () => {
   env = await startFactoryOnS3({
     tmpPrefix: 'fault-input-',
     env: () => ({ S3_BUCKET: '', FACTORY_STORAGE_DIR: STORAGE_DIR }),
-    perService: { gateway: { FACTORY_REQUEST_TIMEOUT: '3s' } },
+    perService: { gateway: { FACTORY_REQUEST_TIMEOUT: '3s' }, 'registry-proxy': { FACTORY_REQUEST_TIMEOUT: '3s' } },
   });
   factory = env.factory;
   port = factory.port;
@@ -115,6 +115,16 @@ describe('request bodies: cut at the limit, the connection not held', () => {
     const r = await rawExchange(port, 'POST /schematics HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\ncustomization: {}\n', { giveUpMs: 10_000 });
     expect(r.closedAfterMs).toBeLessThan(10_000);
     expect(r.status === 0 || (r.status >= 400 && r.status < 500)).toBe(true);
+  });
+
+  test("the registry-proxy's own listener has the same receive deadline (it was the build timeout + 1 min: 22 minutes)", async () => {
+    const registryPort = Number(new URL(factory.env.FACTORY_REGISTRY_URL!).port);
+    const slow = await rawExchange(registryPort, 'GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Slow: ', { giveUpMs: 10_000 });
+    expect(slow.closedAfterMs).toBeLessThan(10_000);
+    expect(slow.status === 0 || (slow.status >= 400 && slow.status < 500)).toBe(true);
+    const announced = await rawExchange(registryPort, 'PUT /v2/x/manifests/y HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000000\r\n\r\n{}', { giveUpMs: 10_000 });
+    expect(announced.status).toBe(413);
+    expect(announced.closedAfterMs).toBeLessThan(3000);
   });
 
   test('invalid UTF-8 in POST /schematics → 400, not rewritten to U+FFFD', async () => {

@@ -157,3 +157,16 @@ export function readHandoffSecret(r: EnvReader): string | undefined {
   }
   return secret;
 }
+
+/** Deadlines for *receiving* a request on a public listener (not for answering it: asset requests wait for builds). */
+export interface ReceiveTimeouts {
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+}
+
+export function readReceiveTimeouts(r: EnvReader): ReceiveTimeouts {
+  return {
+    headersTimeoutMs: r.duration('FACTORY_HEADERS_TIMEOUT', 10_000),
+    requestTimeoutMs: r.duration('FACTORY_REQUEST_TIMEOUT', 30_000),
+  };
+}

@@ -12,7 +12,7 @@ import { decodeSchematicBody, SchematicError } from '@factory/schematic';
 import { storageFault } from '@factory/storage';
 import { cors, identityHeaders, Routes, sendBody, sendError } from './compat';
 import { AssetRoutes } from './assets';
-import { readRequestBody } from './server';
+import { readRequestBody } from '@factory/http';
 
 export interface JobCaller {
   call<K extends JobName>(name: K, payload: PayloadOf<K>, opts?: { timeoutMs?: number; jobId?: string; removeWhenDone?: boolean }): Promise<ResultOf<K>>;

@@ -1,7 +1,8 @@
 /**
  * gateway: the HTTP API (and later UI and PXE). Stateless; scale it freely behind a load balancer.
  */
-import { EnvReader, readCommon, readExternal, readHandoffSecret } from '@factory/config';
+import { EnvReader, readCommon, readExternal, readHandoffSecret, readReceiveTimeouts } from '@factory/config';
+import { createBoundedServer } from '@factory/http';
 import { createObjectStore } from '@factory/storage';
 import { JobClient } from '@factory/queue';
 import { fatal, onShutdown } from '@factory/runtime';
@@ -10,7 +11,6 @@ import { createApp } from './app';
 import { QueuedCatalogView } from './catalog-view';
 import { AssetRoutes } from './assets';
 import { createRegistryProxy, isRegistryPath } from './registry';
-import { createGatewayServer, DEFAULT_RECEIVE_LIMITS } from './server';
 
 async function main(): Promise<void> {
   const env = new EnvReader();
@@ -24,9 +24,7 @@ async function main(): Promise<void> {
   const external = readExternal(env);
   const buildTimeoutMs = env.duration('BUILD_TIMEOUT', 20 * 60_000) + 60_000;
   const redirectCacheMs = env.duration('FACTORY_REDIRECT_CACHE_TTL', 60_000);
-  // Deadlines for receiving a request (not for answering it: asset requests may wait for a build).
-  const headersTimeoutMs = env.duration('FACTORY_HEADERS_TIMEOUT', DEFAULT_RECEIVE_LIMITS.headersTimeoutMs);
-  const requestTimeoutMs = env.duration('FACTORY_REQUEST_TIMEOUT', DEFAULT_RECEIVE_LIMITS.requestTimeoutMs);
+  const receive = readReceiveTimeouts(env);
   // The registry-proxy's HTTP side (OCI distribution API), served under /v2 on this host and port.
   const registryUrl = env.url('FACTORY_REGISTRY_URL', 'http://127.0.0.1:8081') as string;
   const handoffSecret = readHandoffSecret(env);
@@ -53,12 +51,12 @@ async function main(): Promise<void> {
   const app = createApp({ jobs, assets, logger, metrics, serverTag, allowedOrigins, maxSchematicBytes });
 
   const registry = createRegistryProxy({ target: registryUrl, logger, timeoutMs: buildTimeoutMs, handoff: store.kind === 'local' && handoffSecret ? { store, secret: handoffSecret } : undefined });
-  const server = createGatewayServer(
+  const server = createBoundedServer(
     (req, res) => {
       if (isRegistryPath(req.url)) registry(req, res);
       else if (!assets.fastRedirect(req, res)) app(req, res);
     },
-    { maxBodyBytes: maxSchematicBytes, headersTimeoutMs: Math.min(headersTimeoutMs, requestTimeoutMs), requestTimeoutMs },
+    { maxBodyBytes: maxSchematicBytes, ...receive },
   );
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

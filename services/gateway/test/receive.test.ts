@@ -1,5 +1,5 @@
 /**
- * How the gateway receives requests (server.ts and POST /schematics): bodies are cut at the limit whatever the
+ * How the gateway receives requests (@factory/http createBoundedServer and POST /schematics): bodies are cut at the limit whatever the
  * client announces, a connection is not held by a body nobody reads, receiving has deadlines but answering has not,
  * and a body that is not text is a 400, never rewritten.
  */
@@ -8,7 +8,7 @@ import type http from 'node:http';
 import { canonicalYaml, parseSchematic, schematicId } from '@factory/schematic';
 import { createLogger, createMetricsRegistry } from '@factory/telemetry';
 import { createApp, JobCaller } from '../src/app';
-import { createGatewayServer } from '../src/server';
+import { createBoundedServer } from '@factory/http';
 import { rawExchange } from '../../../test/support/raw-http';
 
 const LIMIT = 1024;
@@ -35,7 +35,7 @@ beforeAll(async () => {
     ping: async () => undefined,
   } as unknown as JobCaller;
   const app = createApp({ jobs, logger: createLogger('gateway-test', 'silent'), metrics: createMetricsRegistry('gateway-test'), serverTag: 'test', allowedOrigins: ['*'], maxSchematicBytes: LIMIT });
-  server = createGatewayServer(app, { maxBodyBytes: LIMIT, headersTimeoutMs: 500, requestTimeoutMs: 800 });
+  server = createBoundedServer(app, { maxBodyBytes: LIMIT, headersTimeoutMs: 500, requestTimeoutMs: 800 });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   port = (server.address() as AddressInfo).port;
 });

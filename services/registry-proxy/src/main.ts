@@ -5,8 +5,8 @@
  * - Its own registry: serves the OCI distribution API (`/v2`, the gateway forwards it) over the OCI content in the
  *   object store, and publishes installer images (`registry.installer` jobs: one build however many pullers).
  */
-import http from 'node:http';
-import { EnvReader, readCommon, readExternal, readHandoffSecret, readUpstream } from '@factory/config';
+import { EnvReader, readCommon, readExternal, readHandoffSecret, readReceiveTimeouts, readUpstream } from '@factory/config';
+import { createBoundedServer } from '@factory/http';
 import { UpstreamCatalog } from '@factory/catalog';
 import { JobClient, serveQueue } from '@factory/queue';
 import { fatal, onShutdown } from '@factory/runtime';
@@ -30,6 +30,7 @@ async function main(): Promise<void> {
   const handoffSecret = readHandoffSecret(env);
   const serverTag = env.string('FACTORY_SERVER_TAG', 'v0.1.0');
   const buildTimeoutMs = env.duration('BUILD_TIMEOUT', 20 * 60_000) + 60_000;
+  const receive = readReceiveTimeouts(env);
   env.done();
 
   const logger = createLogger('registry-proxy', common.logLevel);
@@ -69,9 +70,9 @@ async function main(): Promise<void> {
     logger,
     handoffSecret,
   });
-  const server = http.createServer(app);
-  server.requestTimeout = buildTimeoutMs + 60_000;
-  server.keepAliveTimeout = 65_000;
+  // The distribution API is read-only: no route reads a body, so a small one is all a client may send (and it is
+  // not read); a pull that waits for an installer build is not cut by the receive deadlines.
+  const server = createBoundedServer(app, { maxBodyBytes: 64 * 1024, ...receive });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());

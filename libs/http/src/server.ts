@@ -1,5 +1,5 @@
 /**
- * The gateway's HTTP server and how long it listens to a client. Node's `requestTimeout` covers only *receiving* a
+ * The factory's public HTTP servers (gateway, registry-proxy) and how long they listen to a client. Node's `requestTimeout` covers only *receiving* a
  * request (headers and body): the clock stops once the request is complete, so an asset GET that waits minutes for a
  * build is not cut by it, while a slow-loris client or an upload that never ends is. Node checks these deadlines
  * every `connectionsCheckingInterval` (30 s by default), so that interval is short here too.
@@ -20,8 +20,6 @@ export interface ReceiveLimits {
   /** Deadline for the whole request, headers and body (ms); the response may take longer. */
   requestTimeoutMs: number;
 }
-
-export const DEFAULT_RECEIVE_LIMITS: Omit<ReceiveLimits, 'maxBodyBytes'> = { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 };
 
 /** `413` for a body announced larger than the limit, answered before any of it is read (the connection then closes). */
 function refuseAnnouncedBody(req: IncomingMessage, res: ServerResponse, maxBodyBytes: number): boolean {
@@ -48,9 +46,11 @@ function closeAfterUnreadBody(req: IncomingMessage, res: ServerResponse): void {
   });
 }
 
-export function createGatewayServer(handler: (req: IncomingMessage, res: ServerResponse) => void, limits: ReceiveLimits): http.Server {
-  const checkEveryMs = Math.max(250, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4)));
-  const server = http.createServer({ connectionsCheckingInterval: checkEveryMs, requestTimeout: limits.requestTimeoutMs, headersTimeout: limits.headersTimeoutMs }, (req, res) => {
+export function createBoundedServer(handler: (req: IncomingMessage, res: ServerResponse) => void, limits: ReceiveLimits): http.Server {
+  // A header deadline past the request deadline would never fire.
+  const headersTimeoutMs = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
+  const checkEveryMs = Math.max(250, Math.min(1000, Math.floor(headersTimeoutMs / 4)));
+  const server = http.createServer({ connectionsCheckingInterval: checkEveryMs, requestTimeout: limits.requestTimeoutMs, headersTimeout: headersTimeoutMs }, (req, res) => {
     closeAfterUnreadBody(req, res);
     if (!refuseAnnouncedBody(req, res, limits.maxBodyBytes)) handler(req, res);
   });
