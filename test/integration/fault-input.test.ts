@@ -5,7 +5,7 @@
  * tmpfs mounted over it (root in the test environment; otherwise those tests are skipped with the reason).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { S3Factory, startFactoryOnS3, RunningFactory } from '../support/factory';
@@ -18,7 +18,7 @@ const STORAGE_DIR = mkdtempSync(path.join(os.tmpdir(), 'fault-input-objects-'));
 /** Why storage faults cannot be produced here, or undefined when the tmpfs is mounted. */
 const cannotFault = ((): string | undefined => {
   try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', STORAGE_DIR], { stdio: 'pipe' });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=128m', 'tmpfs', STORAGE_DIR], { stdio: 'pipe' });
     return undefined;
   } catch (err) {
     return `cannot mount a tmpfs for the object store (${String((err as { stderr?: Buffer }).stderr ?? err).trim()})`;
@@ -177,10 +177,31 @@ describeIf(!cannotFault, cannotFault ?? '')('storage faults: 503 naming the caus
     expect((await get('/schematics', { method: 'POST', body: 'customization:\n  extraKernelArgs: [ro=1]\n' }))[0]).toBe(201);
   });
 
+  test('read-only storage while the registry-proxy publishes an installer image → 503 naming it (it was a 500)', async () => {
+    // Both installer tarballs built first, so the registry-proxy's own writes (index, signature, tag) are what fail.
+    const id = await create('customization:\n  extraKernelArgs: [ro-installer=1]\n');
+    for (const arch of ['amd64', 'arm64']) {
+      const tar = await fetch(`${factory.url}/image/${id}/v1.11.3/installer-${arch}.tar`, { method: 'HEAD', signal: AbortSignal.timeout(300_000) });
+      expect(tar.status).toBe(200);
+    }
+    const manifest = `/v2/installer/${id}/manifests/v1.11.3`;
+    const accept = { accept: 'application/vnd.oci.image.index.v1+json' };
+    execFileSync('mount', ['-o', 'remount,ro', STORAGE_DIR]);
+    try {
+      expect(await get(manifest, { headers: accept })).toEqual([503, 'storage is read-only (EROFS)\n']);
+    } finally {
+      execFileSync('mount', ['-o', 'remount,rw', STORAGE_DIR]);
+    }
+    expect((await readyz(200))[0]).toBe(200);
+    expect((await get(manifest, { headers: accept }))[0]).toBe(200);
+  });
+
   test('full storage', async () => {
     const filler = path.join(STORAGE_DIR, 'filler');
     try {
-      writeFileSync(filler, Buffer.alloc(16 * 1024 * 1024));
+      // one byte more than the file system has free
+      const fs = statfsSync(STORAGE_DIR);
+      writeFileSync(filler, Buffer.alloc(fs.bavail * fs.bsize + 1));
     } catch (err) {
       expect((err as NodeJS.ErrnoException).code).toBe('ENOSPC');
     }

@@ -4,6 +4,7 @@
  * the original error as `cause`; the reason is read from that chain (errno codes of the local filesystem, S3 error
  * names and statuses).
  */
+import { FactoryError } from '@factory/errors';
 import { isStorageError } from './types';
 
 export type StorageFaultKind = 'read-only' | 'full' | 'access-denied' | 'unavailable';
@@ -53,4 +54,20 @@ export function storageFault(err: unknown): StorageFault | undefined {
 
 function fault(kind: StorageFaultKind, code?: string): StorageFault {
   return { kind, reason: code ? `${REASONS[kind]} (${code})` : REASONS[kind] };
+}
+
+/**
+ * Runs `work`; a storage fault it meets becomes a 503 naming the cause (for the waiting client, `/readyz` and the
+ * log alike) instead of a bare 500 with the cause only in a log — and, being a reply, it is not retried against
+ * storage that cannot take it. `onFault` sees the original error (for a log line).
+ */
+export async function withStorageFaults<T>(work: () => Promise<T>, onFault?: (err: unknown, fault: StorageFault) => void): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    const found = storageFault(err);
+    if (!found) throw err;
+    onFault?.(err, found);
+    throw new FactoryError(503, found.reason);
+  }
 }

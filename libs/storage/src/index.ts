@@ -16,7 +16,7 @@ export type {
   StorageErrorCode,
 } from './types';
 export { StorageError, isStorageError } from './types';
-export { storageFault } from './fault';
+export { storageFault, withStorageFaults } from './fault';
 export type { StorageFault, StorageFaultKind } from './fault';
 export type { S3StoreOptions } from './s3';
 export { createS3Store, S3ObjectStore } from './s3';

@@ -8,11 +8,10 @@ import path from 'node:path';
 import type { SandboxedJob } from 'bullmq';
 import { UpstreamCatalog } from '@factory/catalog';
 import { EnvReader, readCommon, readExternal, readUpstream } from '@factory/config';
-import { FactoryError } from '@factory/errors';
 import { AssetRecord, assetObjectKey, assetRecordFrom, imageMetadata } from '@factory/asset';
 import { PayloadOf, sandboxedProcessor } from '@factory/queue';
 import { OciContentStore } from '@factory/registry';
-import { createObjectStore, ObjectStore, storageFault } from '@factory/storage';
+import { createObjectStore, ObjectStore, withStorageFaults } from '@factory/storage';
 import { hashFileSync } from '@factory/imaging';
 import { contentTypeFor } from '@factory/talos';
 import { createLogger, Logger } from '@factory/telemetry';
@@ -134,16 +133,8 @@ export default sandboxedProcessor(
         process.exit(70);
       }, ctx.timeoutMs);
       try {
-        return await run(job);
-      } catch (err) {
-        // Storage that cannot take the asset (read-only, full, access denied, unreachable) is a 503 naming the
-        // cause, for the waiting client and the log alike, instead of three failed attempts and a bare 500.
-        const fault = storageFault(err);
-        if (fault) {
-          ctx.logger.warn({ err, jobId: job.id }, 'storage fault');
-          throw new FactoryError(503, fault.reason);
-        }
-        throw err;
+        // Storage that cannot take the asset is a 503 naming the cause, not three failed attempts and a bare 500.
+        return await withStorageFaults(() => run(job), (err) => ctx.logger.warn({ err, jobId: job.id }, 'storage fault'));
       } finally {
         clearTimeout(timer);
       }

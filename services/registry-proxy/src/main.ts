@@ -11,7 +11,7 @@ import { UpstreamCatalog } from '@factory/catalog';
 import { JobClient, serveQueue } from '@factory/queue';
 import { fatal, onShutdown } from '@factory/runtime';
 import { OciContentStore } from '@factory/registry';
-import { createObjectStore } from '@factory/storage';
+import { createObjectStore, withStorageFaults } from '@factory/storage';
 import { createLogger, createMetricsRegistry, startMetricsServer } from '@factory/telemetry';
 import { createRegistryApp } from './http';
 import { Installers } from './installers';
@@ -56,7 +56,7 @@ async function main(): Promise<void> {
     { redisUrl: common.redis.url, prefix: common.redis.prefix, logger, metrics, concurrency: 32 },
   );
   // Publishing waits on builds (minutes) but does little work itself.
-  const registryQueue = serveQueue('registry', { 'registry.installer': (ref) => installers.publish(ref) }, { redisUrl: common.redis.url, prefix: common.redis.prefix, logger, metrics, concurrency: 16 });
+  const registryQueue = serveQueue('registry', { 'registry.installer': (ref) => withStorageFaults(() => installers.publish(ref), (err) => logger.warn({ err }, 'storage fault')) }, { redisUrl: common.redis.url, prefix: common.redis.prefix, logger, metrics, concurrency: 16 });
 
   const app = createRegistryApp({
     oci,

@@ -5,7 +5,7 @@
 import { FactoryError } from '@factory/errors';
 import type { PayloadOf, ResultOf } from '@factory/queue';
 import { canonicalYaml, parseSchematic, schematicId, SchematicError } from '@factory/schematic';
-import { storageFault } from '@factory/storage';
+import { withStorageFaults } from '@factory/storage';
 import { Counter, Gauge, Registry } from '@factory/telemetry';
 import type { RepositoryMetrics } from './repository';
 
@@ -36,20 +36,6 @@ type SchematicJob = 'schematic.create' | 'schematic.get' | 'schematic.ping';
 /** Assignable to the queue's `Handlers`; the handlers do not use the BullMQ job, so tests call them with a payload only. */
 export type SchematicHandlers = { [K in SchematicJob]: (payload: PayloadOf<K>) => Promise<ResultOf<K>> };
 
-/**
- * A storage fault (read-only, full, access denied, unreachable) is a 503 reply naming it: the client and `/readyz`
- * learn the cause, and the job is not retried against storage that cannot take it.
- */
-async function withStorage<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (err) {
-    const fault = storageFault(err);
-    if (fault) throw new FactoryError(503, fault.reason);
-    throw err;
-  }
-}
-
 export function schematicHandlers({ storage, storageKind, metrics }: SchematicHandlerDeps): SchematicHandlers {
   return {
     'schematic.create': async ({ body }) => {
@@ -63,19 +49,19 @@ export function schematicHandlers({ storage, storageKind, metrics }: SchematicHa
       }
       const yaml = canonicalYaml(schematic);
       const id = schematicId(schematic);
-      const created = await withStorage(() => storage.put(id, yaml));
+      const created = await withStorageFaults(() => storage.put(id, yaml));
       if (created) metrics.created();
       else metrics.duplicateCreated();
       return { id, yaml, created };
     },
     'schematic.get': async ({ id }) => {
       metrics.lookup();
-      const yaml = await withStorage(() => storage.get(id));
+      const yaml = await withStorageFaults(() => storage.get(id));
       if (yaml === null) throw new FactoryError(404, 'schematic not found');
       return { yaml };
     },
     'schematic.ping': async () => {
-      await withStorage(() => storage.ping());
+      await withStorageFaults(() => storage.ping());
       return { storage: storageKind };
     },
   };
