@@ -1,8 +1,8 @@
 /**
  * One command, whole factory: the embedded default. Spawns what is not configured — a Redis when REDIS_URL is
- * unset, the demo Talos releases registry when no upstream is configured — then runs the five services as separate
- * processes (each its own BullMQ participant, exactly as they run when scaled out), and stops everything on
- * SIGINT/SIGTERM. Storage is the local data directory unless S3_BUCKET is set (the services read that themselves).
+ * unset (on loopback, requiring a password generated at each start: see redis.ts), the demo Talos releases
+ * registry when no upstream is configured — then runs the five services as separate processes (each its own BullMQ
+ * participant, exactly as they run when scaled out), and stops everything on SIGINT/SIGTERM. Storage is the local data directory unless S3_BUCKET is set (the services read that themselves).
  *
  * Run as root, it separates privileges (see privsep.ts): only the signing service stays root and can open the
  * private keys; the other services, Redis and the demo registry run as an unprivileged user. Variables naming key
