@@ -4,22 +4,29 @@
  * unprivileged user, keeps the key directory root-owned 0700 with 0600 files, and names the key locations in the
  * signing service's environment only. Private key material never reaches Redis, even after signing through it.
  *
+ * Who may ask for a signature: the embedded Redis requires a password generated at each start (in a 0600 config
+ * file, given to the services in their environment, never on a command line), so a local process of another uid
+ * cannot even enqueue a job; and whoever holds the password still gets only what the signing service re-derives.
+ *
  * The uid checks need root (the launcher only separates privileges as root) and a checkout the service user can
  * read; elsewhere they are declared skipped with the reason printed, and the rest still runs.
  */
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey, generateKeyPairSync, verify } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 // bullmq is a dependency of libs/queue, not of the root: the forged job is enqueued with the same client library.
 import { Queue, QueueEvents } from '../../libs/queue/node_modules/bullmq';
+import IORedis from '../../libs/queue/node_modules/ioredis';
 import { JobClient, redisConnection } from '@factory/queue';
 import { createLogger } from '@factory/telemetry';
-import { ensureDemoReleases, ROOT, waitReady } from '../support/factory';
+import { ensureDemoReleases } from '../support/factory';
+import { EmbeddedRedis, embeddedRedis, LaunchedFactory, launchFactory, stopProcess } from '../support/launcher';
 import { freePort } from '../support/procs';
 import { testIf } from '../support/skip';
 import { resolveUser } from '../../tools/launcher/src/privsep';
+import { redisReplies } from '../../tools/launcher/src/redis';
 
 jest.setTimeout(90_000);
 
@@ -48,10 +55,8 @@ const testSeparated = testIf(SEPARATION_BLOCKER === undefined, `uid checks: ${SE
 let dataDir: string;
 let keyDir: string;
 let keyFile: string;
-let launcher: ChildProcess;
-let output = '';
-let url: string;
-let redisUrl: string;
+let factory: LaunchedFactory;
+let embedded: EmbeddedRedis;
 
 interface Proc {
   pid: number;
@@ -101,8 +106,19 @@ function launcherProcesses(): Proc[] {
       visit(c, name);
     }
   };
-  visit(launcher.pid!);
+  visit(factory.proc.pid!);
   return out;
+}
+
+/** Jobs waiting, delayed or prioritized in a queue, as an authenticated client sees them (BullMQ's key layout). */
+async function queuedJobs(queue: string): Promise<number> {
+  const conn = redisConnection(embedded.url, 'blocking', 'signing-isolation-count');
+  try {
+    const prefix = `factory:${queue}`;
+    return (await conn.llen(`${prefix}:wait`)) + (await conn.zcard(`${prefix}:delayed`)) + (await conn.zcard(`${prefix}:prioritized`)) + (await conn.llen(`${prefix}:active`));
+  } finally {
+    conn.disconnect();
+  }
 }
 
 beforeAll(async () => {
@@ -116,44 +132,13 @@ beforeAll(async () => {
   chmodSync(keyDir, IS_ROOT ? 0o755 : 0o700);
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: IS_ROOT ? 0o644 : 0o600 });
-
-  const port = await freePort();
-  url = `http://127.0.0.1:${port}`;
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    FACTORY_DATA_DIR: dataDir,
-    FACTORY_DEMO_DIR: demoDir,
-    FACTORY_SIGNING_KEY_DIR: keyDir,
-    FACTORY_COSIGN_KEY_FILE: keyFile,
-    LOG_LEVEL: 'warn',
-  };
-  for (const k of ['REDIS_URL', 'S3_BUCKET', 'FACTORY_UPSTREAM_REGISTRY', 'FACTORY_PRIVILEGE_SEPARATION', 'FACTORY_SERVICE_USER']) delete env[k];
-  launcher = spawn(process.execPath, [path.join(ROOT, 'tools/launcher/dist/main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  launcher.stdout!.on('data', (d) => (output += d));
-  launcher.stderr!.on('data', (d) => (output += d));
-  try {
-    await waitReady(url, 60_000);
-    const deadline = Date.now() + 20_000;
-    while (!output.includes('Image Factory ready on')) {
-      if (Date.now() > deadline) throw new Error('launcher never announced readiness');
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  } catch (err) {
-    throw new Error(`${(err as Error).message}\n${output.slice(-4000)}`);
-  }
-  redisUrl = `redis://${/started Redis on (127\.0\.0\.1:\d+)/.exec(output)![1]}`;
+  // Privilege separation as configured by default (FACTORY_PRIVILEGE_SEPARATION and FACTORY_SERVICE_USER unset).
+  factory = await launchFactory({ port: await freePort(), dataDir, demoDir, env: { FACTORY_SIGNING_KEY_DIR: keyDir, FACTORY_COSIGN_KEY_FILE: keyFile } });
+  embedded = embeddedRedis(factory);
 });
 
 afterAll(async () => {
-  if (launcher && launcher.exitCode === null && launcher.signalCode === null) {
-    const exited = new Promise((r) => launcher.once('exit', r));
-    launcher.kill('SIGTERM');
-    const t = setTimeout(() => launcher.kill('SIGKILL'), 30_000);
-    await exited;
-    clearTimeout(t);
-  }
+  if (factory) await stopProcess(factory.proc);
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
@@ -174,7 +159,7 @@ test('every service, Redis and the demo registry run below the launcher', () => 
 
 testSeparated('only the signing service runs with an identity that can open the key', () => {
   const procs = launcherProcesses();
-  expect(output).toMatch(/privilege separation on/);
+  expect(factory.output()).toMatch(/privilege separation on/);
   const signing = procs.filter((p) => p.name === 'signing');
   expect(signing).toHaveLength(1);
   expect(signing[0].uid).toBe(0);
@@ -220,29 +205,29 @@ test('the public key is served, installers are signed over the queue, forged sig
   const priv = createPrivateKey(readFileSync(keyFile));
   const pubPem = createPublicKey(priv).export({ type: 'spki', format: 'pem' }).toString();
 
-  const res = await fetch(`${url}/oci/cosign/signing-key.pub`);
+  const res = await fetch(`${factory.url}/oci/cosign/signing-key.pub`);
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toBe('application/x-pem-file');
   expect(await res.text()).toBe(pubPem);
 
   // A real signing round trip: an installer pull builds, stores and signs the installer index.
-  const created = await fetch(`${url}/schematics`, { method: 'POST', body: 'customization:\n  extraKernelArgs: [isolation]\n' });
+  const created = await fetch(`${factory.url}/schematics`, { method: 'POST', body: 'customization:\n  extraKernelArgs: [isolation]\n' });
   const { id } = (await created.json()) as { id: string };
-  const index = await fetch(`${url}/v2/installer/${id}/manifests/v1.12.2`, { headers: { Accept: 'application/vnd.oci.image.index.v1+json' } });
+  const index = await fetch(`${factory.url}/v2/installer/${id}/manifests/v1.12.2`, { headers: { Accept: 'application/vnd.oci.image.index.v1+json' } });
   expect(index.status).toBe(200);
   const digest = index.headers.get('docker-content-digest')!;
-  const sigManifest = (await (await fetch(`${url}/v2/installer/${id}/manifests/sha256-${digest.slice(7)}.sig`)).json()) as { layers: Array<{ digest: string; annotations: Record<string, string> }> };
+  const sigManifest = (await (await fetch(`${factory.url}/v2/installer/${id}/manifests/sha256-${digest.slice(7)}.sig`)).json()) as { layers: Array<{ digest: string; annotations: Record<string, string> }> };
   const layer = sigManifest.layers[0];
   const signatureBase64 = layer.annotations['dev.cosignproject.cosign/signature'];
-  const payload = Buffer.from(await (await fetch(`${url}/v2/installer/${id}/blobs/${layer.digest}`)).arrayBuffer());
+  const payload = Buffer.from(await (await fetch(`${factory.url}/v2/installer/${id}/blobs/${layer.digest}`)).arrayBuffer());
   expect(JSON.parse(payload.toString('utf8')).critical.image['docker-manifest-digest']).toBe(digest);
   expect(verify('sha256', payload, pubPem, Buffer.from(signatureBase64, 'base64'))).toBe(true);
 
-  // Anyone who reaches Redis can enqueue jobs: the signing service still signs only what it can check.
-  const jobs = new JobClient(redisUrl, 'factory', createLogger('signing-isolation-test', 'silent'), 20_000);
+  // Whoever holds the Redis password can enqueue jobs: the signing service still signs only what it can check.
+  const jobs = new JobClient(embedded.url, 'factory', createLogger('signing-isolation-test', 'silent'), 20_000);
   try {
     // the proof of concept's "sign these bytes" job, enqueued by hand: there is no such job any more
-    const forgeConnection = redisConnection(redisUrl, 'blocking', 'signing-isolation-forge');
+    const forgeConnection = redisConnection(embedded.url, 'blocking', 'signing-isolation-forge');
     const queue = new Queue('signing', { connection: forgeConnection, prefix: 'factory' });
     const eventsConnection = forgeConnection.duplicate();
     const events = new QueueEvents('signing', { connection: eventsConnection, prefix: 'factory' });
@@ -265,7 +250,7 @@ test('the public key is served, installers are signed over the queue, forged sig
   }
 
   // Everything in Redis, whatever the type, as one haystack.
-  const redis = redisConnection(redisUrl, 'blocking', 'signing-isolation-scan'); // queues commands until connected
+  const redis = redisConnection(embedded.url, 'blocking', 'signing-isolation-scan'); // queues commands until connected
   const chunks: Buffer[] = [];
   let keys = 0;
   try {
@@ -317,4 +302,127 @@ test('the public key is served, installers are signed over the queue, forged sig
   };
   const found = Object.entries(needles).filter(([, n]) => haystack.includes(n)).map(([what]) => what);
   expect(found).toEqual([]);
+});
+
+/**
+ * What a local process that does not hold the Redis password tries: find the password where the factory keeps it
+ * (the Redis config file, the services' environments), list Redis' data directory, then enqueue a job by talking
+ * to Redis directly — with the password if it found one. Plain `node -e` without modules: another uid may not be
+ * able to read this checkout. Prints what it got as JSON.
+ */
+const INTRUDER = `
+const fs = require('fs'), net = require('net');
+const [confFile, redisDir, port, pidsJson] = process.argv.slice(1);
+const access = {};
+const passwords = new Set();
+const attempt = (what, read) => {
+  try {
+    const text = read();
+    access[what] = 'read';
+    for (const m of text.matchAll(/requirepass\\s+(\\S+)|REDIS_URL=redis:\\/\\/[^:@]*:([^@]+)@/g)) passwords.add(m[1] || m[2]);
+  } catch (e) { access[what] = e.code || e.message; }
+};
+attempt('config file', () => fs.readFileSync(confFile, 'latin1'));
+attempt('redis directory', () => fs.readdirSync(redisDir).join(' '));
+for (const pid of JSON.parse(pidsJson)) attempt('environ of ' + pid, () => fs.readFileSync('/proc/' + pid + '/environ', 'latin1'));
+const command = (...args) => '*' + args.length + '\\r\\n' + args.map((a) => '$' + Buffer.byteLength(a) + '\\r\\n' + a + '\\r\\n').join('');
+const session = (password) => new Promise((resolve) => {
+  let replies = '';
+  const sock = net.connect(Number(port), '127.0.0.1', () => {
+    sock.write((password ? command('AUTH', password) : '') + command('PING') + command('LPUSH', 'factory:signing:wait', 'forged') +
+      command('XADD', 'factory:signing:events', '*', 'event', 'added', 'jobId', 'forged') + command('QUIT'));
+  });
+  sock.on('data', (d) => (replies += d));
+  sock.on('error', (e) => (replies += 'socket error ' + e.code));
+  sock.on('close', () => resolve(replies.split('\\r\\n').filter(Boolean)));
+  setTimeout(() => sock.destroy(), 5000).unref();
+});
+(async () => {
+  const sessions = [{ password: null, replies: await session(null) }];
+  for (const p of passwords) sessions.push({ password: p, replies: await session(p) });
+  process.stdout.write(JSON.stringify({ uid: process.getuid(), access, sessions }));
+})();
+`;
+
+describe('the embedded Redis requires a password', () => {
+  test('its config file holds a generated password and is 0600 in a 0700 directory, owned by the identity Redis runs as', () => {
+    const redisProc = launcherProcesses().find((p) => p.name === 'redis')!;
+    const file = statSync(embedded.confFile);
+    const dir = statSync(path.dirname(embedded.confFile));
+    expect({ file: (file.mode & 0o777).toString(8), dir: (dir.mode & 0o777).toString(8) }).toEqual({ file: '600', dir: '700' });
+    expect([file.uid, dir.uid]).toEqual([redisProc.uid, redisProc.uid]);
+    expect(embedded.password).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  test('a client without the password gets NOAUTH and cannot enqueue anything', async () => {
+    const before = await queuedJobs('signing');
+    // the password-less URL a local user would guess from the port (ss -tlnp shows it)
+    const anonymous = new IORedis(`redis://127.0.0.1:${embedded.port}`, { enableReadyCheck: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    anonymous.on('error', () => undefined);
+    const queue = new Queue('signing', { connection: anonymous, prefix: 'factory' });
+    queue.on('error', () => undefined); // the refused connection check, also seen by queue.add below
+    try {
+      await expect(anonymous.ping()).rejects.toThrow(/^NOAUTH/);
+      await expect(anonymous.lpush('factory:signing:wait', 'forged')).rejects.toThrow(/^NOAUTH/);
+      await expect(queue.add('signing.installer', { repository: 'installer/forged', digest: `sha256:${'2'.repeat(64)}` })).rejects.toThrow(/NOAUTH/);
+    } finally {
+      await queue.close().catch(() => undefined);
+      anonymous.disconnect();
+    }
+    // a wrong password is refused, and so is everything after it
+    const [wrong, ping] = await redisReplies(embedded.port, [['AUTH', '0'.repeat(64)], ['PING']]);
+    expect(wrong).toMatch(/^-WRONGPASS/);
+    expect(ping).toMatch(/^-NOAUTH/);
+    expect(await queuedJobs('signing')).toBe(before);
+  });
+
+  test('the password is on no command line and in no log; the services get it in their environment, readable by their own uid only', () => {
+    const leaks: string[] = [];
+    for (const e of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+      try {
+        if (readFileSync(`/proc/${e}/cmdline`, 'latin1').includes(embedded.password)) leaks.push(readFileSync(`/proc/${e}/cmdline`, 'latin1').replace(/\0/g, ' '));
+      } catch {
+        // gone meanwhile
+      }
+    }
+    expect(leaks).toEqual([]);
+    expect(factory.output()).toContain(`password in ${embedded.confFile}`); // positive control: this is the log
+    expect(factory.output()).not.toContain(embedded.password);
+    const services = launcherProcesses().filter((p) => (SERVICES as readonly string[]).includes(p.name));
+    expect(services).toHaveLength(SERVICES.length);
+    for (const p of services) {
+      expect(readFileSync(`/proc/${p.pid}/environ`, 'utf8').split('\0')).toContain(`REDIS_URL=${embedded.url}`);
+      const environ = statSync(`/proc/${p.pid}/environ`);
+      expect({ name: p.name, mode: (environ.mode & 0o777).toString(8), uid: environ.uid }).toEqual({ name: p.name, mode: '400', uid: p.uid });
+    }
+  });
+
+  testIf(IS_ROOT, `running as uid ${process.getuid?.()}: switching to another uid needs root`)(
+    'a process of another uid can neither read the password nor enqueue a job',
+    async () => {
+      const procs = launcherProcesses();
+      // Any identity the factory does not run as (the service user is trusted with the password: see the README).
+      const taken = new Set(procs.flatMap((p) => [p.uid, p.gid]));
+      const intruder = [65533, 65532, 64000, 4242].find((id) => !taken.has(id))!;
+      const before = await queuedJobs('signing');
+      const run = spawnSync(process.execPath, ['-e', INTRUDER, embedded.confFile, path.dirname(embedded.confFile), String(embedded.port), JSON.stringify(procs.map((p) => p.pid))], {
+        uid: intruder,
+        gid: intruder,
+        cwd: '/',
+        env: { PATH: process.env.PATH },
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      expect(run.stderr).toBe('');
+      const report = JSON.parse(run.stdout) as { uid: number; access: Record<string, string>; sessions: Array<{ password: string | null; replies: string[] }> };
+      expect(report.uid).toBe(intruder);
+      // nothing that holds or leads to the password could be read
+      expect(Object.entries(report.access).filter(([, got]) => got !== 'EACCES' && got !== 'ENOENT' /* exited meanwhile */)).toEqual([]);
+      expect(Object.keys(report.access)).toHaveLength(2 + procs.length);
+      // so it could only talk to Redis without one: every command refused, nothing enqueued
+      const noauth = '-NOAUTH Authentication required.';
+      expect(report.sessions).toEqual([{ password: null, replies: [noauth, noauth, noauth, '+OK'] }]);
+      expect(await queuedJobs('signing')).toBe(before);
+    },
+  );
 });

@@ -11,10 +11,16 @@ export interface LaunchedFactory {
   output(): string;
 }
 
-/** Starts the launcher with nothing configured but the port, data and demo directories; waits until it is ready. */
+/** What the launcher decides when it is not told: never inherited from the test's environment, only given in `env`. */
+const LAUNCHER_CHOICES = ['REDIS_URL', 'S3_BUCKET', 'FACTORY_UPSTREAM_REGISTRY', 'FACTORY_PRIVILEGE_SEPARATION', 'FACTORY_SERVICE_USER'];
+
+/**
+ * Starts the launcher with nothing configured but the port, data and demo directories and what `env` adds; waits
+ * until it is ready.
+ */
 export async function launchFactory(o: { port: number; dataDir: string; demoDir: string; env?: NodeJS.ProcessEnv }): Promise<LaunchedFactory> {
   const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(o.port), HOST: '127.0.0.1', FACTORY_DATA_DIR: o.dataDir, FACTORY_DEMO_DIR: o.demoDir, LOG_LEVEL: 'warn', ...o.env };
-  for (const k of ['REDIS_URL', 'S3_BUCKET', 'FACTORY_UPSTREAM_REGISTRY']) if (!o.env?.[k]) delete env[k];
+  for (const k of LAUNCHER_CHOICES) if (!o.env?.[k]) delete env[k];
   const proc = spawn(process.execPath, [path.join(ROOT, 'tools/launcher/dist/main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
@@ -35,12 +41,40 @@ export async function launchFactory(o: { port: number; dataDir: string; demoDir:
   return { proc, url, output: () => out };
 }
 
-/** SIGTERM, then the exit code. */
+/** SIGTERM (SIGKILL if it has not exited 30 s later: the launcher gives its services as long), then the exit code. */
 export async function stopProcess(proc: ChildProcess): Promise<number | null> {
   if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   proc.kill('SIGTERM');
-  return exited;
+  const t = setTimeout(() => proc.kill('SIGKILL'), 35_000);
+  try {
+    return await exited;
+  } finally {
+    clearTimeout(t);
+  }
+}
+
+export interface EmbeddedRedis {
+  port: number;
+  /** the config file the launcher wrote for it: 0600, with the password */
+  confFile: string;
+  password: string;
+  /** REDIS_URL as the services get it */
+  url: string;
+}
+
+/**
+ * The Redis a launched factory started, as its log names it, with the password read from its config file (which
+ * only root, or the launcher's user without privilege separation, can read).
+ */
+export function embeddedRedis(f: LaunchedFactory): EmbeddedRedis {
+  const m = /started Redis on 127\.0\.0\.1:(\d+), password in (.+?);/.exec(f.output());
+  if (!m) throw new Error(`the launcher did not say where its Redis is:\n${f.output().slice(-2000)}`);
+  const confFile = m[2];
+  const password = /^requirepass\s+(\S+)$/m.exec(readFileSync(confFile, 'utf8'))?.[1];
+  if (!password) throw new Error(`no requirepass in ${confFile}`);
+  const port = Number(m[1]);
+  return { port, confFile, password, url: `redis://:${password}@127.0.0.1:${port}` };
 }
 
 /** Every descendant process of `pid`. */

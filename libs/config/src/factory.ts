@@ -79,7 +79,7 @@ export function readCommon(r: EnvReader, opts: { defaultMetricsPort?: number } =
     logLevel: r.oneOf('LOG_LEVEL', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const, 'info'),
     dataDir,
     redis: {
-      url: r.required('REDIS_URL', 'e.g. redis://127.0.0.1:6379; `npm start` spawns one when unset'),
+      url: r.required('REDIS_URL', 'e.g. redis://:password@127.0.0.1:6379; `npm start` spawns one when unset'),
       prefix: r.string('FACTORY_QUEUE_PREFIX', 'factory'),
     },
     storage,

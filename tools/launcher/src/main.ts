@@ -1,8 +1,8 @@
 /**
  * One command, whole factory: the embedded default. Spawns what is not configured — a Redis when REDIS_URL is
- * unset, the demo Talos releases registry when no upstream is configured — then runs the five services as separate
- * processes (each its own BullMQ participant, exactly as they run when scaled out), and stops everything on
- * SIGINT/SIGTERM. Storage is the local data directory unless S3_BUCKET is set (the services read that themselves).
+ * unset (on loopback, requiring a password generated at each start: see redis.ts), the demo Talos releases
+ * registry when no upstream is configured — then runs the five services as separate processes (each its own BullMQ
+ * participant, exactly as they run when scaled out), and stops everything on SIGINT/SIGTERM. Storage is the local data directory unless S3_BUCKET is set (the services read that themselves).
  *
  * Run as root, it separates privileges (see privsep.ts): only the signing service stays root and can open the
  * private keys; the other services, Redis and the demo registry run as an unprivileged user. Variables naming key
@@ -15,6 +15,7 @@ import path from 'node:path';
 import { ConfigError, EnvReader } from '@factory/config';
 import { freePort, waitForPort } from '@factory/process';
 import { Identity, PrivsepPlan, preparePrivsep, resolveUser, withoutKeyEnv } from './privsep';
+import { checkRedisAuth, generateRedisPassword, redisUrlWithPassword, writeRedisConfig } from './redis';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const SERVICES = ['signing', 'schematic-store', 'registry-proxy', 'build-worker', 'gateway'] as const;
@@ -187,13 +188,14 @@ async function main(): Promise<void> {
   const pickPort = () => freePort({ exclude: reserved });
 
   if (!redisUrl) {
-    mkdirSync(redisDir, { recursive: true });
-    const redisPort = await pickPort();
-    // Append-only persistence keeps queued jobs across restarts of the embedded factory.
-    startProcess('redis', 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', redisDir, '--appendonly', 'yes', '--save', '', '--protected-mode', 'yes'], unprivileged(withoutKeyEnv(process.env)), as);
-    await waitForPort(redisPort, { what: 'redis-server', timeoutMs: 20_000 });
-    childEnv.REDIS_URL = `redis://127.0.0.1:${redisPort}`;
-    log(`started Redis on 127.0.0.1:${redisPort} (data in ${redisDir})`);
+    const redis = { port: await pickPort(), dir: redisDir, password: generateRedisPassword() };
+    // The password goes into a file only Redis' identity can read, never onto its command line (see redis.ts).
+    const confFile = writeRedisConfig(redis, as);
+    startProcess('redis', 'redis-server', [confFile], unprivileged(withoutKeyEnv(process.env)), as);
+    await waitForPort(redis.port, { what: 'redis-server', timeoutMs: 20_000 });
+    await checkRedisAuth(redis.port, redis.password);
+    childEnv.REDIS_URL = redisUrlWithPassword(redis);
+    log(`started Redis on 127.0.0.1:${redis.port}, password in ${confFile}; data in ${redisDir}`);
   }
 
   if (!upstreamRegistry) {
