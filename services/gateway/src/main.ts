@@ -1,6 +1,8 @@
 /**
  * gateway: the HTTP API (and later UI and PXE). Stateless; scale it freely behind a load balancer.
  */
+import { createPublicKey } from 'node:crypto';
+import { AssetVerifier, integrityEvents } from '@factory/asset';
 import { EnvReader, readCommon, readExternal, readHandoffSecret } from '@factory/config';
 import { createObjectStore } from '@factory/storage';
 import { JobClient } from '@factory/queue';
@@ -37,10 +39,16 @@ async function main(): Promise<void> {
   const jobs = new JobClient(common.redis.url, common.redis.prefix, logger, jobTimeoutMs);
   const store = createObjectStore(common.storage);
   const delivered = new Counter({ name: 'image_factory_assets_delivered_total', help: 'Asset requests by whether the asset was already stored', labelNames: ['cached'], registers: [metrics] });
+  const verifier = new AssetVerifier({
+    store,
+    publicKey: async () => createPublicKey((await jobs.call('signing.publicKey', { key: 'cosign' })).pem),
+    events: integrityEvents(metrics, logger),
+  });
   const assets = new AssetRoutes({
     jobs,
     catalog: new QueuedCatalogView(jobs),
     store,
+    verifier,
     externalUrl: external.externalUrl,
     externalPxeUrl: external.externalPxeUrl,
     noRedirectHost: external.noRedirectHost,
