@@ -10,8 +10,10 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, openSync, readSync, rmSync, writeSync, closeSync, fstatSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createLocalStore, LocalObjectStore } from '@factory/storage';
-import { ensureDemoReleases, ROOT } from '../support/factory';
+import { JobClient } from '@factory/queue';
+import { createLocalStore, createS3Store, LocalObjectStore } from '@factory/storage';
+import { createLogger } from '@factory/telemetry';
+import { ensureDemoReleases, ROOT, S3Factory, startFactoryOnS3 } from '../support/factory';
 import { LaunchedFactory, launchFactory, stopProcess } from '../support/launcher';
 import { freePort } from '../support/procs';
 
@@ -158,4 +160,51 @@ test('the scrub finds corruption planted at rest (flipped bytes, forged metadata
   const rebuilt = await download('metal-amd64.iso');
   expect(sha('sha256', rebuilt.body)).toBe(sha('sha256', iso.body));
   expect(runScrub().report.corrupt).toBe(0);
+});
+
+describe('on S3: the build-workers\' scheduled scrub (maintenance.scrub) and the job on demand', () => {
+  let env: S3Factory;
+  let jobs: JobClient;
+  beforeAll(async () => {
+    env = await startFactoryOnS3({ tmpPrefix: 'fault-integrity-s3-', env: () => ({ FACTORY_SCRUB_INTERVAL: '3s', FACTORY_REDIRECT_CACHE_TTL: '0' }) });
+    jobs = new JobClient(env.redis.url, 'factory', createLogger('fault-integrity', 'silent'));
+  }, 120_000);
+  afterAll(async () => {
+    await jobs?.close();
+    await env?.stop();
+  });
+
+  test('forged bytes and metadata in the bucket are found by the next scheduled scrub, quarantined, and rebuilt on request', async () => {
+    const { factory } = env;
+    const bucket = createS3Store({ endpoint: env.s3.endpoint, bucket: env.s3.bucket, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', forcePathStyle: true });
+    const created = await fetch(`${factory.url}/schematics`, { method: 'POST', body: 'customization:\n  extraKernelArgs: [integrity=s3]\n' });
+    const { id } = (await created.json()) as { id: string };
+    const kernelUrl = `${factory.url}/image/${id}/v1.11.3/kernel-amd64`;
+    const download = async () => {
+      const res = await fetch(kernelUrl, { redirect: 'manual', signal: AbortSignal.timeout(120_000) });
+      expect(res.status).toBe(302);
+      return Buffer.from(await (await fetch(res.headers.get('location')!)).arrayBuffer());
+    };
+    const good = await download();
+    let key = '';
+    for await (const o of bucket.list('assets/')) if (!o.key.endsWith('.sig')) key = o.key;
+    expect(key).toMatch(/^assets\/[0-9a-f]{64}$/);
+
+    const onDemand = await jobs.call('maintenance.scrub', {}, { timeoutMs: 60_000 });
+    expect(onDemand).toMatchObject({ checked: 1, corrupt: 0, quarantined: 0 });
+
+    const info = (await bucket.head(key))!;
+    const forged = Buffer.from(good);
+    forged[64] ^= 0x01;
+    await bucket.put(key, forged, { contentType: info.contentType, metadata: { ...info.metadata, sha512: sha('sha512', forged) } });
+
+    const deadline = Date.now() + 20_000;
+    while ((await bucket.head(key)) !== null) {
+      if (Date.now() > deadline) throw new Error(`the scheduled scrub did not quarantine ${key}\n${factory.logs.get('build-worker')?.slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(sha('sha256', (await bucket.getBuffer(`quarantine/${key}`, 1 << 30))!)).toBe(sha('sha256', forged));
+    expect(factory.logs.get('build-worker')).toMatch(/"problem":"signature"/);
+    expect(sha('sha256', await download())).toBe(sha('sha256', good));
+  });
 });
