@@ -86,6 +86,11 @@ export async function digestStream(body: NodeJS.ReadableStream, o: { sha512: boo
   return { size, sha256: h256.digest('hex'), ...(h512 ? { sha512: h512.digest('hex') } : {}) };
 }
 
+/** Releases a stream that will not be read (a local object's file descriptor, an S3 connection). */
+export function destroyBody(body: NodeJS.ReadableStream | undefined): void {
+  (body as (NodeJS.ReadableStream & { destroy?: () => void }) | undefined)?.destroy?.();
+}
+
 /** Identifies one stored version of an object: a rewrite changes it (S3: ETag and Last-Modified; local: mtime). */
 export function validatorOf(info: Pick<ObjectInfo, 'size' | 'etag' | 'lastModified'>): string {
   return `${info.size}:${info.etag ?? ''}:${info.lastModified?.getTime() ?? ''}`;
@@ -134,7 +139,7 @@ export async function verifyStoredAsset(store: Pick<ObjectStore, 'get'>, asset: 
   const got = await store.get(record.key);
   if (!got) return { ok: false, problem: 'changed', detail: 'removed meanwhile' };
   if (validatorOf(got.info) !== asset.validator) {
-    (got.body as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+    destroyBody(got.body);
     return { ok: false, problem: 'changed', detail: 'replaced meanwhile' };
   }
   const d = await digestStream(got.body, o);
@@ -146,31 +151,39 @@ export async function verifyStoredAsset(store: Pick<ObjectStore, 'get'>, asset: 
 
 /**
  * Takes a corrupted asset out of service: unpublished first (its signature file goes), then its bytes are moved
- * under `quarantine/` for inspection (best effort: a copy that cannot be kept is still removed). Only the version
- * found corrupt is taken: when the object was replaced meanwhile (a concurrent rebuild), it is left alone (false).
+ * under `quarantine/` for inspection — best effort: a copy that cannot be kept ('removed') is still taken out of
+ * service. Only the version found corrupt is taken: when the object was replaced meanwhile (a concurrent rebuild), it
+ * is left alone ('skipped').
  */
-export async function quarantineAsset(store: ObjectStore, found: { key: string; validator: string }, reason: string): Promise<boolean> {
+export async function quarantineAsset(store: ObjectStore, found: { key: string; validator: string }, reason: string): Promise<'moved' | 'removed' | 'skipped'> {
   const info = await store.head(found.key);
-  if (!info || validatorOf(info) !== found.validator) return false;
+  if (!info || validatorOf(info) !== found.validator) return 'skipped';
   await store.delete(assetSignatureKey(found.key));
+  let kept = false;
+  let body: NodeJS.ReadableStream | undefined;
   try {
     const got = await store.get(found.key);
     if (got) {
+      body = got.body;
       await store.put(quarantineKey(found.key), got.body, {
         contentType: got.info.contentType,
         metadata: { reason: reason.replace(/[^\x20-\x7e]/g, '?').slice(0, 512), 'quarantined-at': new Date().toISOString() },
       });
+      kept = true;
     }
-  } finally {
-    await store.delete(found.key);
+  } catch {
+    // the copy is for people; what matters is that the corrupted bytes are never served again
+    destroyBody(body);
   }
-  return true;
+  await store.delete(found.key);
+  return kept ? 'moved' : 'removed';
 }
 
 /** What verification observed, for metrics and logs. */
 export interface IntegrityEvents {
   verified?(outcome: 'ok' | IntegrityProblem): void;
-  quarantined?(objectKey: string, problem: IntegrityProblem, detail: string): void;
+  /** `kept`: the corrupted bytes were moved under `quarantine/` (else only removed). */
+  quarantined?(objectKey: string, problem: IntegrityProblem, detail: string, kept: boolean): void;
 }
 
 /**
@@ -231,8 +244,8 @@ export class AssetVerifier {
     let pending = this.quarantining.get(id);
     if (!pending) {
       pending = quarantineAsset(this.o.store, { key, validator: asset.validator }, `${problem}: ${detail}`)
-        .then((taken) => {
-          if (taken) this.o.events?.quarantined?.(key, problem, detail);
+        .then((outcome) => {
+          if (outcome !== 'skipped') this.o.events?.quarantined?.(key, problem, detail, outcome === 'moved');
         })
         .finally(() => this.quarantining.delete(id));
       this.quarantining.set(id, pending);
@@ -251,9 +264,9 @@ export function integrityEvents(registry: Registry, logger: Logger): IntegrityEv
       verified.inc({ outcome });
       if (outcome !== 'ok') corrupt.inc({ problem: outcome });
     },
-    quarantined: (objectKey, problem, detail) => {
+    quarantined: (objectKey, problem, detail, kept) => {
       quarantined.inc();
-      logger.warn({ key: objectKey, problem, detail, quarantine: quarantineKey(objectKey) }, 'stored asset failed verification: quarantined; the next request rebuilds it');
+      logger.warn({ key: objectKey, problem, detail, quarantine: kept ? quarantineKey(objectKey) : 'not kept (the copy failed)' }, 'stored asset failed verification: quarantined; the next request rebuilds it');
     },
   };
 }

@@ -49,9 +49,10 @@ export async function scrubAssets(store: ObjectStore, publicKey: KeyObject, even
     report.corrupt++;
     events.verified?.(verdict.problem);
     if (report.problems.length < MAX_LISTED_PROBLEMS) report.problems.push({ key: listed.key, problem: verdict.problem, detail: verdict.detail });
-    if (await quarantineAsset(store, { key: listed.key, validator: asset.validator }, `${verdict.problem}: ${verdict.detail}`)) {
+    const outcome = await quarantineAsset(store, { key: listed.key, validator: asset.validator }, `${verdict.problem}: ${verdict.detail}`);
+    if (outcome !== 'skipped') {
       report.quarantined++;
-      events.quarantined?.(listed.key, verdict.problem, verdict.detail);
+      events.quarantined?.(listed.key, verdict.problem, verdict.detail, outcome === 'moved');
     }
   }
   report.ms = Date.now() - started;

@@ -119,11 +119,22 @@ describe('quarantineAsset', () => {
     flipByte(KEY);
     const found = await find();
     const corrupted = (await store.getBuffer(KEY, 1024))!;
-    expect(await quarantineAsset(store, { key: KEY, validator: found.validator }, 'digest: test')).toBe(true);
+    expect(await quarantineAsset(store, { key: KEY, validator: found.validator }, 'digest: test')).toBe('moved');
     expect(await store.head(KEY)).toBeNull();
     expect(await store.head(assetSignatureKey(KEY))).toBeNull();
     expect((await store.getBuffer(quarantineKey(KEY), 1024))!.equals(corrupted)).toBe(true);
     expect((await store.head(quarantineKey(KEY)))!.metadata).toMatchObject({ reason: 'digest: test' });
+  });
+
+  test('a copy that cannot be kept: the corrupted object is still removed', async () => {
+    await publish(KEY, BYTES);
+    const found = await find();
+    const failingCopy = Object.assign(Object.create(store) as LocalObjectStore, {
+      put: (key: string, body: Buffer | NodeJS.ReadableStream, meta?: object) => (key.startsWith('quarantine/') ? Promise.reject(new Error('EACCES')) : store.put(key, body, meta)),
+    }) as unknown as ObjectStore;
+    expect(await quarantineAsset(failingCopy, { key: KEY, validator: found.validator }, 'digest: test')).toBe('removed');
+    expect(await store.head(KEY)).toBeNull();
+    expect(await store.head(quarantineKey(KEY))).toBeNull();
   });
 
   test('leaves a version that replaced the corrupt one alone', async () => {
@@ -131,7 +142,7 @@ describe('quarantineAsset', () => {
     const found = await find();
     await new Promise((r) => setTimeout(r, 5));
     await publish(KEY, BYTES);
-    expect(await quarantineAsset(store, { key: KEY, validator: found.validator }, 'digest: test')).toBe(false);
+    expect(await quarantineAsset(store, { key: KEY, validator: found.validator }, 'digest: test')).toBe('skipped');
     expect(await findAsset(store, KEY, 'x/y')).toBeDefined();
   });
 });

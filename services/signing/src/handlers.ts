@@ -3,7 +3,7 @@
  * keys and wires these to the queue.
  */
 import type { KeyObject } from 'node:crypto';
-import { ASSET_OBJECT_KEY, assetRecordFrom, assetStatement, digestStream, statementBytes } from '@factory/asset';
+import { ASSET_OBJECT_KEY, assetRecordFrom, assetStatement, destroyBody, digestStream, statementBytes } from '@factory/asset';
 import { badRequest, FactoryError } from '@factory/errors';
 import { MediaTypes, simpleSigningPayload } from '@factory/oci';
 import type { PayloadOf, ResultOf } from '@factory/queue';
@@ -77,7 +77,7 @@ async function checkedAssetStatement(objects: StoredObjects, key: string) {
   if (!got) throw refuse(404, "it is not an object in the factory's store");
   const record = assetRecordFrom(key, got.info, 'application/octet-stream');
   if (!record) {
-    (got.body as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+    destroyBody(got.body);
     throw refuse(409, 'it carries no recorded digests');
   }
   const actual = await digestStream(got.body, { sha512: true });
