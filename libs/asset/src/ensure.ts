@@ -2,11 +2,12 @@
  * The one way any service obtains a stored asset: look it up, else have it built by exactly one `build.asset` job
  * cluster-wide (its job ID derives from the asset key).
  */
-import { JobVanishedError } from '@factory/errors';
+import { FactoryError, JobVanishedError } from '@factory/errors';
 import { contentTypeFor } from '@factory/talos';
 import { assetJobId, assetKey, assetObjectKey } from './identity';
+import { AssetLookup, AssetVerifier, findAsset, StoredAsset } from './integrity';
 import type { AssetProfile } from './profile';
-import { AssetRecord, assetRecordFrom, StoredObjectInfo } from './record';
+import type { AssetRecord } from './record';
 
 /** The payload of a `build.asset` job: the resolved profile and its key. */
 export interface BuildAssetPayload {
@@ -19,33 +20,47 @@ export interface AssetBuildCaller {
   call(name: 'build.asset', payload: BuildAssetPayload, opts: { jobId: string; timeoutMs: number; removeWhenDone: boolean }): Promise<AssetRecord>;
 }
 
-export interface ObjectLookup {
-  head(key: string): Promise<StoredObjectInfo | null>;
+export interface EnsureOptions {
+  timeoutMs: number;
+  /** Told whether the asset was found published (true) or had to be built (false). */
+  onStored?: (hit: boolean) => void;
 }
 
 /**
- * The stored asset, built first when missing. Build jobs are removed when done (storage holds the result), so a job
- * can vanish between enqueueing and waiting: then the object is already published.
+ * The published asset (object and signature file, see findAsset), built first when missing. Build jobs are removed
+ * when done (storage holds the result), so a job can vanish between enqueueing and waiting: then the object is
+ * already published.
  */
-export async function ensureAsset(
-  jobs: AssetBuildCaller,
-  store: ObjectLookup,
-  profile: AssetProfile,
-  o: { timeoutMs: number; onStored?: (hit: boolean) => void },
-): Promise<AssetRecord> {
+export async function ensureAsset(jobs: AssetBuildCaller, store: AssetLookup, profile: AssetProfile, o: EnsureOptions): Promise<StoredAsset> {
   const key = assetKey(profile);
   const objectKey = assetObjectKey(key);
-  const fallbackContentType = contentTypeFor(profile.path);
-  const hit = assetRecordFrom(objectKey, await store.head(objectKey), fallbackContentType);
+  const find = () => findAsset(store, objectKey, contentTypeFor(profile.path));
+  const hit = await find();
   o.onStored?.(!!hit);
   if (hit) return hit;
   try {
-    return await jobs.call('build.asset', { profile, key }, { jobId: assetJobId(key), timeoutMs: o.timeoutMs, removeWhenDone: true });
+    await jobs.call('build.asset', { profile, key }, { jobId: assetJobId(key), timeoutMs: o.timeoutMs, removeWhenDone: true });
   } catch (err) {
-    if (err instanceof JobVanishedError) {
-      const published = assetRecordFrom(objectKey, await store.head(objectKey), fallbackContentType);
-      if (published) return published;
-    }
-    throw err;
+    if (!(err instanceof JobVanishedError)) throw err;
+  }
+  const published = await find();
+  if (!published) throw new FactoryError(503, 'asset disappeared from storage; retry');
+  return published;
+}
+
+/** How many times a request looks again (after a quarantine and rebuild, or a concurrent replacement) before a 503. */
+const MAX_ATTEMPTS = 3;
+
+/**
+ * The published asset, verified before anything is served from it (AssetVerifier): a corrupted or forged one is
+ * quarantined and rebuilt through ensureAsset, and the rebuilt one is verified in turn.
+ */
+export async function ensureVerifiedAsset(jobs: AssetBuildCaller, verifier: AssetVerifier, store: AssetLookup, profile: AssetProfile, o: EnsureOptions): Promise<AssetRecord> {
+  for (let attempt = 1; ; attempt++) {
+    const asset = await ensureAsset(jobs, store, profile, o);
+    const verdict = await verifier.check(asset);
+    if (verdict.ok) return asset.record;
+    if (verdict.problem !== 'changed') await verifier.quarantine(asset, verdict.problem, verdict.detail);
+    if (attempt >= MAX_ATTEMPTS) throw new FactoryError(503, `the stored asset failed verification ${attempt} times (${verdict.problem}); retry later`);
   }
 }

@@ -12,6 +12,8 @@ export interface AssetRecord {
   key: string;
   size: number;
   sha256: string;
+  /** Computed by the build-worker from the file it published, kept in the object's metadata; never from stored bytes. */
+  sha512: string;
   contentType: string;
   /**
    * Installer tarballs only: the same image as an OCI (Docker schema2) manifest whose blobs are already in the OCI
@@ -22,9 +24,15 @@ export interface AssetRecord {
 
 /** Object metadata keys that carry an installer tarball's OCI manifest descriptor (see AssetRecord.image). */
 const IMAGE_META = { mediaType: 'oci-media-type', digest: 'oci-digest', size: 'oci-size' } as const;
+/** Object metadata key of the asset's SHA-512 (the store itself records the SHA-256). */
+const SHA512_META = 'sha512';
+const SHA512_HEX = /^[0-9a-f]{128}$/;
 
-export function imageMetadata(image: OciDescriptor): Record<string, string> {
-  return { [IMAGE_META.mediaType]: image.mediaType, [IMAGE_META.digest]: image.digest, [IMAGE_META.size]: String(image.size) };
+/** The user metadata an asset object is published with. */
+export function assetMetadata(sha512: string, image?: OciDescriptor): Record<string, string> {
+  const meta: Record<string, string> = { [SHA512_META]: sha512 };
+  if (image) Object.assign(meta, { [IMAGE_META.mediaType]: image.mediaType, [IMAGE_META.digest]: image.digest, [IMAGE_META.size]: String(image.size) });
+  return meta;
 }
 
 /** What an object store says about a stored asset (structural: any store's `head` result fits). */
@@ -35,11 +43,14 @@ export interface StoredObjectInfo {
   metadata?: Record<string, string>;
 }
 
-/** The AssetRecord of a published asset object; undefined while it is not (completely) published. */
-export function assetRecordFrom(objectKey: string, info: StoredObjectInfo | null, fallbackContentType: string): AssetRecord | undefined {
-  if (!info?.sha256) return undefined;
-  const record: AssetRecord = { key: objectKey, size: info.size, sha256: info.sha256, contentType: info.contentType ?? fallbackContentType };
-  const m = info.metadata ?? {};
+/**
+ * The AssetRecord an asset object's metadata describes; undefined when it describes none (no object, or one stored
+ * without its build-time digests, e.g. by an older version: it is rebuilt).
+ */
+export function assetRecordFrom(objectKey: string, info: StoredObjectInfo | null | undefined, fallbackContentType: string): AssetRecord | undefined {
+  const m = info?.metadata ?? {};
+  if (!info?.sha256 || !SHA512_HEX.test(m[SHA512_META] ?? '')) return undefined;
+  const record: AssetRecord = { key: objectKey, size: info.size, sha256: info.sha256, sha512: m[SHA512_META], contentType: info.contentType ?? fallbackContentType };
   if (m[IMAGE_META.digest] && m[IMAGE_META.mediaType]) {
     record.image = { mediaType: m[IMAGE_META.mediaType], digest: m[IMAGE_META.digest], size: Number(m[IMAGE_META.size]) };
   }

@@ -142,29 +142,46 @@ describe('what a resolved profile carries', () => {
 });
 
 describe('ensureAsset', () => {
-  const stored = { size: 3, sha256: 'c'.repeat(64), contentType: 'application/x-iso9660-image' };
+  const info = { key: 'k', size: 3, sha256: 'c'.repeat(64), contentType: 'application/x-iso9660-image', etag: 'e', metadata: { sha512: 'd'.repeat(128) } };
+  const record = (key: string) => ({ key, size: 3, sha256: 'c'.repeat(64), sha512: 'd'.repeat(128), contentType: 'application/x-iso9660-image' });
+  const signature = Buffer.from('{"signature":"x"}');
+  /** A store holding the asset (and its signature file) once `published()` says so. */
+  const lookup = (published: () => boolean, signed = true) => ({
+    head: async () => (published() ? info : null),
+    getBuffer: async (key: string) => (published() && signed && key.endsWith('.sig') ? signature : null),
+  });
 
-  test('a stored asset is answered without a job; a missing one is one job named by its key', async () => {
+  test('a published asset is answered without a job; a missing one is one job named by its key', async () => {
     const p = await profileOf(PLAIN, 'v1.11.3', 'metal-amd64.iso');
     const calls: Array<{ jobId: string; key: string }> = [];
-    const jobs = { call: async (_n: 'build.asset', payload: { key: string }, o: { jobId: string }) => (calls.push({ jobId: o.jobId, key: payload.key }), { key: `assets/${payload.key}`, ...stored }) };
-    const hit = await ensureAsset(jobs, { head: async () => stored }, p, { timeoutMs: 1000 });
-    expect(hit).toEqual({ key: `assets/${assetKey(p)}`, ...stored });
+    let built = false;
+    const jobs = { call: async (_n: 'build.asset', payload: { key: string }, o: { jobId: string }) => (calls.push({ jobId: o.jobId, key: payload.key }), (built = true), record(`assets/${payload.key}`)) };
+    const hit = await ensureAsset(jobs, lookup(() => true), p, { timeoutMs: 1000 });
+    expect(hit).toEqual({ record: record(`assets/${assetKey(p)}`), validator: '3:e:', signature });
     expect(calls).toEqual([]);
-    await ensureAsset(jobs, { head: async () => null }, p, { timeoutMs: 1000 });
+    expect((await ensureAsset(jobs, lookup(() => built), p, { timeoutMs: 1000 })).record.key).toBe(`assets/${assetKey(p)}`);
     expect(calls).toEqual([{ jobId: `asset-${assetKey(p)}`, key: assetKey(p) }]);
+  });
+
+  test('not published until its signature file is written: the build job completes it', async () => {
+    const p = await profileOf(PLAIN, 'v1.11.3', 'metal-amd64.iso');
+    let signed = false;
+    const jobs = { call: async () => ((signed = true), record('x')) };
+    const store = { head: async () => info, getBuffer: async () => (signed ? signature : null) };
+    expect((await ensureAsset(jobs, store, p, { timeoutMs: 1000 })).signature).toBe(signature);
+    expect(signed).toBe(true);
   });
 
   test('a job removed before its result was read: the published object answers', async () => {
     const p = await profileOf(PLAIN, 'v1.11.3', 'metal-amd64.iso');
     let heads = 0;
-    const store = { head: async () => (heads++ === 0 ? null : stored) };
+    const store = lookup(() => heads++ > 0);
     const jobs = {
       call: async (): Promise<never> => {
         throw new JobVanishedError('x');
       },
     };
-    expect((await ensureAsset(jobs, store, p, { timeoutMs: 1000 })).sha256).toBe(stored.sha256);
+    expect((await ensureAsset(jobs, store, p, { timeoutMs: 1000 })).record.sha256).toBe(info.sha256);
   });
 });
 

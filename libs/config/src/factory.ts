@@ -56,12 +56,12 @@ export interface CommonSettings {
   metricsHost: string;
 }
 
-export function readCommon(r: EnvReader, opts: { defaultMetricsPort?: number } = {}): CommonSettings {
+/** Where objects are stored: an S3 bucket when S3_BUCKET is set, else a local directory under the data directory. */
+export function readStorage(r: EnvReader): StorageSettings {
   const dataDir = path.resolve(r.string('FACTORY_DATA_DIR', '.data'));
   const bucket = r.string('S3_BUCKET');
-  let storage: StorageSettings;
   if (bucket) {
-    storage = {
+    return {
       kind: 's3',
       bucket,
       endpoint: r.url('S3_ENDPOINT'),
@@ -72,9 +72,13 @@ export function readCommon(r: EnvReader, opts: { defaultMetricsPort?: number } =
       publicEndpoint: r.url('S3_PUBLIC_ENDPOINT'),
       presignTtlSeconds: Math.round(r.duration('S3_PRESIGN_TTL', 3_600_000) / 1000) || 3600,
     };
-  } else {
-    storage = { kind: 'local', dir: path.resolve(r.string('FACTORY_STORAGE_DIR', path.join(dataDir, 'objects'))) };
   }
+  return { kind: 'local', dir: path.resolve(r.string('FACTORY_STORAGE_DIR', path.join(dataDir, 'objects'))) };
+}
+
+export function readCommon(r: EnvReader, opts: { defaultMetricsPort?: number } = {}): CommonSettings {
+  const dataDir = path.resolve(r.string('FACTORY_DATA_DIR', '.data'));
+  const storage = readStorage(r);
   return {
     logLevel: r.oneOf('LOG_LEVEL', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const, 'info'),
     dataDir,

@@ -4,10 +4,10 @@
  * that carries an HTTP status, so BullMQ never retries it; only unexpected errors fail the job and are retried.
  */
 
-import type { AssetRecord, BuildAssetPayload, OciDescriptor } from '@factory/asset';
+import type { AssetRecord, AssetStatement, BuildAssetPayload, OciDescriptor, ScrubReport } from '@factory/asset';
 import type { ExtensionEntry, OverlayEntry } from '@factory/catalog';
 
-export const QUEUES = ['schematic', 'upstream', 'signing', 'build', 'registry'] as const;
+export const QUEUES = ['schematic', 'upstream', 'signing', 'build', 'registry', 'maintenance'] as const;
 export type QueueName = (typeof QUEUES)[number];
 
 /** An installer repository of the factory's registry (`<image>/<schematic>`), see anchor-api §5.2. */
@@ -56,6 +56,15 @@ export interface JobContracts {
    * every manifest it lists, in the factory's own OCI store — never a caller's bytes.
    */
   'signing.installer': { queue: 'signing'; payload: { repository: string; digest: string }; result: { payloadBase64: string; signatureBase64: string } };
+  /**
+   * Sign the digests of a stored asset (`assets/<key>`). The signing service signs only what it checked: it reads the
+   * object from storage itself, hashes its bytes and signs the statement {key, size, sha256, sha512} only when they
+   * match the digests recorded with the object. The caller stores the signature next to the asset (its `.sig`).
+   */
+  'signing.asset': { queue: 'signing'; payload: { key: string }; result: { statement: AssetStatement; signatureBase64: string } };
+
+  /** Verify every stored asset at rest (signature and digests), quarantining what fails (build-worker; scheduled). */
+  'maintenance.scrub': { queue: 'maintenance'; payload: Record<string, never>; result: ScrubReport };
 }
 
 export type JobName = keyof JobContracts;
@@ -74,6 +83,8 @@ export const JOB_QUEUE: { [K in JobName]: JobContracts[K]['queue'] } = {
   'registry.installer': 'registry',
   'signing.publicKey': 'signing',
   'signing.installer': 'signing',
+  'signing.asset': 'signing',
+  'maintenance.scrub': 'maintenance',
 };
 
 export type Reply<T> = { ok: true; value: T } | { ok: false; status: number; message: string };

@@ -6,11 +6,13 @@
  */
 import path from 'node:path';
 import type { Job } from 'bullmq';
+import { integrityEvents } from '@factory/asset';
 import { EnvReader, readCommon, readExternal, readUpstream } from '@factory/config';
-import { PayloadOf, Reply, serveQueue } from '@factory/queue';
+import { JobClient, PayloadOf, Reply, serveQueue } from '@factory/queue';
 import { fatal, onShutdown } from '@factory/runtime';
 import { createObjectStore } from '@factory/storage';
 import { removeOrphanedScratch } from './scratch';
+import { scheduleScrubs, scrubHandler } from './scrub';
 import { Counter, createLogger, createMetricsRegistry, Histogram, startMetricsServer } from '@factory/telemetry';
 
 async function main(): Promise<void> {
@@ -19,6 +21,8 @@ async function main(): Promise<void> {
   readUpstream(env);
   readExternal(env);
   const concurrency = env.int('BUILD_CONCURRENCY', 2, 1, 64);
+  // How often every stored asset is verified at rest (one scrub per period cluster-wide); 0 turns the schedule off.
+  const scrubIntervalMs = env.duration('FACTORY_SCRUB_INTERVAL', 24 * 3600_000);
   env.done();
 
   const logger = createLogger('build-worker', common.logLevel);
@@ -49,9 +53,38 @@ async function main(): Promise<void> {
     if (reply?.ok && job.processedOn && job.finishedOn) latency.observe({ kind: kindOf(job) }, (job.finishedOn - job.processedOn) / 1000);
   });
   worker.on('failed', (job: Job<PayloadOf<'build.asset'>> | undefined) => built.inc({ kind: kindOf(job), outcome: 'failed' }));
+
+  // The scrub: on the maintenance queue (one at a time per worker), scheduled and on demand (`npm run scrub`).
+  const jobs = new JobClient(common.redis.url, common.redis.prefix, logger);
+  const maintenance = serveQueue(
+    'maintenance',
+    {
+      'maintenance.scrub': scrubHandler({
+        store,
+        publicKeyPem: async () => (await jobs.call('signing.publicKey', { key: 'cosign' })).pem,
+        events: integrityEvents(metrics, logger),
+        logger,
+      }),
+    },
+    { redisUrl: common.redis.url, prefix: common.redis.prefix, logger, metrics, concurrency: 1 },
+  );
+  const schedule = scrubIntervalMs > 0 ? scheduleScrubs(scrubIntervalMs, (jobId) => jobs.queue('maintenance').add('maintenance.scrub', {}, { jobId }), logger) : undefined;
+
   const server = await startMetricsServer({ port: common.metricsPort, host: common.metricsHost, registry: metrics, logger, ready: () => store.ping() });
-  logger.info({ concurrency, storage: common.storage.kind }, 'build-worker ready');
-  onShutdown(logger, [() => worker.close(), () => connection.quit(), () => server && new Promise((r) => server.close(r))], 25 * 60_000);
+  logger.info({ concurrency, storage: common.storage.kind, scrubIntervalMs }, 'build-worker ready');
+  onShutdown(
+    logger,
+    [
+      () => schedule?.stop(),
+      () => worker.close(),
+      () => maintenance.worker.close(),
+      () => connection.quit(),
+      () => maintenance.connection.quit(),
+      () => jobs.close(),
+      () => server && new Promise((r) => server.close(r)),
+    ],
+    25 * 60_000,
+  );
 }
 
 main().catch((err) => fatal('build-worker', err));

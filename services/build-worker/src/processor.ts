@@ -8,8 +8,9 @@ import path from 'node:path';
 import type { SandboxedJob } from 'bullmq';
 import { UpstreamCatalog } from '@factory/catalog';
 import { EnvReader, readCommon, readExternal, readUpstream } from '@factory/config';
-import { AssetRecord, assetObjectKey, assetRecordFrom, imageMetadata } from '@factory/asset';
-import { PayloadOf, sandboxedProcessor } from '@factory/queue';
+import { isFactoryError } from '@factory/errors';
+import { AssetRecord, assetMetadata, assetObjectKey, assetSignatureKey, encodeSignatureFile, findAsset } from '@factory/asset';
+import { JobClient, PayloadOf, sandboxedProcessor } from '@factory/queue';
 import { OciContentStore } from '@factory/registry';
 import { createObjectStore, ObjectStore, withStorageFaults } from '@factory/storage';
 import { hashFileSync } from '@factory/imaging';
@@ -24,6 +25,8 @@ interface Context {
   inputs: InputCache;
   oci: OciContentStore;
   store: ObjectStore;
+  /** for `signing.asset` */
+  jobs: JobClient;
   externalUrl: string;
   logger: Logger;
   timeoutMs: number;
@@ -56,6 +59,7 @@ function setup(): Context {
     inputs: new InputCache(catalog, cacheDir),
     oci: new OciContentStore(store),
     store,
+    jobs: new JobClient(common.redis.url, common.redis.prefix, logger),
     externalUrl: external.externalUrl.replace(/\/+$/, ''),
     logger,
     timeoutMs,
@@ -69,8 +73,8 @@ async function run(job: SandboxedJob<PayloadOf<'build.asset'>>): Promise<AssetRe
   const objectKey = assetObjectKey(key);
 
   // Idempotent: an earlier run (or another worker) may have published it already.
-  const existing = assetRecordFrom(objectKey, await ctx.store.head(objectKey), contentTypeFor(profile.path));
-  if (existing) return existing;
+  const existing = await findAsset(ctx.store, objectKey, contentTypeFor(profile.path));
+  if (existing) return existing.record;
 
   const workDir = await makeScratchDir();
   const started = Date.now();
@@ -101,19 +105,32 @@ async function run(job: SandboxedJob<PayloadOf<'build.asset'>>): Promise<AssetRe
     );
     enter('hashing');
     await job.updateProgress({ stage: 'uploading', percent: 95 }).catch(() => undefined);
-    // The digest is known before the upload, so S3 takes the object in one verified pass (no staging copy).
-    const { sha256, size } = built.digest ?? hashFileSync(built.file);
+    // Both digests are computed once, here, from the file about to be uploaded; the store keeps them with the object
+    // (S3 also takes the object in one verified pass when the digest is known before the upload).
+    const { sha256, sha512, size } = built.digest ?? hashFileSync(built.file);
     enter('uploading');
     const contentType = contentTypeFor(profile.path);
+    // A signature file left from an earlier version would vouch for this one before it is checked: it goes first.
+    await ctx.store.delete(assetSignatureKey(objectKey));
     // The store verifies the uploaded bytes against the digest before the object becomes visible.
     await ctx.store.put(objectKey, createReadStream(built.file, { highWaterMark: UPLOAD_CHUNK }), {
       contentType,
       expectedSha256: sha256,
-      metadata: built.image ? imageMetadata(built.image) : undefined,
+      metadata: assetMetadata(sha512, built.image),
     });
+    enter('signing');
+    // The signing service reads the stored object itself and signs its digests only if the bytes match them; the
+    // signature file, written last, publishes the asset.
+    const { statement, signatureBase64 } = await ctx.jobs.call('signing.asset', { key: objectKey }, { timeoutMs: ctx.timeoutMs }).catch((err: unknown) => {
+      // Refused: the stored bytes do not match what was uploaded. Not the client's fault: the job fails and its retry
+      // uploads again (a permanent reply would answer the client with the refusal).
+      if (isFactoryError(err) && err.status < 500) throw new Error(`the signing service refused the stored asset: ${err.message}`);
+      throw err;
+    });
+    await ctx.store.put(assetSignatureKey(objectKey), encodeSignatureFile(statement, signatureBase64), { contentType: 'application/json' });
     enter('done');
     ctx.logger.info({ key, path: profile.path, version: profile.version, size, ms: Date.now() - started, stages }, 'asset built');
-    return { key: objectKey, size, sha256, contentType, ...(built.image ? { image: built.image } : {}) };
+    return { key: objectKey, size, sha256, sha512, contentType, ...(built.image ? { image: built.image } : {}) };
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }

@@ -12,9 +12,9 @@
  * spliced bytes).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
-import { AssetProfile, AssetRecord, CatalogView, ensureAsset, resolveAssetProfile } from '@factory/asset';
+import { AssetProfile, AssetRecord, AssetVerifier, CatalogView, ensureVerifiedAsset, resolveAssetProfile } from '@factory/asset';
 import { FactoryError } from '@factory/errors';
 import { decideRequest, hasPreconditions, RequestDecision } from '@factory/http';
 import { BoundedMap } from '@factory/runtime';
@@ -29,6 +29,8 @@ export interface AssetRouteOptions {
   /** the upstream catalog, for resolving asset profiles at the edge */
   catalog: CatalogView;
   store: ObjectStore;
+  /** checks a stored asset (signature, then bytes) before anything is served from it */
+  verifier: AssetVerifier;
   externalUrl: string;
   externalPxeUrl: string;
   noRedirectHost?: string;
@@ -110,9 +112,12 @@ export class AssetRoutes {
     }
   }
 
-  /** The stored asset, building it first when missing (one build per asset cluster-wide). */
+  /**
+   * The stored asset, building it first when missing (one build per asset cluster-wide), verified before anything
+   * is served from it: a corrupted one is quarantined and rebuilt, never served.
+   */
   private ensure(profile: AssetProfile): Promise<AssetRecord> {
-    return ensureAsset(this.o.jobs, this.o.store, profile, { timeoutMs: this.o.buildTimeoutMs, onStored: this.o.onDelivered });
+    return ensureVerifiedAsset(this.o.jobs, this.o.verifier, this.o.store, profile, { timeoutMs: this.o.buildTimeoutMs, onStored: this.o.onDelivered });
   }
 
   async image(req: Request, res: Response): Promise<void> {
@@ -133,8 +138,9 @@ export class AssetRoutes {
     const record = await this.ensure(profile);
 
     if (checksum) {
-      // Checksums for every asset (an enterprise-only feature of the anchor): `<hex>  <filename>\n`.
-      const body = `${checksum === 'sha256' ? record.sha256 : await this.sha512(record)}  ${filename}\n`;
+      // Checksums for every asset (an enterprise-only feature of the anchor): `<hex>  <filename>\n`, from the record
+      // (computed at build time, signed), never from stored bytes.
+      const body = `${record[checksum]}  ${filename}\n`;
       res.setHeader('Content-Disposition', contentDisposition(`${filename}.${checksum}`));
       sendBody(res, 200, 'text/plain; charset=utf-8', body);
       return;
@@ -163,21 +169,6 @@ export class AssetRoutes {
       }
     }
     await this.stream(req, res, record, decision, contentType, filename);
-  }
-
-  private readonly sha512s = new BoundedMap<string, string>(MAX_CACHED);
-
-  /** SHA-512 is computed on first request by streaming the stored object (assets are immutable), then remembered. */
-  private async sha512(record: AssetRecord): Promise<string> {
-    const known = this.sha512s.get(record.key);
-    if (known) return known;
-    const got = await this.o.store.get(record.key);
-    if (!got) throw new FactoryError(503, 'asset disappeared from storage; retry');
-    const h = createHash('sha512');
-    for await (const chunk of got.body as AsyncIterable<Buffer>) h.update(chunk);
-    const hex = h.digest('hex');
-    this.sha512s.set(record.key, hex);
-    return hex;
   }
 
   /** The body (or HEAD's headers) after the preconditions passed: whole, the one range decided, or 416. */

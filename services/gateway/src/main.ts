@@ -1,6 +1,8 @@
 /**
  * gateway: the HTTP API (and later UI and PXE). Stateless; scale it freely behind a load balancer.
  */
+import { createPublicKey } from 'node:crypto';
+import { AssetVerifier, integrityEvents } from '@factory/asset';
 import { EnvReader, readCommon, readExternal, readHandoffSecret, readReceiveTimeouts } from '@factory/config';
 import { createBoundedServer } from '@factory/http';
 import { createObjectStore } from '@factory/storage';
@@ -35,10 +37,16 @@ async function main(): Promise<void> {
   const jobs = new JobClient(common.redis.url, common.redis.prefix, logger, jobTimeoutMs);
   const store = createObjectStore(common.storage);
   const delivered = new Counter({ name: 'image_factory_assets_delivered_total', help: 'Asset requests by whether the asset was already stored', labelNames: ['cached'], registers: [metrics] });
+  const verifier = new AssetVerifier({
+    store,
+    publicKey: async () => createPublicKey((await jobs.call('signing.publicKey', { key: 'cosign' })).pem),
+    events: integrityEvents(metrics, logger),
+  });
   const assets = new AssetRoutes({
     jobs,
     catalog: new QueuedCatalogView(jobs),
     store,
+    verifier,
     externalUrl: external.externalUrl,
     externalPxeUrl: external.externalPxeUrl,
     noRedirectHost: external.noRedirectHost,

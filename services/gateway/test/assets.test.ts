@@ -2,21 +2,26 @@
  * The gateway's asset routes with mocked adapters (jobs, object store, catalog): what is answered at the edge, what
  * is looked up in storage, and what is queued — over real HTTP through the gateway's Express app.
  */
+import { createHash, generateKeyPairSync, sign } from 'node:crypto';
+import { closeSync, fstatSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Readable } from 'node:stream';
-import { assetKey } from '@factory/asset';
+import os from 'node:os';
+import path from 'node:path';
+import { assetKey, assetMetadata, assetSignatureKey, AssetVerifier, encodeSignatureFile, integrityEvents, quarantineKey, statementBytes } from '@factory/asset';
 import type { BuildAssetPayload, CatalogView } from '@factory/asset';
 import { FactoryError } from '@factory/errors';
 import { canonicalYaml, parseSchematic, schematicId } from '@factory/schematic';
-import type { ObjectStore } from '@factory/storage';
-import { createLogger, createMetricsRegistry } from '@factory/telemetry';
+import { createLocalStore, LocalObjectStore, ObjectStore } from '@factory/storage';
+import { createLogger, createMetricsRegistry, Registry } from '@factory/telemetry';
 import { createApp, JobCaller } from '../src/app';
 import { AssetRoutes } from '../src/assets';
 
 const yaml = canonicalYaml(parseSchematic('customization:\n  extraKernelArgs: [console=ttyS0]\n  systemExtensions:\n    officialExtensions: [siderolabs/hello]\n'));
 const id = schematicId(parseSchematic(yaml));
-const SHA = 'c'.repeat(64);
+const digest = (algo: 'sha256' | 'sha512', b: Buffer | string) => createHash(algo).update(b).digest('hex');
+/** The signing service's key: the mocked build signs with it, the gateway verifies with its public half. */
+const signingKey = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 
 const catalog: CatalogView = {
   versions: async () => ['v1.11.3'],
@@ -30,7 +35,16 @@ const catalog: CatalogView = {
 let server: http.Server;
 let base: string;
 const builds: BuildAssetPayload[] = [];
-const stored = new Map<string, Buffer>();
+const storageDir = mkdtempSync(path.join(os.tmpdir(), 'gateway-assets-'));
+/** Real local storage underneath; the redirecting variant below only adds presigned URLs. */
+const objects = createLocalStore(storageDir) as LocalObjectStore;
+
+/** What the build-worker and the signing service do: store the bytes with their digests, then the signature file. */
+async function publish(objectKey: string, body: Buffer): Promise<void> {
+  await objects.put(objectKey, body, { metadata: assetMetadata(digest('sha512', body)) });
+  const statement = { key: objectKey, size: body.length, sha256: digest('sha256', body), sha512: digest('sha512', body) };
+  await objects.put(assetSignatureKey(objectKey), encodeSignatureFile(statement, sign('sha256', statementBytes(statement), signingKey.privateKey).toString('base64')));
+}
 
 const jobs = {
   call: async (name: string, payload: unknown) => {
@@ -42,9 +56,10 @@ const jobs = {
       const p = payload as BuildAssetPayload;
       builds.push(p);
       const body = Buffer.from(`built ${p.profile.path}`);
-      stored.set(`assets/${p.key}`, body);
-      return { key: `assets/${p.key}`, size: body.length, sha256: SHA, contentType: 'application/octet-stream' };
+      await publish(`assets/${p.key}`, body);
+      return { key: `assets/${p.key}`, size: body.length, sha256: digest('sha256', body), sha512: digest('sha512', body), contentType: 'application/octet-stream' };
     }
+    if (name === 'signing.publicKey') return { pem: signingKey.publicKey.export({ type: 'spki', format: 'pem' }).toString() };
     throw new Error(`unexpected job ${name}`);
   },
   workerCount: async () => 1,
@@ -52,11 +67,18 @@ const jobs = {
 } as unknown as JobCaller;
 
 /** The gateway's app over the mocked jobs and `store`, on a loopback port. */
-async function startGateway(store: ObjectStore): Promise<{ server: http.Server; base: string }> {
+async function startGateway(store: ObjectStore, metrics: Registry = createMetricsRegistry('gateway-test')): Promise<{ server: http.Server; base: string }> {
+  const logger = createLogger('gateway-test', 'silent');
+  const verifier = new AssetVerifier({
+    store,
+    publicKey: async () => signingKey.publicKey,
+    events: integrityEvents(metrics, logger),
+  });
   const assets = new AssetRoutes({
     jobs,
     catalog,
     store,
+    verifier,
     externalUrl: 'https://factory.example',
     externalPxeUrl: 'https://pxe.example',
     presignTtlSeconds: 3600,
@@ -64,25 +86,26 @@ async function startGateway(store: ObjectStore): Promise<{ server: http.Server; 
     redirectCacheMs: 0,
     serverTag: 'test',
   });
-  const app = createApp({ jobs, assets, logger: createLogger('gateway-test', 'silent'), metrics: createMetricsRegistry('gateway-test'), serverTag: 'test', allowedOrigins: ['*'], maxSchematicBytes: 1024 });
+  const app = createApp({ jobs, assets, logger, metrics, serverTag: 'test', allowedOrigins: ['*'], maxSchematicBytes: 1024 });
   const srv = http.createServer(app);
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   return { server: srv, base: `http://127.0.0.1:${(srv.address() as AddressInfo).port}` };
 }
 
-const head = async (key: string) => (stored.has(key) ? { size: stored.get(key)!.length, sha256: SHA } : null);
+/** The same storage as an S3 store would answer: presigned URLs, so GET redirects. */
+const redirecting = Object.assign(Object.create(objects) as LocalObjectStore, {
+  kind: 's3',
+  presignGet: async (key: string) => `https://s3.example/${key}?signed`,
+}) as unknown as ObjectStore;
 
 beforeAll(async () => {
-  const store = {
-    kind: 's3',
-    head,
-    presignGet: async (key: string) => `https://s3.example/${key}?signed`,
-    getBuffer: async (key: string) => stored.get(key) ?? null,
-  } as unknown as ObjectStore;
-  ({ server, base } = await startGateway(store));
+  ({ server, base } = await startGateway(redirecting));
 });
 
-afterAll(() => new Promise((r) => server.close(r)));
+afterAll(async () => {
+  await new Promise((r) => server.close(r));
+  rmSync(storageDir, { recursive: true, force: true });
+});
 beforeEach(() => builds.splice(0));
 
 const get = async (p: string, init?: RequestInit) => {
@@ -119,22 +142,12 @@ test('PXE: the cmdline asset through the same path, rendered as the iPXE script'
 });
 
 describe('conditional requests against the asset ETag ("<sha256>")', () => {
-  const ETAG = `"${SHA}"`;
+  const ETAG = `"${digest('sha256', 'built kernel-amd64')}"`;
   const asset = `/image/${id}/v1.11.3/kernel-amd64`;
   let local: { server: http.Server; base: string };
   beforeAll(async () => {
     // local storage: no presigned URLs, the gateway streams (as for the PXE host)
-    const store = {
-      kind: 'local',
-      head,
-      presignGet: async () => null,
-      get: async (key: string, range?: { start: number; end: number }) => {
-        const body = stored.get(key);
-        if (!body) return null;
-        return { body: Readable.from([range ? body.subarray(range.start, range.end + 1) : body]) };
-      },
-    } as unknown as ObjectStore;
-    local = await startGateway(store);
+    local = await startGateway(objects);
     await fetch(`${local.base}${asset}`); // built and stored
   });
   afterAll(() => new Promise((r) => local.server.close(r)));
@@ -180,5 +193,108 @@ describe('conditional requests against the asset ETag ("<sha256>")', () => {
     const failed = await fetch(redirectable, { headers: { 'If-Match': '"other"' }, redirect: 'manual' });
     expect(failed.status).toBe(412);
     expect((await fetch(redirectable, { headers: { 'If-None-Match': '"other"' }, redirect: 'manual' })).status).toBe(302);
+  });
+});
+
+describe('integrity: nothing is served that does not match its signed, recorded digest', () => {
+  const asset = `/image/${id}/v1.11.3/kernel-amd64`;
+  const body = 'built kernel-amd64';
+  let local: { server: http.Server; base: string };
+  let metrics: Registry;
+  let reads: string[];
+  beforeAll(async () => {
+    metrics = createMetricsRegistry('gateway-integrity-test');
+    // counts whole-object reads: verification streams the object; a range read or a checksum answer does not
+    const counting = Object.assign(Object.create(objects) as LocalObjectStore, {
+      get: (key: string, range?: { start: number; end?: number }) => {
+        if (!range) reads.push(key);
+        return objects.get(key, range);
+      },
+    }) as unknown as ObjectStore;
+    local = await startGateway(counting, metrics);
+  });
+  afterAll(() => new Promise((r) => local.server.close(r)));
+  beforeEach(() => (reads = []));
+  const fetchText = async (p: string, gateway = local) => {
+    const res = await fetch(`${gateway.base}${p}`, { redirect: 'manual' });
+    return { status: res.status, body: await res.text(), etag: res.headers.get('etag'), location: res.headers.get('location') };
+  };
+  /** The kernel's object key (its recorded digest is that of `body`). */
+  const objectKey = async () => {
+    for await (const o of objects.list('assets/')) if (o.etag === digest('sha256', body)) return o.key;
+    throw new Error('the kernel is not stored');
+  };
+  /** XORs 16 bytes of the stored object in place (its recorded digest stays). */
+  const flip16 = (key: string) => {
+    const fd = openSync(objects.pathFor(key), 'r+');
+    try {
+      writeSync(fd, Buffer.alloc(16, 0x5a), 0, 16, Math.min(2, fstatSync(fd).size));
+    } finally {
+      closeSync(fd);
+    }
+  };
+
+  test('verified once per stored version: the first serve reads the object, later ones do not', async () => {
+    expect((await fetchText(asset)).body).toBe(body);
+    const key = await objectKey();
+    expect(reads.filter((k) => k === key)).toHaveLength(2); // verification, then the body
+    reads = [];
+    expect((await fetchText(asset)).body).toBe(body);
+    expect(reads).toEqual([key]); // the body only
+  });
+
+  test('checksums come from the record (build time), not from the stored bytes', async () => {
+    await fetchText(asset);
+    reads = [];
+    expect(await fetchText(`${asset}.sha512`)).toMatchObject({ status: 200, body: `${digest('sha512', body)}  kernel-amd64\n` });
+    expect(await fetchText(`${asset}.sha256`)).toMatchObject({ status: 200, body: `${digest('sha256', body)}  kernel-amd64\n` });
+    expect(reads).toEqual([]);
+  });
+
+  test('flipped bytes: quarantined and rebuilt; the client gets the good bytes and a .sha512 of them', async () => {
+    await fetchText(asset);
+    const key = await objectKey();
+    const before = builds.length;
+    flip16(key);
+    const corrupted = (await objects.getBuffer(key, 1024))!;
+    expect(corrupted.toString()).not.toBe(body);
+
+    const res = await fetchText(asset);
+    expect(res).toMatchObject({ status: 200, body, etag: `"${digest('sha256', body)}"` });
+    expect(builds.length).toBe(before + 1);
+    expect((await objects.getBuffer(quarantineKey(key), 1024))!.equals(corrupted)).toBe(true);
+    expect((await fetchText(`${asset}.sha512`)).body).toBe(`${digest('sha512', body)}  kernel-amd64\n`);
+    const text = await metrics.metrics();
+    expect(text).toMatch(/^image_factory_assets_corrupt_total\{problem="digest",service="gateway-integrity-test"\} 1$/m);
+    expect(text).toMatch(/^image_factory_assets_quarantined_total\{service="gateway-integrity-test"\} 1$/m);
+  });
+
+  test('bytes and digest metadata both rewritten (no key to sign them): the signature check refuses them', async () => {
+    await fetchText(asset);
+    const key = await objectKey();
+    const forged = Buffer.from('forged kernel-amd64');
+    await objects.put(key, forged, { metadata: assetMetadata(digest('sha512', forged)) });
+    const res = await fetchText(asset);
+    expect(res).toMatchObject({ status: 200, body });
+    expect((await objects.getBuffer(quarantineKey(key), 1024))!.equals(forged)).toBe(true);
+    expect(await metrics.metrics()).toMatch(/^image_factory_assets_corrupt_total\{problem="signature",service="gateway-integrity-test"\} 1$/m);
+  });
+
+  test('S3: a corrupted object is never redirected to — it is rebuilt first', async () => {
+    await fetchText(asset, { server, base });
+    const key = await objectKey();
+    flip16(key);
+    const res = await fetchText(asset, { server, base });
+    expect(res).toMatchObject({ status: 302, location: `https://s3.example/${key}?signed` });
+    expect((await objects.getBuffer(key, 1024))!.toString()).toBe(body);
+  });
+
+  test('an asset without its signature file is not published: the build job completes it', async () => {
+    await fetchText(asset);
+    const key = await objectKey();
+    const before = builds.length;
+    await objects.delete(assetSignatureKey(key));
+    expect((await fetchText(asset)).body).toBe(body);
+    expect(builds.length).toBe(before + 1);
   });
 });

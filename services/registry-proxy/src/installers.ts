@@ -122,7 +122,7 @@ export class Installers {
     // Both architectures build concurrently on however many workers there are.
     const records = await Promise.all(
       profiles.map(async (profile) => {
-        const record = await ensureAsset(this.o.jobs, this.o.objects, profile, { timeoutMs: this.o.buildTimeoutMs });
+        const { record } = await ensureAsset(this.o.jobs, this.o.objects, profile, { timeoutMs: this.o.buildTimeoutMs });
         if (!record.image) throw new Error(`installer asset ${profile.path} has no image manifest (built by an older worker?)`);
         return { arch: profile.arch, image: record.image };
       }),

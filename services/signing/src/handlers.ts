@@ -3,6 +3,7 @@
  * keys and wires these to the queue.
  */
 import type { KeyObject } from 'node:crypto';
+import { ASSET_OBJECT_KEY, assetRecordFrom, assetStatement, destroyBody, digestStream, statementBytes } from '@factory/asset';
 import { badRequest, FactoryError } from '@factory/errors';
 import { MediaTypes, simpleSigningPayload } from '@factory/oci';
 import type { PayloadOf, ResultOf } from '@factory/queue';
@@ -18,6 +19,11 @@ export interface StoredManifests {
   getManifest(digest: string): Promise<{ mediaType: string; bytes: Buffer } | null>;
 }
 
+/** What the signing service reads to check an asset: the stored object, its bytes and recorded digests (read-only). */
+export interface StoredObjects {
+  get(key: string): Promise<{ info: { size: number; sha256?: string; contentType?: string; metadata?: Record<string, string> }; body: NodeJS.ReadableStream } | null>;
+}
+
 export interface SigningMetrics {
   signed(key: string): void;
 }
@@ -28,15 +34,17 @@ export interface SigningHandlerDeps {
   metrics: SigningMetrics;
   /** the factory's OCI store, to check that what is to be signed is the factory's own content */
   content: StoredManifests;
+  /** the factory's object store, to check that an asset's stored bytes match its recorded digests */
+  objects: StoredObjects;
   /** host[:port] clients pull from: a signature's docker-reference is `<registryHost>/<repository>` */
   registryHost: string;
 }
 
-type SigningJob = 'signing.publicKey' | 'signing.installer';
+type SigningJob = 'signing.publicKey' | 'signing.installer' | 'signing.asset';
 /** Assignable to the queue's `Handlers`; the handlers do not use the BullMQ job, so tests call them with a payload only. */
 export type SigningHandlers = { [K in SigningJob]: (payload: PayloadOf<K>) => Promise<ResultOf<K>> };
 
-export function signingHandlers({ cosign, metrics, content, registryHost }: SigningHandlerDeps): SigningHandlers {
+export function signingHandlers({ cosign, metrics, content, objects, registryHost }: SigningHandlerDeps): SigningHandlers {
   return {
     'signing.publicKey': async ({ key }) => {
       if (key !== 'cosign') throw badRequest(`unknown key ${JSON.stringify(key)}`);
@@ -50,7 +58,33 @@ export function signingHandlers({ cosign, metrics, content, registryHost }: Sign
       metrics.signed('cosign');
       return { payloadBase64: payload.toString('base64'), signatureBase64: signEcdsa(cosign.privateKey, payload).toString('base64') };
     },
+    'signing.asset': async ({ key }) => {
+      if (typeof key !== 'string' || !ASSET_OBJECT_KEY.test(key)) throw badRequest(`refusing to sign: ${JSON.stringify(key)} is not an asset of this factory`);
+      const statement = await checkedAssetStatement(objects, key);
+      metrics.signed('cosign');
+      return { statement, signatureBase64: signEcdsa(cosign.privateKey, statementBytes(statement)).toString('base64') };
+    },
   };
+}
+
+/**
+ * The statement of a stored asset, derived here: its recorded digests, once the stored bytes (read and hashed by this
+ * service, in the same read as the record) are found to match them. A mismatch is refused (409): never signed.
+ */
+async function checkedAssetStatement(objects: StoredObjects, key: string) {
+  const refuse = (status: number, why: string) => new FactoryError(status, `refusing to sign ${key}: ${why}`);
+  const got = await objects.get(key);
+  if (!got) throw refuse(404, "it is not an object in the factory's store");
+  const record = assetRecordFrom(key, got.info, 'application/octet-stream');
+  if (!record) {
+    destroyBody(got.body);
+    throw refuse(409, 'it carries no recorded digests');
+  }
+  const actual = await digestStream(got.body, { sha512: true });
+  if (actual.size !== record.size || actual.sha256 !== record.sha256 || actual.sha512 !== record.sha512) {
+    throw refuse(409, `its stored bytes (${actual.size} bytes, sha256 ${actual.sha256}) do not match its recorded digests (${record.size} bytes, sha256 ${record.sha256})`);
+  }
+  return assetStatement(record);
 }
 
 /** The signing service's own metrics, registered on `registry`. */

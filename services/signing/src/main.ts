@@ -28,13 +28,15 @@ async function main(): Promise<void> {
   const cosign = loadOrCreateEcKey(cosignKeyFile ?? path.join(keyDir, 'cosign.key'), !cosignKeyFile);
   logger.info({ file: cosign.file, generated: cosign.generated }, 'cosign signing key loaded');
 
+  // Reads only: what is signed must be the factory's own content.
+  const store = createObjectStore(common.storage);
   const { worker, connection } = serveQueue(
     'signing',
     signingHandlers({
       cosign,
       metrics: signingMetrics,
-      // Reads only: what is signed must be the factory's own content.
-      content: new OciContentStore(createObjectStore(common.storage)),
+      content: new OciContentStore(store),
+      objects: store,
       registryHost: new URL(external.externalUrl).host,
     }),
     { redisUrl: common.redis.url, prefix: common.redis.prefix, logger, metrics, concurrency: 16 },

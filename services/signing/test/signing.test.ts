@@ -3,7 +3,9 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writ
 import os from 'node:os';
 import path from 'node:path';
 import { Registry } from '@factory/telemetry';
+import { assetMetadata, encodeSignatureFile, signatureMatches, statementBytes } from '@factory/asset';
 import { MediaTypes, simpleSigningPayload } from '@factory/oci';
+import { createLocalStore, LocalObjectStore } from '@factory/storage';
 import { registerSigningMetrics, signingHandlers } from '../src/handlers';
 import { LoadedKey, loadOrCreateEcKey } from '../src/keys';
 
@@ -84,10 +86,12 @@ describe('signing handlers', () => {
   let cosign: LoadedKey;
   let registry: Registry;
   let handlers: ReturnType<typeof signingHandlers>;
+  let objects: LocalObjectStore;
   beforeEach(() => {
     cosign = loadOrCreateEcKey(path.join(dir, 'keys', 'cosign.key'), true);
     registry = new Registry();
-    handlers = signingHandlers({ cosign, metrics: registerSigningMetrics(registry), content: { getManifest: async (d) => stored.get(d) ?? null }, registryHost: HOST });
+    objects = createLocalStore(path.join(dir, 'objects')) as LocalObjectStore;
+    handlers = signingHandlers({ cosign, metrics: registerSigningMetrics(registry), content: { getManifest: async (d) => stored.get(d) ?? null }, objects, registryHost: HOST });
   });
 
   test('signing.publicKey answers with the cosign public key PEM', async () => {
@@ -118,5 +122,45 @@ describe('signing handlers', () => {
       await expect(handlers['signing.installer'](payload)).rejects.toMatchObject({ name: 'FactoryError', status, message: expect.stringContaining(text) });
     }
     expect(await registry.metrics()).not.toMatch(/^factory_signatures_total\{/m);
+  });
+
+  describe('signing.asset: it reads the stored asset itself and signs its digests only when the bytes match them', () => {
+    const KEY = `assets/${'a'.repeat(64)}`;
+    const bytes = Buffer.from('an ISO, say');
+    const hex = (algo: string, b: Buffer) => createHash(algo).update(b).digest('hex');
+    const record = { key: KEY, size: bytes.length, sha256: hex('sha256', bytes), sha512: hex('sha512', bytes), contentType: 'application/octet-stream' };
+
+    test('a matching asset: the statement {key, size, sha256, sha512} signed, verifiable with the public key only', async () => {
+      await objects.put(KEY, bytes, { metadata: assetMetadata(record.sha512) });
+      const { statement, signatureBase64 } = await handlers['signing.asset']({ key: KEY });
+      expect(statement).toEqual({ key: KEY, size: record.size, sha256: record.sha256, sha512: record.sha512 });
+      const publicKey = createPublicKey(cosign.publicPem);
+      expect(verify('sha256', statementBytes(statement), publicKey, Buffer.from(signatureBase64, 'base64'))).toBe(true);
+      expect(signatureMatches(record, encodeSignatureFile(statement, signatureBase64), publicKey)).toBe(true);
+      expect(signatureMatches({ ...record, sha512: 'f'.repeat(128) }, encodeSignatureFile(statement, signatureBase64), publicKey)).toBe(false);
+      expect(await registry.metrics()).toMatch(/^factory_signatures_total\{key="cosign"\} 1$/m);
+    });
+
+    test('refused: other keys, missing objects, no recorded digests, bytes that do not match them', async () => {
+      await objects.put(`assets/${'b'.repeat(64)}`, bytes); // no sha512 recorded
+      await objects.put(`assets/${'c'.repeat(64)}`, Buffer.from('other bytes'), { metadata: assetMetadata(record.sha512) }); // a forged sha512
+      await objects.put(`assets/${'d'.repeat(64)}`, bytes, { metadata: assetMetadata(record.sha512) });
+      const file = objects.pathFor(`assets/${'d'.repeat(64)}`);
+      const flipped = readFileSync(file);
+      flipped[0] ^= 0xff; // in place, after the store recorded the digest
+      writeFileSync(file, flipped);
+      const refusals: Array<[string, number, string]> = [
+        ['schematics/x', 400, 'is not an asset of this factory'],
+        [`assets/${'a'.repeat(64)}.sig`, 400, 'is not an asset of this factory'],
+        [`assets/${'e'.repeat(64)}`, 404, "it is not an object in the factory's store"],
+        [`assets/${'b'.repeat(64)}`, 409, 'it carries no recorded digests'],
+        [`assets/${'c'.repeat(64)}`, 409, 'do not match its recorded digests'],
+        [`assets/${'d'.repeat(64)}`, 409, 'do not match its recorded digests'],
+      ];
+      for (const [key, status, text] of refusals) {
+        await expect(handlers['signing.asset']({ key })).rejects.toMatchObject({ name: 'FactoryError', status, message: expect.stringContaining(text) });
+      }
+      expect(await registry.metrics()).not.toMatch(/^factory_signatures_total\{/m);
+    });
   });
 });

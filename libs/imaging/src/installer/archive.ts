@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { goJsonMarshal } from '@factory/gocompat';
+import type { FileDigest } from '../digest';
 import { InstallerImageError } from './errors';
 import { InstallerImage } from './image';
 import { TarFileEntry, tarStream } from './tar';
@@ -38,13 +39,13 @@ export function dockerArchiveManifest(image: InstallerImage, repoTag: string): B
 
 /**
  * Write the archive to `out` (a file path, created or truncated, or a writable stream, which is ended when done).
- * Returns the sha256 (hex) and size of the archive bytes.
+ * Returns the SHA-256, SHA-512 (hex) and size of the archive bytes.
  */
 export async function writeDockerArchive(
   image: InstallerImage,
   repoTag: string,
   out: NodeJS.WritableStream | string,
-): Promise<{ sha256: string; size: number }> {
+): Promise<FileDigest> {
   if (typeof repoTag !== 'string' || repoTag === '' || /\s/.test(repoTag)) {
     throw new InstallerImageError('INVALID_INPUT', `invalid repo tag ${JSON.stringify(repoTag)}`);
   }
@@ -69,6 +70,7 @@ export async function writeDockerArchive(
   entries.push({ name: 'manifest.json', mode: 0o644, data: manifestJson, size: manifestJson.length });
 
   const hash = createHash('sha256');
+  const hash512 = createHash('sha512');
   let size = 0;
   const sink = typeof out === 'string' ? fs.createWriteStream(out) : out;
   await pipeline(
@@ -76,11 +78,12 @@ export async function writeDockerArchive(
     async function* count(src: AsyncIterable<Buffer>) {
       for await (const b of src) {
         hash.update(b);
+        hash512.update(b);
         size += b.length;
         yield b;
       }
     },
     sink,
   );
-  return { sha256: hash.digest('hex'), size };
+  return { sha256: hash.digest('hex'), sha512: hash512.digest('hex'), size };
 }

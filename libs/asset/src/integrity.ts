@@ -1,0 +1,272 @@
+/**
+ * Integrity of published assets: what vouches for an asset's bytes, and how a reader checks it.
+ *
+ * An asset object carries the digests the build-worker computed from the file it uploaded (SHA-256, kept by the
+ * store, and SHA-512 in its metadata). Next to it, `<object key>.sig` holds the signing service's signature over a
+ * statement of those digests, made only after the signing service read the stored object itself and found that its
+ * bytes hash to them. The signature file is written last: an asset is published once both exist (findAsset), so
+ * nothing is visible as complete before it was verified. A reader checks the signature with the public key only,
+ * then that the stored bytes hash to the signed digest — someone who can write storage but holds no key cannot make
+ * other bytes pass, even by rewriting the digest metadata too. Whatever fails is quarantined (unpublished, moved
+ * under `quarantine/`) and rebuilt by the next request.
+ */
+import { createHash, KeyObject, verify } from 'node:crypto';
+import type { ObjectInfo, ObjectStore } from '@factory/storage';
+import { BoundedMap } from '@factory/runtime';
+import { Counter, Logger, Registry } from '@factory/telemetry';
+import { AssetRecord, assetRecordFrom } from './record';
+
+/** Object keys of assets (`assets/<asset key>`); their signature files and anything else under `assets/` do not match. */
+export const ASSET_OBJECT_KEY = /^assets\/[0-9a-f]{64}$/;
+export const assetSignatureKey = (objectKey: string) => `${objectKey}.sig`;
+/** Where a corrupted copy is kept for inspection (the latest one per asset). */
+export const quarantineKey = (objectKey: string) => `quarantine/${objectKey}`;
+
+/** Signature files are a few hundred bytes; anything much bigger is not one. */
+const MAX_SIGNATURE_FILE = 16 * 1024;
+const STATEMENT_TYPE = 'talos-image-factory/asset-digest/v1';
+
+/** What the signing service signs: which object, and the digests and size of its bytes. */
+export interface AssetStatement {
+  key: string;
+  size: number;
+  sha256: string;
+  sha512: string;
+}
+
+export const assetStatement = (r: AssetRecord): AssetStatement => ({ key: r.key, size: r.size, sha256: r.sha256, sha512: r.sha512 });
+
+/** The signed bytes: compact JSON with a fixed field order (signer and verifier build them the same way). */
+export function statementBytes(s: AssetStatement): Buffer {
+  return Buffer.from(JSON.stringify({ type: STATEMENT_TYPE, key: s.key, size: s.size, sha256: s.sha256, sha512: s.sha512 }), 'utf8');
+}
+
+/** The signature file's content: the statement (for people reading it) and the base64 DER ECDSA signature. */
+export function encodeSignatureFile(statement: AssetStatement, signatureBase64: string): Buffer {
+  return Buffer.from(`${JSON.stringify({ statement: JSON.parse(statementBytes(statement).toString('utf8')), signature: signatureBase64 })}\n`, 'utf8');
+}
+
+/**
+ * Does `file` hold a valid signature over the statement of `record`? The statement is rebuilt from the record (the
+ * object's own metadata), never taken from the file, so a signature only ever vouches for what the reader is about to
+ * check the bytes against.
+ */
+export function signatureMatches(record: AssetRecord, file: Buffer, publicKey: KeyObject): boolean {
+  let signature: unknown;
+  try {
+    signature = (JSON.parse(file.toString('utf8')) as { signature?: unknown }).signature;
+  } catch {
+    return false;
+  }
+  if (typeof signature !== 'string' || signature === '') return false;
+  try {
+    return verify('sha256', statementBytes(assetStatement(record)), publicKey, Buffer.from(signature, 'base64'));
+  } catch {
+    return false;
+  }
+}
+
+export interface StreamDigest {
+  size: number;
+  sha256: string;
+  /** Only when asked for. */
+  sha512?: string;
+}
+
+/** Digests of a stream's bytes, read once with bounded memory. */
+export async function digestStream(body: NodeJS.ReadableStream, o: { sha512: boolean }): Promise<StreamDigest> {
+  const h256 = createHash('sha256');
+  const h512 = o.sha512 ? createHash('sha512') : undefined;
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    h256.update(chunk);
+    h512?.update(chunk);
+  }
+  return { size, sha256: h256.digest('hex'), ...(h512 ? { sha512: h512.digest('hex') } : {}) };
+}
+
+/** Releases a stream that will not be read (a local object's file descriptor, an S3 connection). */
+export function destroyBody(body: NodeJS.ReadableStream | undefined): void {
+  (body as (NodeJS.ReadableStream & { destroy?: () => void }) | undefined)?.destroy?.();
+}
+
+/** Identifies one stored version of an object: a rewrite changes it (S3: ETag and Last-Modified; local: mtime). */
+export function validatorOf(info: Pick<ObjectInfo, 'size' | 'etag' | 'lastModified'>): string {
+  return `${info.size}:${info.etag ?? ''}:${info.lastModified?.getTime() ?? ''}`;
+}
+
+/** A published asset: its record, the stored version it was read from, and its signature file. */
+export interface StoredAsset {
+  record: AssetRecord;
+  validator: string;
+  signature: Buffer;
+}
+
+export type AssetLookup = Pick<ObjectStore, 'head' | 'getBuffer'>;
+
+/** The published asset at `objectKey`: the object with its build-time digests and its signature file; else undefined. */
+export async function findAsset(store: AssetLookup, objectKey: string, fallbackContentType: string): Promise<StoredAsset | undefined> {
+  const [info, signature] = await Promise.all([store.head(objectKey), store.getBuffer(assetSignatureKey(objectKey), MAX_SIGNATURE_FILE).catch(unsignedWhenTooLarge)]);
+  const record = assetRecordFrom(objectKey, info, fallbackContentType);
+  if (!info || !record || !signature) return undefined;
+  return { record, validator: validatorOf(info), signature };
+}
+
+function unsignedWhenTooLarge(err: unknown): null {
+  if ((err as { code?: unknown })?.code === 'TOO_LARGE') return null;
+  throw err;
+}
+
+/** Why a stored asset failed: its signature does not vouch for its record, or its bytes do not match the record. */
+export type IntegrityProblem = 'signature' | 'digest';
+
+export type Verdict =
+  | { ok: true }
+  | { ok: false; problem: IntegrityProblem; detail: string }
+  /** Replaced or removed since it was found (a concurrent rebuild or quarantine): look again, nothing to quarantine. */
+  | { ok: false; problem: 'changed'; detail: string };
+
+/**
+ * Checks a stored asset at rest: the signature over its record (public key only), then its bytes against the record
+ * (streamed; with `sha512`, the SHA-512 too — the signing service checked it, so SHA-256 alone binds the bytes).
+ */
+export async function verifyStoredAsset(store: Pick<ObjectStore, 'get'>, asset: StoredAsset, publicKey: KeyObject, o: { sha512: boolean }): Promise<Verdict> {
+  const { record } = asset;
+  if (!signatureMatches(record, asset.signature, publicKey)) {
+    return { ok: false, problem: 'signature', detail: 'the signature file does not vouch for the recorded digests' };
+  }
+  const got = await store.get(record.key);
+  if (!got) return { ok: false, problem: 'changed', detail: 'removed meanwhile' };
+  if (validatorOf(got.info) !== asset.validator) {
+    destroyBody(got.body);
+    return { ok: false, problem: 'changed', detail: 'replaced meanwhile' };
+  }
+  const d = await digestStream(got.body, o);
+  if (d.size !== record.size || d.sha256 !== record.sha256 || (o.sha512 && d.sha512 !== record.sha512)) {
+    return { ok: false, problem: 'digest', detail: `stored bytes (${d.size} bytes, sha256 ${d.sha256}) do not match the record (${record.size} bytes, sha256 ${record.sha256})` };
+  }
+  return { ok: true };
+}
+
+/**
+ * Takes a corrupted asset out of service: unpublished first (its signature file goes), then its bytes are moved
+ * under `quarantine/` for inspection — best effort: a copy that cannot be kept ('removed') is still taken out of
+ * service. Only the version found corrupt is taken: when the object was replaced meanwhile (a concurrent rebuild), it
+ * is left alone ('skipped').
+ */
+export async function quarantineAsset(store: ObjectStore, found: { key: string; validator: string }, reason: string): Promise<'moved' | 'removed' | 'skipped'> {
+  const info = await store.head(found.key);
+  if (!info || validatorOf(info) !== found.validator) return 'skipped';
+  await store.delete(assetSignatureKey(found.key));
+  let kept = false;
+  let body: NodeJS.ReadableStream | undefined;
+  try {
+    const got = await store.get(found.key);
+    if (got) {
+      body = got.body;
+      await store.put(quarantineKey(found.key), got.body, {
+        contentType: got.info.contentType,
+        metadata: { reason: reason.replace(/[^\x20-\x7e]/g, '?').slice(0, 512), 'quarantined-at': new Date().toISOString() },
+      });
+      kept = true;
+    }
+  } catch {
+    // the copy is for people; what matters is that the corrupted bytes are never served again
+    destroyBody(body);
+  }
+  await store.delete(found.key);
+  return kept ? 'moved' : 'removed';
+}
+
+/** What verification observed, for metrics and logs. */
+export interface IntegrityEvents {
+  verified?(outcome: 'ok' | IntegrityProblem): void;
+  /** `kept`: the corrupted bytes were moved under `quarantine/` (else only removed). */
+  quarantined?(objectKey: string, problem: IntegrityProblem, detail: string, kept: boolean): void;
+}
+
+/**
+ * Verification before serving, remembered per process: an asset is stream-verified the first time it is served and
+ * again whenever its stored version (or signature file) changed; a version already verified is not read again.
+ */
+export class AssetVerifier {
+  private readonly verified: BoundedMap<string, string>;
+  private readonly inFlight = new Map<string, Promise<Verdict>>();
+  private readonly quarantining = new Map<string, Promise<void>>();
+  private publicKey?: Promise<KeyObject>;
+
+  constructor(
+    private readonly o: {
+      store: ObjectStore;
+      /** The signing service's public key (asked for once it is needed; asked again after a failure). */
+      publicKey: () => Promise<KeyObject>;
+      capacity?: number;
+      events?: IntegrityEvents;
+    },
+  ) {
+    this.verified = new BoundedMap(o.capacity ?? 50_000);
+  }
+
+  private key(): Promise<KeyObject> {
+    if (!this.publicKey) {
+      this.publicKey = this.o.publicKey();
+      this.publicKey.catch(() => (this.publicKey = undefined));
+    }
+    return this.publicKey;
+  }
+
+  async check(asset: StoredAsset): Promise<Verdict> {
+    const stamp = `${asset.record.key}:${asset.validator}:${createHash('sha256').update(asset.signature).digest('hex')}`;
+    if (this.verified.get(asset.record.key) === stamp) return { ok: true };
+    // Concurrent requests for one version share one read.
+    let pending = this.inFlight.get(stamp);
+    if (!pending) {
+      pending = this.verify(asset, stamp).finally(() => this.inFlight.delete(stamp));
+      this.inFlight.set(stamp, pending);
+    }
+    return pending;
+  }
+
+  private async verify(asset: StoredAsset, stamp: string): Promise<Verdict> {
+    const verdict = await verifyStoredAsset(this.o.store, asset, await this.key(), { sha512: false });
+    if (verdict.ok) this.verified.set(asset.record.key, stamp);
+    else this.verified.delete(asset.record.key);
+    if (verdict.ok || verdict.problem !== 'changed') this.o.events?.verified?.(verdict.ok ? 'ok' : verdict.problem);
+    return verdict;
+  }
+
+  /** Quarantines the version found corrupt (see quarantineAsset); concurrent callers share one quarantine. */
+  quarantine(asset: StoredAsset, problem: IntegrityProblem, detail: string): Promise<void> {
+    const { key } = asset.record;
+    this.verified.delete(key);
+    const id = `${key}:${asset.validator}`;
+    let pending = this.quarantining.get(id);
+    if (!pending) {
+      pending = quarantineAsset(this.o.store, { key, validator: asset.validator }, `${problem}: ${detail}`)
+        .then((outcome) => {
+          if (outcome !== 'skipped') this.o.events?.quarantined?.(key, problem, detail, outcome === 'moved');
+        })
+        .finally(() => this.quarantining.delete(id));
+      this.quarantining.set(id, pending);
+    }
+    return pending;
+  }
+}
+
+/** Metrics and log lines of verification, registered once per service (gateway, build-worker's scrub). */
+export function integrityEvents(registry: Registry, logger: Logger): IntegrityEvents {
+  const verified = new Counter({ name: 'image_factory_assets_verified_total', help: 'Stored assets verified (signature and digest), by outcome', labelNames: ['outcome'], registers: [registry] });
+  const corrupt = new Counter({ name: 'image_factory_assets_corrupt_total', help: 'Stored assets found corrupt or forged, by problem', labelNames: ['problem'], registers: [registry] });
+  const quarantined = new Counter({ name: 'image_factory_assets_quarantined_total', help: 'Stored assets quarantined (unpublished and moved under quarantine/)', registers: [registry] });
+  return {
+    verified: (outcome) => {
+      verified.inc({ outcome });
+      if (outcome !== 'ok') corrupt.inc({ problem: outcome });
+    },
+    quarantined: (objectKey, problem, detail, kept) => {
+      quarantined.inc();
+      logger.warn({ key: objectKey, problem, detail, quarantine: kept ? quarantineKey(objectKey) : 'not kept (the copy failed)' }, 'stored asset failed verification: quarantined; the next request rebuilds it');
+    },
+  };
+}
