@@ -5,12 +5,15 @@
 import { JobVanishedError } from '@factory/errors';
 import { contentTypeFor } from '@factory/talos';
 import { assetJobId, assetKey, assetObjectKey } from './identity';
-import type { AssetProfile } from './profile';
+import { AssetBuildSpec, AssetProfile, buildSpecOf } from './profile';
 import { AssetRecord, assetRecordFrom, StoredObjectInfo } from './record';
 
-/** The payload of a `build.asset` job: the resolved profile and its key. */
+/**
+ * The payload of a `build.asset` job: the spec of the resolved profile (references only: the build-worker reads the
+ * schematic by ID) and the asset key.
+ */
 export interface BuildAssetPayload {
-  profile: AssetProfile;
+  spec: AssetBuildSpec;
   key: string;
 }
 
@@ -31,16 +34,24 @@ export async function ensureAsset(
   jobs: AssetBuildCaller,
   store: ObjectLookup,
   profile: AssetProfile,
-  o: { timeoutMs: number; onStored?: (hit: boolean) => void },
+  o: {
+    timeoutMs: number;
+    onStored?: (hit: boolean) => void;
+    /** Called with the object key when the asset was found stored (its last access, for the storage budget). */
+    onHit?: (objectKey: string) => void;
+  },
 ): Promise<AssetRecord> {
   const key = assetKey(profile);
   const objectKey = assetObjectKey(key);
   const fallbackContentType = contentTypeFor(profile.path);
   const hit = assetRecordFrom(objectKey, await store.head(objectKey), fallbackContentType);
   o.onStored?.(!!hit);
-  if (hit) return hit;
+  if (hit) {
+    o.onHit?.(objectKey);
+    return hit;
+  }
   try {
-    return await jobs.call('build.asset', { profile, key }, { jobId: assetJobId(key), timeoutMs: o.timeoutMs, removeWhenDone: true });
+    return await jobs.call('build.asset', { spec: buildSpecOf(profile), key }, { jobId: assetJobId(key), timeoutMs: o.timeoutMs, removeWhenDone: true });
   } catch (err) {
     if (err instanceof JobVanishedError) {
       const published = assetRecordFrom(objectKey, await store.head(objectKey), fallbackContentType);

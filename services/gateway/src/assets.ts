@@ -39,6 +39,8 @@ export interface AssetRouteOptions {
   serverTag: string;
   /** Called for every asset answered from storage without a build (including the in-memory redirect path). */
   onDelivered?: (cached: boolean) => void;
+  /** Called with the object key of every stored asset served (its last access, for the storage budget). */
+  onAccess?: (objectKey: string) => void;
 }
 
 const MAX_CACHED = 50_000;
@@ -53,7 +55,7 @@ export class AssetRoutes {
   // Schematics are immutable: once seen, never asked for again.
   private readonly schematics = new BoundedMap<string, StoredSchematic>(MAX_CACHED);
   // Cache-hit redirects by request URL; they expire well before the presigned URL does.
-  private readonly redirects = new BoundedMap<string, { location: string; expires: number }>(MAX_CACHED);
+  private readonly redirects = new BoundedMap<string, { location: string; expires: number; objectKey: string }>(MAX_CACHED);
 
   constructor(private readonly o: AssetRouteOptions) {}
 
@@ -81,6 +83,7 @@ export class AssetRoutes {
     });
     res.end();
     this.o.onDelivered?.(true);
+    this.o.onAccess?.(hit.objectKey);
     return true;
   }
 
@@ -112,7 +115,7 @@ export class AssetRoutes {
 
   /** The stored asset, building it first when missing (one build per asset cluster-wide). */
   private ensure(profile: AssetProfile): Promise<AssetRecord> {
-    return ensureAsset(this.o.jobs, this.o.store, profile, { timeoutMs: this.o.buildTimeoutMs, onStored: this.o.onDelivered });
+    return ensureAsset(this.o.jobs, this.o.store, profile, { timeoutMs: this.o.buildTimeoutMs, onStored: this.o.onDelivered, onHit: this.o.onAccess });
   }
 
   async image(req: Request, res: Response): Promise<void> {
@@ -157,7 +160,7 @@ export class AssetRoutes {
       const url = await this.o.store.presignGet(record.key, { ttlSeconds: this.o.presignTtlSeconds, filename });
       if (url) {
         const ttl = Math.min(this.o.redirectCacheMs, (this.o.presignTtlSeconds * 1000) / 2);
-        if (ttl > 0) this.redirects.set(req.originalUrl, { location: url, expires: Date.now() + ttl });
+        if (ttl > 0) this.redirects.set(req.originalUrl, { location: url, expires: Date.now() + ttl, objectKey: record.key });
         res.redirect(302, url);
         return;
       }

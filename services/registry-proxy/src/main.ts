@@ -8,7 +8,8 @@
 import http from 'node:http';
 import { EnvReader, readCommon, readExternal, readHandoffSecret, readUpstream } from '@factory/config';
 import { UpstreamCatalog } from '@factory/catalog';
-import { JobClient, serveQueue } from '@factory/queue';
+import { AccessTracker } from '@factory/budget';
+import { JobClient, redisConnection, serveQueue } from '@factory/queue';
 import { fatal, onShutdown } from '@factory/runtime';
 import { OciContentStore } from '@factory/registry';
 import { createObjectStore } from '@factory/storage';
@@ -38,6 +39,8 @@ async function main(): Promise<void> {
   const objects = createObjectStore(common.storage);
   const oci = new OciContentStore(objects);
   const jobs = new JobClient(common.redis.url, common.redis.prefix, logger, 30_000);
+  const accessConnection = redisConnection(common.redis.url, 'producer', `${common.redis.prefix}-storage-access`);
+  const access = new AccessTracker(accessConnection, common.redis.prefix, logger);
   const installers = new Installers({
     jobs,
     catalog,
@@ -47,6 +50,7 @@ async function main(): Promise<void> {
     registryHost: new URL(external.externalUrl).host,
     buildTimeoutMs,
     logger,
+    onAssetAccess: (objectKey) => access.touch(objectKey),
   });
 
   const upstreamQueue = serveQueue(
@@ -91,6 +95,7 @@ async function main(): Promise<void> {
     () => upstreamQueue.connection.quit(),
     () => registryQueue.connection.quit(),
     () => jobs.close(),
+    () => accessConnection.quit(),
     () => metricsServer && new Promise((r) => metricsServer.close(r)),
   ]);
 }
