@@ -6,12 +6,15 @@ import { FactoryError, JobVanishedError } from '@factory/errors';
 import { contentTypeFor } from '@factory/talos';
 import { assetJobId, assetKey, assetObjectKey } from './identity';
 import { AssetLookup, AssetVerifier, findAsset, StoredAsset } from './integrity';
-import type { AssetProfile } from './profile';
+import { AssetBuildSpec, AssetProfile, buildSpecOf } from './profile';
 import type { AssetRecord } from './record';
 
-/** The payload of a `build.asset` job: the resolved profile and its key. */
+/**
+ * The payload of a `build.asset` job: the spec of the resolved profile (references only: the build-worker reads the
+ * schematic by ID) and the asset key.
+ */
 export interface BuildAssetPayload {
-  profile: AssetProfile;
+  spec: AssetBuildSpec;
   key: string;
 }
 
@@ -24,6 +27,8 @@ export interface EnsureOptions {
   timeoutMs: number;
   /** Told whether the asset was found published (true) or had to be built (false). */
   onStored?: (hit: boolean) => void;
+  /** Called with the object key when the asset was found stored (its last access, for the storage budget). */
+  onHit?: (objectKey: string) => void;
 }
 
 /**
@@ -37,9 +42,12 @@ export async function ensureAsset(jobs: AssetBuildCaller, store: AssetLookup, pr
   const find = () => findAsset(store, objectKey, contentTypeFor(profile.path));
   const hit = await find();
   o.onStored?.(!!hit);
-  if (hit) return hit;
+  if (hit) {
+    o.onHit?.(objectKey);
+    return hit;
+  }
   try {
-    await jobs.call('build.asset', { profile, key }, { jobId: assetJobId(key), timeoutMs: o.timeoutMs, removeWhenDone: true });
+    await jobs.call('build.asset', { spec: buildSpecOf(profile), key }, { jobId: assetJobId(key), timeoutMs: o.timeoutMs, removeWhenDone: true });
   } catch (err) {
     if (!(err instanceof JobVanishedError)) throw err;
   }

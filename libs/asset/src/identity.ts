@@ -35,5 +35,7 @@ export function assetKey(a: AssetIdentity): string {
   return createHash('sha256').update(JSON.stringify(identity)).digest('hex');
 }
 
-export const assetObjectKey = (key: string) => `assets/${key}`;
+/** Every built asset's object key starts with this (the storage budget evicts only under it). */
+export const ASSET_OBJECT_PREFIX = 'assets/';
+export const assetObjectKey = (key: string) => `${ASSET_OBJECT_PREFIX}${key}`;
 export const assetJobId = (key: string) => `asset-${key}`;

@@ -18,9 +18,11 @@ import { AssetRecord, assetRecordFrom } from './record';
 
 /** Object keys of assets (`assets/<asset key>`); their signature files and anything else under `assets/` do not match. */
 export const ASSET_OBJECT_KEY = /^assets\/[0-9a-f]{64}$/;
-export const assetSignatureKey = (objectKey: string) => `${objectKey}.sig`;
+export const ASSET_SIGNATURE_SUFFIX = '.sig';
+export const assetSignatureKey = (objectKey: string) => `${objectKey}${ASSET_SIGNATURE_SUFFIX}`;
+export const QUARANTINE_PREFIX = 'quarantine/';
 /** Where a corrupted copy is kept for inspection (the latest one per asset). */
-export const quarantineKey = (objectKey: string) => `quarantine/${objectKey}`;
+export const quarantineKey = (objectKey: string) => `${QUARANTINE_PREFIX}${objectKey}`;
 
 /** Signature files are a few hundred bytes; anything much bigger is not one. */
 const MAX_SIGNATURE_FILE = 16 * 1024;

@@ -39,13 +39,22 @@ export interface OverlayRef {
 /** Sector sizes a disk image may have. */
 export type SectorSize = 512 | 4096;
 
-export interface AssetProfile extends AssetIdentity {
-  /** The schematic's canonical YAML: the schematic extension carries it, and overlay options are decoded from it. */
-  schematicYaml: string;
+/**
+ * What a `build.asset` job carries: the asset's identity and its upstream inputs pinned by digest — references only,
+ * never the schematic's content (its YAML, embedded machine configuration and META values can reach a megabyte and
+ * would sit in Redis for every queued build). The build-worker reads the schematic by ID (completeProfile).
+ */
+export interface AssetBuildSpec extends AssetIdentity {
   /** Official extensions, in schematic order (none for kernel and cmdline, which carry no extensions). */
   extensions: ExtensionRef[];
   /** Only for outputs that carry extensions. */
   overlay?: OverlayRef;
+}
+
+/** What an asset is built from: its spec plus what the schematic says for this output. */
+export interface AssetProfile extends AssetBuildSpec {
+  /** The schematic's canonical YAML: the schematic extension carries it, and overlay options are decoded from it. */
+  schematicYaml: string;
   /** The schematic's customization; which output gets what is the rule table of @factory/talos (cmdline, quirks). */
   extraKernelArgs: string[];
   meta: MetaValue[];
@@ -53,6 +62,44 @@ export interface AssetProfile extends AssetIdentity {
   sectorSize: SectorSize;
   /** Only from Talos 1.12, and only for outputs that carry extensions. */
   embeddedConfig?: string;
+}
+
+const takesExtensions = (kind: AssetIdentity['kind']) => kind !== 'kernel' && kind !== 'cmdline';
+
+/**
+ * The profile of a spec given its schematic: the one derivation of an output's customization from a schematic, used
+ * by the edge (before its checks) and by the build-worker (from the stored schematic the job names).
+ */
+export function completeProfile(spec: AssetBuildSpec, schematic: Schematic, schematicYaml: string): AssetProfile {
+  const c = schematic.customization;
+  const embeddedConfig = takesExtensions(spec.kind) ? c.embeddedMachineConfiguration : undefined;
+  return {
+    ...spec,
+    schematicYaml,
+    extraKernelArgs: [...(c.extraKernelArgs ?? [])],
+    meta: (c.meta ?? []).map(({ key, value }) => ({ key, value })),
+    ...(c.bootloader ? { bootloader: c.bootloader } : {}),
+    sectorSize: (c.diskImage?.sectorSize ?? 512) as SectorSize,
+    ...(embeddedConfig ? { embeddedConfig } : {}),
+  };
+}
+
+/** The spec of a profile: what its build job carries. */
+export function buildSpecOf(profile: AssetProfile): AssetBuildSpec {
+  const { schematicId, version, kind, platform, arch, secureboot, outFormat, disk, path, extensions, overlay } = profile;
+  return {
+    schematicId,
+    version,
+    kind,
+    platform,
+    arch,
+    secureboot,
+    outFormat,
+    ...(disk !== undefined ? { disk } : {}),
+    path,
+    extensions,
+    ...(overlay ? { overlay } : {}),
+  };
 }
 
 /** What the edge needs to know about the upstream catalog (UpstreamCatalog fits, and so does a queue-backed view). */
@@ -115,23 +162,23 @@ export async function enhanceProfile(identity: AssetIdentity, version: SemVer, s
   const c = schematic.customization;
   // Secure Boot signing material is not configured in this factory (yet): every secure boot output is refused.
   if (identity.secureboot) throw enhanceError(400, 'secure boot is disabled');
-  const takesExtensions = identity.kind !== 'kernel' && identity.kind !== 'cmdline';
-  if (takesExtensions && schematic.overlay && (schematic.overlay.name || schematic.overlay.image) && !supportsOverlays(version)) {
+  const withExtensions = takesExtensions(identity.kind);
+  if (withExtensions && schematic.overlay && (schematic.overlay.name || schematic.overlay.image) && !supportsOverlays(version)) {
     throw enhanceError(400, `overlay is not supported for Talos version ${tag}`);
   }
-  const embedConfig = takesExtensions && !!c.embeddedMachineConfiguration;
-  if (embedConfig && !supportsEmbeddedConfig(version)) {
+  if (withExtensions && !!c.embeddedMachineConfiguration && !supportsEmbeddedConfig(version)) {
     throw enhanceError(400, `embedding configuration is not supported for Talos version ${tag}`);
   }
-  const extensions = takesExtensions ? await resolveExtensions(catalog, schematic, tag) : [];
+  const extensions = withExtensions ? await resolveExtensions(catalog, schematic, tag) : [];
   let overlay: OverlayRef | undefined;
-  if (takesExtensions && schematic.overlay?.name) {
+  if (withExtensions && schematic.overlay?.name) {
     // Only overlay.name selects the overlay; overlay.image is user input and never pulled.
     const entry = (await catalog.overlays(tag)).find((o) => o.name === schematic.overlay!.name);
     if (!entry) throw enhanceError(400, `overlay "${schematic.overlay.name}" is not available for Talos version ${tag}`);
     overlay = { name: entry.name, image: entry.image, digest: entry.digest };
   }
-  const sectorSize = c.diskImage?.sectorSize ?? 512;
+  const profile = completeProfile({ ...identity, extensions, ...(overlay ? { overlay } : {}) }, schematic, schematicYaml);
+  const { sectorSize, meta, extraKernelArgs } = profile;
   if (identity.kind === 'image' && sectorSize !== 512 && sectorSize !== 4096) {
     throw enhanceError(400, `unsupported disk sector size ${sectorSize}: use 512 or 4096`);
   }
@@ -139,8 +186,6 @@ export async function enhanceProfile(identity: AssetIdentity, version: SemVer, s
     const missing = `version ${formatSemver(version)} is not available`;
     throw identity.kind === 'installer' ? enhanceError(404, `failed to get base installer: ${missing}`) : new FactoryError(404, `failed to get kernel: ${missing}`);
   }
-  const meta = (c.meta ?? []).map(({ key, value }) => ({ key, value }));
-  const extraKernelArgs = [...(c.extraKernelArgs ?? [])];
   // Limits of what Talos can boot with, checked before a build is queued (the anchor builds and fails, or boots
   // with a truncated command line). POST /schematics accepts such schematics, as the anchor does.
   if (identity.kind === 'image') {
@@ -160,17 +205,7 @@ export async function enhanceProfile(identity: AssetIdentity, version: SemVer, s
     const problem = cmdlineLengthProblem(cmdline);
     if (problem) throw enhanceError(400, problem);
   }
-  return {
-    ...identity,
-    schematicYaml,
-    extensions,
-    ...(overlay ? { overlay } : {}),
-    extraKernelArgs,
-    meta,
-    ...(c.bootloader ? { bootloader: c.bootloader } : {}),
-    sectorSize: sectorSize as SectorSize,
-    ...(embedConfig ? { embeddedConfig: c.embeddedMachineConfiguration } : {}),
-  };
+  return profile;
 }
 
 /** Official extensions by name (aliases for renamed ones), in schematic order; 400 for unknown ones. */

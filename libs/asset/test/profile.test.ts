@@ -6,7 +6,7 @@ import type { ExtensionEntry, OverlayEntry } from '@factory/catalog';
 import { FactoryError, JobVanishedError } from '@factory/errors';
 import { parseSchematic } from '@factory/schematic';
 import { formatAssetPath, parseAssetPath, parsePxePath } from '@factory/talos';
-import { AssetProfile, assetKey, CatalogView, ensureAsset, resolveAssetProfile } from '../src';
+import { AssetProfile, assetKey, buildSpecOf, CatalogView, completeProfile, ensureAsset, resolveAssetProfile } from '../src';
 
 const VERSIONS = ['v1.6.7', 'v1.7.7', 'v1.11.3', 'v1.12.2'];
 const ext = (name: string): ExtensionEntry => ({ name, ref: `ghcr.io/${name}:1`, digest: `sha256:${'a'.repeat(63)}${name.length % 10}`, author: '', description: '' });
@@ -104,6 +104,25 @@ describe('errors in the anchor order and texts', () => {
     const odd = 'customization:\n  diskImage:\n    sectorSize: 1024\n';
     expect(await failure(profileOf(odd, 'v1.11.3', 'metal-amd64.raw.xz'))).toEqual([400, 'error enhancing profile from schematic: unsupported disk sector size 1024: use 512 or 4096']);
     expect((await profileOf(odd, 'v1.11.3', 'metal-amd64.iso')).kind).toBe('iso');
+  });
+});
+
+describe('the build job carries references; the worker derives the same profile', () => {
+  const CUSTOMIZED =
+    'customization:\n  extraKernelArgs:\n    - vga=791\n  meta:\n    - key: 10\n      value: ' + 'm'.repeat(5000) + '\n  embeddedMachineConfiguration: |\n    apiVersion: v1alpha1\n    kind: HostnameConfig\n  systemExtensions:\n    officialExtensions:\n      - siderolabs/hello\n  bootloader: sd-boot\n  diskImage:\n    sectorSize: 4096\n';
+  test.each([
+    ['metal-amd64.raw.xz', 'v1.12.2'],
+    ['metal-amd64.iso', 'v1.12.2'],
+    ['kernel-amd64', 'v1.11.3'],
+    ['cmdline-metal-amd64', 'v1.11.3'],
+  ])('%s: the spec has no schematic content, same asset key, and completes to the edge profile', async (path, version) => {
+    const p = await profileOf(CUSTOMIZED, version, path);
+    const spec = buildSpecOf(p);
+    const carried = JSON.stringify(spec);
+    for (const content of ['vga=791', 'mmmmm', 'HostnameConfig', 'sd-boot', 'customization']) expect(carried).not.toContain(content);
+    expect(carried.length).toBeLessThan(1024);
+    expect(assetKey(spec)).toBe(assetKey(p));
+    expect(completeProfile(spec, parseSchematic(CUSTOMIZED), CUSTOMIZED)).toEqual(p);
   });
 });
 

@@ -73,6 +73,23 @@ export class EnvReader {
     return ms;
   }
 
+  /**
+   * Byte sizes like 50GiB, 8 GiB, 500MB, 1.5TiB or a plain number of bytes (units: B, KB/MB/GB/TB = powers of 1000,
+   * KiB/MiB/GiB/TiB = powers of 1024, case-insensitive). `def` is returned when unset.
+   */
+  bytes(name: string, def: number): number;
+  bytes(name: string, def: number | undefined): number | undefined;
+  bytes(name: string, def: number | undefined): number | undefined {
+    const v = this.raw(name);
+    if (v === undefined) return def;
+    const n = parseByteSize(v);
+    if (n === undefined) {
+      this.problems.push(`${name} must be a byte size such as 8GiB, 500MB or 1048576, got ${JSON.stringify(v)}`);
+      return def;
+    }
+    return n;
+  }
+
   list(name: string, def: string[] = []): string[] {
     const v = this.raw(name);
     if (v === undefined) return def;
@@ -129,4 +146,27 @@ export function parseDuration(v: string): number | undefined {
   const unit = m[2] ?? 's';
   const mult = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit]!;
   return Math.round(n * mult);
+}
+
+const BYTE_UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+  tib: 2 ** 40,
+};
+
+/** `50GiB`, `8 GiB`, `500MB`, `1048576` → bytes (whole); undefined when malformed or beyond a safe integer. */
+export function parseByteSize(v: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(v.trim());
+  if (!m) return undefined;
+  const mult = BYTE_UNITS[m[2].toLowerCase()];
+  if (mult === undefined) return undefined;
+  const n = Math.floor(Number(m[1]) * mult);
+  return Number.isSafeInteger(n) ? n : undefined;
 }

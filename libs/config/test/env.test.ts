@@ -1,4 +1,4 @@
-import { ConfigError, EnvReader, parseDuration, readCommon, readUpstream } from '../src';
+import { ConfigError, EnvReader, parseByteSize, parseDuration, readCommon, readUpstream } from '../src';
 
 describe('EnvReader', () => {
   test('collects every problem into one readable error', () => {
@@ -43,5 +43,19 @@ describe('EnvReader', () => {
     expect(parseDuration('30')).toBe(30_000);
     expect(parseDuration('soon')).toBeUndefined();
     expect(new EnvReader({ L: 'a, b,,c' }).list('L')).toEqual(['a', 'b', 'c']);
+  });
+});
+
+describe('byte sizes', () => {
+  test('binary and decimal units, plain numbers, and malformed values reported', () => {
+    expect(parseByteSize('50GiB')).toBe(50 * 2 ** 30);
+    expect(parseByteSize('8 gib')).toBe(8 * 2 ** 30);
+    expect(parseByteSize('500MB')).toBe(500e6);
+    expect(parseByteSize('1.5KiB')).toBe(1536);
+    expect(parseByteSize('1048576')).toBe(1048576);
+    for (const bad of ['', 'lots', '5 GiBs', '-1', '1e3', `${2 ** 60}TiB`]) expect(parseByteSize(bad)).toBeUndefined();
+    const r = new EnvReader({ FACTORY_MAX_ASSET_BYTES: 'big' });
+    expect(r.bytes('FACTORY_MAX_ASSET_BYTES', 7)).toBe(7);
+    expect(() => r.done()).toThrow(/FACTORY_MAX_ASSET_BYTES must be a byte size/);
   });
 });

@@ -5,6 +5,7 @@
  */
 
 import type { AssetRecord, AssetStatement, BuildAssetPayload, OciDescriptor, ScrubReport } from '@factory/asset';
+import type { EvictionReport } from '@factory/budget';
 import type { ExtensionEntry, OverlayEntry } from '@factory/catalog';
 
 export const QUEUES = ['schematic', 'upstream', 'signing', 'build', 'registry', 'maintenance'] as const;
@@ -24,9 +25,16 @@ export interface InstallerRef {
 export interface JobContracts {
   /**
    * Build (or find) an asset. The job ID is derived from the asset key, so concurrent requests anywhere in the
-   * cluster share one build. The payload is the asset profile the edge resolved and validated; the worker builds it.
+   * cluster share one build. The payload is the spec of the asset profile the edge resolved and validated (references
+   * only: the worker reads the schematic by ID from storage and builds it).
    */
   'build.asset': { queue: 'build'; payload: BuildAssetPayload; result: AssetRecord };
+
+  /**
+   * One pass of the storage budget: evict least recently used artifacts until the object store is within budget.
+   * Served by build-workers (one pass at a time); added on a schedule and after a publish, with deterministic job IDs.
+   */
+  'maintenance.evict': { queue: 'maintenance'; payload: { reason: 'schedule' | 'publish' }; result: EvictionReport };
 
   /**
    * Build (or find) the installer index `<image>/<schematic>:<version>` (amd64 + arm64 installer images, signed),
@@ -80,6 +88,7 @@ export const JOB_QUEUE: { [K in JobName]: JobContracts[K]['queue'] } = {
   'upstream.overlays': 'upstream',
   'upstream.ping': 'upstream',
   'build.asset': 'build',
+  'maintenance.evict': 'maintenance',
   'registry.installer': 'registry',
   'signing.publicKey': 'signing',
   'signing.installer': 'signing',

@@ -3,7 +3,7 @@
  * OCI distribution API over it (createRegistryRouter, mounted at `/v2`), with the anchor's `/v2` route grammar.
  */
 export {
-  OciContentStore, MANIFEST_MEDIA_TYPES, MAX_MANIFEST_BYTES, BLOB_KEY_PREFIX, TAG_KEY_PREFIX, REFERRER_KEY_PREFIX,
+  OciContentStore, MANIFEST_MEDIA_TYPES, MAX_MANIFEST_BYTES, OCI_KEY_PREFIX, BLOB_KEY_PREFIX, TAG_KEY_PREFIX, REFERRER_KEY_PREFIX,
   blobKey, tagKey, sha256Hex,
 } from './store';
 export type {

@@ -23,9 +23,11 @@ import {
 
 export type { Descriptor } from '@factory/oci';
 
-export const BLOB_KEY_PREFIX = 'oci/blobs/sha256/';
-export const TAG_KEY_PREFIX = 'oci/tags/';
-export const REFERRER_KEY_PREFIX = 'oci/referrers/sha256/';
+/** Every key of the OCI store starts with this. */
+export const OCI_KEY_PREFIX = 'oci/';
+export const BLOB_KEY_PREFIX = `${OCI_KEY_PREFIX}blobs/sha256/`;
+export const TAG_KEY_PREFIX = `${OCI_KEY_PREFIX}tags/`;
+export const REFERRER_KEY_PREFIX = `${OCI_KEY_PREFIX}referrers/sha256/`;
 
 /** Manifests (and referrers indexes) bigger than this are refused, like registries do. */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;

@@ -20,6 +20,8 @@ import {
 import { GNode, YamlEOF, YamlLimitError, YamlSyntaxError, decodeBody, parseFirstDocument } from './yamlnode';
 
 export { YAML_LIMITS } from './yamlnode';
+export { MAX_SCHEMATIC_BYTES, SCHEMATICS_PREFIX, schematicObjectKey, readStoredSchematic } from './stored';
+export type { SchematicObjectReader } from './stored';
 
 export interface MetaValue {
   key: number;

@@ -2,17 +2,18 @@
  * The sandboxed build processor: BullMQ runs this file in child processes, so a crashing or runaway build cannot
  * take the worker (or other builds) down. Each child sets up its own dependencies once and reuses them.
  */
-import { createReadStream } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { SandboxedJob } from 'bullmq';
 import { UpstreamCatalog } from '@factory/catalog';
 import { EnvReader, readCommon, readExternal, readUpstream } from '@factory/config';
-import { isFactoryError } from '@factory/errors';
-import { AssetRecord, assetMetadata, assetObjectKey, assetSignatureKey, encodeSignatureFile, findAsset } from '@factory/asset';
+import { FactoryError, isFactoryError } from '@factory/errors';
+import { AssetRecord, assetMetadata, assetObjectKey, assetSignatureKey, completeProfile, encodeSignatureFile, findAsset } from '@factory/asset';
 import { JobClient, PayloadOf, sandboxedProcessor } from '@factory/queue';
 import { OciContentStore } from '@factory/registry';
-import { createObjectStore, ObjectStore, withStorageFaults } from '@factory/storage';
+import { parseSchematic, readStoredSchematic } from '@factory/schematic';
+import { createObjectStore, isStorageError, ObjectStore, withStorageFaults } from '@factory/storage';
 import { hashFileSync } from '@factory/imaging';
 import { contentTypeFor } from '@factory/talos';
 import { createLogger, Logger } from '@factory/telemetry';
@@ -30,7 +31,11 @@ interface Context {
   externalUrl: string;
   logger: Logger;
   timeoutMs: number;
+  maxAssetBytes: number;
 }
+
+/** Default per-asset size limit: above the largest uncompressed disk image (openstack .raw, 4.45 GB). */
+export const DEFAULT_MAX_ASSET_BYTES = 8 * 2 ** 30;
 
 let context: Context | undefined;
 
@@ -50,6 +55,7 @@ function setup(): Context {
   const external = readExternal(env);
   const cacheDir = path.resolve(env.string('FACTORY_CACHE_DIR', path.join(common.dataDir, 'cache')));
   const timeoutMs = env.duration('BUILD_TIMEOUT', 20 * 60_000);
+  const maxAssetBytes = env.bytes('FACTORY_MAX_ASSET_BYTES', DEFAULT_MAX_ASSET_BYTES);
   env.done();
   const logger = createLogger('build-worker', common.logLevel).child({ sandbox: process.pid });
   const catalog = new UpstreamCatalog(upstream, logger);
@@ -63,18 +69,24 @@ function setup(): Context {
     externalUrl: external.externalUrl.replace(/\/+$/, ''),
     logger,
     timeoutMs,
+    maxAssetBytes,
   };
   return context;
 }
 
 async function run(job: SandboxedJob<PayloadOf<'build.asset'>>): Promise<AssetRecord> {
   const ctx = setup();
-  const { profile, key } = job.data;
+  const { spec, key } = job.data;
   const objectKey = assetObjectKey(key);
 
   // Idempotent: an earlier run (or another worker) may have published it already.
-  const existing = await findAsset(ctx.store, objectKey, contentTypeFor(profile.path));
+  const existing = await findAsset(ctx.store, objectKey, contentTypeFor(spec.path));
   if (existing) return existing.record;
+
+  // The job names the schematic; its content comes from storage (verified against the ID), not from Redis.
+  const schematicYaml = await readStoredSchematic(ctx.store, spec.schematicId);
+  if (schematicYaml === null) throw new FactoryError(404, `schematic ID ${JSON.stringify(spec.schematicId)} not found`);
+  const profile = completeProfile(spec, parseSchematic(schematicYaml), schematicYaml);
 
   const workDir = await makeScratchDir();
   const started = Date.now();
@@ -103,6 +115,9 @@ async function run(job: SandboxedJob<PayloadOf<'build.asset'>>): Promise<AssetRe
       profile,
       workDir,
     );
+    // Nothing bigger than the limit is hashed, uploaded or published; the client gets a 4xx, never a retry.
+    const builtSize = built.digest?.size ?? statSync(built.file).size;
+    if (builtSize > ctx.maxAssetBytes) throw assetTooLarge(ctx.maxAssetBytes, { path: profile.path, size: builtSize });
     enter('hashing');
     await job.updateProgress({ stage: 'uploading', percent: 95 }).catch(() => undefined);
     // Both digests are computed once, here, from the file about to be uploaded; the store keeps them with the object
@@ -116,6 +131,7 @@ async function run(job: SandboxedJob<PayloadOf<'build.asset'>>): Promise<AssetRe
     await ctx.store.put(objectKey, createReadStream(built.file, { highWaterMark: UPLOAD_CHUNK }), {
       contentType,
       expectedSha256: sha256,
+      maxBytes: ctx.maxAssetBytes,
       metadata: assetMetadata(sha512, built.image),
     });
     enter('signing');
@@ -137,6 +153,16 @@ async function run(job: SandboxedJob<PayloadOf<'build.asset'>>): Promise<AssetRe
 }
 
 /**
+ * 422: the request is well-formed and names things that exist, but the asset it asks for is larger than this factory
+ * serves; asking again will fail again (the client must ask for something else, e.g. the `.raw.xz` of a `.raw`).
+ * Not 413 (that is about the request's own content) and not 507 (a 5xx: the server's fault, worth retrying).
+ */
+function assetTooLarge(limit: number, built?: { path: string; size: number }): FactoryError {
+  const what = built ? `asset ${built.path} is ${built.size} bytes,` : 'the asset is';
+  return new FactoryError(422, `${what} larger than the factory's asset size limit of ${limit} bytes (FACTORY_MAX_ASSET_BYTES)`);
+}
+
+/**
  * The sandbox's entry (BullMQ runs this file in child processes): FactoryErrors become permanent replies through
  * the queue's sandboxedProcessor. A build that exceeds its deadline takes its sandbox down with it: BullMQ fails the
  * job and starts a fresh child.
@@ -152,6 +178,10 @@ export default sandboxedProcessor(
       try {
         // Storage that cannot take the asset is a 503 naming the cause, not three failed attempts and a bare 500.
         return await withStorageFaults(() => run(job), (err) => ctx.logger.warn({ err, jobId: job.id }, 'storage fault'));
+      } catch (err) {
+        // The store refused more than maxBytes (the file grew after it was measured): the same 4xx, never retried.
+        if (isStorageError(err, 'TOO_LARGE')) throw assetTooLarge(ctx.maxAssetBytes);
+        throw err;
       } finally {
         clearTimeout(timer);
       }

@@ -5,7 +5,7 @@
 import express, { Request, Response } from 'express';
 import type { Logger } from '@factory/telemetry';
 import { Counter, Gauge, Histogram, Registry } from '@factory/telemetry';
-import { FactoryError, isFactoryError } from '@factory/errors';
+import { FactoryError, isFactoryError, JobVanishedError } from '@factory/errors';
 import { JobName, PayloadOf, QueueName, QUEUES, ResultOf } from '@factory/queue';
 import { goJsonEncode } from '@factory/gocompat';
 import { decodeSchematicBody, SchematicError } from '@factory/schematic';
@@ -28,6 +28,11 @@ export interface GatewayOptions {
   serverTag: string;
   allowedOrigins: string[];
   maxSchematicBytes: number;
+  /**
+   * Bytes of `POST /schematics` bodies this gateway may have in Redis at once (queued `schematic.create` jobs); a
+   * body beyond it is a 503 with Retry-After. Default: 64 bodies of the largest size.
+   */
+  maxSchematicBytesInFlight?: number;
 }
 
 export function createApp(opts: GatewayOptions): express.Express {
@@ -94,6 +99,20 @@ export function createApp(opts: GatewayOptions): express.Express {
   });
 
   // --- schematics -----------------------------------------------------------------------------------------------
+  // A create job carries the whole body, so it is removed as soon as it is answered (completed or failed: Redis never
+  // accumulates bodies), and the bytes queued from this gateway are capped.
+  const maxSchematicBytesInFlight = opts.maxSchematicBytesInFlight ?? 64 * opts.maxSchematicBytes;
+  let schematicBytesInFlight = 0;
+  const createSchematic = async (body: string) => {
+    const call = () => jobs.call('schematic.create', { body }, { removeWhenDone: true });
+    try {
+      return await call();
+    } catch (err) {
+      // Answered and removed before this caller read the answer: creating is idempotent, so ask once more.
+      if (err instanceof JobVanishedError) return call();
+      throw err;
+    }
+  };
   routes.add(['POST'], '/schematics', async (req, res) => {
     const body = await readRequestBody(req, res, opts.maxSchematicBytes);
     let text: string;
@@ -104,8 +123,19 @@ export function createApp(opts: GatewayOptions): express.Express {
       if (err instanceof SchematicError) throw new FactoryError(400, err.message);
       throw err;
     }
-    const { id, yaml } = await jobs.call('schematic.create', { body: text });
-    sendBody(res, 201, 'application/json', goJsonEncode({ id, schematic: yaml }));
+    const size = Buffer.byteLength(text, 'utf8');
+    if (schematicBytesInFlight + size > maxSchematicBytesInFlight) {
+      res.setHeader('Retry-After', '1');
+      throw new FactoryError(503, 'service temporarily unavailable: too many schematics are being created, retry');
+    }
+    schematicBytesInFlight += size;
+    let created;
+    try {
+      created = await createSchematic(text);
+    } finally {
+      schematicBytesInFlight -= size;
+    }
+    sendBody(res, 201, 'application/json', goJsonEncode({ id: created.id, schematic: created.yaml }));
   });
   routes.add(['GET'], '/schematics/:schematic', async (req, res) => {
     const { yaml } = await jobs.call('schematic.get', { id: req.params.schematic });

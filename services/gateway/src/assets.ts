@@ -41,6 +41,8 @@ export interface AssetRouteOptions {
   serverTag: string;
   /** Called for every asset answered from storage without a build (including the in-memory redirect path). */
   onDelivered?: (cached: boolean) => void;
+  /** Called with the object key of every stored asset served (its last access, for the storage budget). */
+  onAccess?: (objectKey: string) => void;
 }
 
 const MAX_CACHED = 50_000;
@@ -55,7 +57,7 @@ export class AssetRoutes {
   // Schematics are immutable: once seen, never asked for again.
   private readonly schematics = new BoundedMap<string, StoredSchematic>(MAX_CACHED);
   // Cache-hit redirects by request URL; they expire well before the presigned URL does.
-  private readonly redirects = new BoundedMap<string, { location: string; expires: number }>(MAX_CACHED);
+  private readonly redirects = new BoundedMap<string, { location: string; expires: number; objectKey: string }>(MAX_CACHED);
 
   constructor(private readonly o: AssetRouteOptions) {}
 
@@ -83,6 +85,7 @@ export class AssetRoutes {
     });
     res.end();
     this.o.onDelivered?.(true);
+    this.o.onAccess?.(hit.objectKey);
     return true;
   }
 
@@ -117,7 +120,7 @@ export class AssetRoutes {
    * is served from it: a corrupted one is quarantined and rebuilt, never served.
    */
   private ensure(profile: AssetProfile): Promise<AssetRecord> {
-    return ensureVerifiedAsset(this.o.jobs, this.o.verifier, this.o.store, profile, { timeoutMs: this.o.buildTimeoutMs, onStored: this.o.onDelivered });
+    return ensureVerifiedAsset(this.o.jobs, this.o.verifier, this.o.store, profile, { timeoutMs: this.o.buildTimeoutMs, onStored: this.o.onDelivered, onHit: this.o.onAccess });
   }
 
   async image(req: Request, res: Response): Promise<void> {
@@ -163,7 +166,7 @@ export class AssetRoutes {
       const url = await this.o.store.presignGet(record.key, { ttlSeconds: this.o.presignTtlSeconds, contentDisposition: contentDisposition(filename) });
       if (url) {
         const ttl = Math.min(this.o.redirectCacheMs, (this.o.presignTtlSeconds * 1000) / 2);
-        if (ttl > 0) this.redirects.set(req.originalUrl, { location: url, expires: Date.now() + ttl });
+        if (ttl > 0) this.redirects.set(req.originalUrl, { location: url, expires: Date.now() + ttl, objectKey: record.key });
         res.redirect(302, url);
         return;
       }

@@ -6,7 +6,8 @@ import { AssetVerifier, integrityEvents } from '@factory/asset';
 import { EnvReader, readCommon, readExternal, readHandoffSecret, readReceiveTimeouts } from '@factory/config';
 import { createBoundedServer } from '@factory/http';
 import { createObjectStore } from '@factory/storage';
-import { JobClient } from '@factory/queue';
+import { AccessTracker } from '@factory/budget';
+import { JobClient, redisConnection } from '@factory/queue';
 import { fatal, onShutdown } from '@factory/runtime';
 import { Counter, createLogger, createMetricsRegistry } from '@factory/telemetry';
 import { createApp } from './app';
@@ -21,6 +22,8 @@ async function main(): Promise<void> {
   const host = env.string('HOST', '0.0.0.0');
   const allowedOrigins = env.list('FACTORY_ALLOWED_ORIGINS', ['*']);
   const maxSchematicBytes = env.int('FACTORY_MAX_SCHEMATIC_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024);
+  const maxSchematicBytesInFlight = env.bytes('FACTORY_SCHEMATIC_BYTES_IN_FLIGHT', 64 * maxSchematicBytes);
+  if (maxSchematicBytesInFlight < maxSchematicBytes) env.problem('FACTORY_SCHEMATIC_BYTES_IN_FLIGHT must be at least FACTORY_MAX_SCHEMATIC_BYTES');
   const jobTimeoutMs = env.duration('FACTORY_JOB_TIMEOUT', 30_000);
   const serverTag = env.string('FACTORY_SERVER_TAG', 'v0.1.0');
   const external = readExternal(env);
@@ -36,6 +39,9 @@ async function main(): Promise<void> {
   const metrics = createMetricsRegistry('gateway');
   const jobs = new JobClient(common.redis.url, common.redis.prefix, logger, jobTimeoutMs);
   const store = createObjectStore(common.storage);
+  // Last access of served assets, for the storage budget's least-recently-used eviction.
+  const accessConnection = redisConnection(common.redis.url, 'producer', `${common.redis.prefix}-storage-access`);
+  const access = new AccessTracker(accessConnection, common.redis.prefix, logger);
   const delivered = new Counter({ name: 'image_factory_assets_delivered_total', help: 'Asset requests by whether the asset was already stored', labelNames: ['cached'], registers: [metrics] });
   const verifier = new AssetVerifier({
     store,
@@ -55,8 +61,9 @@ async function main(): Promise<void> {
     redirectCacheMs,
     serverTag,
     onDelivered: (cached) => delivered.inc({ cached: String(cached) }),
+    onAccess: (objectKey) => access.touch(objectKey),
   });
-  const app = createApp({ jobs, assets, logger, metrics, serverTag, allowedOrigins, maxSchematicBytes });
+  const app = createApp({ jobs, assets, logger, metrics, serverTag, allowedOrigins, maxSchematicBytes, maxSchematicBytesInFlight });
 
   const registry = createRegistryProxy({ target: registryUrl, logger, timeoutMs: buildTimeoutMs, handoff: store.kind === 'local' && handoffSecret ? { store, secret: handoffSecret } : undefined });
   const server = createBoundedServer(
@@ -80,6 +87,7 @@ async function main(): Promise<void> {
       return closed;
     },
     () => jobs.close(),
+    () => accessConnection.quit(),
   ]);
 }
 

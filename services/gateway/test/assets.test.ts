@@ -55,7 +55,7 @@ const jobs = {
     if (name === 'build.asset') {
       const p = payload as BuildAssetPayload;
       builds.push(p);
-      const body = Buffer.from(`built ${p.profile.path}`);
+      const body = Buffer.from(`built ${p.spec.path}`);
       await publish(`assets/${p.key}`, body);
       return { key: `assets/${p.key}`, size: body.length, sha256: digest('sha256', body), sha512: digest('sha512', body), contentType: 'application/octet-stream' };
     }
@@ -123,10 +123,13 @@ test('permanent errors are answered without a build', async () => {
 test('a missing asset is one build of the resolved profile, then a redirect to storage', async () => {
   const res = await get(`/image/${id}/1.11.3/metal-x86_64.iso`);
   expect(builds).toHaveLength(1);
-  const { profile, key } = builds[0];
-  expect(profile).toMatchObject({ schematicId: id, version: 'v1.11.3', kind: 'iso', arch: 'amd64', path: 'metal-x86_64.iso', extraKernelArgs: ['console=ttyS0'] });
-  expect(profile.extensions).toEqual([{ name: 'siderolabs/hello', digest: `sha256:${'a'.repeat(64)}` }]);
-  expect(key).toBe(assetKey(profile));
+  const { spec, key } = builds[0];
+  expect(spec).toMatchObject({ schematicId: id, version: 'v1.11.3', kind: 'iso', arch: 'amd64', path: 'metal-x86_64.iso' });
+  expect(spec.extensions).toEqual([{ name: 'siderolabs/hello', digest: `sha256:${'a'.repeat(64)}` }]);
+  // References only: the worker reads the schematic by ID; none of its content rides in Redis.
+  expect(Object.keys(spec).sort()).toEqual(['arch', 'extensions', 'kind', 'outFormat', 'path', 'platform', 'schematicId', 'secureboot', 'version']);
+  expect(JSON.stringify(builds[0])).not.toContain('console=ttyS0');
+  expect(key).toBe(assetKey(spec));
   expect(res).toMatchObject({ status: 302, location: `https://s3.example/assets/${key}?signed` });
   // stored now: no second build
   expect((await get(`/image/${id}/v1.11.3/metal-amd64.iso`)).status).toBe(302);
@@ -136,8 +139,8 @@ test('a missing asset is one build of the resolved profile, then a redirect to s
 test('PXE: the cmdline asset through the same path, rendered as the iPXE script', async () => {
   const res = await get(`/pxe/${id}/v1.11.3/metal-amd64`);
   expect(res.status).toBe(200);
-  expect(builds.map((b) => b.profile.path)).toEqual(['cmdline-metal-amd64']);
-  expect(builds[0].profile.extensions).toEqual([]);
+  expect(builds.map((b) => b.spec.path)).toEqual(['cmdline-metal-amd64']);
+  expect(builds[0].spec.extensions).toEqual([]);
   expect(res.body).toContain(`kernel https://pxe.example/image/${id}/v1.11.3/kernel-amd64 built cmdline-metal-amd64`);
 });
 

@@ -33,6 +33,8 @@ export interface InstallerOptions {
   registryHost: string;
   buildTimeoutMs: number;
   logger: Logger;
+  /** Called with the object key of an installer tarball found stored (its last access, for the storage budget). */
+  onAssetAccess?: (objectKey: string) => void;
 }
 
 export const INSTALLER_ARCHES = ['amd64', 'arm64'] as const;
@@ -122,7 +124,7 @@ export class Installers {
     // Both architectures build concurrently on however many workers there are.
     const records = await Promise.all(
       profiles.map(async (profile) => {
-        const { record } = await ensureAsset(this.o.jobs, this.o.objects, profile, { timeoutMs: this.o.buildTimeoutMs });
+        const { record } = await ensureAsset(this.o.jobs, this.o.objects, profile, { timeoutMs: this.o.buildTimeoutMs, onHit: this.o.onAssetAccess });
         if (!record.image) throw new Error(`installer asset ${profile.path} has no image manifest (built by an older worker?)`);
         return { arch: profile.arch, image: record.image };
       }),

@@ -8,7 +8,8 @@
 import { EnvReader, readCommon, readExternal, readHandoffSecret, readReceiveTimeouts, readUpstream } from '@factory/config';
 import { createBoundedServer } from '@factory/http';
 import { UpstreamCatalog } from '@factory/catalog';
-import { JobClient, serveQueue } from '@factory/queue';
+import { AccessTracker } from '@factory/budget';
+import { JobClient, redisConnection, serveQueue } from '@factory/queue';
 import { fatal, onShutdown } from '@factory/runtime';
 import { OciContentStore } from '@factory/registry';
 import { createObjectStore, withStorageFaults } from '@factory/storage';
@@ -39,6 +40,8 @@ async function main(): Promise<void> {
   const objects = createObjectStore(common.storage);
   const oci = new OciContentStore(objects);
   const jobs = new JobClient(common.redis.url, common.redis.prefix, logger, 30_000);
+  const accessConnection = redisConnection(common.redis.url, 'producer', `${common.redis.prefix}-storage-access`);
+  const access = new AccessTracker(accessConnection, common.redis.prefix, logger);
   const installers = new Installers({
     jobs,
     catalog,
@@ -48,6 +51,7 @@ async function main(): Promise<void> {
     registryHost: new URL(external.externalUrl).host,
     buildTimeoutMs,
     logger,
+    onAssetAccess: (objectKey) => access.touch(objectKey),
   });
 
   const upstreamQueue = serveQueue(
@@ -92,6 +96,7 @@ async function main(): Promise<void> {
     () => upstreamQueue.connection.quit(),
     () => registryQueue.connection.quit(),
     () => jobs.close(),
+    () => accessConnection.quit(),
     () => metricsServer && new Promise((r) => metricsServer.close(r)),
   ]);
 }

@@ -4,14 +4,12 @@
  * (schematics are immutable), negative ones expire after a short TTL so a schematic created through another
  * replica becomes visible.
  */
-import { createHash } from 'node:crypto';
 import type { ObjectStore } from '@factory/storage';
 import { FactoryError } from '@factory/errors';
 import { BoundedMap } from '@factory/runtime';
-import { isSchematicId } from '@factory/schematic';
+import { isSchematicId, MAX_SCHEMATIC_BYTES, readStoredSchematic, schematicObjectKey } from '@factory/schematic';
 
-/** Largest canonical schematic stored, and read back: a schematic that could not be read again is never accepted. */
-export const MAX_SCHEMATIC_BYTES = 1024 * 1024;
+export { MAX_SCHEMATIC_BYTES };
 
 export interface RepositoryMetrics {
   cacheSize(n: number): void;
@@ -34,7 +32,7 @@ export class SchematicRepository {
   }
 
   static key(id: string): string {
-    return `schematics/${id}.yaml`;
+    return schematicObjectKey(id);
   }
 
   /** Canonical YAML of a stored schematic, or null. Content is checked against its ID on every read from storage. */
@@ -58,15 +56,12 @@ export class SchematicRepository {
   }
 
   private async load(id: string): Promise<string | null> {
-    const buf = await this.store.getBuffer(SchematicRepository.key(id), MAX_SCHEMATIC_BYTES);
-    if (!buf) {
+    const yaml = await readStoredSchematic(this.store, id);
+    if (yaml === null) {
       // A racing put may have filled the cache meanwhile: never let a negative entry shadow it.
       if (!this.cache.has(id)) this.negative.set(id, Date.now() + this.negativeTtlMs);
       return null;
     }
-    const actual = createHash('sha256').update(buf).digest('hex');
-    if (actual !== id) throw new Error(`stored schematic ${id} is corrupt (content hashes to ${actual})`);
-    const yaml = buf.toString('utf8');
     this.remember(id, yaml);
     return yaml;
   }
