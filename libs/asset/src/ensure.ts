@@ -16,7 +16,17 @@ export interface BuildAssetPayload {
 
 /** Structural: the queue client's `call` for `build.asset`. */
 export interface AssetBuildCaller {
-  call(name: 'build.asset', payload: BuildAssetPayload, opts: { jobId: string; timeoutMs: number; removeWhenDone: boolean }): Promise<AssetRecord>;
+  call(name: 'build.asset', payload: BuildAssetPayload, opts: { jobId: string; timeoutMs: number; removeWhenDone: boolean; priority?: number }): Promise<AssetRecord>;
+}
+
+/**
+ * What a caller decided about a build it is about to queue (see `beforeBuild`): the BullMQ priority the job gets if
+ * this request creates it (lower runs first; a job already queued by someone else keeps its own), and what to do
+ * once the wait is over, whatever its outcome.
+ */
+export interface BuildTicket {
+  priority?: number;
+  release?: () => void;
 }
 
 export interface ObjectLookup {
@@ -31,7 +41,15 @@ export async function ensureAsset(
   jobs: AssetBuildCaller,
   store: ObjectLookup,
   profile: AssetProfile,
-  o: { timeoutMs: number; onStored?: (hit: boolean) => void },
+  o: {
+    timeoutMs: number;
+    onStored?: (hit: boolean) => void;
+    /**
+     * Called on a storage miss, before the build is queued, with the build's job ID: admission (it may throw, e.g. a
+     * 429) and the priority of the job. Cache hits never reach it.
+     */
+    beforeBuild?: (jobId: string) => Promise<BuildTicket>;
+  },
 ): Promise<AssetRecord> {
   const key = assetKey(profile);
   const objectKey = assetObjectKey(key);
@@ -39,13 +57,17 @@ export async function ensureAsset(
   const hit = assetRecordFrom(objectKey, await store.head(objectKey), fallbackContentType);
   o.onStored?.(!!hit);
   if (hit) return hit;
+  const jobId = assetJobId(key);
+  const ticket = (await o.beforeBuild?.(jobId)) ?? {};
   try {
-    return await jobs.call('build.asset', { profile, key }, { jobId: assetJobId(key), timeoutMs: o.timeoutMs, removeWhenDone: true });
+    return await jobs.call('build.asset', { profile, key }, { jobId, timeoutMs: o.timeoutMs, removeWhenDone: true, ...(ticket.priority ? { priority: ticket.priority } : {}) });
   } catch (err) {
     if (err instanceof JobVanishedError) {
       const published = assetRecordFrom(objectKey, await store.head(objectKey), fallbackContentType);
       if (published) return published;
     }
     throw err;
+  } finally {
+    ticket.release?.();
   }
 }

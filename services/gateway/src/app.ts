@@ -12,10 +12,11 @@ import { decodeSchematicBody, SchematicError } from '@factory/schematic';
 import { storageFault } from '@factory/storage';
 import { cors, identityHeaders, Routes, sendBody, sendError } from './compat';
 import { AssetRoutes } from './assets';
+import { clientKey, RateLimitedError, RateLimiter } from './limits';
 import { readRequestBody } from './server';
 
 export interface JobCaller {
-  call<K extends JobName>(name: K, payload: PayloadOf<K>, opts?: { timeoutMs?: number; jobId?: string; removeWhenDone?: boolean }): Promise<ResultOf<K>>;
+  call<K extends JobName>(name: K, payload: PayloadOf<K>, opts?: { timeoutMs?: number; jobId?: string; removeWhenDone?: boolean; priority?: number }): Promise<ResultOf<K>>;
   workerCount(queue: QueueName): Promise<number>;
   ping(): Promise<void>;
 }
@@ -28,6 +29,10 @@ export interface GatewayOptions {
   serverTag: string;
   allowedOrigins: string[];
   maxSchematicBytes: number;
+  /** per-client limits (absent: none) */
+  limiter?: RateLimiter;
+  /** Express's `trust proxy`: whether and which X-Forwarded-For entries name the client (default: the peer address) */
+  trustProxy?: boolean | number | string;
 }
 
 export function createApp(opts: GatewayOptions): express.Express {
@@ -35,7 +40,7 @@ export function createApp(opts: GatewayOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
-  app.set('trust proxy', false);
+  app.set('trust proxy', opts.trustProxy ?? false);
 
   const duration = new Histogram({
     name: 'http_request_duration_seconds',
@@ -65,6 +70,7 @@ export function createApp(opts: GatewayOptions): express.Express {
   const routes = new Routes();
   const onError = (err: unknown, req: Request, res: Response) => {
     if (isFactoryError(err)) {
+      if (err instanceof RateLimitedError) res.setHeader('Retry-After', String(err.retryAfterSeconds));
       if (err.status >= 500) logger.warn({ path: req.path, status: err.status, msg: err.message }, 'request failed');
       sendError(res, err.status, err.message);
       return;
@@ -95,6 +101,8 @@ export function createApp(opts: GatewayOptions): express.Express {
 
   // --- schematics -----------------------------------------------------------------------------------------------
   routes.add(['POST'], '/schematics', async (req, res) => {
+    // before the body is read: a limited client costs no parsing (its unread body closes the connection)
+    await opts.limiter?.takeSchematic(clientKey(req.ip));
     const body = await readRequestBody(req, res, opts.maxSchematicBytes);
     let text: string;
     try {

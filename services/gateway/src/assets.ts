@@ -14,7 +14,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createHash, randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
-import { AssetProfile, AssetRecord, CatalogView, ensureAsset, resolveAssetProfile } from '@factory/asset';
+import { AssetProfile, AssetRecord, BuildTicket, CatalogView, ensureAsset, resolveAssetProfile } from '@factory/asset';
 import { FactoryError } from '@factory/errors';
 import { decideRequest, hasPreconditions, RequestDecision } from '@factory/http';
 import { BoundedMap } from '@factory/runtime';
@@ -37,6 +37,11 @@ export interface AssetRouteOptions {
   /** How long a cache-hit redirect is answered from memory (0 disables); bounded by half the presign lifetime. */
   redirectCacheMs: number;
   serverTag: string;
+  /**
+   * Called on a storage miss before a build is queued for `req` (per-client limits and the job's priority); may throw
+   * a 429. Cache hits never reach it.
+   */
+  beforeBuild?: (req: Request, jobId: string) => Promise<BuildTicket>;
   /** Called for every asset answered from storage without a build (including the in-memory redirect path). */
   onDelivered?: (cached: boolean) => void;
 }
@@ -111,8 +116,13 @@ export class AssetRoutes {
   }
 
   /** The stored asset, building it first when missing (one build per asset cluster-wide). */
-  private ensure(profile: AssetProfile): Promise<AssetRecord> {
-    return ensureAsset(this.o.jobs, this.o.store, profile, { timeoutMs: this.o.buildTimeoutMs, onStored: this.o.onDelivered });
+  private ensure(req: Request, profile: AssetProfile): Promise<AssetRecord> {
+    const beforeBuild = this.o.beforeBuild;
+    return ensureAsset(this.o.jobs, this.o.store, profile, {
+      timeoutMs: this.o.buildTimeoutMs,
+      onStored: this.o.onDelivered,
+      beforeBuild: beforeBuild && ((jobId) => beforeBuild(req, jobId)),
+    });
   }
 
   async image(req: Request, res: Response): Promise<void> {
@@ -130,7 +140,7 @@ export class AssetRoutes {
     const profile = await this.resolve(req.params.schematic, req.params.version, () => parseAssetPath(rawPath), () => rawPath);
     const filenameParam = typeof req.query.filename === 'string' ? req.query.filename : '';
     const filename = sanitizeFilename(filenameParam) || rawPath;
-    const record = await this.ensure(profile);
+    const record = await this.ensure(req, profile);
 
     if (checksum) {
       // Checksums for every asset (an enterprise-only feature of the anchor): `<hex>  <filename>\n`.
@@ -232,7 +242,7 @@ export class AssetRoutes {
       () => parsePxePath(req.params.path),
       (a) => `cmdline-${a.platform}-${a.arch}${a.secureboot ? '-secureboot' : ''}`,
     );
-    const record = await this.ensure(profile);
+    const record = await this.ensure(req, profile);
     const cmdline = await this.o.store.getBuffer(record.key, 64 * 1024);
     if (!cmdline) throw new FactoryError(503, 'asset disappeared from storage; retry');
     const script = pxeScript({

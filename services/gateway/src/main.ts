@@ -3,12 +3,13 @@
  */
 import { EnvReader, readCommon, readExternal, readHandoffSecret } from '@factory/config';
 import { createObjectStore } from '@factory/storage';
-import { JobClient } from '@factory/queue';
+import { JobClient, redisConnection } from '@factory/queue';
 import { fatal, onShutdown } from '@factory/runtime';
-import { Counter, createLogger, createMetricsRegistry } from '@factory/telemetry';
+import { Counter, Histogram, createLogger, createMetricsRegistry } from '@factory/telemetry';
 import { createApp } from './app';
 import { QueuedCatalogView } from './catalog-view';
 import { AssetRoutes } from './assets';
+import { buildTicket, clientKey, parseTrustProxy, RateLimiter } from './limits';
 import { createRegistryProxy, isRegistryPath } from './registry';
 import { createGatewayServer, DEFAULT_RECEIVE_LIMITS } from './server';
 
@@ -30,12 +31,41 @@ async function main(): Promise<void> {
   // The registry-proxy's HTTP side (OCI distribution API), served under /v2 on this host and port.
   const registryUrl = env.url('FACTORY_REGISTRY_URL', 'http://127.0.0.1:8081') as string;
   const handoffSecret = readHandoffSecret(env);
+  // Per-client limits (defaults no ordinary user reaches; 0 or off disables one) and who a client is.
+  const limitSettings = {
+    schematics: env.rate('FACTORY_RATE_SCHEMATICS', { count: 120, periodMs: 60_000 }),
+    builds: env.rate('FACTORY_RATE_BUILDS', { count: 60, periodMs: 60_000 }),
+    maxOutstanding: env.int('FACTORY_MAX_CLIENT_BUILDS', 32, 0, 1_000_000),
+  };
+  const trustProxy = parseTrustProxy(env.raw('FACTORY_TRUST_PROXY'));
+  if (trustProxy === null) env.problem(`FACTORY_TRUST_PROXY must be true, false, a number of proxy hops or a comma list of proxy addresses/subnets (loopback, 10.0.0.0/8, ...), got ${JSON.stringify(env.raw('FACTORY_TRUST_PROXY'))}`);
   env.done();
 
   const logger = createLogger('gateway', common.logLevel);
   const metrics = createMetricsRegistry('gateway');
   const jobs = new JobClient(common.redis.url, common.redis.prefix, logger, jobTimeoutMs);
   const store = createObjectStore(common.storage);
+  const limitedRequests = new Counter({ name: 'image_factory_rate_limited_total', help: 'Requests answered 429 by per-client limits, by limit', labelNames: ['limit'], registers: [metrics] });
+  const buildAdmissions = new Counter({ name: 'image_factory_build_admissions_total', help: 'Asset requests that needed a build: a new build, or joining one already queued', labelNames: ['outcome'], registers: [metrics] });
+  const clientBuilds = new Histogram({
+    name: 'image_factory_client_outstanding_builds',
+    help: "The requesting client's builds already queued or running when it queued a new one (its build priority - 1)",
+    buckets: [0, 1, 2, 4, 8, 16, 32, 64, 128],
+    registers: [metrics],
+  });
+  const limitsRedis = redisConnection(common.redis.url, 'producer', `${common.redis.prefix}-limits`);
+  const limiter = new RateLimiter({
+    redis: limitsRedis,
+    prefix: common.redis.prefix,
+    settings: limitSettings,
+    holdMs: buildTimeoutMs + 60_000,
+    onLimited: (limit) => limitedRequests.inc({ limit }),
+    onAdmission: (a) => {
+      buildAdmissions.inc({ outcome: a.kind === 'joined' ? 'joined' : 'new' });
+      if (a.kind === 'admitted') clientBuilds.observe(a.outstanding);
+    },
+    onRedisError: (err) => logger.warn({ err }, 'rate limiter: Redis did not answer; request not limited'),
+  });
   const delivered = new Counter({ name: 'image_factory_assets_delivered_total', help: 'Asset requests by whether the asset was already stored', labelNames: ['cached'], registers: [metrics] });
   const assets = new AssetRoutes({
     jobs,
@@ -49,8 +79,9 @@ async function main(): Promise<void> {
     redirectCacheMs,
     serverTag,
     onDelivered: (cached) => delivered.inc({ cached: String(cached) }),
+    beforeBuild: (req, jobId) => buildTicket(limiter, clientKey(req.ip), jobId),
   });
-  const app = createApp({ jobs, assets, logger, metrics, serverTag, allowedOrigins, maxSchematicBytes });
+  const app = createApp({ jobs, assets, logger, metrics, serverTag, allowedOrigins, maxSchematicBytes, limiter, trustProxy: trustProxy ?? false });
 
   const registry = createRegistryProxy({ target: registryUrl, logger, timeoutMs: buildTimeoutMs, handoff: store.kind === 'local' && handoffSecret ? { store, secret: handoffSecret } : undefined });
   const server = createGatewayServer(
@@ -74,6 +105,7 @@ async function main(): Promise<void> {
       return closed;
     },
     () => jobs.close(),
+    async () => limitsRedis.disconnect(),
   ]);
 }
 
