@@ -1,4 +1,4 @@
-import { ConfigError, EnvReader, parseDuration, readCommon, readUpstream } from '../src';
+import { ConfigError, EnvReader, parseDuration, parseRate, readCommon, readUpstream } from '../src';
 
 describe('EnvReader', () => {
   test('collects every problem into one readable error', () => {
@@ -43,5 +43,22 @@ describe('EnvReader', () => {
     expect(parseDuration('30')).toBe(30_000);
     expect(parseDuration('soon')).toBeUndefined();
     expect(new EnvReader({ L: 'a, b,,c' }).list('L')).toEqual(['a', 'b', 'c']);
+  });
+
+  test('rates: count per period, 0 or off for none, a readable problem otherwise', () => {
+    expect(parseRate('60/min')).toEqual({ count: 60, periodMs: 60_000 });
+    expect(parseRate('10 / s')).toEqual({ count: 10, periodMs: 1000 });
+    expect(parseRate('1000/hour')).toEqual({ count: 1000, periodMs: 3_600_000 });
+    expect(parseRate('0')).toBeUndefined();
+    expect(parseRate('OFF')).toBeUndefined();
+    expect(parseRate('0/min')).toBeUndefined();
+    expect(parseRate('60')).toBeNull();
+    expect(parseRate('60/fortnight')).toBeNull();
+    const r = new EnvReader({ A: '5/m', B: 'off', C: 'lots' });
+    expect(r.rate('A', undefined)).toEqual({ count: 5, periodMs: 60_000 });
+    expect(r.rate('B', { count: 1, periodMs: 1000 })).toBeUndefined();
+    expect(r.rate('D', { count: 1, periodMs: 1000 })).toEqual({ count: 1, periodMs: 1000 });
+    r.rate('C', undefined);
+    expect(() => r.done()).toThrow(/C must be a rate such as 60\/min/);
   });
 });
