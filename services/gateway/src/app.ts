@@ -2,6 +2,7 @@
  * The gateway's HTTP API. Every answer that needs state comes from another service over BullMQ jobs; the gateway
  * itself holds no keys, no storage credentials and no upstream registry access.
  */
+import type { IncomingMessage } from 'node:http';
 import express, { Request, Response } from 'express';
 import type { Logger } from '@factory/telemetry';
 import { Counter, Gauge, Histogram, Registry } from '@factory/telemetry';
@@ -12,7 +13,7 @@ import { decodeSchematicBody, SchematicError } from '@factory/schematic';
 import { storageFault } from '@factory/storage';
 import { cors, identityHeaders, Routes, sendBody, sendError } from './compat';
 import { AssetRoutes } from './assets';
-import { clientKey, RateLimitedError, RateLimiter } from './limits';
+import { RateLimitedError, RateLimiter } from '@factory/ratelimit';
 import { readRequestBody } from './server';
 
 export interface JobCaller {
@@ -29,10 +30,8 @@ export interface GatewayOptions {
   serverTag: string;
   allowedOrigins: string[];
   maxSchematicBytes: number;
-  /** per-client limits (absent: none) */
-  limiter?: RateLimiter;
-  /** Express's `trust proxy`: whether and which X-Forwarded-For entries name the client (default: the peer address) */
-  trustProxy?: boolean | number | string;
+  /** per-client limits (absent: none) and who a request's client is */
+  limits?: { limiter: RateLimiter; clientOf: (req: IncomingMessage) => string };
 }
 
 export function createApp(opts: GatewayOptions): express.Express {
@@ -40,7 +39,7 @@ export function createApp(opts: GatewayOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
-  app.set('trust proxy', opts.trustProxy ?? false);
+  app.set('trust proxy', false);
 
   const duration = new Histogram({
     name: 'http_request_duration_seconds',
@@ -102,7 +101,7 @@ export function createApp(opts: GatewayOptions): express.Express {
   // --- schematics -----------------------------------------------------------------------------------------------
   routes.add(['POST'], '/schematics', async (req, res) => {
     // before the body is read: a limited client costs no parsing (its unread body closes the connection)
-    await opts.limiter?.takeSchematic(clientKey(req.ip));
+    if (opts.limits) await opts.limits.limiter.takeSchematic(opts.limits.clientOf(req));
     const body = await readRequestBody(req, res, opts.maxSchematicBytes);
     let text: string;
     try {

@@ -1,7 +1,7 @@
 /**
  * gateway: the HTTP API (and later UI and PXE). Stateless; scale it freely behind a load balancer.
  */
-import { EnvReader, readCommon, readExternal, readHandoffSecret } from '@factory/config';
+import { EnvReader, readCommon, readExternal, readHandoffSecret, readLimits } from '@factory/config';
 import { createObjectStore } from '@factory/storage';
 import { JobClient, redisConnection } from '@factory/queue';
 import { fatal, onShutdown } from '@factory/runtime';
@@ -9,7 +9,7 @@ import { Counter, Histogram, createLogger, createMetricsRegistry } from '@factor
 import { createApp } from './app';
 import { QueuedCatalogView } from './catalog-view';
 import { AssetRoutes } from './assets';
-import { buildTicket, clientKey, parseTrustProxy, RateLimiter } from './limits';
+import { buildTicket, RateLimiter, requestClient } from '@factory/ratelimit';
 import { createRegistryProxy, isRegistryPath } from './registry';
 import { createGatewayServer, DEFAULT_RECEIVE_LIMITS } from './server';
 
@@ -31,14 +31,7 @@ async function main(): Promise<void> {
   // The registry-proxy's HTTP side (OCI distribution API), served under /v2 on this host and port.
   const registryUrl = env.url('FACTORY_REGISTRY_URL', 'http://127.0.0.1:8081') as string;
   const handoffSecret = readHandoffSecret(env);
-  // Per-client limits (defaults no ordinary user reaches; 0 or off disables one) and who a client is.
-  const limitSettings = {
-    schematics: env.rate('FACTORY_RATE_SCHEMATICS', { count: 120, periodMs: 60_000 }),
-    builds: env.rate('FACTORY_RATE_BUILDS', { count: 60, periodMs: 60_000 }),
-    maxOutstanding: env.int('FACTORY_MAX_CLIENT_BUILDS', 32, 0, 1_000_000),
-  };
-  const trustProxy = parseTrustProxy(env.raw('FACTORY_TRUST_PROXY'));
-  if (trustProxy === null) env.problem(`FACTORY_TRUST_PROXY must be true, false, a number of proxy hops or a comma list of proxy addresses/subnets (loopback, 10.0.0.0/8, ...), got ${JSON.stringify(env.raw('FACTORY_TRUST_PROXY'))}`);
+  const limits = readLimits(env);
   env.done();
 
   const logger = createLogger('gateway', common.logLevel);
@@ -57,7 +50,7 @@ async function main(): Promise<void> {
   const limiter = new RateLimiter({
     redis: limitsRedis,
     prefix: common.redis.prefix,
-    settings: limitSettings,
+    settings: limits,
     holdMs: buildTimeoutMs + 60_000,
     onLimited: (limit) => limitedRequests.inc({ limit }),
     onAdmission: (a) => {
@@ -79,9 +72,9 @@ async function main(): Promise<void> {
     redirectCacheMs,
     serverTag,
     onDelivered: (cached) => delivered.inc({ cached: String(cached) }),
-    beforeBuild: (req, jobId) => buildTicket(limiter, clientKey(req.ip), jobId),
+    beforeBuild: (req, jobId) => buildTicket(limiter, requestClient(req, limits.trustProxy), jobId),
   });
-  const app = createApp({ jobs, assets, logger, metrics, serverTag, allowedOrigins, maxSchematicBytes, limiter, trustProxy: trustProxy ?? false });
+  const app = createApp({ jobs, assets, logger, metrics, serverTag, allowedOrigins, maxSchematicBytes, limits: { limiter, clientOf: (req) => requestClient(req, limits.trustProxy) } });
 
   const registry = createRegistryProxy({ target: registryUrl, logger, timeoutMs: buildTimeoutMs, handoff: store.kind === 'local' && handoffSecret ? { store, secret: handoffSecret } : undefined });
   const server = createGatewayServer(

@@ -1,198 +1,48 @@
-/**
- * Per-client limits and build fairness: client identity and settings (pure), the Redis scripts against a real Redis
- * (token buckets, joining an existing build for free, the outstanding cap, priorities, expiry of entries a dead
- * gateway left), and the 429 the gateway sends.
- */
+/** The gateway's side of per-client limits: the 429 it sends for schematic creation (the limiter itself is tested in libs/ratelimit). */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { redisConnection } from '@factory/queue';
+import { RateLimiter, requestClient } from '@factory/ratelimit';
 import { createLogger, createMetricsRegistry } from '@factory/telemetry';
 import { createApp, JobCaller } from '../src/app';
-import { buildTicket, clientKey, fairPriority, MAX_PRIORITY, parseTrustProxy, RateLimitedError, RateLimiter, retryAfterSeconds } from '../src/limits';
 import { ProcHandle, startRedis } from '../../../test/support/procs';
-import { rejectionOf } from '../../../test/support/expect';
 
-describe('client identity', () => {
-  test('IPv4 as is, IPv4-mapped IPv6 as IPv4', () => {
-    expect(clientKey('203.0.113.7')).toBe('203.0.113.7');
-    expect(clientKey('::ffff:127.0.0.2')).toBe('127.0.0.2');
-    expect(clientKey('::FFFF:10.1.2.3')).toBe('10.1.2.3');
-  });
+let redisProc: ProcHandle & { url: string };
+let redis: ReturnType<typeof redisConnection>;
 
-  test('IPv6 grouped by /64, whatever the spelling', () => {
-    const key = '2001:db8:1:2::/64';
-    expect(clientKey('2001:db8:1:2::1')).toBe(key);
-    expect(clientKey('2001:0db8:0001:0002:ffff:ffff:ffff:ffff')).toBe(key);
-    expect(clientKey('2001:DB8:1:2:0:0:0:9')).toBe(key);
-    expect(clientKey('2001:db8:1:3::1')).not.toBe(key);
-    expect(clientKey('::1')).toBe('0:0:0:0::/64');
-    expect(clientKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
-    expect(clientKey('64:ff9b::192.0.2.1')).toBe('64:ff9b:0:0::/64');
-  });
-
-  test('no or malformed address: one shared "unknown" client', () => {
-    expect(clientKey(undefined)).toBe('unknown');
-    expect(clientKey('not an address')).toBe('unknown');
-  });
-
-  test('FACTORY_TRUST_PROXY: booleans, hop counts, address lists; anything else is refused', () => {
-    expect(parseTrustProxy(undefined)).toBe(false);
-    expect(parseTrustProxy('false')).toBe(false);
-    expect(parseTrustProxy('true')).toBe(true);
-    expect(parseTrustProxy('2')).toBe(2);
-    expect(parseTrustProxy('loopback, 10.0.0.0/8,fd00::/8')).toBe('loopback,10.0.0.0/8,fd00::/8');
-    expect(parseTrustProxy('10.0.0.0/33')).toBeNull();
-    expect(parseTrustProxy('proxy.example')).toBeNull();
-  });
-
-  test('priorities: 1 + outstanding, within BullMQ bounds; Retry-After in whole seconds, at least 1', () => {
-    expect(fairPriority(0)).toBe(1);
-    expect(fairPriority(7)).toBe(8);
-    expect(fairPriority(10 ** 9)).toBe(MAX_PRIORITY);
-    expect(retryAfterSeconds(1)).toBe(1);
-    expect(retryAfterSeconds(12_001)).toBe(13);
-  });
+beforeAll(async () => {
+  redisProc = await startRedis();
+  redis = redisConnection(redisProc.url, 'blocking', 'gateway-limits-test');
+});
+afterAll(async () => {
+  redis?.disconnect();
+  await redisProc?.stop();
 });
 
-describe('against Redis', () => {
-  let redisProc: ProcHandle & { url: string };
-  let redis: ReturnType<typeof redisConnection>;
-  let n = 0;
-  /** a limiter on a key prefix of its own */
-  const limiterWith = (settings: ConstructorParameters<typeof RateLimiter>[0]['settings'], more: Partial<ConstructorParameters<typeof RateLimiter>[0]> = {}) => {
-    const prefix = `t${++n}`;
-    const limited: string[] = [];
-    const limiter = new RateLimiter({ redis, prefix, settings, holdMs: 60_000, onLimited: (k) => limited.push(k), ...more });
-    return { limiter, prefix, limited };
-  };
-
-  beforeAll(async () => {
-    redisProc = await startRedis();
-    redis = redisConnection(redisProc.url, 'blocking', 'limits-test');
-  });
-  afterAll(async () => {
-    redis?.disconnect();
-    await redisProc?.stop();
-  });
-
-  test('schematics: a burst of the rate passes, the next is a 429 with a retry time; other clients are unaffected', async () => {
-    const { limiter, limited } = limiterWith({ schematics: { count: 3, periodMs: 60_000 }, maxOutstanding: 0 });
-    for (let i = 0; i < 3; i++) await limiter.takeSchematic('198.51.100.1');
-    const err = await rejectionOf(limiter.takeSchematic('198.51.100.1'), RateLimitedError);
-    expect(err.status).toBe(429);
-    // one token per 20 s
-    expect(err.retryAfterSeconds).toBeGreaterThanOrEqual(19);
-    expect(err.retryAfterSeconds).toBeLessThanOrEqual(20);
-    expect(err.message).toBe(`too many requests: schematic creation is limited to 3 per minute per client; retry in ${err.retryAfterSeconds} s`);
-    await limiter.takeSchematic('198.51.100.2');
-    expect(limited).toEqual(['schematics']);
-  });
-
-  test('tokens come back with time', async () => {
-    const { limiter } = limiterWith({ schematics: { count: 2, periodMs: 400 }, maxOutstanding: 0 });
-    await limiter.takeSchematic('c');
-    await limiter.takeSchematic('c');
-    await rejectionOf(limiter.takeSchematic('c'), RateLimitedError);
-    await new Promise((r) => setTimeout(r, 250));
-    await limiter.takeSchematic('c');
-  });
-
-  test('no rate: never limited, nothing stored', async () => {
-    const { limiter, prefix } = limiterWith({ maxOutstanding: 0 });
-    for (let i = 0; i < 50; i++) await limiter.takeSchematic('c');
-    expect(await redis.keys(`${prefix}:*`)).toEqual([]);
-  });
-
-  test('builds: joining a queued build is free; new builds count, get rising priorities, and are limited', async () => {
-    const { limiter, prefix, limited } = limiterWith({ builds: { count: 3, periodMs: 60_000 }, maxOutstanding: 0 });
-    const admitted = [];
-    for (const job of ['a', 'b', 'c']) admitted.push(await limiter.admitBuild('A', job));
-    expect(admitted.map((a) => a.kind === 'admitted' && a.priority)).toEqual([1, 2, 3]);
-    // another client's first build runs before A's second
-    const other = await limiter.admitBuild('B', 'x');
-    expect(other).toMatchObject({ kind: 'admitted', priority: 1 });
-    const err = await rejectionOf(limiter.admitBuild('A', 'd'), RateLimitedError);
-    expect(err.message).toMatch(/^too many requests: new builds are limited to 3 per minute per client; retry in \d+ s$/);
-    expect(limited).toEqual(['builds']);
-    // a job someone queued already (its BullMQ hash exists): joined, whatever A's budget
-    await redis.hset(`${prefix}:build:d`, 'name', 'build.asset');
-    expect(await limiter.admitBuild('A', 'd')).toEqual({ kind: 'joined' });
-    // the same client asking for a build it is queuing this instant joins it too (counted once)
-    expect(await limiter.admitBuild('A', 'a')).toEqual({ kind: 'joined' });
-  });
-
-  test('outstanding cap: refused while the client has that many builds, admitted again once one finishes', async () => {
-    const { limiter, prefix, limited } = limiterWith({ maxOutstanding: 2 });
-    const first = await limiter.admitBuild('A', 'a');
-    const second = await limiter.admitBuild('A', 'b');
-    const err = await rejectionOf(limiter.admitBuild('A', 'c'), RateLimitedError);
-    expect(err.message).toBe('too many requests: at most 2 builds per client may be queued or running; retry in 15 s');
-    expect(limited).toEqual(['outstanding']);
-    expect(await limiter.admitBuild('B', 'c')).toMatchObject({ kind: 'admitted', priority: 1 });
-    if (first.kind !== 'admitted' || second.kind !== 'admitted') throw new Error('expected admissions');
-    await first.release();
-    await first.release(); // idempotent
-    expect(await limiter.admitBuild('A', 'c')).toMatchObject({ kind: 'admitted', priority: 2 });
-    await second.release();
-    expect(await redis.zcard(`${prefix}:ratelimit:outstanding:A`)).toBe(1);
-  });
-
-  test('entries a dead gateway never released expire after holdMs (no counter leaks), and so does the set', async () => {
-    const { limiter, prefix } = limiterWith({ maxOutstanding: 1 }, { holdMs: 300 });
-    await limiter.admitBuild('A', 'a');
-    await rejectionOf(limiter.admitBuild('A', 'b'), RateLimitedError);
-    await new Promise((r) => setTimeout(r, 350));
-    expect(await limiter.admitBuild('A', 'b')).toMatchObject({ kind: 'admitted', priority: 1 });
-    expect(await redis.pttl(`${prefix}:ratelimit:outstanding:A`)).toBeLessThanOrEqual(300);
-  });
-
-  test('buildTicket: the priority for a new build and its release; nothing for a joined one', async () => {
-    const { limiter, prefix } = limiterWith({ maxOutstanding: 5 });
-    const ticket = await buildTicket(limiter, 'A', 'a');
-    expect(ticket.priority).toBe(1);
-    expect(await redis.zcard(`${prefix}:ratelimit:outstanding:A`)).toBe(1);
-    ticket.release!();
-    await new Promise((r) => setTimeout(r, 50));
-    expect(await redis.zcard(`${prefix}:ratelimit:outstanding:A`)).toBe(0);
-    await redis.hset(`${prefix}:build:b`, 'name', 'build.asset');
-    expect(await buildTicket(limiter, 'A', 'b')).toEqual({});
-  });
-
-  test('Redis failing: requests go ahead unlimited, the failure is reported', async () => {
-    const errors: unknown[] = [];
-    const broken = { eval: async () => Promise.reject(new Error('connection is closed')), zrem: async () => 0 };
-    const limiter = new RateLimiter({ redis: broken, prefix: 'x', settings: { schematics: { count: 1, periodMs: 1000 }, maxOutstanding: 1 }, holdMs: 1000, onRedisError: (e) => errors.push(e) });
-    await limiter.takeSchematic('A');
-    await limiter.takeSchematic('A');
-    expect(await limiter.admitBuild('A', 'a')).toEqual({ kind: 'joined' });
-    expect(errors).toHaveLength(3);
-  });
-
-  test('the gateway answers 429 with Retry-After and a one-line message, before reading the body', async () => {
-    const { limiter } = limiterWith({ schematics: { count: 1, periodMs: 60_000 }, maxOutstanding: 0 });
-    const created: string[] = [];
-    const jobs = {
-      call: async (name: string, payload: { body: string }) => {
-        created.push(payload.body);
-        return { id: 'x', yaml: 'customization: {}\n' };
-      },
-      workerCount: async () => 1,
-      ping: async () => undefined,
-    } as unknown as JobCaller;
-    const app = createApp({ jobs, logger: createLogger('t', 'silent'), metrics: createMetricsRegistry('t'), serverTag: 't', allowedOrigins: ['*'], maxSchematicBytes: 1024, limiter });
-    const srv = http.createServer(app);
-    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-    const base = `http://127.0.0.1:${(srv.address() as AddressInfo).port}`;
-    try {
-      expect((await fetch(`${base}/schematics`, { method: 'POST', body: '{}' })).status).toBe(201);
-      const res = await fetch(`${base}/schematics`, { method: 'POST', body: '{}' });
-      expect(res.status).toBe(429);
-      expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(59);
-      expect(res.headers.get('content-type')).toBe('text/plain; charset=utf-8');
-      expect(await res.text()).toMatch(/^too many requests: schematic creation is limited to 1 per minute per client; retry in \d+ s\n$/);
-      expect(created).toHaveLength(1);
-    } finally {
-      await new Promise((r) => srv.close(r));
-    }
-  });
+test('the gateway answers 429 with Retry-After and a one-line message, before reading the body', async () => {
+  const limiter = new RateLimiter({ redis, prefix: 'g', settings: { schematics: { count: 1, periodMs: 60_000 }, maxOutstanding: 0 }, holdMs: 60_000 });
+  const created: string[] = [];
+  const jobs = {
+    call: async (name: string, payload: { body: string }) => {
+      created.push(payload.body);
+      return { id: 'x', yaml: 'customization: {}\n' };
+    },
+    workerCount: async () => 1,
+    ping: async () => undefined,
+  } as unknown as JobCaller;
+  const app = createApp({ jobs, logger: createLogger('t', 'silent'), metrics: createMetricsRegistry('t'), serverTag: 't', allowedOrigins: ['*'], maxSchematicBytes: 1024, limits: { limiter, clientOf: (req) => requestClient(req, false) } });
+  const srv = http.createServer(app);
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${(srv.address() as AddressInfo).port}`;
+  try {
+    expect((await fetch(`${base}/schematics`, { method: 'POST', body: '{}' })).status).toBe(201);
+    const res = await fetch(`${base}/schematics`, { method: 'POST', body: '{}' });
+    expect(res.status).toBe(429);
+    expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(59);
+    expect(res.headers.get('content-type')).toBe('text/plain; charset=utf-8');
+    expect(await res.text()).toMatch(/^too many requests: schematic creation is limited to 1 per minute per client; retry in \d+ s\n$/);
+    expect(created).toHaveLength(1);
+  } finally {
+    await new Promise((r) => srv.close(r));
+  }
 });

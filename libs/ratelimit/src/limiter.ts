@@ -1,5 +1,5 @@
 /**
- * Per-client limits and build-queue fairness, shared by every gateway of a cluster through Redis.
+ * Per-client limits and build-queue fairness, shared by every gateway and registry-proxy of a cluster through Redis.
  *
  * - Schematic creation: a token bucket per client (every `POST /schematics` spends one token).
  * - Cold builds: only a request that would queue a *new* build is counted — a cache hit never gets here (the asset is
@@ -15,9 +15,8 @@
  * gateway removes its entry when the wait ends, and an entry whose gateway died expires after the longest a build
  * can be waited for — no counter leaks forever.
  */
-import { isIPv4, isIPv6 } from 'node:net';
 import { FactoryError } from '@factory/errors';
-import type { Rate } from '@factory/config';
+import type { LimitSettings, Rate } from '@factory/config';
 import type { BuildTicket } from '@factory/asset';
 
 /** BullMQ's largest job priority. */
@@ -36,67 +35,6 @@ export class RateLimitedError extends FactoryError {
 /** The Redis commands the limiter needs (ioredis' `eval`). */
 export interface ScriptRunner {
   eval(script: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>;
-}
-
-export interface LimitSettings {
-  /** `POST /schematics` per client; undefined: unlimited */
-  schematics?: Rate;
-  /** new builds per client; undefined: unlimited */
-  builds?: Rate;
-  /** builds a client may have queued or running at once; 0: unlimited */
-  maxOutstanding: number;
-}
-
-/**
- * Who a request comes from, for limits: an IPv4 address, or the /64 of an IPv6 address (one subscriber usually holds
- * a whole /64, so per-address limits would be free to evade). IPv4-mapped IPv6 addresses count as IPv4.
- */
-export function clientKey(address: string | undefined): string {
-  if (!address) return 'unknown';
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return mapped[1];
-  if (isIPv4(address)) return address;
-  const bare = address.replace(/%.*$/, '');
-  if (!isIPv6(bare)) return 'unknown';
-  return `${expandIPv6(bare).slice(0, 4).join(':')}::/64`;
-}
-
-/** The eight 16-bit groups of an IPv6 address, as lowercase hex without leading zeros. */
-function expandIPv6(address: string): string[] {
-  let text = address.toLowerCase();
-  // an embedded IPv4 tail (::ffff:1.2.3.4, 64:ff9b::1.2.3.4) is two groups
-  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
-  if (v4) {
-    const [a, b, c, d] = v4.slice(1).map(Number);
-    text = `${text.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
-  const front = head ? head.split(':') : [];
-  const back = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? front : [...front, ...Array<string>(8 - front.length - back.length).fill('0'), ...back];
-  return groups.map((g) => parseInt(g, 16).toString(16));
-}
-
-/**
- * `FACTORY_TRUST_PROXY` as Express's `trust proxy` setting: `false` (the peer address is the client), `true` (the
- * leftmost X-Forwarded-For entry — only behind a proxy that overwrites the header), a number of proxy hops, or a
- * comma list of proxy addresses/subnets (`loopback`, `10.0.0.0/8`, …). Returns null when it is none of these.
- */
-export function parseTrustProxy(raw: string | undefined): boolean | number | string | null {
-  if (raw === undefined) return false;
-  const text = raw.trim();
-  if (/^(false|off|no|0)$/i.test(text)) return false;
-  if (/^(true|on|yes)$/i.test(text)) return true;
-  if (/^\d+$/.test(text)) return Number(text);
-  const names = ['loopback', 'linklocal', 'uniquelocal'];
-  const entries = text.split(',').map((s) => s.trim());
-  const valid = entries.every((e) => {
-    if (names.includes(e)) return true;
-    const [addr, bits, ...rest] = e.split('/');
-    if (rest.length || !(isIPv4(addr) || isIPv6(addr))) return false;
-    return bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= (isIPv4(addr) ? 32 : 128));
-  });
-  return valid ? entries.join(',') : null;
 }
 
 /** Retry hint when a client has too many builds outstanding: a build rarely finishes sooner. */
@@ -156,9 +94,9 @@ export type BuildAdmission =
 
 export interface LimiterOptions {
   redis: ScriptRunner & { zrem(key: string, member: string): Promise<unknown> };
-  /** BullMQ key prefix (the build job's hash is `<prefix>:build:<jobId>`) */
+  /** BullMQ key prefix (a job's hash is `<prefix>:<queue>:<jobId>`) */
   prefix: string;
-  settings: LimitSettings;
+  settings: Pick<LimitSettings, 'schematics' | 'builds' | 'maxOutstanding'>;
   /** the longest a build is waited for: an outstanding entry of a gateway that died expires after it */
   holdMs: number;
   onLimited?: (kind: 'schematics' | 'builds' | 'outstanding') => void;
@@ -208,15 +146,16 @@ export class RateLimiter {
   }
 
   /**
-   * Admission of the build `jobId` for `client`: joined when the job is already queued or running (free), else a
-   * new build that counts against the client's rate and outstanding cap (429 when over) and gets a fair priority.
+   * Admission of the build job `jobId` (of BullMQ queue `queue`) for `client`: joined when the job is already queued
+   * or running (free), else a new build that counts against the client's rate and outstanding cap (429 when over)
+   * and gets a fair priority.
    */
-  async admitBuild(client: string, jobId: string): Promise<BuildAdmission> {
+  async admitBuild(client: string, jobId: string, queue = 'build'): Promise<BuildAdmission> {
     const { builds, maxOutstanding } = this.o.settings;
     const outstandingKey = this.key('outstanding', client);
     const answer = await this.run<[number, number, number]>(
       ADMIT_BUILD,
-      [`${this.o.prefix}:build:${jobId}`, this.key('builds', client), outstandingKey],
+      [`${this.o.prefix}:${queue}:${jobId}`, this.key('builds', client), outstandingKey],
       [builds?.count ?? 0, builds?.periodMs ?? 0, maxOutstanding, jobId, this.o.holdMs],
     );
     if (!answer) return { kind: 'joined' };
@@ -251,8 +190,8 @@ export class RateLimiter {
 }
 
 /** The build ticket `ensureAsset` takes: admission, the job's priority, and the release when the wait ends. */
-export async function buildTicket(limiter: RateLimiter, client: string, jobId: string): Promise<BuildTicket> {
-  const admission = await limiter.admitBuild(client, jobId);
+export async function buildTicket(limiter: RateLimiter, client: string, jobId: string, queue = 'build'): Promise<BuildTicket> {
+  const admission = await limiter.admitBuild(client, jobId, queue);
   if (admission.kind === 'joined') return {};
   return { priority: admission.priority, release: () => void admission.release() };
 }
