@@ -184,3 +184,15 @@ test(`a client may have at most ${MAX_CLIENT_BUILDS} builds queued or running at
   // every outstanding build was released when it ended: C may queue again
   expect((await ask(C, 'GET', cmdline(c, 'hcloud'))).status).toBe(200);
 });
+
+test('an installer pull that starts a build counts as a cold build of the pulling client (told apart behind the gateway)', async () => {
+  // A spent its builds above: its pull of an installer nobody built is refused, in the registry's error format
+  const refused = await ask(A, 'GET', `/v2/installer/${schematics.a3}/manifests/${VERSION}`);
+  expect(refused.status).toBe(429);
+  expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+  expect(JSON.parse(refused.body)).toEqual({ errors: [{ code: 'TOOMANYREQUESTS', message: expect.stringMatching(/^too many requests: new builds are limited to 9 per hour per client; retry in \d+ s$/) }] });
+  // B reaches the registry-proxy through the same gateway, yet is B there: its pull builds
+  const pulled = await ask(B, 'HEAD', `/v2/installer/${schematics.b1}/manifests/${VERSION}`);
+  expect(pulled.status).toBe(200);
+  expect(pulled.headers['docker-content-digest']).toMatch(/^sha256:[0-9a-f]{64}$/);
+});

@@ -4,6 +4,7 @@
  * Every service that limits clients uses this, so the gateway and the registry-proxy agree on who is who.
  */
 import type { IncomingMessage } from 'node:http';
+import { timingSafeEqual } from 'node:crypto';
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import type { TrustProxy } from '@factory/config';
 
@@ -80,4 +81,27 @@ function expandIPv6(address: string): string[] {
 /** The limits key of a request's client (see clientAddress and clientKey). */
 export function requestClient(req: Pick<IncomingMessage, 'socket' | 'headers'>, trust: TrustProxy): string {
   return clientKey(clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], trust));
+}
+
+/**
+ * A front proxy of the factory (the gateway forwarding `/v2`) tells the service behind it who the client is: the
+ * client's key and, as proof, the secret both hold (FACTORY_HANDOFF_SECRET). Internal `x-factory-*` headers are
+ * dropped at every edge, so a client cannot send these itself; a request without the proof is judged by its own
+ * peer address.
+ */
+export const CLIENT_HEADER = 'x-factory-client';
+export const CLIENT_PROOF_HEADER = 'x-factory-client-proof';
+
+/** The client key of a request forwarded by a front proxy holding `secret`, else of the request itself. */
+export function forwardedClient(req: Pick<IncomingMessage, 'socket' | 'headers'>, trust: TrustProxy, secret: string | undefined): string {
+  const key = req.headers[CLIENT_HEADER];
+  const proof = req.headers[CLIENT_PROOF_HEADER];
+  if (secret && typeof key === 'string' && key && typeof proof === 'string' && sameSecret(proof, secret)) return key;
+  return requestClient(req, trust);
+}
+
+function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
 }

@@ -3,13 +3,13 @@
  */
 import { EnvReader, readCommon, readExternal, readHandoffSecret, readLimits } from '@factory/config';
 import { createObjectStore } from '@factory/storage';
-import { JobClient, redisConnection } from '@factory/queue';
+import { JobClient } from '@factory/queue';
 import { fatal, onShutdown } from '@factory/runtime';
-import { Counter, Histogram, createLogger, createMetricsRegistry } from '@factory/telemetry';
+import { Counter, createLogger, createMetricsRegistry } from '@factory/telemetry';
 import { createApp } from './app';
 import { QueuedCatalogView } from './catalog-view';
 import { AssetRoutes } from './assets';
-import { buildTicket, RateLimiter, requestClient } from '@factory/ratelimit';
+import { buildTicket, createServiceLimiter, requestClient } from '@factory/ratelimit';
 import { createRegistryProxy, isRegistryPath } from './registry';
 import { createGatewayServer, DEFAULT_RECEIVE_LIMITS } from './server';
 
@@ -38,27 +38,9 @@ async function main(): Promise<void> {
   const metrics = createMetricsRegistry('gateway');
   const jobs = new JobClient(common.redis.url, common.redis.prefix, logger, jobTimeoutMs);
   const store = createObjectStore(common.storage);
-  const limitedRequests = new Counter({ name: 'image_factory_rate_limited_total', help: 'Requests answered 429 by per-client limits, by limit', labelNames: ['limit'], registers: [metrics] });
-  const buildAdmissions = new Counter({ name: 'image_factory_build_admissions_total', help: 'Asset requests that needed a build: a new build, or joining one already queued', labelNames: ['outcome'], registers: [metrics] });
-  const clientBuilds = new Histogram({
-    name: 'image_factory_client_outstanding_builds',
-    help: "The requesting client's builds already queued or running when it queued a new one (its build priority - 1)",
-    buckets: [0, 1, 2, 4, 8, 16, 32, 64, 128],
-    registers: [metrics],
-  });
-  const limitsRedis = redisConnection(common.redis.url, 'producer', `${common.redis.prefix}-limits`);
-  const limiter = new RateLimiter({
-    redis: limitsRedis,
-    prefix: common.redis.prefix,
-    settings: limits,
-    holdMs: buildTimeoutMs + 60_000,
-    onLimited: (limit) => limitedRequests.inc({ limit }),
-    onAdmission: (a) => {
-      buildAdmissions.inc({ outcome: a.kind === 'joined' ? 'joined' : 'new' });
-      if (a.kind === 'admitted') clientBuilds.observe(a.outstanding);
-    },
-    onRedisError: (err) => logger.warn({ err }, 'rate limiter: Redis did not answer; request not limited'),
-  });
+  // the longest a build is waited for, plus slack: outstanding entries of a gateway that died expire after it
+  const serviceLimiter = createServiceLimiter({ redisUrl: common.redis.url, prefix: common.redis.prefix, settings: limits, holdMs: buildTimeoutMs + 60_000, metrics, logger });
+  const limiter = serviceLimiter.limiter;
   const delivered = new Counter({ name: 'image_factory_assets_delivered_total', help: 'Asset requests by whether the asset was already stored', labelNames: ['cached'], registers: [metrics] });
   const assets = new AssetRoutes({
     jobs,
@@ -76,7 +58,13 @@ async function main(): Promise<void> {
   });
   const app = createApp({ jobs, assets, logger, metrics, serverTag, allowedOrigins, maxSchematicBytes, limits: { limiter, clientOf: (req) => requestClient(req, limits.trustProxy) } });
 
-  const registry = createRegistryProxy({ target: registryUrl, logger, timeoutMs: buildTimeoutMs, handoff: store.kind === 'local' && handoffSecret ? { store, secret: handoffSecret } : undefined });
+  const registry = createRegistryProxy({
+    target: registryUrl,
+    logger,
+    timeoutMs: buildTimeoutMs,
+    handoff: store.kind === 'local' && handoffSecret ? { store, secret: handoffSecret } : undefined,
+    client: handoffSecret ? { of: (req) => requestClient(req, limits.trustProxy), proof: handoffSecret } : undefined,
+  });
   const server = createGatewayServer(
     (req, res) => {
       if (isRegistryPath(req.url)) registry(req, res);
@@ -98,7 +86,7 @@ async function main(): Promise<void> {
       return closed;
     },
     () => jobs.close(),
-    async () => limitsRedis.disconnect(),
+    async () => serviceLimiter.close(),
   ]);
 }
 

@@ -6,7 +6,8 @@
  *   object store, and publishes installer images (`registry.installer` jobs: one build however many pullers).
  */
 import http from 'node:http';
-import { EnvReader, readCommon, readExternal, readHandoffSecret, readUpstream } from '@factory/config';
+import { EnvReader, readCommon, readExternal, readHandoffSecret, readLimits, readUpstream } from '@factory/config';
+import { createServiceLimiter } from '@factory/ratelimit';
 import { UpstreamCatalog } from '@factory/catalog';
 import { JobClient, serveQueue } from '@factory/queue';
 import { fatal, onShutdown } from '@factory/runtime';
@@ -28,6 +29,7 @@ async function main(): Promise<void> {
   // follows HOST, so other containers and an ingress reach it.
   const host = env.string('REGISTRY_HOST', env.string('HOST', '0.0.0.0'));
   const handoffSecret = readHandoffSecret(env);
+  const limits = readLimits(env);
   const serverTag = env.string('FACTORY_SERVER_TAG', 'v0.1.0');
   const buildTimeoutMs = env.duration('BUILD_TIMEOUT', 20 * 60_000) + 60_000;
   env.done();
@@ -55,8 +57,10 @@ async function main(): Promise<void> {
     { redisUrl: common.redis.url, prefix: common.redis.prefix, logger, metrics, concurrency: 32 },
   );
   // Publishing waits on builds (minutes) but does little work itself.
-  const registryQueue = serveQueue('registry', { 'registry.installer': (ref) => installers.publish(ref) }, { redisUrl: common.redis.url, prefix: common.redis.prefix, logger, metrics, concurrency: 16 });
+  const registryQueue = serveQueue('registry', { 'registry.installer': (ref, job) => installers.publish(ref, job.opts.priority || undefined) }, { redisUrl: common.redis.url, prefix: common.redis.prefix, logger, metrics, concurrency: 16 });
 
+  // the longest a pull waits for its build, plus slack: entries of a registry-proxy that died expire after it
+  const serviceLimiter = createServiceLimiter({ redisUrl: common.redis.url, prefix: common.redis.prefix, settings: limits, holdMs: buildTimeoutMs + 60_000, metrics, logger });
   const app = createRegistryApp({
     oci,
     catalog,
@@ -68,6 +72,7 @@ async function main(): Promise<void> {
     serverTag,
     logger,
     handoffSecret,
+    limits: { limiter: serviceLimiter.limiter, trustProxy: limits.trustProxy },
   });
   const server = http.createServer(app);
   server.requestTimeout = buildTimeoutMs + 60_000;
@@ -88,6 +93,7 @@ async function main(): Promise<void> {
     },
     () => upstreamQueue.worker.close(),
     () => registryQueue.worker.close(),
+    async () => serviceLimiter.close(),
     () => upstreamQueue.connection.quit(),
     () => registryQueue.connection.quit(),
     () => jobs.close(),
