@@ -1,5 +1,5 @@
 /** Who a client is: the peer or a trusted proxy's X-Forwarded-For entry, grouped (IPv6 by /64). */
-import { clientAddress, clientKey, requestClient } from '../src';
+import { CLIENT_HEADER, CLIENT_PROOF_HEADER, clientAddress, clientKey, forwardedClient, requestClient } from '../src';
 
 describe('clientKey', () => {
   test('IPv4 as is, IPv4-mapped IPv6 as IPv4', () => {
@@ -50,5 +50,19 @@ describe('clientAddress (the rules of Express’s trust proxy)', () => {
     const req = { socket: { remoteAddress: '127.0.0.1' }, headers: { 'x-forwarded-for': '2001:db8:1:2::7' } } as never;
     expect(requestClient(req, false)).toBe('127.0.0.1');
     expect(requestClient(req, ['loopback'])).toBe('2001:db8:1:2::/64');
+  });
+});
+
+describe('forwardedClient: the client a front proxy names, only with the proof', () => {
+  const secret = 's'.repeat(32);
+  const from = (headers: Record<string, string>) => ({ socket: { remoteAddress: '127.0.0.1' }, headers }) as never;
+  test('named with the right proof: that client', () => {
+    expect(forwardedClient(from({ [CLIENT_HEADER]: '192.0.2.7', [CLIENT_PROOF_HEADER]: secret }), false, secret)).toBe('192.0.2.7');
+  });
+  test('a wrong or missing proof, or no secret configured: the request’s own client', () => {
+    expect(forwardedClient(from({ [CLIENT_HEADER]: '192.0.2.7', [CLIENT_PROOF_HEADER]: 't'.repeat(32) }), false, secret)).toBe('127.0.0.1');
+    expect(forwardedClient(from({ [CLIENT_HEADER]: '192.0.2.7', [CLIENT_PROOF_HEADER]: 'short' }), false, secret)).toBe('127.0.0.1');
+    expect(forwardedClient(from({ [CLIENT_HEADER]: '192.0.2.7' }), false, secret)).toBe('127.0.0.1');
+    expect(forwardedClient(from({ [CLIENT_HEADER]: '192.0.2.7', [CLIENT_PROOF_HEADER]: secret }), false, undefined)).toBe('127.0.0.1');
   });
 });
