@@ -71,7 +71,6 @@ redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[5]))
 return {1, 0, outstanding}
 `;
 
-
 /**
  * Lua: take one token from the bucket at `key` (refilled continuously: `capacity` tokens per `periodMs`), or return
  * {0, ms until a token is there[, extra]}. Needs `now` (ms) in scope. The key expires when the bucket would be full.
@@ -189,10 +188,14 @@ export class RateLimiter {
   }
 }
 
-/** The build ticket `ensureAsset` takes: admission, the job's priority, and the release when the wait ends. */
+/**
+ * The build ticket `ensureAsset` takes: admission, the job's priority, and the release when the wait ends. A joined
+ * job keeps its own priority (BullMQ ignores the options of a duplicate); the 1 given then only matters when Redis
+ * failed and the limiter let the request through — a job without any priority would run before every fair one.
+ */
 export async function buildTicket(limiter: RateLimiter, client: string, jobId: string, queue = 'build'): Promise<BuildTicket> {
   const admission = await limiter.admitBuild(client, jobId, queue);
-  if (admission.kind === 'joined') return {};
+  if (admission.kind === 'joined') return { priority: 1 };
   return { priority: admission.priority, release: () => void admission.release() };
 }
 

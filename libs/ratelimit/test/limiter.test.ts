@@ -107,7 +107,7 @@ describe('against Redis', () => {
     expect(await redis.pttl(`${prefix}:ratelimit:outstanding:A`)).toBeLessThanOrEqual(300);
   });
 
-  test('buildTicket: the priority for a new build and its release; nothing for a joined one', async () => {
+  test('buildTicket: the priority for a new build and its release; nothing to release for a joined one', async () => {
     const { limiter, prefix } = limiterWith({ maxOutstanding: 5 });
     const ticket = await buildTicket(limiter, 'A', 'a');
     expect(ticket.priority).toBe(1);
@@ -116,7 +116,7 @@ describe('against Redis', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(await redis.zcard(`${prefix}:ratelimit:outstanding:A`)).toBe(0);
     await redis.hset(`${prefix}:build:b`, 'name', 'build.asset');
-    expect(await buildTicket(limiter, 'A', 'b')).toEqual({});
+    expect(await buildTicket(limiter, 'A', 'b')).toEqual({ priority: 1 });
   });
 
   test('Redis failing: requests go ahead unlimited, the failure is reported', async () => {
