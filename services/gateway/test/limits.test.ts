@@ -1,26 +1,19 @@
-/** The gateway's side of per-client limits: the 429 it sends for schematic creation (the limiter itself is tested in libs/ratelimit). */
+/** The gateway's side of per-client limits: the 429 it sends for schematic creation (the limiter's scripts are tested against Redis in libs/ratelimit). */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { redisConnection } from '@factory/queue';
 import { RateLimiter, requestClient } from '@factory/ratelimit';
 import { createLogger, createMetricsRegistry } from '@factory/telemetry';
 import { createApp, JobCaller } from '../src/app';
-import { ProcHandle, startRedis } from '../../../test/support/procs';
 
-let redisProc: ProcHandle & { url: string };
-let redis: ReturnType<typeof redisConnection>;
-
-beforeAll(async () => {
-  redisProc = await startRedis();
-  redis = redisConnection(redisProc.url, 'blocking', 'gateway-limits-test');
-});
-afterAll(async () => {
-  redis?.disconnect();
-  await redisProc?.stop();
-});
+/** A limiter over a stand-in for Redis whose bucket holds one token, then says "wait 59.5 s". */
+function oneTokenLimiter(): RateLimiter {
+  let tokens = 1;
+  const redis = { eval: async () => (tokens-- > 0 ? [1, 0] : [0, 59_500]), zrem: async () => 0 };
+  return new RateLimiter({ redis, prefix: 'g', settings: { schematics: { count: 1, periodMs: 60_000 }, maxOutstanding: 0 }, holdMs: 60_000 });
+}
 
 test('the gateway answers 429 with Retry-After and a one-line message, before reading the body', async () => {
-  const limiter = new RateLimiter({ redis, prefix: 'g', settings: { schematics: { count: 1, periodMs: 60_000 }, maxOutstanding: 0 }, holdMs: 60_000 });
+  const limiter = oneTokenLimiter();
   const created: string[] = [];
   const jobs = {
     call: async (name: string, payload: { body: string }) => {
