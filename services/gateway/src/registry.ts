@@ -40,6 +40,9 @@ export function createRegistryProxy(o: RegistryProxyOptions): (req: IncomingMess
     // The registry-proxy needs the host the client used (signature identities, absolute URLs).
     headers['x-forwarded-host'] = req.headers.host ?? '';
     headers['x-forwarded-proto'] = 'http';
+    // as every reverse proxy does: the peer joins the chain (a registry-proxy trusting this gateway reads its client)
+    const peer = req.socket.remoteAddress;
+    if (peer) headers['x-forwarded-for'] = headers['x-forwarded-for'] ? `${String(headers['x-forwarded-for'])}, ${peer}` : peer;
     headers.host = target.host;
     if (o.handoff && req.method === 'GET') headers[HANDOFF_REQUEST_HEADER] = o.handoff.secret;
     if (o.client) {
