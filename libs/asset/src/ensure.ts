@@ -20,7 +20,17 @@ export interface BuildAssetPayload {
 
 /** Structural: the queue client's `call` for `build.asset`. */
 export interface AssetBuildCaller {
-  call(name: 'build.asset', payload: BuildAssetPayload, opts: { jobId: string; timeoutMs: number; removeWhenDone: boolean }): Promise<AssetRecord>;
+  call(name: 'build.asset', payload: BuildAssetPayload, opts: { jobId: string; timeoutMs: number; removeWhenDone: boolean; priority?: number }): Promise<AssetRecord>;
+}
+
+/**
+ * What a caller decided about a build it is about to queue (see `beforeBuild`): the BullMQ priority the job gets if
+ * this request creates it (lower runs first; a job already queued by someone else keeps its own), and what to do
+ * once the wait is over, whatever its outcome.
+ */
+export interface BuildTicket {
+  priority?: number;
+  release?: () => void;
 }
 
 export interface EnsureOptions {
@@ -29,6 +39,11 @@ export interface EnsureOptions {
   onStored?: (hit: boolean) => void;
   /** Called with the object key when the asset was found stored (its last access, for the storage budget). */
   onHit?: (objectKey: string) => void;
+  /**
+   * Called on a storage miss, before the build is queued, with the build's job ID: admission (it may throw, e.g. a
+   * 429) and the priority of the job. Cache hits never reach it.
+   */
+  beforeBuild?: (jobId: string) => Promise<BuildTicket>;
 }
 
 /**
@@ -46,10 +61,14 @@ export async function ensureAsset(jobs: AssetBuildCaller, store: AssetLookup, pr
     o.onHit?.(objectKey);
     return hit;
   }
+  const jobId = assetJobId(key);
+  const ticket = (await o.beforeBuild?.(jobId)) ?? {};
   try {
-    await jobs.call('build.asset', { spec: buildSpecOf(profile), key }, { jobId: assetJobId(key), timeoutMs: o.timeoutMs, removeWhenDone: true });
+    await jobs.call('build.asset', { spec: buildSpecOf(profile), key }, { jobId, timeoutMs: o.timeoutMs, removeWhenDone: true, ...(ticket.priority ? { priority: ticket.priority } : {}) });
   } catch (err) {
     if (!(err instanceof JobVanishedError)) throw err;
+  } finally {
+    ticket.release?.();
   }
   const published = await find();
   if (!published) throw new FactoryError(503, 'asset disappeared from storage; retry');

@@ -90,6 +90,21 @@ export class EnvReader {
     return n;
   }
 
+  /**
+   * A rate such as `60/min`, `10/s`, `1000/hour` (count per period); `0` or `off` disables it (undefined).
+   * The count is also the burst: a client may spend it at once, then one more per period/count.
+   */
+  rate(name: string, def: Rate | undefined): Rate | undefined {
+    const v = this.raw(name);
+    if (v === undefined) return def;
+    const parsed = parseRate(v);
+    if (parsed === null) {
+      this.problems.push(`${name} must be a rate such as 60/min, 10/s or 1000/hour (0 or off disables it), got ${JSON.stringify(v)}`);
+      return def;
+    }
+    return parsed;
+  }
+
   list(name: string, def: string[] = []): string[] {
     const v = this.raw(name);
     if (v === undefined) return def;
@@ -169,4 +184,24 @@ export function parseByteSize(v: string): number | undefined {
   if (mult === undefined) return undefined;
   const n = Math.floor(Number(m[1]) * mult);
   return Number.isSafeInteger(n) ? n : undefined;
+}
+
+/** `count` events per `periodMs`. */
+export interface Rate {
+  count: number;
+  periodMs: number;
+}
+
+const RATE_PERIODS: Record<string, number> = { s: 1000, sec: 1000, second: 1000, m: 60_000, min: 60_000, minute: 60_000, h: 3_600_000, hour: 3_600_000, d: 86_400_000, day: 86_400_000 };
+
+/** `60/min` → {count: 60, periodMs: 60000}; `0`/`off` → undefined (no limit); anything else → null. */
+export function parseRate(v: string): Rate | undefined | null {
+  const text = v.trim().toLowerCase();
+  if (text === '0' || text === 'off') return undefined;
+  const m = /^(\d+)\s*\/\s*([a-z]+)$/.exec(text);
+  if (!m) return null;
+  const count = Number(m[1]);
+  const periodMs = RATE_PERIODS[m[2]];
+  if (!periodMs || !Number.isSafeInteger(count)) return null;
+  return count === 0 ? undefined : { count, periodMs };
 }

@@ -1,2 +1,3 @@
 export * from './env';
 export * from './factory';
+export * from './limits';

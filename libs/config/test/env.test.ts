@@ -1,4 +1,4 @@
-import { ConfigError, EnvReader, parseByteSize, parseDuration, readCommon, readUpstream } from '../src';
+import { ConfigError, EnvReader, parseByteSize, parseDuration, parseRate, parseTrustProxy, readCommon, readLimits, readUpstream } from '../src';
 
 describe('EnvReader', () => {
   test('collects every problem into one readable error', () => {
@@ -43,6 +43,39 @@ describe('EnvReader', () => {
     expect(parseDuration('30')).toBe(30_000);
     expect(parseDuration('soon')).toBeUndefined();
     expect(new EnvReader({ L: 'a, b,,c' }).list('L')).toEqual(['a', 'b', 'c']);
+  });
+
+  test('rates: count per period, 0 or off for none, a readable problem otherwise', () => {
+    expect(parseRate('60/min')).toEqual({ count: 60, periodMs: 60_000 });
+    expect(parseRate('10 / s')).toEqual({ count: 10, periodMs: 1000 });
+    expect(parseRate('1000/hour')).toEqual({ count: 1000, periodMs: 3_600_000 });
+    expect(parseRate('0')).toBeUndefined();
+    expect(parseRate('OFF')).toBeUndefined();
+    expect(parseRate('0/min')).toBeUndefined();
+    expect(parseRate('60')).toBeNull();
+    expect(parseRate('60/fortnight')).toBeNull();
+    const r = new EnvReader({ A: '5/m', B: 'off', C: 'lots' });
+    expect(r.rate('A', undefined)).toEqual({ count: 5, periodMs: 60_000 });
+    expect(r.rate('B', { count: 1, periodMs: 1000 })).toBeUndefined();
+    expect(r.rate('D', { count: 1, periodMs: 1000 })).toEqual({ count: 1, periodMs: 1000 });
+    r.rate('C', undefined);
+    expect(() => r.done()).toThrow(/C must be a rate such as 60\/min/);
+  });
+
+  test('limits: defaults, FACTORY_TRUST_PROXY forms, one readable problem each', () => {
+    const d = new EnvReader({});
+    expect(readLimits(d)).toEqual({ schematics: { count: 120, periodMs: 60_000 }, builds: { count: 60, periodMs: 60_000 }, maxOutstanding: 32, trustProxy: false });
+    d.done();
+    expect(parseTrustProxy('false')).toBe(false);
+    expect(parseTrustProxy('true')).toBe(true);
+    expect(parseTrustProxy('2')).toBe(2);
+    expect(parseTrustProxy('loopback, 10.0.0.0/8,fd00::/8')).toEqual(['loopback', '10.0.0.0/8', 'fd00::/8']);
+    expect(parseTrustProxy('10.0.0.0/33')).toBeNull();
+    expect(parseTrustProxy('300.0.0.1')).toBeNull();
+    expect(parseTrustProxy('proxy.example')).toBeNull();
+    const bad = new EnvReader({ FACTORY_TRUST_PROXY: 'proxy.example', FACTORY_RATE_BUILDS: 'many', FACTORY_MAX_CLIENT_BUILDS: '-1' });
+    readLimits(bad);
+    expect(() => bad.done()).toThrow(/FACTORY_TRUST_PROXY must be[\s\S]*FACTORY_RATE_BUILDS must be a rate[\s\S]*FACTORY_MAX_CLIENT_BUILDS must be between 0/);
   });
 });
 

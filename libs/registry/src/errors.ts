@@ -10,6 +10,7 @@ export type OciErrorCodeName =
   | 'MANIFEST_INVALID'
   | 'NAME_INVALID'
   | 'TAG_INVALID'
+  | 'TOOMANYREQUESTS'
   | 'UNSUPPORTED';
 
 /**

@@ -2,6 +2,7 @@
  * The gateway's HTTP API. Every answer that needs state comes from another service over BullMQ jobs; the gateway
  * itself holds no keys, no storage credentials and no upstream registry access.
  */
+import type { IncomingMessage } from 'node:http';
 import express, { Request, Response } from 'express';
 import type { Logger } from '@factory/telemetry';
 import { Counter, Gauge, Histogram, Registry } from '@factory/telemetry';
@@ -12,10 +13,11 @@ import { decodeSchematicBody, SchematicError } from '@factory/schematic';
 import { storageFault } from '@factory/storage';
 import { cors, identityHeaders, Routes, sendBody, sendError } from './compat';
 import { AssetRoutes } from './assets';
+import { RateLimitedError, RateLimiter } from '@factory/ratelimit';
 import { readRequestBody } from '@factory/http';
 
 export interface JobCaller {
-  call<K extends JobName>(name: K, payload: PayloadOf<K>, opts?: { timeoutMs?: number; jobId?: string; removeWhenDone?: boolean }): Promise<ResultOf<K>>;
+  call<K extends JobName>(name: K, payload: PayloadOf<K>, opts?: { timeoutMs?: number; jobId?: string; removeWhenDone?: boolean; priority?: number }): Promise<ResultOf<K>>;
   workerCount(queue: QueueName): Promise<number>;
   ping(): Promise<void>;
 }
@@ -33,6 +35,8 @@ export interface GatewayOptions {
    * body beyond it is a 503 with Retry-After. Default: 64 bodies of the largest size.
    */
   maxSchematicBytesInFlight?: number;
+  /** per-client limits (absent: none) and who a request's client is */
+  limits?: { limiter: RateLimiter; clientOf: (req: IncomingMessage) => string };
 }
 
 export function createApp(opts: GatewayOptions): express.Express {
@@ -70,6 +74,7 @@ export function createApp(opts: GatewayOptions): express.Express {
   const routes = new Routes();
   const onError = (err: unknown, req: Request, res: Response) => {
     if (isFactoryError(err)) {
+      if (err instanceof RateLimitedError) res.setHeader('Retry-After', String(err.retryAfterSeconds));
       if (err.status >= 500) logger.warn({ path: req.path, status: err.status, msg: err.message }, 'request failed');
       sendError(res, err.status, err.message);
       return;
@@ -114,6 +119,8 @@ export function createApp(opts: GatewayOptions): express.Express {
     }
   };
   routes.add(['POST'], '/schematics', async (req, res) => {
+    // before the body is read: a limited client costs no parsing (its unread body closes the connection)
+    if (opts.limits) await opts.limits.limiter.takeSchematic(opts.limits.clientOf(req));
     const body = await readRequestBody(req, res, opts.maxSchematicBytes);
     let text: string;
     try {

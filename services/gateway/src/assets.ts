@@ -14,7 +14,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
-import { AssetProfile, AssetRecord, AssetVerifier, CatalogView, ensureVerifiedAsset, resolveAssetProfile } from '@factory/asset';
+import { AssetProfile, AssetRecord, AssetVerifier, BuildTicket, CatalogView, ensureVerifiedAsset, resolveAssetProfile } from '@factory/asset';
 import { FactoryError } from '@factory/errors';
 import { decideRequest, hasPreconditions, RequestDecision } from '@factory/http';
 import { BoundedMap } from '@factory/runtime';
@@ -39,6 +39,11 @@ export interface AssetRouteOptions {
   /** How long a cache-hit redirect is answered from memory (0 disables); bounded by half the presign lifetime. */
   redirectCacheMs: number;
   serverTag: string;
+  /**
+   * Called on a storage miss before a build is queued for `req` (per-client limits and the job's priority); may throw
+   * a 429. Cache hits never reach it.
+   */
+  beforeBuild?: (req: Request, jobId: string) => Promise<BuildTicket>;
   /** Called for every asset answered from storage without a build (including the in-memory redirect path). */
   onDelivered?: (cached: boolean) => void;
   /** Called with the object key of every stored asset served (its last access, for the storage budget). */
@@ -119,8 +124,14 @@ export class AssetRoutes {
    * The stored asset, building it first when missing (one build per asset cluster-wide), verified before anything
    * is served from it: a corrupted one is quarantined and rebuilt, never served.
    */
-  private ensure(profile: AssetProfile): Promise<AssetRecord> {
-    return ensureVerifiedAsset(this.o.jobs, this.o.verifier, this.o.store, profile, { timeoutMs: this.o.buildTimeoutMs, onStored: this.o.onDelivered, onHit: this.o.onAccess });
+  private ensure(req: Request, profile: AssetProfile): Promise<AssetRecord> {
+    const beforeBuild = this.o.beforeBuild;
+    return ensureVerifiedAsset(this.o.jobs, this.o.verifier, this.o.store, profile, {
+      timeoutMs: this.o.buildTimeoutMs,
+      onStored: this.o.onDelivered,
+      onHit: this.o.onAccess,
+      beforeBuild: beforeBuild && ((jobId) => beforeBuild(req, jobId)),
+    });
   }
 
   async image(req: Request, res: Response): Promise<void> {
@@ -138,7 +149,7 @@ export class AssetRoutes {
     const profile = await this.resolve(req.params.schematic, req.params.version, () => parseAssetPath(rawPath), () => rawPath);
     const filenameParam = typeof req.query.filename === 'string' ? req.query.filename : '';
     const filename = sanitizeFilename(filenameParam) || rawPath;
-    const record = await this.ensure(profile);
+    const record = await this.ensure(req, profile);
 
     if (checksum) {
       // Checksums for every asset (an enterprise-only feature of the anchor): `<hex>  <filename>\n`, from the record
@@ -226,7 +237,7 @@ export class AssetRoutes {
       () => parsePxePath(req.params.path),
       (a) => `cmdline-${a.platform}-${a.arch}${a.secureboot ? '-secureboot' : ''}`,
     );
-    const record = await this.ensure(profile);
+    const record = await this.ensure(req, profile);
     const cmdline = await this.o.store.getBuffer(record.key, 64 * 1024);
     if (!cmdline) throw new FactoryError(503, 'asset disappeared from storage; retry');
     const script = pxeScript({

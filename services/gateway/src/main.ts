@@ -3,7 +3,7 @@
  */
 import { createPublicKey } from 'node:crypto';
 import { AssetVerifier, integrityEvents } from '@factory/asset';
-import { EnvReader, readCommon, readExternal, readHandoffSecret, readReceiveTimeouts } from '@factory/config';
+import { EnvReader, readCommon, readExternal, readHandoffSecret, readLimits, readReceiveTimeouts } from '@factory/config';
 import { createBoundedServer } from '@factory/http';
 import { createObjectStore } from '@factory/storage';
 import { AccessTracker } from '@factory/budget';
@@ -13,6 +13,7 @@ import { Counter, createLogger, createMetricsRegistry } from '@factory/telemetry
 import { createApp } from './app';
 import { QueuedCatalogView } from './catalog-view';
 import { AssetRoutes } from './assets';
+import { buildTicket, createServiceLimiter, requestClient } from '@factory/ratelimit';
 import { createRegistryProxy, isRegistryPath } from './registry';
 
 async function main(): Promise<void> {
@@ -33,6 +34,7 @@ async function main(): Promise<void> {
   // The registry-proxy's HTTP side (OCI distribution API), served under /v2 on this host and port.
   const registryUrl = env.url('FACTORY_REGISTRY_URL', 'http://127.0.0.1:8081') as string;
   const handoffSecret = readHandoffSecret(env);
+  const limits = readLimits(env);
   env.done();
 
   const logger = createLogger('gateway', common.logLevel);
@@ -42,6 +44,9 @@ async function main(): Promise<void> {
   // Last access of served assets, for the storage budget's least-recently-used eviction.
   const accessConnection = redisConnection(common.redis.url, 'producer', `${common.redis.prefix}-storage-access`);
   const access = new AccessTracker(accessConnection, common.redis.prefix, logger);
+  // the longest a build is waited for, plus slack: outstanding entries of a gateway that died expire after it
+  const serviceLimiter = createServiceLimiter({ redisUrl: common.redis.url, prefix: common.redis.prefix, settings: limits, holdMs: buildTimeoutMs + 60_000, metrics, logger });
+  const limiter = serviceLimiter.limiter;
   const delivered = new Counter({ name: 'image_factory_assets_delivered_total', help: 'Asset requests by whether the asset was already stored', labelNames: ['cached'], registers: [metrics] });
   const verifier = new AssetVerifier({
     store,
@@ -62,10 +67,17 @@ async function main(): Promise<void> {
     serverTag,
     onDelivered: (cached) => delivered.inc({ cached: String(cached) }),
     onAccess: (objectKey) => access.touch(objectKey),
+    beforeBuild: (req, jobId) => buildTicket(limiter, requestClient(req, limits.trustProxy), jobId),
   });
-  const app = createApp({ jobs, assets, logger, metrics, serverTag, allowedOrigins, maxSchematicBytes, maxSchematicBytesInFlight });
+  const app = createApp({ jobs, assets, logger, metrics, serverTag, allowedOrigins, maxSchematicBytes, maxSchematicBytesInFlight, limits: { limiter, clientOf: (req) => requestClient(req, limits.trustProxy) } });
 
-  const registry = createRegistryProxy({ target: registryUrl, logger, timeoutMs: buildTimeoutMs, handoff: store.kind === 'local' && handoffSecret ? { store, secret: handoffSecret } : undefined });
+  const registry = createRegistryProxy({
+    target: registryUrl,
+    logger,
+    timeoutMs: buildTimeoutMs,
+    handoff: store.kind === 'local' && handoffSecret ? { store, secret: handoffSecret } : undefined,
+    client: handoffSecret ? { of: (req) => requestClient(req, limits.trustProxy), proof: handoffSecret } : undefined,
+  });
   const server = createBoundedServer(
     (req, res) => {
       if (isRegistryPath(req.url)) registry(req, res);
@@ -88,6 +100,7 @@ async function main(): Promise<void> {
     },
     () => jobs.close(),
     () => accessConnection.quit(),
+    async () => serviceLimiter.close(),
   ]);
 }
 

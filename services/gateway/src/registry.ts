@@ -8,6 +8,7 @@
 import http, { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { endToEndHeaders, HANDOFF_LENGTH_HEADER, HANDOFF_OBJECT_HEADER, HANDOFF_RANGE_HEADER, HANDOFF_REQUEST_HEADER } from '@factory/registry';
+import { CLIENT_HEADER, CLIENT_PROOF_HEADER } from '@factory/ratelimit';
 import type { ObjectStore } from '@factory/storage';
 import type { Logger } from '@factory/telemetry';
 
@@ -27,6 +28,8 @@ export interface RegistryProxyOptions {
    * them — preconditions and Range decided there — (one hop less than relaying its stream).
    */
   handoff?: { store: ObjectStore; secret: string };
+  /** tells the registry-proxy who the client is (its per-client limits on installer builds), proven by the secret */
+  client?: { of: (req: IncomingMessage) => string; proof: string };
 }
 
 export function createRegistryProxy(o: RegistryProxyOptions): (req: IncomingMessage, res: ServerResponse) => void {
@@ -37,8 +40,15 @@ export function createRegistryProxy(o: RegistryProxyOptions): (req: IncomingMess
     // The registry-proxy needs the host the client used (signature identities, absolute URLs).
     headers['x-forwarded-host'] = req.headers.host ?? '';
     headers['x-forwarded-proto'] = 'http';
+    // as every reverse proxy does: the peer joins the chain (a registry-proxy trusting this gateway reads its client)
+    const peer = req.socket.remoteAddress;
+    if (peer) headers['x-forwarded-for'] = headers['x-forwarded-for'] ? `${String(headers['x-forwarded-for'])}, ${peer}` : peer;
     headers.host = target.host;
     if (o.handoff && req.method === 'GET') headers[HANDOFF_REQUEST_HEADER] = o.handoff.secret;
+    if (o.client) {
+      headers[CLIENT_HEADER] = o.client.of(req);
+      headers[CLIENT_PROOF_HEADER] = o.client.proof;
+    }
     const upstream = http.request(
       { protocol: target.protocol, hostname: target.hostname, port: target.port, method: req.method, path: req.url, headers, agent, timeout: o.timeoutMs },
       (up) => {

@@ -80,3 +80,21 @@ test("a hand-off is streamed with the registry-proxy's status and span; a 304 pa
   expect(held.status).toBe(304);
   expect(seen[1]['if-none-match']).toBe('"e"');
 });
+
+test('the registry-proxy learns the client: X-Forwarded-For gets the peer appended, and the client key comes with its proof', async () => {
+  const named = http.createServer(
+    createRegistryProxy({ target: `http://127.0.0.1:${(registry.address() as AddressInfo).port}`, logger: createLogger('gateway-test', 'silent'), timeoutMs: 5000, client: { of: () => 'client-key', proof: SECRET } }),
+  );
+  const namedUrl = await listen(named);
+  try {
+    await fetch(`${namedUrl}/v2/plain`, { headers: { 'X-Forwarded-For': '198.51.100.7', 'X-Factory-Client': 'forged', 'X-Factory-Client-Proof': 'guess' } });
+    expect(seen[0]['x-forwarded-for']).toBe('198.51.100.7, 127.0.0.1');
+    expect(seen[0]['x-factory-client']).toBe('client-key');
+    expect(seen[0]['x-factory-client-proof']).toBe(SECRET);
+    await fetch(`${url}/v2/plain`);
+    expect(seen[1]['x-forwarded-for']).toBe('127.0.0.1');
+    expect(seen[1]['x-factory-client']).toBeUndefined();
+  } finally {
+    await new Promise((r) => named.close(r));
+  }
+});

@@ -11,7 +11,10 @@ import { BoundedMap } from '@factory/runtime';
 import { createRegistryRouter, invalidImageMessage, ManifestRequest, OciContentStore, RegistryRouterDeps, RepositoryRequest } from '@factory/registry';
 import { parseRequestVersion, tagOf } from '@factory/talos';
 import type { Logger } from '@factory/telemetry';
-import { installerProfiles, Installers, requestInstaller } from './installers';
+import type { BuildTicket } from '@factory/asset';
+import type { TrustProxy } from '@factory/config';
+import { buildTicket, forwardedClient, RateLimitedError, RateLimiter } from '@factory/ratelimit';
+import { installerJobId, installerProfiles, Installers, requestInstaller } from './installers';
 
 export interface RegistryAppOptions {
   oci: OciContentStore;
@@ -27,8 +30,10 @@ export interface RegistryAppOptions {
   sourceProxy?: RegistryRouterDeps['proxy'];
   serverTag: string;
   logger: Logger;
-  /** the gateway's proof for the blob hand-off (FACTORY_HANDOFF_SECRET); only used on local storage */
+  /** the gateway's proof for the blob hand-off (FACTORY_HANDOFF_SECRET; only used on local storage) and for the client it names */
   handoffSecret?: string;
+  /** per-client limits on the installer builds a pull starts (absent: none) */
+  limits?: { limiter: RateLimiter; trustProxy: TrustProxy };
 }
 
 const SCHEMATIC_ID = /^[0-9a-f]{64}$/;
@@ -80,6 +85,15 @@ export function createRegistryApp(o: RegistryAppOptions): express.Express {
     return tag;
   }
 
+  async function admitInstaller(limits: NonNullable<RegistryAppOptions['limits']>, req: ManifestRequest, ref: InstallerRef): Promise<BuildTicket> {
+    try {
+      return await buildTicket(limits.limiter, forwardedClient(req.request, limits.trustProxy, o.handoffSecret), installerJobId(ref), 'registry');
+    } catch (err) {
+      if (err instanceof RateLimitedError) req.request.res?.setHeader('Retry-After', String(err.retryAfterSeconds));
+      throw err;
+    }
+  }
+
   async function resolveManifest(req: ManifestRequest) {
     await checkRepository(req);
     const version = await versionOf(req.reference);
@@ -92,7 +106,13 @@ export function createRegistryApp(o: RegistryAppOptions): express.Express {
       // Every permanent 4xx (secure boot, version gates, unknown extension or overlay) is answered here, before the
       // build is queued.
       await installerProfiles(ref, await schematicYaml(ref.schematicId), o.catalog);
-      descriptor = await requestInstaller(o.jobs, o.installers, ref, o.buildTimeoutMs);
+      // A pull that starts a build counts as the client's cold build, like an asset download; joining one is free.
+      const ticket = o.limits ? await admitInstaller(o.limits, req, ref) : {};
+      try {
+        descriptor = await requestInstaller(o.jobs, o.installers, ref, o.buildTimeoutMs, ticket.priority);
+      } finally {
+        ticket.release?.();
+      }
     }
     verified.set(memoKey, { descriptor, expires: Date.now() + VERIFIED_TTL_MS });
     return descriptor;
@@ -108,6 +128,8 @@ export function createRegistryApp(o: RegistryAppOptions): express.Express {
   app.use(
     '/v2',
     createRegistryRouter({
+      // what registries answer when a client pulls too much (clients print the message)
+      errorInfo: (err) => (err instanceof RateLimitedError ? { status: 429, message: err.message, ociCode: 'TOOMANYREQUESTS' } : undefined),
       store: o.oci,
       resolveManifest,
       checkRepository,

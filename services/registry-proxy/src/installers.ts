@@ -18,7 +18,7 @@ import type { Logger } from '@factory/telemetry';
 /** The jobs this module asks other services for. */
 export interface InstallerJobs {
   call(name: 'schematic.get', payload: PayloadOf<'schematic.get'>, opts?: { timeoutMs?: number }): Promise<ResultOf<'schematic.get'>>;
-  call(name: 'build.asset', payload: PayloadOf<'build.asset'>, opts: { jobId: string; timeoutMs: number; removeWhenDone: boolean }): Promise<ResultOf<'build.asset'>>;
+  call(name: 'build.asset', payload: PayloadOf<'build.asset'>, opts: { jobId: string; timeoutMs: number; removeWhenDone: boolean; priority?: number }): Promise<ResultOf<'build.asset'>>;
   call(name: 'signing.installer', payload: PayloadOf<'signing.installer'>, opts?: { timeoutMs?: number }): Promise<ResultOf<'signing.installer'>>;
   call(name: 'signing.publicKey', payload: PayloadOf<'signing.publicKey'>, opts?: { timeoutMs?: number }): Promise<ResultOf<'signing.publicKey'>>;
 }
@@ -113,8 +113,12 @@ export class Installers {
     return false;
   }
 
-  /** The `registry.installer` job: find or build, sign and tag `<image>/<schematic>:<version>`. */
-  async publish(ref: InstallerRef): Promise<OciDescriptor> {
+  /**
+   * The `registry.installer` job: find or build, sign and tag `<image>/<schematic>:<version>`. Its builds get the
+   * job's own priority (the pulling client's fair share; 1 when none was given — a build without a priority would
+   * run before every prioritized one).
+   */
+  async publish(ref: InstallerRef, priority = 1): Promise<OciDescriptor> {
     const existing = await this.published(ref);
     if (existing) return existing;
     const repo = installerRepo(ref);
@@ -124,7 +128,7 @@ export class Installers {
     // Both architectures build concurrently on however many workers there are.
     const records = await Promise.all(
       profiles.map(async (profile) => {
-        const { record } = await ensureAsset(this.o.jobs, this.o.objects, profile, { timeoutMs: this.o.buildTimeoutMs, onHit: this.o.onAssetAccess });
+        const { record } = await ensureAsset(this.o.jobs, this.o.objects, profile, { timeoutMs: this.o.buildTimeoutMs, onHit: this.o.onAssetAccess, beforeBuild: async () => ({ priority }) });
         if (!record.image) throw new Error(`installer asset ${profile.path} has no image manifest (built by an older worker?)`);
         return { arch: profile.arch, image: record.image };
       }),
@@ -152,15 +156,19 @@ export class Installers {
   }
 }
 
-/** Asks for the installer through the queue (one build cluster-wide), tolerating a job removed right after it finished. */
+/**
+ * Asks for the installer through the queue (one build cluster-wide), tolerating a job removed right after it
+ * finished. `priority` (the pulling client's fair share) is the job's, and its builds'.
+ */
 export async function requestInstaller(
-  jobs: { call(name: 'registry.installer', payload: InstallerRef, opts: { jobId: string; timeoutMs: number; removeWhenDone: boolean }): Promise<OciDescriptor> },
+  jobs: { call(name: 'registry.installer', payload: InstallerRef, opts: { jobId: string; timeoutMs: number; removeWhenDone: boolean; priority?: number }): Promise<OciDescriptor> },
   installers: Installers,
   ref: InstallerRef,
   timeoutMs: number,
+  priority?: number,
 ): Promise<Descriptor> {
   try {
-    return await jobs.call('registry.installer', ref, { jobId: installerJobId(ref), timeoutMs, removeWhenDone: true });
+    return await jobs.call('registry.installer', ref, { jobId: installerJobId(ref), timeoutMs, removeWhenDone: true, ...(priority ? { priority } : {}) });
   } catch (err) {
     if (err instanceof JobVanishedError) {
       const published = await installers.published(ref);

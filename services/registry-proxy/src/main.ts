@@ -5,8 +5,9 @@
  * - Its own registry: serves the OCI distribution API (`/v2`, the gateway forwards it) over the OCI content in the
  *   object store, and publishes installer images (`registry.installer` jobs: one build however many pullers).
  */
-import { EnvReader, readCommon, readExternal, readHandoffSecret, readReceiveTimeouts, readUpstream } from '@factory/config';
+import { EnvReader, readCommon, readExternal, readHandoffSecret, readLimits, readReceiveTimeouts, readUpstream } from '@factory/config';
 import { createBoundedServer } from '@factory/http';
+import { createServiceLimiter } from '@factory/ratelimit';
 import { UpstreamCatalog } from '@factory/catalog';
 import { AccessTracker } from '@factory/budget';
 import { JobClient, redisConnection, serveQueue } from '@factory/queue';
@@ -29,6 +30,7 @@ async function main(): Promise<void> {
   // follows HOST, so other containers and an ingress reach it.
   const host = env.string('REGISTRY_HOST', env.string('HOST', '0.0.0.0'));
   const handoffSecret = readHandoffSecret(env);
+  const limits = readLimits(env);
   const serverTag = env.string('FACTORY_SERVER_TAG', 'v0.1.0');
   const buildTimeoutMs = env.duration('BUILD_TIMEOUT', 20 * 60_000) + 60_000;
   const receive = readReceiveTimeouts(env);
@@ -60,8 +62,10 @@ async function main(): Promise<void> {
     { redisUrl: common.redis.url, prefix: common.redis.prefix, logger, metrics, concurrency: 32 },
   );
   // Publishing waits on builds (minutes) but does little work itself.
-  const registryQueue = serveQueue('registry', { 'registry.installer': (ref) => withStorageFaults(() => installers.publish(ref), (err) => logger.warn({ err }, 'storage fault')) }, { redisUrl: common.redis.url, prefix: common.redis.prefix, logger, metrics, concurrency: 16 });
+  const registryQueue = serveQueue('registry', { 'registry.installer': (ref, job) => withStorageFaults(() => installers.publish(ref, job.opts.priority || undefined), (err) => logger.warn({ err }, 'storage fault')) }, { redisUrl: common.redis.url, prefix: common.redis.prefix, logger, metrics, concurrency: 16 });
 
+  // the longest a pull waits for its build, plus slack: entries of a registry-proxy that died expire after it
+  const serviceLimiter = createServiceLimiter({ redisUrl: common.redis.url, prefix: common.redis.prefix, settings: limits, holdMs: buildTimeoutMs + 60_000, metrics, logger });
   const app = createRegistryApp({
     oci,
     catalog,
@@ -73,6 +77,7 @@ async function main(): Promise<void> {
     serverTag,
     logger,
     handoffSecret,
+    limits: { limiter: serviceLimiter.limiter, trustProxy: limits.trustProxy },
   });
   // The distribution API is read-only: no route reads a body, so a small one is all a client may send (and it is
   // not read); a pull that waits for an installer build is not cut by the receive deadlines.
@@ -93,6 +98,7 @@ async function main(): Promise<void> {
     },
     () => upstreamQueue.worker.close(),
     () => registryQueue.worker.close(),
+    async () => serviceLimiter.close(),
     () => upstreamQueue.connection.quit(),
     () => registryQueue.connection.quit(),
     () => jobs.close(),
