@@ -66,3 +66,29 @@ test('an artifact read between planning and deleting is spared', async () => {
   expect(report.evictedObjects).toBe(0);
   expect(await store.head('assets/a')).not.toBeNull();
 });
+
+test('a signature file is counted and deleted with its artifact, never evicted alone; a lone one is an artifact', async () => {
+  const store = createLocalStore(mkdtempSync(path.join(os.tmpdir(), 'budget-')));
+  const now = 10_000_000;
+  // The signature files were never accessed (only their assets are): alone they would be the oldest of all.
+  for (const k of ['old', 'new']) {
+    await store.put(`assets/${k}`, Buffer.alloc(1000));
+    await store.put(`assets/${k}.sig`, Buffer.alloc(50));
+  }
+  await store.put('assets/orphan.sig', Buffer.alloc(50));
+  const tracker = fakeTracker({ 'assets/old': now - 9000, 'assets/new': now - 1000, 'assets/orphan.sig': now - 500 });
+  const report = await runEvictionPass({
+    store,
+    tracker,
+    layout: { artifacts: 'assets/', companionSuffixes: ['.sig'], pinned: {} },
+    settings: { budgetBytes: 1100, graceMs: 0 },
+    now: () => now,
+  });
+  expect(report).toMatchObject({ storedBytes: 2150, evictedBytes: 1050, evictedObjects: 1, remainingBytes: 1100 });
+  expect(report.objects.artifacts).toBe(5);
+  expect(await store.head('assets/old')).toBeNull();
+  expect(await store.head('assets/old.sig')).toBeNull();
+  expect(await store.head('assets/new')).not.toBeNull();
+  expect(await store.head('assets/new.sig')).not.toBeNull();
+  expect(await store.head('assets/orphan.sig')).not.toBeNull();
+});
