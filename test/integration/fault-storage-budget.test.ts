@@ -77,6 +77,13 @@ describeIf(hasArm64, 'the demo releases were built without arm64 inputs (the bud
     return found;
   }
   const total = async () => [...(await list('')).values()].reduce((n, s) => n + s, 0);
+  /** The assets stored, each with its signature file (counted and evicted with it, never alone). */
+  async function storedAssets(): Promise<string[]> {
+    const found = await list('assets/');
+    const assets = [...found.keys()].filter((k) => !k.endsWith('.sig')).sort();
+    expect([...found.keys()].filter((k) => k.endsWith('.sig')).sort()).toEqual(assets.map((k) => `${k}.sig`));
+    return assets;
+  }
 
   async function getAsset(a: { version: string; path: string }): Promise<{ status: number; sha256: string; text: string }> {
     const res = await fetch(`${factory.url}/image/${schematicId}/${a.version}/${a.path}`, { signal: AbortSignal.timeout(240_000) });
@@ -113,16 +120,19 @@ describeIf(hasArm64, 'the demo releases were built without arm64 inputs (the bud
       expect(got.status).toBe(200);
       built[keyOf(a)] = got.sha256;
     }
-    expect([...(await list('assets/')).keys()].sort()).toEqual([keyOf(A), keyOf(B), keyOf(C)].sort());
+    expect(await storedAssets()).toEqual([keyOf(A), keyOf(B), keyOf(C)].sort());
     // A is served again (a storage hit): it is now more recent than B and C.
     await new Promise((r) => setTimeout(r, 50));
     expect((await getAsset(A)).status).toBe(200);
     await new Promise((r) => setTimeout(r, 300));
 
-    // D's publish pushes the store over budget: B, the least recently used, goes; nothing else does.
+    // D's publish pushes the store over budget: B, the least recently used, goes (with its signature file); nothing
+    // else does.
+    const before = await list('assets/');
+    const bytesOfB = before.get(keyOf(B))! + before.get(`${keyOf(B)}.sig`)!;
     expect((await getAsset(D)).status).toBe(200);
     await until('B to be evicted', async () => !(await list('assets/')).has(keyOf(B)));
-    expect([...(await list('assets/')).keys()].sort()).toEqual([keyOf(A), keyOf(C), keyOf(D)].sort());
+    expect(await storedAssets()).toEqual([keyOf(A), keyOf(C), keyOf(D)].sort());
     expect([...(await list('schematics/')).keys()]).toEqual([`schematics/${schematicId}.yaml`]);
     const stored = await total();
     process.stdout.write(`[fault-storage-budget] ${stored} bytes stored after eviction, budget ${BUDGET}\n`);
@@ -133,10 +143,12 @@ describeIf(hasArm64, 'the demo releases were built without arm64 inputs (the bud
       return (metric(t, 'image_factory_storage_evicted_objects_total') ?? 0) >= 1 && t;
     });
     expect(metric(text, 'image_factory_storage_budget_bytes')).toBe(BUDGET);
-    expect(metric(text, 'image_factory_storage_evicted_bytes_total')).toBe(8_247_232);
+    expect(metric(text, 'image_factory_storage_evicted_bytes_total')).toBe(bytesOfB);
+    expect(before.get(keyOf(B))).toBe(8_247_232);
     expect(metric(text, 'image_factory_storage_bytes', 'class="artifacts"')).toBe(stored - (await list('schematics/')).get(`schematics/${schematicId}.yaml`)!);
     expect(metric(text, 'image_factory_storage_bytes', 'class="schematics"')).toBeGreaterThan(0);
-    expect(metric(text, 'image_factory_storage_objects', 'class="artifacts"')).toBe(3);
+    // three assets and their signature files
+    expect(metric(text, 'image_factory_storage_objects', 'class="artifacts"')).toBe(6);
   });
 
   test('an evicted asset is rebuilt on its next GET with identical bytes; its build job carries no schematic content', async () => {
@@ -162,7 +174,7 @@ describeIf(hasArm64, 'the demo releases were built without arm64 inputs (the bud
 
     // B's publish is over budget again: now C is the least recently used.
     await until('C to be evicted', async () => !(await list('assets/')).has(keyOf(C)));
-    expect([...(await list('assets/')).keys()].sort()).toEqual([keyOf(A), keyOf(B), keyOf(D)].sort());
+    expect(await storedAssets()).toEqual([keyOf(A), keyOf(B), keyOf(D)].sort());
     expect(await total()).toBeLessThanOrEqual(BUDGET);
   });
 

@@ -106,6 +106,7 @@ export async function runEvictionPass(d: EvictionDeps): Promise<EvictionReport> 
 
   const plan = planEviction({ artifacts, pinnedBytes, budgetBytes: d.settings.budgetBytes, now: now(), graceMs: d.settings.graceMs });
   let evictedBytes = 0;
+  let evictedObjects = 0;
   const evicted: string[] = [];
   if (plan.evict.length) {
     // A reader may have come for one of them since the listing: ask again right before deleting.
@@ -113,9 +114,11 @@ export async function runEvictionPass(d: EvictionDeps): Promise<EvictionReport> 
     for (const a of plan.evict) {
       const seen = fresh.get(a.key);
       if (seen !== undefined && now() - seen < d.settings.graceMs) continue;
-      for (const companion of companionsOf.get(a.key) ?? []) await d.store.delete(companion);
+      const companions = companionsOf.get(a.key) ?? [];
+      for (const companion of companions) await d.store.delete(companion);
       await d.store.delete(a.key);
       evicted.push(a.key);
+      evictedObjects += 1 + companions.length;
       evictedBytes += a.size;
     }
     await d.tracker.forget(evicted);
@@ -132,7 +135,7 @@ export async function runEvictionPass(d: EvictionDeps): Promise<EvictionReport> 
     objects,
     storedBytes: plan.storedBytes,
     evictedBytes,
-    evictedObjects: evicted.length,
+    evictedObjects,
     remainingBytes,
     overBudget: remainingBytes > d.settings.budgetBytes,
   };

@@ -11,7 +11,7 @@ export function registerBudgetMetrics(registry: Registry): BudgetMetrics {
   const storedObjects = new Gauge({ name: 'image_factory_storage_objects', help: 'Objects in the object store by class, as of the last eviction pass', labelNames: ['class'], registers: [registry] });
   const budget = new Gauge({ name: 'image_factory_storage_budget_bytes', help: 'Storage budget in bytes (-1: unlimited)', registers: [registry] });
   const evictedBytes = new Counter({ name: 'image_factory_storage_evicted_bytes_total', help: 'Bytes of artifacts evicted (least recently used first)', registers: [registry] });
-  const evictedObjects = new Counter({ name: 'image_factory_storage_evicted_objects_total', help: 'Artifacts evicted', registers: [registry] });
+  const evictedObjects = new Counter({ name: 'image_factory_storage_evicted_objects_total', help: 'Objects evicted (artifacts and their signature files)', registers: [registry] });
   const passes = new Counter({ name: 'image_factory_storage_eviction_passes_total', help: 'Eviction passes run, by whether storage was left over budget', labelNames: ['over_budget'], registers: [registry] });
   return {
     observe(report, budgetBytes) {

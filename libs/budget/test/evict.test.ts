@@ -84,7 +84,7 @@ test('a signature file is counted and deleted with its artifact, never evicted a
     settings: { budgetBytes: 1100, graceMs: 0 },
     now: () => now,
   });
-  expect(report).toMatchObject({ storedBytes: 2150, evictedBytes: 1050, evictedObjects: 1, remainingBytes: 1100 });
+  expect(report).toMatchObject({ storedBytes: 2150, evictedBytes: 1050, evictedObjects: 2, remainingBytes: 1100 });
   expect(report.objects.artifacts).toBe(5);
   expect(await store.head('assets/old')).toBeNull();
   expect(await store.head('assets/old.sig')).toBeNull();
