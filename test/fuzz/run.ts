@@ -51,6 +51,8 @@ export interface FuzzReport {
   rssLimitBytes: number;
   unhealthy: string[];
   durationMs: number;
+  /** assets built while the cases ran (the cases stay within prebuilt ones: anything else is a cold build they queued) */
+  buildsDuringCases: number | undefined;
 }
 
 /** The body limit of POST /schematics (FACTORY_MAX_SCHEMATIC_BYTES default): a larger body may be cut with a reset. */
@@ -159,10 +161,28 @@ export async function runCases(port: number, cases: FuzzCase[], concurrency: num
   return out;
 }
 
-/** Every service answers /healthz: the gateway on its port, the others on the metrics listeners the launcher announced. */
-export async function unhealthyServices(factory: LaunchedFactory): Promise<string[]> {
+/** The metrics/health listeners of the services the launcher announced (the gateway's is its own port). */
+function serviceEndpoints(factory: LaunchedFactory): Map<string, string> {
   const targets = new Map<string, string>([['gateway', factory.url]]);
   for (const m of factory.output().matchAll(/([a-z-]+): metrics on (http:\/\/[^\s]+)\/metrics/g)) targets.set(m[1], m[2]);
+  return targets;
+}
+
+/** Assets the build-worker built so far (its `image_factory_assets_built_total`), undefined when it cannot be read. */
+export async function assetsBuilt(factory: LaunchedFactory): Promise<number | undefined> {
+  const base = serviceEndpoints(factory).get('build-worker');
+  if (!base) return undefined;
+  try {
+    const text = await (await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+    return [...text.matchAll(/^image_factory_assets_built_total\{[^}]*outcome="success"[^}]*\} (\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every service answers /healthz: the gateway on its port, the others on the metrics listeners the launcher announced. */
+export async function unhealthyServices(factory: LaunchedFactory): Promise<string[]> {
+  const targets = serviceEndpoints(factory);
   const bad: string[] = [];
   for (const [name, base] of targets) {
     try {
@@ -188,10 +208,12 @@ export async function fuzzFactory(factory: LaunchedFactory, opts: FuzzOptions): 
   const world = await prepareWorld(factory.url);
   log(`world: version ${world.version}, default schematic ${world.defaultId}, ${world.knownIds.length} more, prebuilt ${[...PREBUILT.image, ...PREBUILT.pxe.map((p) => `pxe ${p}`)].join(', ')}`);
   const cases = generateCases(opts.seed, opts.cases, world);
+  const builtBefore = await assetsBuilt(factory);
   const started = Date.now();
   const outcomes = await runCases(port, cases, concurrency, hangMs, (n) => log(`${n}/${cases.length} cases`));
   const durationMs = Date.now() - started;
   sampler.stop();
+  const builtAfter = await assetsBuilt(factory);
 
   const byFamily = { schematic: 0, path: 0, header: 0, oci: 0, raw: 0 } as Record<Family, number>;
   const statusCounts = new Map<number, number>();
@@ -218,6 +240,7 @@ export async function fuzzFactory(factory: LaunchedFactory, opts: FuzzOptions): 
     rssLimitBytes: opts.rssLimitBytes ?? 600 * 1024 * 1024,
     unhealthy: await unhealthyServices(factory),
     durationMs,
+    buildsDuringCases: builtBefore === undefined || builtAfter === undefined ? undefined : builtAfter - builtBefore,
   };
 }
 
@@ -230,6 +253,7 @@ export function fuzzProblems(r: FuzzReport): string[] {
     ...r.connectionErrors.map((o) => `connection error: ${caseLine(o)}`),
     ...[...r.rssPeak].filter(([, b]) => b > r.rssLimitBytes).map(([name, b]) => `memory: ${name} peaked at ${megabytes(b)} (bound ${megabytes(r.rssLimitBytes)})`),
     ...r.unhealthy.map((u) => `unhealthy at the end: ${u}`),
+    ...(r.buildsDuringCases ? [`${r.buildsDuringCases} asset(s) built by the cases: a generator sent a valid path outside PREBUILT`] : []),
   ];
 }
 
@@ -248,6 +272,7 @@ export function formatReport(r: FuzzReport): string {
     `latency: p99 ${r.p99Ms} ms, max ${r.maxLatency.ms} ms (#${r.maxLatency.c.n} ${r.maxLatency.c.family} ${r.maxLatency.c.what})`,
     `RSS (start → end, peak; bound ${megabytes(r.rssLimitBytes)}):`,
     ...rows.map((name) => `  ${name.padEnd(16)} ${megabytes(r.rssFirst.get(name)).padStart(7)} → ${megabytes(r.rssLast.get(name)).padStart(7)}, peak ${megabytes(r.rssPeak.get(name))}`),
+    `assets built by the cases: ${r.buildsDuringCases ?? 'unknown (build-worker metrics unreadable)'}`,
     `health at the end: ${r.unhealthy.length ? r.unhealthy.join('; ') : 'every service answers /healthz, /readyz 200'}`,
   ].join('\n');
 }
