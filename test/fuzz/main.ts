@@ -12,10 +12,9 @@ import { ensureDemoReleases } from '../support/factory';
 import { launchFactory, stopProcess } from '../support/launcher';
 import { freePort } from '../support/procs';
 import { numberFlag } from './cli';
+import { FUZZ_FACTORY_ENV } from './env';
 import { formatReport, fuzzFactory, fuzzProblems } from './run';
 
-/** Environment of a fuzzed factory: no rate limit turns the fuzz into a 429 test (429 is allowed all the same). */
-export const FUZZ_FACTORY_ENV = { FACTORY_RATE_SCHEMATICS: 'off', FACTORY_RATE_BUILDS: 'off' };
 
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
