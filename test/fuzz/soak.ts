@@ -1,9 +1,9 @@
 /**
- * The soak: `node bench/soak.js [--minutes 10] [--kill-every 60] [--builds-per-minute 2]` (after `pnpm exec tsc -b`).
+ * The soak: `node bench/soak.js [--minutes 10] [--kill-every 60] [--builds-per-minute 4]` (after `pnpm exec tsc -b`).
  * Mixed load against the embedded factory (`npm start`) — cache hits on prebuilt assets, cold builds of new
  * schematics (a new kernel argument each, so each is a new ISO), installer pulls through the registry API with every
  * blob's digest checked — while the build-worker is killed with SIGKILL every `kill-every` seconds (the first kill
- * half an interval in; the launcher restarts it). Every request must succeed: one in flight to a killed worker
+ * half an interval in, each while a cold build it was just asked for runs a build tool; the launcher restarts it). Every request must succeed: one in flight to a killed worker
  * completes through the retried job. Prints requests, errors, p50/p99 per kind, RSS per process at start and end;
  * exits 1 on any error.
  */
@@ -15,7 +15,7 @@ import path from 'node:path';
 import { ensureDemoReleases } from '../support/factory';
 import { LaunchedFactory, launchedProcess, launchFactory, stopProcess } from '../support/launcher';
 import { freePort } from '../support/procs';
-import { megabytes, RssSampler } from '../support/rss';
+import { megabytes, processCommand, processName, processTree, RssSampler } from '../support/rss';
 import { numberFlag } from './cli';
 import { FUZZ_FACTORY_ENV } from './env';
 import { unhealthyServices } from './run';
@@ -71,6 +71,19 @@ async function pullInstaller(url: string, id: string, timeoutMs: number): Promis
   return bytes;
 }
 
+/** Waits until a build tool (a process below the worker's sandboxes that is not node) runs; its name, or undefined. */
+async function buildToolRunning(workerPid: number, ms: number): Promise<string | undefined> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    for (const pid of processTree(workerPid)) {
+      const name = processName(pid);
+      if (name === 'build-tools') return (processCommand(pid) ?? name).split(' ')[0].split('/').pop();
+    }
+    await sleep(10);
+  }
+  return undefined;
+}
+
 function percentile(sorted: number[], p: number): number {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] : 0;
 }
@@ -123,18 +136,22 @@ export async function soak(factory: LaunchedFactory, o: { minutes: number; killE
       await sleep(500);
     }
   };
-  // cold builds: a new schematic every 60/buildsPerMinute s, not waiting for the previous (a build may be retried)
+  // cold builds: a new schematic (new kernel argument) each, not waiting for the previous (a build may be retried)
+  let builds = 0;
+  const coldBuild = (note = '') => {
+    const arg = `soak=${started}-${++builds}`;
+    track(timed('cold-build', `metal-amd64.iso (${arg})${note}`, async () => {
+      const id = await postSchematic(url, `customization:\n  extraKernelArgs: [${arg}]\n`);
+      await get200(`${url}/image/${id}/${VERSION}/metal-amd64.iso`, { timeoutMs: 300_000 });
+    }));
+  };
   const buildLane = async () => {
-    for (let n = 1; Date.now() < endAt; n++) {
-      const arg = `soak=${started}-${n}`;
-      track(timed('cold-build', `metal-amd64.iso (${arg})`, async () => {
-        const id = await postSchematic(url, `customization:\n  extraKernelArgs: [${arg}]\n`);
-        await get200(`${url}/image/${id}/${VERSION}/metal-amd64.iso`, { timeoutMs: 300_000 });
-      }));
+    while (Date.now() < endAt) {
+      coldBuild();
       await sleep(60_000 / o.buildsPerMinute);
     }
   };
-  // the build-worker killer: first kill half an interval in
+  // the build-worker killer: first kill half an interval in, each in the middle of a cold build asked for just before
   let kills = 0;
   const killer = async () => {
     for (let at = started + (o.killEverySec * 1000) / 2; at < endAt; at += o.killEverySec * 1000) {
@@ -144,9 +161,11 @@ export async function soak(factory: LaunchedFactory, o: { minutes: number; killE
         log('no build-worker process to kill (still restarting?)');
         continue;
       }
+      coldBuild(', its worker killed mid-build');
+      const building = await buildToolRunning(pid, 10_000);
       process.kill(pid, 'SIGKILL');
       kills++;
-      log(`SIGKILL build-worker ${pid} (kill ${kills}); cold builds in flight: ${inFlight.size}`);
+      log(`SIGKILL build-worker ${pid} (kill ${kills}, ${building ? `while ${building} ran` : 'no build tool seen within 10 s'}); cold builds in flight: ${inFlight.size}`);
     }
   };
 
@@ -162,6 +181,7 @@ export async function soak(factory: LaunchedFactory, o: { minutes: number; killE
     const ms = of.map((s) => s.ms).sort((a, b) => a - b);
     lines.push(`  ${kind.padEnd(10)} ${String(of.length).padStart(6)} requests, ${of.filter((s) => s.error).length} errors, p50 ${percentile(ms, 0.5)} ms, p99 ${percentile(ms, 0.99)} ms, max ${ms[ms.length - 1] ?? 0} ms`);
   }
+  for (const b of samples.filter((x) => x.kind === 'cold-build')) lines.push(`    ${b.what}: ${b.error ? `ERROR ${b.error}` : 'ok'} in ${b.ms} ms`);
   lines.push('RSS (start → end, peak):');
   for (const name of [...new Set([...sampler.first.keys(), ...sampler.peak.keys()])].sort()) {
     lines.push(`  ${name.padEnd(18)} ${megabytes(sampler.first.get(name)).padStart(7)} → ${megabytes(sampler.last.get(name)).padStart(7)}, peak ${megabytes(sampler.peak.get(name))}`);
@@ -188,7 +208,7 @@ async function main(): Promise<number> {
   const argv = process.argv.slice(2);
   const minutes = numberFlag(argv, 'minutes', 10);
   const killEverySec = numberFlag(argv, 'kill-every', 60);
-  const buildsPerMinute = numberFlag(argv, 'builds-per-minute', 2);
+  const buildsPerMinute = numberFlag(argv, 'builds-per-minute', 4);
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'factory-soak-'));
   const factory = await launchFactory({ port: await freePort(), dataDir, demoDir: ensureDemoReleases(), env: FUZZ_FACTORY_ENV });
   try {

@@ -24,21 +24,28 @@ export function processTree(root: number): number[] {
   return out;
 }
 
-/** A stable name for one of the launcher's processes, from its command line. */
-export function processName(pid: number): string | undefined {
-  let cmdline: string;
+/** The command line of `pid`, arguments separated by spaces; undefined when it is gone. */
+export function processCommand(pid: number): string | undefined {
   try {
-    cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
   } catch {
     return undefined;
   }
+}
+
+/** A stable name for one of the launcher's processes, from its command line. */
+export function processName(pid: number): string | undefined {
+  const cmdline = processCommand(pid);
+  if (cmdline === undefined) return undefined;
   const service = /services\/([a-z-]+)\/dist\/main\.js/.exec(cmdline)?.[1];
   if (service) return service;
-  if (cmdline.includes('redis-server')) return 'redis-server';
+  // the server, and its append-only-file rewrite child (which renames itself)
+  if (cmdline.includes('redis')) return 'redis-server';
   if (cmdline.includes('docker-registry')) return 'docker-registry';
   // BullMQ's sandboxed job processes (builds) are node children of the build-worker
   if (/\bnode\b/.test(cmdline) || cmdline.startsWith(process.execPath)) return 'build-sandbox';
-  return cmdline.split(' ')[0].split('/').pop() || undefined;
+  // what a build runs (xorriso, mksquashfs, zstd, …): short-lived, one row for all
+  return cmdline ? 'build-tools' : undefined;
 }
 
 /** Resident set size of `pid` in bytes, undefined when it is gone (or a zombie without memory). */
