@@ -2,7 +2,9 @@
  * The fuzz cases: a deterministic stream of requests from a seed. Five families — schematic bodies, URL paths,
  * headers on served objects, OCI distribution requests and malformed HTTP on a raw socket. Asset paths that would
  * be valid are drawn only from a few assets the run builds beforehand (`PREBUILT`), every other asset path is invalid
- * by construction, so the fuzz measures the edge and never queues hundreds of cold builds.
+ * by construction, so the fuzz measures the edge and never queues hundreds of cold builds — except some follow-up
+ * cases (`ACCEPTED` in their path, about a schematic an earlier fuzzed body created), which ask for its kernel command
+ * line: one cheap build each, where odd kernel arguments and META values meet the profile.
  */
 
 /** Small, fast, seedable PRNG (sfc32 seeded through splitmix32), so a seed replays the same cases. */
@@ -80,7 +82,10 @@ export interface FuzzWorld {
 /** Assets of `world.defaultId` at `world.version` built before the run; fuzzed valid asset paths stay within these. */
 export const PREBUILT = { image: ['kernel-amd64', 'cmdline-metal-amd64'], pxe: ['metal-amd64'] } as const;
 
-export type Family = 'schematic' | 'path' | 'header' | 'oci' | 'raw';
+export type Family = 'schematic' | 'path' | 'header' | 'oci' | 'raw' | 'follow-up';
+
+/** Stands for the ID of a schematic a fuzzed body created, in a follow-up case's path (the runner fills it in). */
+export const ACCEPTED = '{accepted}';
 
 export interface HttpCase {
   n: number;
@@ -120,7 +125,7 @@ export function generateCases(seed: number, count: number, world: FuzzWorld): Fu
   const cases: FuzzCase[] = [];
   for (let n = 0; n < count; n++) {
     const roll = rng.next();
-    const make = roll < 0.3 ? schematicCase : roll < 0.58 ? pathCase : roll < 0.73 ? headerCase : roll < 0.9 ? ociCase : rawCase;
+    const make = roll < 0.3 ? schematicCase : roll < 0.56 ? pathCase : roll < 0.71 ? headerCase : roll < 0.87 ? ociCase : roll < 0.97 ? rawCase : followUpCase;
     cases.push(make(rng, world, n));
   }
   return cases;
@@ -376,6 +381,32 @@ function pathCase(rng: Rng, world: FuzzWorld, n: number): FuzzCase {
 /** Characters Node's client refuses in a path (non-ASCII, controls, space) are percent-encoded; raw cases send them. */
 function toRequestTarget(path: string): string {
   return path.replace(/[^\x21-\x7e]/gu, (c) => encodeURIComponent(c));
+}
+
+/**
+ * A request about a schematic a fuzzed body created: read it back, an invalid asset or installer reference under it,
+ * or (one in six) its PXE script or command line — a cold `cmdline-*` build, cheap.
+ */
+function followUpCase(rng: Rng, world: FuzzWorld, n: number): FuzzCase {
+  const r = rng.next();
+  let path: string;
+  let what: string;
+  if (r < 0.17) {
+    const target = rng.pick(['metal-amd64', 'metal-amd64-secureboot', 'aws-arm64']);
+    path = rng.chance(0.7) ? `/pxe/${ACCEPTED}/${world.version}/${target}` : `/image/${ACCEPTED}/${world.version}/cmdline-${target}`;
+    what = 'command line of a fuzz-created schematic';
+  } else if (r < 0.6) {
+    path = `/schematics/${ACCEPTED}`;
+    what = 'a fuzz-created schematic read back';
+  } else if (r < 0.8) {
+    path = `/image/${ACCEPTED}/${rng.pick(world.versions)}/${assetName(rng, false)}`;
+    what = 'invalid asset of a fuzz-created schematic';
+  } else {
+    const ref = rng.pick([...BAD_VERSIONS.filter((v) => v && !world.versions.includes(v)), `sha256:${rng.text(64, HEX)}`]);
+    path = rng.pick([`/v2/installer/${ACCEPTED}/manifests/${ref}`, `/v2/metal-installer-secureboot/${ACCEPTED}/manifests/${ref}`, `/v2/installer/${ACCEPTED}/tags/list`, `/v2/installer/${ACCEPTED}/blobs/sha256:${rng.text(64, HEX)}`]);
+    what = 'OCI request on a fuzz-created schematic';
+  }
+  return { n, family: 'follow-up', what, transport: 'http', method: rng.chance(0.85) ? 'GET' : 'HEAD', path: toRequestTarget(path), headers: {} };
 }
 
 // --- headers -----------------------------------------------------------------------------------------------------

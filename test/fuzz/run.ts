@@ -7,7 +7,7 @@ import http from 'node:http';
 import { LaunchedFactory } from '../support/launcher';
 import { rawExchange } from '../support/raw-http';
 import { megabytes, RssSampler } from '../support/rss';
-import { Family, FuzzCase, FuzzWorld, generateCases, PREBUILT } from './cases';
+import { ACCEPTED, Family, FuzzCase, FuzzWorld, generateCases, HttpCase, PREBUILT } from './cases';
 
 export interface FuzzOptions {
   seed: number;
@@ -22,6 +22,7 @@ export interface FuzzOptions {
 }
 
 export interface CaseOutcome {
+  /** the case as sent (a follow-up's path with its schematic ID) */
   c: FuzzCase;
   /** every status the server sent (several for pipelined raw requests); empty when none */
   statuses: number[];
@@ -37,6 +38,7 @@ export interface FuzzReport {
   cases: number;
   byFamily: Record<Family, number>;
   statusCounts: Map<number, number>;
+  followUpStatuses: Map<number, number>;
   serverErrors: CaseOutcome[];
   hangs: CaseOutcome[];
   /** connection errors on well-formed requests whose body was within the limit */
@@ -51,8 +53,10 @@ export interface FuzzReport {
   rssLimitBytes: number;
   unhealthy: string[];
   durationMs: number;
-  /** assets built while the cases ran (the cases stay within prebuilt ones: anything else is a cold build they queued) */
+  /** assets built while the cases ran: only follow-up cases may build (any other case stays within prebuilt ones) */
   buildsDuringCases: number | undefined;
+  /** distinct command lines the follow-up cases were served (each at most one build) */
+  followUpAssets: number;
 }
 
 /** The body limit of POST /schematics (FACTORY_MAX_SCHEMATIC_BYTES default): a larger body may be cut with a reset. */
@@ -145,15 +149,21 @@ async function send(port: number, c: FuzzCase, hangMs: number): Promise<CaseOutc
   });
 }
 
-/** Runs `cases` with `concurrency` requests in flight; outcomes in case order. */
-export async function runCases(port: number, cases: FuzzCase[], concurrency: number, hangMs: number, progress?: (done: number) => void): Promise<CaseOutcome[]> {
+/**
+ * Runs `cases` with `concurrency` requests in flight; outcomes in case order. A follow-up case takes the schematic the
+ * latest accepted body created (the default one before any), so its build count is at most the follow-up count.
+ */
+export async function runCases(port: number, cases: FuzzCase[], concurrency: number, hangMs: number, defaultId: string, progress?: (done: number) => void): Promise<CaseOutcome[]> {
   const out: CaseOutcome[] = new Array(cases.length);
   let next = 0;
   let finished = 0;
+  let accepted = defaultId;
   const lane = async () => {
     while (next < cases.length) {
       const i = next++;
-      out[i] = await send(port, cases[i], hangMs);
+      const c = cases[i];
+      out[i] = await send(port, c.transport === 'http' && c.path.includes(ACCEPTED) ? { ...c, path: c.path.replace(ACCEPTED, accepted) } : c, hangMs);
+      if (c.family === 'schematic' && out[i].statuses[0] === 201) accepted = /"id"\s*:\s*"([0-9a-f]{64})"/.exec(out[i].snippet)?.[1] ?? accepted;
       if (++finished % 500 === 0) progress?.(finished);
     }
   };
@@ -168,13 +178,14 @@ function serviceEndpoints(factory: LaunchedFactory): Map<string, string> {
   return targets;
 }
 
-/** Assets the build-worker built so far (its `image_factory_assets_built_total`), undefined when it cannot be read. */
+/** Build jobs the build-worker finished so far (its `image_factory_assets_built_total`), undefined when unreadable. */
 export async function assetsBuilt(factory: LaunchedFactory): Promise<number | undefined> {
   const base = serviceEndpoints(factory).get('build-worker');
   if (!base) return undefined;
   try {
     const text = await (await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
-    return [...text.matchAll(/^image_factory_assets_built_total\{[^}]*outcome="success"[^}]*\} (\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+    // every outcome: a build that failed was still queued
+    return [...text.matchAll(/^image_factory_assets_built_total\{[^}]*\} (\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
   } catch {
     return undefined;
   }
@@ -210,16 +221,18 @@ export async function fuzzFactory(factory: LaunchedFactory, opts: FuzzOptions): 
   const cases = generateCases(opts.seed, opts.cases, world);
   const builtBefore = await assetsBuilt(factory);
   const started = Date.now();
-  const outcomes = await runCases(port, cases, concurrency, hangMs, (n) => log(`${n}/${cases.length} cases`));
+  const outcomes = await runCases(port, cases, concurrency, hangMs, world.defaultId, (n) => log(`${n}/${cases.length} cases`));
   const durationMs = Date.now() - started;
   sampler.stop();
   const builtAfter = await assetsBuilt(factory);
 
-  const byFamily = { schematic: 0, path: 0, header: 0, oci: 0, raw: 0 } as Record<Family, number>;
+  const byFamily = { schematic: 0, path: 0, header: 0, oci: 0, raw: 0, 'follow-up': 0 } as Record<Family, number>;
   const statusCounts = new Map<number, number>();
+  const followUpStatuses = new Map<number, number>();
   for (const o of outcomes) {
     byFamily[o.c.family]++;
     for (const s of o.statuses.length ? o.statuses : [0]) statusCounts.set(s, (statusCounts.get(s) ?? 0) + 1);
+    if (o.c.family === 'follow-up') followUpStatuses.set(o.statuses[0] ?? 0, (followUpStatuses.get(o.statuses[0] ?? 0) ?? 0) + 1);
   }
   const bodyWithinLimit = (c: FuzzCase) => c.transport === 'http' && (c.body?.length ?? 0) <= BODY_LIMIT;
   const latencies = outcomes.map((o) => o.ms).sort((a, b) => a - b);
@@ -228,6 +241,7 @@ export async function fuzzFactory(factory: LaunchedFactory, opts: FuzzOptions): 
     cases: cases.length,
     byFamily,
     statusCounts: new Map([...statusCounts].sort((a, b) => a[0] - b[0])),
+    followUpStatuses,
     serverErrors: outcomes.filter((o) => o.statuses.some((s) => s >= 500)),
     hangs: outcomes.filter((o) => o.ms > hangMs || o.error?.startsWith('hang')),
     connectionErrors: outcomes.filter((o) => o.error?.startsWith('connection') && !o.statuses.length && bodyWithinLimit(o.c)),
@@ -241,6 +255,12 @@ export async function fuzzFactory(factory: LaunchedFactory, opts: FuzzOptions): 
     unhealthy: await unhealthyServices(factory),
     durationMs,
     buildsDuringCases: builtBefore === undefined || builtAfter === undefined ? undefined : builtAfter - builtBefore,
+    // /pxe/<id>/<v>/<target> and /image/<id>/<v>/cmdline-<target> are the same asset
+    followUpAssets: new Set(
+      outcomes
+        .filter((o) => o.c.family === 'follow-up' && o.statuses[0] === 200 && o.c.transport === 'http' && /^\/(pxe\/|image\/.*\/cmdline-)/.test(o.c.path))
+        .map((o) => (o.c as HttpCase).path.replace(/^\/(pxe|image)\//, '/').replace('/cmdline-', '/')),
+    ).size,
   };
 }
 
@@ -253,7 +273,8 @@ export function fuzzProblems(r: FuzzReport): string[] {
     ...r.connectionErrors.map((o) => `connection error: ${caseLine(o)}`),
     ...[...r.rssPeak].filter(([, b]) => b > r.rssLimitBytes).map(([name, b]) => `memory: ${name} peaked at ${megabytes(b)} (bound ${megabytes(r.rssLimitBytes)})`),
     ...r.unhealthy.map((u) => `unhealthy at the end: ${u}`),
-    ...(r.buildsDuringCases ? [`${r.buildsDuringCases} asset(s) built by the cases: a generator sent a valid path outside PREBUILT`] : []),
+    ...(r.buildsDuringCases === undefined ? ['the build-worker metrics could not be read (assets built by the cases unknown)'] : []),
+    ...((r.buildsDuringCases ?? 0) > r.followUpAssets ? [`${r.buildsDuringCases} asset(s) built while the follow-up cases were served ${r.followUpAssets}: a case sent a valid asset path outside PREBUILT`] : []),
   ];
 }
 
@@ -268,11 +289,12 @@ export function formatReport(r: FuzzReport): string {
   return [
     `seed ${r.seed}: ${r.cases} cases in ${(r.durationMs / 1000).toFixed(1)} s (${Object.entries(r.byFamily).map(([f, n]) => `${f} ${n}`).join(', ')})`,
     `statuses: ${[...r.statusCounts].map(([s, n]) => `${s || 'none'}×${n}`).join(' ')}`,
+    `follow-up statuses: ${[...r.followUpStatuses].map(([s, n]) => `${s || 'none'}×${n}`).join(' ') || '-'}`,
     `5xx: ${r.serverErrors.length}, hangs (> bound): ${r.hangs.length}, connection errors: ${r.connectionErrors.length}, not sendable by the client: ${r.clientRefused}`,
     `latency: p99 ${r.p99Ms} ms, max ${r.maxLatency.ms} ms (#${r.maxLatency.c.n} ${r.maxLatency.c.family} ${r.maxLatency.c.what})`,
     `RSS (start → end, peak; bound ${megabytes(r.rssLimitBytes)}):`,
     ...rows.map((name) => `  ${name.padEnd(16)} ${megabytes(r.rssFirst.get(name)).padStart(7)} → ${megabytes(r.rssLast.get(name)).padStart(7)}, peak ${megabytes(r.rssPeak.get(name))}`),
-    `assets built by the cases: ${r.buildsDuringCases ?? 'unknown (build-worker metrics unreadable)'}`,
+    `assets built by the cases: ${r.buildsDuringCases ?? 'unknown'} (only follow-ups may build: ${r.followUpAssets} distinct command lines served)`,
     `health at the end: ${r.unhealthy.length ? r.unhealthy.join('; ') : 'every service answers /healthz, /readyz 200'}`,
   ].join('\n');
 }
