@@ -77,10 +77,12 @@ export interface FuzzWorld {
   kernelEtag: string;
   /** upstream image digests the demo registry holds */
   upstreamDigests: string[];
+  /** digests of the prebuilt installer `installer/<defaultId>:<version>` (index, manifests, config, layers) */
+  installerDigests: string[];
 }
 
 /** Assets of `world.defaultId` at `world.version` built before the run; fuzzed valid asset paths stay within these. */
-export const PREBUILT = { image: ['kernel-amd64', 'cmdline-metal-amd64'], pxe: ['metal-amd64'] } as const;
+export const PREBUILT = { image: ['kernel-amd64', 'cmdline-metal-amd64'], pxe: ['metal-amd64'], installer: 'installer' } as const;
 
 export type Family = 'schematic' | 'path' | 'header' | 'oci' | 'raw' | 'follow-up';
 
@@ -105,6 +107,8 @@ export interface RawCase {
   what: string;
   transport: 'raw';
   bytes: Buffer;
+  /** keep sending side open after `bytes` (the server must still answer and close within the hang bound) */
+  keepOpen?: boolean;
 }
 
 export type FuzzCase = HttpCase | RawCase;
@@ -422,6 +426,9 @@ function headerCase(rng: Rng, world: FuzzWorld, n: number): FuzzCase {
     '/versions',
     `/v2/siderolabs/imager/manifests/${world.version}`,
     `/v2/siderolabs/imager/blobs/${rng.pick(world.upstreamDigests)}`,
+    `/v2/${PREBUILT.installer}/${world.defaultId}/manifests/${world.version}`,
+    `/v2/${PREBUILT.installer}/${world.defaultId}/manifests/${rng.pick(world.installerDigests)}`,
+    `/v2/${PREBUILT.installer}/${world.defaultId}/blobs/${rng.pick(world.installerDigests)}`,
     '/v2/',
   ]);
   const headers: Record<string, string> = {};
@@ -429,7 +436,7 @@ function headerCase(rng: Rng, world: FuzzWorld, n: number): FuzzCase {
     const [name, value] = rng.pick<() => [string, string]>([
       () => ['range', rangeValue(rng)],
       () => ['if-range', rng.pick([`"${world.kernelEtag}"`, world.kernelEtag, '"x"', 'W/"x"', 'Tue, 15 Nov 1994 08:12:31 GMT', '', rng.text(40, PRINTABLE)])],
-      () => ['if-none-match', rng.pick([`"${world.kernelEtag}"`, '*', `W/"${world.kernelEtag}"`, `"a", "${world.kernelEtag}"`, '"x"', ',,,', rng.text(30, PRINTABLE)])],
+      () => ['if-none-match', rng.pick([`"${world.kernelEtag}"`, `"${rng.pick(world.installerDigests)}"`, '*', `W/"${world.kernelEtag}"`, `"a", "${world.kernelEtag}"`, '"x"', ',,,', rng.text(30, PRINTABLE)])],
       () => ['if-match', rng.pick([`"${world.kernelEtag}"`, '*', '"x"', 'W/"x"', '', rng.text(30, PRINTABLE)])],
       () => ['if-modified-since', rng.pick(['Tue, 15 Nov 1994 08:12:31 GMT', 'yesterday', '0', ''])],
       () => ['accept', rng.pick(['*/*', 'application/json', 'application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.v2+json', 'text/html;q=0.1, */*;q=0', 'x/y;q=abc', ',,,', 'a'.repeat(5000)])],
@@ -494,9 +501,14 @@ function ociCase(rng: Rng, world: FuzzWorld, n: number): FuzzCase {
     'a/'.repeat(rng.int(1, 100)) + 'b',
   ]);
   const installerRepo = repo.includes('installer/') || repo.startsWith('installer-secureboot/');
-  // a valid tag on a known schematic's installer repository is a cold installer build: never sent
-  const tagChoices = installerRepo && known !== 'unknown' ? BAD_VERSIONS.filter((v) => !world.versions.includes(v)) : [...world.versions, ...BAD_VERSIONS, 'latest'];
-  const digest = rng.pick([rng.pick(world.upstreamDigests), `sha256:${rng.text(64, HEX)}`, `sha256:${rng.text(rng.int(0, 70), HEX)}`, `sha512:${rng.text(128, HEX)}`, `md5:${rng.text(32, HEX)}`, 'sha256:' + rng.pick(NASTY), `sha256:${rng.text(64, HEX).toUpperCase()}`]);
+  const prebuiltInstaller = repo === `${PREBUILT.installer}/${world.defaultId}`;
+  // a valid tag on a known schematic's installer repository is a cold installer build: never sent, but the prebuilt one
+  const tagChoices = prebuiltInstaller
+    ? [world.version, world.version, ...BAD_VERSIONS.filter((v) => !world.versions.includes(v))]
+    : installerRepo && known !== 'unknown'
+      ? BAD_VERSIONS.filter((v) => !world.versions.includes(v))
+      : [...world.versions, ...BAD_VERSIONS, 'latest'];
+  const digest = rng.pick([rng.pick(prebuiltInstaller ? world.installerDigests : world.upstreamDigests), rng.pick(world.installerDigests), `sha256:${rng.text(64, HEX)}`, `sha256:${rng.text(rng.int(0, 70), HEX)}`, `sha512:${rng.text(128, HEX)}`, `md5:${rng.text(32, HEX)}`, 'sha256:' + rng.pick(NASTY), `sha256:${rng.text(64, HEX).toUpperCase()}`]);
   const reference = rng.chance(0.6) ? rng.pick(tagChoices) : digest;
   const r = rng.next();
   let path: string;
@@ -513,7 +525,7 @@ function ociCase(rng: Rng, world: FuzzWorld, n: number): FuzzCase {
   const headers: Record<string, string> = {};
   if (rng.chance(0.5)) headers.accept = rng.pick(['application/vnd.oci.image.index.v1+json', 'application/vnd.oci.image.manifest.v1+json', 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json', 'application/vnd.docker.distribution.manifest.v1+prettyjws', '*/*', 'text/html', 'x'.repeat(3000)]);
   if (rng.chance(0.2)) headers.range = rangeValue(rng);
-  if (rng.chance(0.1)) headers['if-none-match'] = rng.pick(['*', `"${rng.pick(world.upstreamDigests)}"`, '"x"']);
+  if (rng.chance(0.1)) headers['if-none-match'] = rng.pick(['*', `"${rng.pick(world.upstreamDigests)}"`, `"${rng.pick(world.installerDigests)}"`, '"x"']);
   if (rng.chance(0.1)) headers.authorization = rng.pick(['Bearer abc', 'Basic Og==', 'Bearer ' + 'a'.repeat(4000)]);
   const body = method === 'GET' || method === 'HEAD' ? undefined : rng.chance(0.5) ? Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', layers: [] })) : rng.bytes(rng.int(0, 300));
   if (body && rng.chance(0.5)) headers['content-type'] = rng.pick(['application/vnd.oci.image.manifest.v1+json', 'application/octet-stream']);
@@ -546,6 +558,10 @@ function rawCase(rng: Rng, world: FuzzWorld, n: number): FuzzCase {
     case 2: {
       const claimed = rng.pick([100, 1000, 2_000_000_000, 1024 * 1024 + 1, 99999999999999]);
       head = `POST /schematics HTTP/1.1\r\nHost: x\r\nContent-Length: ${claimed}\r\n${close}\r\ncustomization: {}\n`;
+      // past the body limit the server must not wait for the rest: the client keeps its side open
+      if (claimed > 1024 * 1024 && rng.chance(0.5)) {
+        return { n, family: 'raw', what: `Content-Length ${claimed} with 18 bytes, the connection kept open`, transport: 'raw', bytes: Buffer.from(head), keepOpen: true };
+      }
       what = `Content-Length ${claimed} with 18 bytes, then the client stops sending`;
       break;
     }

@@ -97,7 +97,17 @@ export async function prepareWorld(url: string): Promise<FuzzWorld> {
   if (index.status !== 200) throw new Error(`setup: imager index ${index.status}`);
   upstreamDigests.push(index.headers.get('docker-content-digest') ?? '');
   for (const m of ((await index.json()) as { manifests?: { digest: string }[] }).manifests ?? []) upstreamDigests.push(m.digest);
-  return { defaultId, knownIds, version, versions, kernelEtag, upstreamDigests: upstreamDigests.filter(Boolean) };
+  // the installer image OCI cases may pull (one cold installer build): every digest it is made of
+  const repo = `${url}/v2/${PREBUILT.installer}/${defaultId}`;
+  const installerIndex = await fetch(`${repo}/manifests/${version}`, { headers: { accept: 'application/vnd.oci.image.index.v1+json' }, signal: AbortSignal.timeout(600_000) });
+  if (installerIndex.status !== 200) throw new Error(`setup: installer ${installerIndex.status}: ${await installerIndex.text()}`);
+  const installerDigests = [installerIndex.headers.get('docker-content-digest') ?? ''];
+  for (const m of ((await installerIndex.json()) as { manifests: { digest: string }[] }).manifests) {
+    installerDigests.push(m.digest);
+    const manifest = (await (await fetch(`${repo}/manifests/${m.digest}`)).json()) as { config: { digest: string }; layers: { digest: string }[] };
+    installerDigests.push(manifest.config.digest, ...manifest.layers.map((l) => l.digest));
+  }
+  return { defaultId, knownIds, version, versions, kernelEtag, upstreamDigests: upstreamDigests.filter(Boolean), installerDigests: installerDigests.filter(Boolean) };
 }
 
 /** Sends one case; never throws. */
@@ -105,7 +115,7 @@ async function send(port: number, c: FuzzCase, hangMs: number): Promise<CaseOutc
   const started = Date.now();
   if (c.transport === 'raw') {
     try {
-      const ex = await rawExchange(port, c.bytes, { end: true, giveUpMs: hangMs });
+      const ex = await rawExchange(port, c.bytes, { end: !c.keepOpen, giveUpMs: hangMs });
       const statuses = [...ex.response.matchAll(/(?:^|\r\n)HTTP\/1\.[01] (\d{3}) /g)].map((m) => Number(m[1]));
       return { c, statuses, ms: ex.closedAfterMs, snippet: ex.response.slice(0, 300) };
     } catch (err) {
@@ -217,7 +227,7 @@ export async function fuzzFactory(factory: LaunchedFactory, opts: FuzzOptions): 
   const port = Number(new URL(factory.url).port);
   const sampler = new RssSampler(factory.proc.pid!);
   const world = await prepareWorld(factory.url);
-  log(`world: version ${world.version}, default schematic ${world.defaultId}, ${world.knownIds.length} more, prebuilt ${[...PREBUILT.image, ...PREBUILT.pxe.map((p) => `pxe ${p}`)].join(', ')}`);
+  log(`world: version ${world.version}, default schematic ${world.defaultId}, ${world.knownIds.length} more, prebuilt ${[...PREBUILT.image, ...PREBUILT.pxe.map((p) => `pxe ${p}`), `${PREBUILT.installer}:${world.version} (${world.installerDigests.length} digests)`].join(', ')}`);
   const cases = generateCases(opts.seed, opts.cases, world);
   const builtBefore = await assetsBuilt(factory);
   const started = Date.now();
