@@ -30,6 +30,7 @@ async function main(): Promise<number> {
     process.stdout.write(`${formatReport(report)}\n`);
     const problems = fuzzProblems(report);
     for (const p of problems) process.stdout.write(`FAIL ${p}\n`);
+    if (problems.length) process.stdout.write(`the factory's recent output:\n${factory.output().slice(-4000)}\n`);
     if (factory.proc.exitCode !== null) process.stdout.write(`FAIL the launcher exited (${factory.proc.exitCode})\n${factory.output().slice(-3000)}\n`);
     return problems.length || factory.proc.exitCode !== null ? 1 : 0;
   } finally {

@@ -40,6 +40,8 @@ test('2,000 fuzzed requests: no 5xx, no hang, bounded memory, every service heal
   // only follow-up cases (the command line of a fuzz-created schematic) may build, one asset each (checked in fuzzProblems)
   expect(report.buildsDuringCases).toBeDefined();
   expect(report.rssPeak.get('gateway')).toBeGreaterThan(0);
-  expect(fuzzProblems(report)).toEqual([]);
+  const problems = fuzzProblems(report);
+  if (problems.length) process.stdout.write(`the factory's recent output:\n${factory.output().slice(-4000)}\n`);
+  expect(problems).toEqual([]);
   expect(factory.proc.exitCode).toBeNull();
 });
