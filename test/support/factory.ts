@@ -6,9 +6,10 @@ import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { findCheckout } from './checkout';
 import { freePort, ProcHandle, startRedis, startRegistry, startS3, waitForPort } from './procs';
 
-export const ROOT = path.resolve(__dirname, '../..');
+export const ROOT = findCheckout(__dirname);
 export const SERVICE_NAMES = ['signing', 'schematic-store', 'registry-proxy', 'build-worker', 'gateway'] as const;
 
 /** Builds and publishes the demo releases once (cached across runs), returning their directory. */

@@ -15,9 +15,14 @@ export interface RawExchange {
 
 /**
  * Connects to 127.0.0.1:`port`, writes `head`, then `more()` every 20 ms while the socket is writable (until it
- * returns undefined); resolves when the server closes the connection, rejects when it is still open after `giveUpMs`.
+ * returns undefined) or, with `end`, half-closes after `head`; resolves when the server closes the connection, rejects
+ * when it is still open after `giveUpMs`.
  */
-export function rawExchange(port: number, head: Buffer | string, opts: { more?: () => Buffer | string | undefined; giveUpMs?: number } = {}): Promise<RawExchange> {
+export function rawExchange(
+  port: number,
+  head: Buffer | string,
+  opts: { more?: () => Buffer | string | undefined; giveUpMs?: number; /** finish sending (half-close) after `head` */ end?: boolean } = {},
+): Promise<RawExchange> {
   const giveUpMs = opts.giveUpMs ?? 5000;
   return new Promise((resolve, reject) => {
     const started = Date.now();
@@ -40,7 +45,8 @@ export function rawExchange(port: number, head: Buffer | string, opts: { more?: 
     });
     socket.on('connect', () => {
       socket.write(head);
-      if (opts.more) {
+      if (opts.end) socket.end();
+      else if (opts.more) {
         timer = setInterval(() => {
           if (socket.destroyed || !socket.writable) return;
           const next = opts.more!();

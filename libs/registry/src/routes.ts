@@ -34,10 +34,13 @@ export interface ProxyRoute {
 const NAME_COMPONENT = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
 const TAG = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
 const DIGEST = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
+// The registered algorithms (OCI image spec, "Digests"), the only ones a registry verifies: any other, or an encoded
+// part of the wrong form, is DIGEST_INVALID here (docker-registry takes such a manifest reference for a tag and 500s).
+const REGISTERED_DIGEST = /^(?:sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
 
 export const isOciRepositoryName = (name: string): boolean => name.split('/').every((c) => NAME_COMPONENT.test(c));
 export const isOciTag = (reference: string): boolean => TAG.test(reference);
-export const isOciDigest = (reference: string): boolean => DIGEST.test(reference);
+export const isOciDigest = (reference: string): boolean => DIGEST.test(reference) && REGISTERED_DIGEST.test(reference);
 
 /**
  * Why a source-image route breaks the OCI grammar, as the registry error a client gets (400 with an OCI error code),
@@ -48,7 +51,10 @@ export function proxyRouteGrammarError(route: ProxyRoute): { ociCode: 'NAME_INVA
   if (!isOciRepositoryName(route.image)) return { ociCode: 'NAME_INVALID', message: 'invalid repository name' };
   switch (route.resource) {
     case 'manifests':
-      return isOciTag(route.reference) || isOciDigest(route.reference) ? undefined : { ociCode: 'TAG_INVALID', message: 'invalid tag or digest' };
+      if (isOciTag(route.reference) || isOciDigest(route.reference)) return undefined;
+      // shaped like a digest (a tag has no ':') but of no registered algorithm or form
+      if (DIGEST.test(route.reference)) return { ociCode: 'DIGEST_INVALID', message: 'invalid digest' };
+      return { ociCode: 'TAG_INVALID', message: 'invalid tag or digest' };
     case 'blobs':
     case 'referrers':
       return isOciDigest(route.reference) ? undefined : { ociCode: 'DIGEST_INVALID', message: 'invalid digest' };

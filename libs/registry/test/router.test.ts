@@ -77,6 +77,12 @@ describe('source-image routes outside the OCI grammar', () => {
     ['blobs/v1.11.0', 'DIGEST_INVALID'],
     ['blobs/sha256:ab%00', 'DIGEST_INVALID'],
     ['referrers/latest', 'DIGEST_INVALID'],
+    // Found by the fuzz (test/fuzz): digests the upstream registry cannot take — its answer was a 500, relayed.
+    [`manifests/sha256:${'A'.repeat(64)}`, 'DIGEST_INVALID'],
+    ['manifests/sha256:0564cfa384f6033bae191b77935a8e7d84', 'DIGEST_INVALID'],
+    [`manifests/md5:${'c'.repeat(32)}`, 'DIGEST_INVALID'],
+    [`blobs/sha512:${'a'.repeat(64)}`, 'DIGEST_INVALID'],
+    [`referrers/sha256:${'a'.repeat(63)}`, 'DIGEST_INVALID'],
   ])('imager/%s → 400 %s before proxying', async (rest, code) => {
     const res = await get(`/v2/siderolabs/imager/${rest}`);
     expect(res.status).toBe(400);
@@ -91,7 +97,7 @@ describe('source-image routes outside the OCI grammar', () => {
   });
 
   test('well-formed tags and digests are still proxied', async () => {
-    for (const ref of ['v1.11.0', 'latest', '_x', `sha256:${'a'.repeat(64)}`]) {
+    for (const ref of ['v1.11.0', 'latest', '_x', `sha256:${'a'.repeat(64)}`, `sha512:${'0'.repeat(128)}`]) {
       const res = await get(`/v2/siderolabs/imager/manifests/${ref}`);
       expect(await res.text()).toBe(`proxied imager manifests ${ref}`);
     }

@@ -9,6 +9,24 @@ test('BoundedMap forgets the oldest entry first and never exceeds its limit', ()
   expect(() => new BoundedMap(0)).toThrow('positive integer');
 });
 
+test('BoundedMap with a weight budget forgets the oldest entries until the rest fit, but keeps the one just set', () => {
+  const m = new BoundedMap<string, string>(100, { maxWeight: 10, weigh: (v) => v.length });
+  m.set('a', 'xxxx').set('b', 'xxxx');
+  expect(m.weight).toBe(8);
+  m.set('c', 'xxxx'); // 12 > 10: 'a' goes
+  expect([...m.keys()]).toEqual(['b', 'c']);
+  expect(m.weight).toBe(8);
+  m.set('b', 'x'); // re-set: weight follows the new value, position kept
+  expect([...m.keys()]).toEqual(['b', 'c']);
+  expect(m.weight).toBe(5);
+  m.delete('c');
+  expect(m.weight).toBe(1);
+  m.set('big', 'x'.repeat(50)); // alone above the budget: everything older goes, it stays (the caller just used it)
+  expect([...m.keys()]).toEqual(['big']);
+  m.clear();
+  expect(m.weight).toBe(0);
+});
+
 test('memoPromise shares one load, remembers successes and forgets failures', async () => {
   const cache = new BoundedMap<string, Promise<number>>(10);
   let loads = 0;

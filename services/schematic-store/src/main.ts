@@ -7,12 +7,13 @@ import { fatal, onShutdown } from '@factory/runtime';
 import { createObjectStore } from '@factory/storage';
 import { createLogger, createMetricsRegistry, startMetricsServer } from '@factory/telemetry';
 import { registerSchematicMetrics, schematicHandlers } from './handlers';
-import { SchematicRepository } from './repository';
+import { DEFAULT_CACHE_BYTES, SchematicRepository } from './repository';
 
 async function main(): Promise<void> {
   const env = new EnvReader();
   const common = readCommon(env);
   const capacity = env.int('SCHEMATIC_CACHE_CAPACITY', 100_000, 1);
+  const cacheBytes = env.int('SCHEMATIC_CACHE_BYTES', DEFAULT_CACHE_BYTES, 1);
   const negativeTtlMs = env.duration('SCHEMATIC_NEGATIVE_TTL', 30_000);
   env.done();
 
@@ -21,7 +22,7 @@ async function main(): Promise<void> {
   const schematicMetrics = registerSchematicMetrics(metrics);
 
   const store = createObjectStore(common.storage);
-  const repo = new SchematicRepository(store, capacity, negativeTtlMs, schematicMetrics);
+  const repo = new SchematicRepository(store, capacity, negativeTtlMs, schematicMetrics, cacheBytes);
   await repo.ping();
 
   const { worker, connection } = serveQueue(

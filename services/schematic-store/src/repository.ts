@@ -11,6 +11,9 @@ import { isSchematicId, MAX_SCHEMATIC_BYTES, readStoredSchematic, schematicObjec
 
 export { MAX_SCHEMATIC_BYTES };
 
+/** Default `SCHEMATIC_CACHE_BYTES`: hundreds of thousands of typical (≤ 1 KB) schematics, 64 of the largest. */
+export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
+
 export interface RepositoryMetrics {
   cacheSize(n: number): void;
 }
@@ -26,8 +29,10 @@ export class SchematicRepository {
     capacity = 100_000,
     private readonly negativeTtlMs = 30_000,
     private readonly metrics?: RepositoryMetrics,
+    /** bytes of schematics kept in memory: a schematic may be 1 MiB, so the count alone does not bound memory */
+    cacheBytes = DEFAULT_CACHE_BYTES,
   ) {
-    this.cache = new BoundedMap(capacity);
+    this.cache = new BoundedMap(capacity, { maxWeight: cacheBytes, weigh: (yaml) => yaml.length });
     this.negative = new BoundedMap(capacity);
   }
 
@@ -84,6 +89,11 @@ export class SchematicRepository {
     this.negative.delete(id);
     this.cache.set(id, yaml);
     this.metrics?.cacheSize(this.cache.size);
+  }
+
+  /** characters of schematics in the cache (UTF-16 code units: about their bytes for the ASCII a schematic mostly is) */
+  get cachedBytes(): number {
+    return this.cache.weight;
   }
 
   async ping(): Promise<void> {
