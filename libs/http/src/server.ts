@@ -19,6 +19,13 @@ export interface ReceiveLimits {
   headersTimeoutMs: number;
   /** Deadline for the whole request, headers and body (ms); the response may take longer. */
   requestTimeoutMs: number;
+  /** Which requests have their body read by a route (default: none). */
+  readsBody?: (req: IncomingMessage) => boolean;
+}
+
+function announcesBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
 /** `413` for a body announced larger than the limit, answered before any of it is read (the connection then closes). */
@@ -40,7 +47,10 @@ function refuseAnnouncedBody(req: IncomingMessage, res: ServerResponse, maxBodyB
  * After a response to a request whose body was not received to the end, the connection is closed (FIN once the
  * response is sent) rather than kept reading: a client cannot hold it by sending a body nobody reads.
  */
-function closeAfterUnreadBody(req: IncomingMessage, res: ServerResponse): void {
+function closeAfterUnreadBody(req: IncomingMessage, res: ServerResponse, readsBody: boolean): void {
+  // A body no route reads: the answer says `Connection: close` up front, so a keep-alive client (a proxy's pool)
+  // does not send its next request on a connection about to close.
+  if (!readsBody && announcesBody(req)) res.shouldKeepAlive = false;
   res.once('finish', () => {
     if (!req.complete) req.socket.destroySoon();
   });
@@ -51,7 +61,7 @@ export function createBoundedServer(handler: (req: IncomingMessage, res: ServerR
   const headersTimeoutMs = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
   const checkEveryMs = Math.max(250, Math.min(1000, Math.floor(headersTimeoutMs / 4)));
   const server = http.createServer({ connectionsCheckingInterval: checkEveryMs, requestTimeout: limits.requestTimeoutMs, headersTimeout: headersTimeoutMs }, (req, res) => {
-    closeAfterUnreadBody(req, res);
+    closeAfterUnreadBody(req, res, limits.readsBody?.(req) ?? false);
     if (!refuseAnnouncedBody(req, res, limits.maxBodyBytes)) handler(req, res);
   });
   server.keepAliveTimeout = 65_000;

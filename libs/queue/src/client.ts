@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Queue, QueueEvents } from 'bullmq';
+import { Job, Queue, QueueEvents } from 'bullmq';
 import type IORedis from 'ioredis';
 import type { Logger } from '@factory/telemetry';
 import { JOB_QUEUE, JobName, PayloadOf, QueueName, Reply, ResultOf } from './contracts';
@@ -79,15 +79,14 @@ export class JobClient {
     }
     let reply: Reply<ResultOf<K>>;
     try {
-      reply = (await job.waitUntilFinished(events, timeoutMs)) as Reply<ResultOf<K>>;
+      reply = (await outcomeOf(events, this.queue(queueName), String(job.id), timeoutMs)) as Reply<ResultOf<K>>;
     } catch (err) {
-      const msg = String((err as Error)?.message ?? err);
-      if (/Missing key for job/i.test(msg)) throw new JobVanishedError(String(job.id));
-      if (/timed out|timeout/i.test(msg)) {
+      if (err instanceof JobVanishedError) throw err;
+      if (err instanceof JobWaitTimeout) {
         this.logger.warn({ job: name, jobId: job.id, timeoutMs }, 'job timed out');
         throw new FactoryError(503, `service temporarily unavailable: ${queueName} did not answer in time`);
       }
-      this.logger.error({ job: name, jobId: job.id, reason: msg }, 'job failed');
+      this.logger.error({ job: name, jobId: job.id, reason: String((err as Error)?.message ?? err) }, 'job failed');
       throw new FactoryError(500, 'internal server error');
     }
     if (!reply || typeof reply !== 'object' || !('ok' in reply)) throw new FactoryError(500, 'internal server error');
@@ -110,4 +109,53 @@ export class JobClient {
     this.producer.disconnect();
     for (const c of this.eventConns) c.disconnect();
   }
+}
+
+class JobWaitTimeout extends Error {}
+
+/**
+ * How long a job found neither waiting nor finished may still announce its end: a job removed when done can finish
+ * (and be removed) between being added and being looked at, and its `completed` event is then still on its way.
+ */
+const VANISH_GRACE_MS = 5_000;
+
+/**
+ * The job's result (or its failure): from its `completed:<id>` / `failed:<id>` events, or from the job itself when it
+ * had already finished. Unlike BullMQ's `waitUntilFinished`, a job that is already gone is not a failure at once —
+ * the listeners stay for a grace period, since its event may still arrive (jobs removed when done, answered in a
+ * millisecond, are gone by the time they are looked at). Only then is it JobVanishedError.
+ */
+function outcomeOf(queueEvents: QueueEvents, queue: Queue, jobId: string, timeoutMs: number): Promise<unknown> {
+  // Per-job event names (`completed:<id>`) are emitted by QueueEvents but not in its typed listener map.
+  const events = queueEvents as unknown as NodeJS.EventEmitter;
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const timers: NodeJS.Timeout[] = [];
+    const completedEvent = `completed:${jobId}`;
+    const failedEvent = `failed:${jobId}`;
+    const settle = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
+      for (const t of timers) clearTimeout(t);
+      events.removeListener(completedEvent, onCompleted);
+      events.removeListener(failedEvent, onFailed);
+      fn();
+    };
+    const onCompleted = (args: { returnvalue: unknown }) => settle(() => resolve(args.returnvalue));
+    const onFailed = (args: { failedReason?: string }) => settle(() => reject(new Error(args.failedReason ?? 'job failed')));
+    events.on(completedEvent, onCompleted);
+    events.on(failedEvent, onFailed);
+    timers.push(setTimeout(() => settle(() => reject(new JobWaitTimeout(`no answer within ${timeoutMs} ms`))), timeoutMs));
+    // The events may have gone by before the listeners were added: look at the job itself once.
+    (async () => {
+      const finished = await Job.fromId(queue, jobId);
+      if (settled) return;
+      if (finished?.finishedOn) {
+        if (finished.failedReason && !finished.returnvalue) onFailed({ failedReason: finished.failedReason });
+        else onCompleted({ returnvalue: finished.returnvalue });
+      } else if (!finished) {
+        timers.push(setTimeout(() => settle(() => reject(new JobVanishedError(jobId))), Math.min(VANISH_GRACE_MS, timeoutMs)));
+      }
+    })().catch((err: unknown) => settle(() => reject(err)));
+  });
 }

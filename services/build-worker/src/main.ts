@@ -42,7 +42,7 @@ async function main(): Promise<void> {
   await store.ping();
   const budget: BudgetSettings = { budgetBytes: configuredBudget ?? defaultBudget(common.storage), graceMs };
   if (graceMs < TOUCH_INTERVAL_MS) logger.warn({ graceMs }, `FACTORY_STORAGE_EVICTION_GRACE is shorter than the ${TOUCH_INTERVAL_MS / 1000}s between recorded accesses: an artifact being served may be evicted`);
-  const orphaned = await removeOrphanedScratch();
+  const orphaned = await removeOrphanedScratch(undefined, undefined, (dir, err) => logger.warn({ dir, err }, 'could not remove a dead build\'s scratch directory'));
   if (orphaned.length) logger.warn({ removed: orphaned }, 'removed scratch directories of builds whose sandbox died');
 
   const { worker, connection } = serveQueue('build', { processorFile: path.join(__dirname, 'processor.js') }, {

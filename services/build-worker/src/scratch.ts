@@ -34,19 +34,28 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Removes scratch directories whose owner process is gone; returns what was removed. */
-export async function removeOrphanedScratch(tmpDir = os.tmpdir(), now = Date.now()): Promise<string[]> {
+/**
+ * Removes scratch directories whose owner process is gone; returns what was removed. Only this user's directories
+ * are looked at (a shared /tmp also holds other users' factories, which are theirs to clean), and one that cannot be
+ * removed is skipped (`onSkipped`), never a reason not to start.
+ */
+export async function removeOrphanedScratch(tmpDir = os.tmpdir(), now = Date.now(), onSkipped?: (dir: string, err: unknown) => void): Promise<string[]> {
   const removed: string[] = [];
+  const uid = process.getuid?.();
   for (const name of await readdir(tmpDir).catch(() => [] as string[])) {
     if (!name.startsWith(PREFIX)) continue;
     const dir = path.join(tmpDir, name);
+    const info = await stat(dir).catch(() => undefined);
+    if (!info || (uid !== undefined && info.uid !== uid)) continue;
     const owned = OWNED.exec(name);
-    let orphaned: boolean;
-    if (owned) orphaned = !alive(Number(owned[1]));
-    else orphaned = now - (await stat(dir).then((s) => s.mtimeMs).catch(() => now)) > UNOWNED_MAX_AGE_MS;
+    const orphaned = owned ? !alive(Number(owned[1])) : now - info.mtimeMs > UNOWNED_MAX_AGE_MS;
     if (!orphaned) continue;
-    await rm(dir, { recursive: true, force: true });
-    removed.push(dir);
+    try {
+      await rm(dir, { recursive: true, force: true });
+      removed.push(dir);
+    } catch (err) {
+      onSkipped?.(dir, err);
+    }
   }
   return removed;
 }

@@ -83,7 +83,7 @@ async function main(): Promise<void> {
       if (isRegistryPath(req.url)) registry(req, res);
       else if (!assets.fastRedirect(req, res)) app(req, res);
     },
-    { maxBodyBytes: maxSchematicBytes, ...receive },
+    { maxBodyBytes: maxSchematicBytes, ...receive, readsBody: (req) => req.method === 'POST' && (req.url ?? '').split('?')[0] === '/schematics' },
   );
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -37,6 +37,8 @@ export function createRegistryProxy(o: RegistryProxyOptions): (req: IncomingMess
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256, noDelay: true } as http.AgentOptions);
   return (req, res) => {
     const headers = endToEndHeaders(req.headers);
+    delete headers['content-length'];
+    delete headers['transfer-encoding'];
     // The registry-proxy needs the host the client used (signature identities, absolute URLs).
     headers['x-forwarded-host'] = req.headers.host ?? '';
     headers['x-forwarded-proto'] = 'http';
@@ -87,7 +89,8 @@ export function createRegistryProxy(o: RegistryProxyOptions): (req: IncomingMess
     res.on('close', () => {
       if (!res.writableFinished) upstream.destroy();
     });
-    req.pipe(upstream);
+    // The factory's registry is read-only: no request body is forwarded (a push is answered without one).
+    upstream.end();
   };
 }
 
