@@ -64,29 +64,37 @@ export class JobClient {
   async call<K extends JobName>(name: K, payload: PayloadOf<K>, opts: CallOptions = {}): Promise<ResultOf<K>> {
     const queueName = JOB_QUEUE[name];
     const timeoutMs = opts.timeoutMs ?? this.defaultTimeoutMs;
-    let events: QueueEvents;
-    let job;
+    const jobId = opts.jobId ?? randomUUID();
+    let outcome: JobOutcome;
     try {
-      events = await this.queueEvents(queueName);
-      job = await this.queue(queueName).add(name, payload, {
-        jobId: opts.jobId ?? randomUUID(),
+      // Listening starts before the job exists: a job answered in a millisecond announces its end before add()
+      // returns, and one removed when done leaves nothing else to read.
+      outcome = new JobOutcome(await this.queueEvents(queueName), jobId, timeoutMs);
+    } catch (err) {
+      this.logger.warn({ err, job: name }, 'could not enqueue job');
+      throw new FactoryError(503, 'service temporarily unavailable');
+    }
+    try {
+      await this.queue(queueName).add(name, payload, {
+        jobId,
         ...(opts.priority ? { priority: opts.priority } : {}),
         ...(opts.removeWhenDone ? { removeOnComplete: true, removeOnFail: true } : {}),
       });
     } catch (err) {
+      outcome.cancel();
       this.logger.warn({ err, job: name }, 'could not enqueue job');
       throw new FactoryError(503, 'service temporarily unavailable');
     }
     let reply: Reply<ResultOf<K>>;
     try {
-      reply = (await outcomeOf(events, this.queue(queueName), String(job.id), timeoutMs)) as Reply<ResultOf<K>>;
+      reply = (await outcome.settle(this.queue(queueName))) as Reply<ResultOf<K>>;
     } catch (err) {
       if (err instanceof JobVanishedError) throw err;
       if (err instanceof JobWaitTimeout) {
-        this.logger.warn({ job: name, jobId: job.id, timeoutMs }, 'job timed out');
+        this.logger.warn({ job: name, jobId, timeoutMs }, 'job timed out');
         throw new FactoryError(503, `service temporarily unavailable: ${queueName} did not answer in time`);
       }
-      this.logger.error({ job: name, jobId: job.id, reason: String((err as Error)?.message ?? err) }, 'job failed');
+      this.logger.error({ job: name, jobId, reason: String((err as Error)?.message ?? err) }, 'job failed');
       throw new FactoryError(500, 'internal server error');
     }
     if (!reply || typeof reply !== 'object' || !('ok' in reply)) throw new FactoryError(500, 'internal server error');
@@ -114,48 +122,73 @@ export class JobClient {
 class JobWaitTimeout extends Error {}
 
 /**
- * How long a job found neither waiting nor finished may still announce its end: a job removed when done can finish
- * (and be removed) between being added and being looked at, and its `completed` event is then still on its way.
+ * How long a job found neither waiting nor finished may still announce its end (its event on its way) before it
+ * counts as vanished. With listening started before the job was added this is only a safety net.
  */
-const VANISH_GRACE_MS = 5_000;
+const VANISH_GRACE_MS = 2_000;
 
 /**
- * The job's result (or its failure): from its `completed:<id>` / `failed:<id>` events, or from the job itself when it
- * had already finished. Unlike BullMQ's `waitUntilFinished`, a job that is already gone is not a failure at once —
- * the listeners stay for a grace period, since its event may still arrive (jobs removed when done, answered in a
- * millisecond, are gone by the time they are looked at). Only then is it JobVanishedError.
+ * The end of one job: its `completed:<id>` / `failed:<id>` events, listened to from before the job is added, or the
+ * job itself when it had already finished (joined late). Unlike BullMQ's `waitUntilFinished`, which starts listening
+ * once the job exists, no answer is lost when a job finishes — and is removed — before add() returns.
  */
-function outcomeOf(queueEvents: QueueEvents, queue: Queue, jobId: string, timeoutMs: number): Promise<unknown> {
-  // Per-job event names (`completed:<id>`) are emitted by QueueEvents but not in its typed listener map.
-  const events = queueEvents as unknown as NodeJS.EventEmitter;
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    const timers: NodeJS.Timeout[] = [];
-    const completedEvent = `completed:${jobId}`;
-    const failedEvent = `failed:${jobId}`;
-    const settle = (fn: () => void) => {
-      if (settled) return;
-      settled = true;
-      for (const t of timers) clearTimeout(t);
-      events.removeListener(completedEvent, onCompleted);
-      events.removeListener(failedEvent, onFailed);
-      fn();
-    };
-    const onCompleted = (args: { returnvalue: unknown }) => settle(() => resolve(args.returnvalue));
-    const onFailed = (args: { failedReason?: string }) => settle(() => reject(new Error(args.failedReason ?? 'job failed')));
-    events.on(completedEvent, onCompleted);
-    events.on(failedEvent, onFailed);
-    timers.push(setTimeout(() => settle(() => reject(new JobWaitTimeout(`no answer within ${timeoutMs} ms`))), timeoutMs));
-    // The events may have gone by before the listeners were added: look at the job itself once.
-    (async () => {
-      const finished = await Job.fromId(queue, jobId);
-      if (settled) return;
-      if (finished?.finishedOn) {
-        if (finished.failedReason && !finished.returnvalue) onFailed({ failedReason: finished.failedReason });
-        else onCompleted({ returnvalue: finished.returnvalue });
-      } else if (!finished) {
-        timers.push(setTimeout(() => settle(() => reject(new JobVanishedError(jobId))), Math.min(VANISH_GRACE_MS, timeoutMs)));
+class JobOutcome {
+  private readonly events: NodeJS.EventEmitter;
+  private readonly completedEvent: string;
+  private readonly failedEvent: string;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private settled = false;
+  private resolveResult!: (value: unknown) => void;
+  private rejectResult!: (err: unknown) => void;
+  private readonly result: Promise<unknown>;
+
+  constructor(
+    queueEvents: QueueEvents,
+    private readonly jobId: string,
+    timeoutMs: number,
+  ) {
+    // Per-job event names are emitted by QueueEvents but not in its typed listener map.
+    this.events = queueEvents as unknown as NodeJS.EventEmitter;
+    this.completedEvent = `completed:${jobId}`;
+    this.failedEvent = `failed:${jobId}`;
+    this.result = new Promise((resolve, reject) => {
+      this.resolveResult = resolve;
+      this.rejectResult = reject;
+    });
+    this.events.on(this.completedEvent, this.onCompleted);
+    this.events.on(this.failedEvent, this.onFailed);
+    this.timers.push(setTimeout(() => this.finish(() => this.rejectResult(new JobWaitTimeout(`no answer within ${timeoutMs} ms`))), timeoutMs));
+  }
+
+  private readonly onCompleted = (args: { returnvalue: unknown }) => this.finish(() => this.resolveResult(args.returnvalue));
+  private readonly onFailed = (args: { failedReason?: string }) => this.finish(() => this.rejectResult(new Error(args.failedReason ?? 'job failed')));
+
+  private finish(fn: () => void): void {
+    if (this.settled) return;
+    this.settled = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.events.removeListener(this.completedEvent, this.onCompleted);
+    this.events.removeListener(this.failedEvent, this.onFailed);
+    fn();
+  }
+
+  /** The job was not added: stop listening. */
+  cancel(): void {
+    this.finish(() => this.resolveResult(undefined));
+  }
+
+  /** The job's answer; a job that had finished before (a deterministic ID joined late) is read from its record. */
+  settle(queue: Queue): Promise<unknown> {
+    void (async () => {
+      const job = await Job.fromId(queue, this.jobId);
+      if (this.settled) return;
+      if (job?.finishedOn) {
+        if (job.failedReason && !job.returnvalue) this.onFailed({ failedReason: job.failedReason });
+        else this.onCompleted({ returnvalue: job.returnvalue });
+      } else if (!job) {
+        this.timers.push(setTimeout(() => this.finish(() => this.rejectResult(new JobVanishedError(this.jobId))), VANISH_GRACE_MS));
       }
-    })().catch((err: unknown) => settle(() => reject(err)));
-  });
+    })().catch((err: unknown) => this.finish(() => this.rejectResult(err)));
+    return this.result;
+  }
 }
