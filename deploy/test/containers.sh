@@ -71,6 +71,7 @@ ca_secret=()
 [ -s /etc/ssl/certs/ca-certificates.crt ] && ca_secret=(--secret id=ca,src=/etc/ssl/certs/ca-certificates.crt)
 DOCKER_BUILDKIT=1 "$DOCKER_BIN" build -q "${ca_secret[@]}" -f deploy/Dockerfile -t talos-image-factory:latest \
   --build-arg VERSION="$(node -p "require('./package.json').version")" --build-arg REVISION="$revision" \
+  --build-arg SOURCE="$(git config --get remote.origin.url 2>/dev/null | sed -E 's#//[^/@]*@#//#' || true)" \
   --build-arg CREATED="$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)" . >/dev/null
 t_image=$(secs "$t")
 image_mb=$(( $("$DOCKER_BIN" image inspect -f '{{.Size}}' talos-image-factory:latest) / 1000000 ))
