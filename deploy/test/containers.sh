@@ -15,16 +15,7 @@ secs() { echo $(( $(date +%s) - $1 )); }
 say() { echo "[containers] $*"; }
 
 # Debian's packages (CI machines have none of them at first).
-missing=()
-for p in docker.io docker-compose mmdebstrap skopeo; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  say "installing Debian packages: ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+bash scripts/apt-ensure.sh containers docker.io docker-compose mmdebstrap skopeo
 
 # Debian's client by path: another `docker` earlier on PATH may be a different build.
 export DOCKER_BIN=/usr/bin/docker
