@@ -12,16 +12,7 @@ APT_PACKAGES=(
   openssl curl ca-certificates wrk sbsigntool iproute2      # wrk: benchmarks; sbsigntool: PE checks (sbverify); ss
 )
 
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "[setup] installing Debian packages: ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+bash scripts/apt-ensure.sh setup "${APT_PACKAGES[@]}"
 
 # (The demo releases' systemd-boot and systemd-stub come from trixie's systemd-boot-efi, >= 257, so that multi-profile
 # UKIs boot as on real Talos: the demo build fetches it the same way, through scripts/fetch-trixie-deb.sh, and caches
