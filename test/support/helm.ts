@@ -178,57 +178,40 @@ const labelSelector: Shape = { object: { matchLabels: { map: 'string' }, matchEx
 const parentRef: Shape = { object: { group: 'string', kind: 'string', namespace: 'string', name: 'string', sectionName: 'string', port: 'integer' }, required: ['name'] };
 const backendRef: Shape = { object: { group: 'string', kind: 'string', name: 'string', namespace: 'string', port: 'integer', weight: 'integer' }, required: ['name'] };
 
+/** A custom resource's shape: type meta, metadata and its spec. */
+function customResource(spec: Shape): Shape {
+  return { object: { apiVersion: 'string', kind: 'string', metadata, spec }, required: ['apiVersion', 'kind', 'metadata', 'spec'] };
+}
+
 /** The custom resources the chart may render (fields of their published CRDs: monitoring.coreos.com v1, keda.sh v1alpha1, gateway.networking.k8s.io v1). */
 export const CRD_SHAPES: Record<string, Shape> = {
-  'monitoring.coreos.com/v1 ServiceMonitor': {
+  'monitoring.coreos.com/v1 ServiceMonitor': customResource({
     object: {
-      apiVersion: 'string', kind: 'string', metadata,
-      spec: {
-        object: {
-          selector: labelSelector,
-          namespaceSelector: { object: { any: 'boolean', matchNames: { array: 'string' } } },
-          jobLabel: 'string',
-          endpoints: { array: { object: { port: 'string', path: 'string', interval: 'string', scrapeTimeout: 'string', scheme: 'string', honorLabels: 'boolean', relabelings: { array: { object: { sourceLabels: { array: 'string' }, separator: 'string', regex: 'string', action: 'string', targetLabel: 'string', replacement: 'string' } } } } } },
-        },
-        required: ['selector', 'endpoints'],
-      },
+      selector: labelSelector,
+      namespaceSelector: { object: { any: 'boolean', matchNames: { array: 'string' } } },
+      jobLabel: 'string',
+      endpoints: { array: { object: { port: 'string', path: 'string', interval: 'string', scrapeTimeout: 'string', scheme: 'string', honorLabels: 'boolean', relabelings: { array: { object: { sourceLabels: { array: 'string' }, separator: 'string', regex: 'string', action: 'string', targetLabel: 'string', replacement: 'string' } } } } } },
     },
-    required: ['apiVersion', 'kind', 'metadata', 'spec'],
-  },
-  'monitoring.coreos.com/v1 PrometheusRule': {
+    required: ['selector', 'endpoints'],
+  }),
+  'monitoring.coreos.com/v1 PrometheusRule': customResource({
+    object: { groups: { array: { object: { name: 'string', interval: 'string', rules: { array: { object: { alert: 'string', record: 'string', expr: 'string', for: 'string', labels: { map: 'string' }, annotations: { map: 'string' } }, required: ['expr'] } } }, required: ['name', 'rules'] } } },
+  }),
+  'keda.sh/v1alpha1 ScaledObject': customResource({
     object: {
-      apiVersion: 'string', kind: 'string', metadata,
-      spec: { object: { groups: { array: { object: { name: 'string', interval: 'string', rules: { array: { object: { alert: 'string', record: 'string', expr: 'string', for: 'string', labels: { map: 'string' }, annotations: { map: 'string' } }, required: ['expr'] } } }, required: ['name', 'rules'] } } } },
+      scaleTargetRef: { object: { apiVersion: 'string', kind: 'string', name: 'string' }, required: ['name'] },
+      minReplicaCount: 'integer', maxReplicaCount: 'integer', pollingInterval: 'integer', cooldownPeriod: 'integer', idleReplicaCount: 'integer',
+      triggers: { array: { object: { type: 'string', name: 'string', metadata: { map: 'string' }, authenticationRef: { object: { name: 'string', kind: 'string' } } }, required: ['type', 'metadata'] } },
     },
-    required: ['apiVersion', 'kind', 'metadata', 'spec'],
-  },
-  'keda.sh/v1alpha1 ScaledObject': {
+    required: ['scaleTargetRef', 'triggers'],
+  }),
+  'gateway.networking.k8s.io/v1 HTTPRoute': customResource({
     object: {
-      apiVersion: 'string', kind: 'string', metadata,
-      spec: {
-        object: {
-          scaleTargetRef: { object: { apiVersion: 'string', kind: 'string', name: 'string' }, required: ['name'] },
-          minReplicaCount: 'integer', maxReplicaCount: 'integer', pollingInterval: 'integer', cooldownPeriod: 'integer', idleReplicaCount: 'integer',
-          triggers: { array: { object: { type: 'string', name: 'string', metadata: { map: 'string' }, authenticationRef: { object: { name: 'string', kind: 'string' } } }, required: ['type', 'metadata'] } },
-        },
-        required: ['scaleTargetRef', 'triggers'],
-      },
+      parentRefs: { array: parentRef },
+      hostnames: { array: 'string' },
+      rules: { array: { object: { matches: { array: { object: { path: { object: { type: 'string', value: 'string' } }, headers: 'any', method: 'string' } } }, backendRefs: { array: backendRef }, filters: 'any' } } },
     },
-    required: ['apiVersion', 'kind', 'metadata', 'spec'],
-  },
-  'gateway.networking.k8s.io/v1 HTTPRoute': {
-    object: {
-      apiVersion: 'string', kind: 'string', metadata,
-      spec: {
-        object: {
-          parentRefs: { array: parentRef },
-          hostnames: { array: 'string' },
-          rules: { array: { object: { matches: { array: { object: { path: { object: { type: 'string', value: 'string' } }, headers: 'any', method: 'string' } } }, backendRefs: { array: backendRef }, filters: 'any' } } },
-        },
-      },
-    },
-    required: ['apiVersion', 'kind', 'metadata', 'spec'],
-  },
+  }),
 };
 
 export function isCustomResource(o: K8sObject): boolean {

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { Registry } from 'prom-client';
+import { Registry } from '@factory/telemetry';
 import { JobClient, serveQueue } from '../src';
 import { freePort, waitForPort } from '../../../test/support/procs';
 
