@@ -27,7 +27,7 @@ interface PodSpec {
 type Workload = K8sObject & { spec: { replicas?: number; strategy?: { type: string }; template: { metadata: { labels: Record<string, string> }; spec: PodSpec } } };
 
 /** The values sets the issue names, plus the PXE host (each also rendered by helm lint --strict). */
-export const VALUES_SETS: Record<string, Record<string, unknown>> = {
+const VALUES_SETS: Record<string, Record<string, unknown>> = {
   defaults: {},
   'in-chart Redis, PXE host, S3 keys, monitoring': {
     'redis.internal.enabled': true,
@@ -62,7 +62,7 @@ describeIf(!missing, missing ?? '')('Helm chart', () => {
   const rendered = new Map<string, K8sObject[]>();
   beforeAll(() => {
     for (const [name, values] of Object.entries(VALUES_SETS)) rendered.set(name, renderChart(values));
-  });
+  }, 120_000);
 
   test('helm lint --strict passes for every values set', () => {
     for (const [name, values] of Object.entries(VALUES_SETS)) {
@@ -71,14 +71,14 @@ describeIf(!missing, missing ?? '')('Helm chart', () => {
       const r = helm(args);
       expect({ name, code: r.code, out: r.code === 0 ? '' : r.stdout + r.stderr }).toEqual({ name, code: 0, out: '' });
     }
-  });
+  }, 120_000);
 
   test('values.schema.json rejects unknown and malformed values', () => {
     expect(helm(['template', 'x', CHART_DIR, '--set', 'replicaz=3']).stderr).toMatch(/additional properties 'replicaz' not allowed/);
     expect(helm(['template', 'x', CHART_DIR, '--set', 'externalUrl=factory.example.com']).stderr).toMatch(/externalUrl/);
     expect(helm(['template', 'x', CHART_DIR, '--set', 'buildWorker.concurrency=0']).code).not.toBe(0);
     expect(helm(['template', 'x', CHART_DIR, '--set', 'redis.internal.enabled=false']).stderr).toMatch(/redis.url is required/);
-  });
+  }, 60_000);
 
   test('every rendered object is valid against the Kubernetes schemas, with no field the schema does not know', () => {
     for (const [name, objects] of rendered) {
@@ -99,7 +99,7 @@ describeIf(!missing, missing ?? '')('Helm chart', () => {
     expect(unknownFields([broken])).toEqual([`Deployment/${deployment.metadata.name}.spec.template.spec.containers[0].securityContex: unknown field`]);
     expect(validateWithModels([broken]).join('\n')).toMatch(/replicas/);
     expect(checkShape({ apiVersion: 'x', kind: 'y', metadata: { name: 'n' }, spec: { selector: {}, endpoints: [], bogus: 1 } }, CRD_SHAPES['monitoring.coreos.com/v1 ServiceMonitor'], 'SM')).toEqual(['SM.spec.bogus: unknown field']);
-  });
+  }, 120_000);
 
   test('one Deployment per service; signing runs once, with Recreate; the values sets render what they enable', () => {
     const defaults = rendered.get('defaults')!;
