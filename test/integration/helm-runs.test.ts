@@ -1,0 +1,330 @@
+/**
+ * "The chart runs": no Kubernetes API server can run here, so the wiring the chart renders is proven by running it.
+ * Each rendered Deployment's command and environment (ConfigMaps and Secrets resolved from the rendered manifests,
+ * `$(VAR)` expanded as the kubelet does) become real processes — 2 gateways, 3 build-workers, one of each other —
+ * beside the chart's own Redis command (AOF, password from the generated Secret), an S3 protocol server and the demo
+ * upstream registry. The signing key comes from the chart's pre-install Job script, run against a minimal fake of the
+ * Kubernetes API. Substitutions, and nothing else: in-cluster service names → loopback ports; each pod's ports (own
+ * network namespace in a cluster) → free loopback ports; volume mount paths → temporary directories; an Ingress
+ * emulator routes /v2 to the registry-proxy and the rest to a gateway, as the chart's Ingress does.
+ */
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import { cosignMissingReason, cosignVerify } from '../support/cosign';
+import { ensureDemoReleases } from '../support/factory';
+import { helmMissingReason, K8sObject, objectsOf, renderChart, ROOT } from '../support/helm';
+import { freePort, ProcHandle, startRegistry, startS3, waitForPort } from '../support/procs';
+import { describeIf } from '../support/skip';
+
+interface EnvVar { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }
+interface Container { name: string; command: string[]; workingDir?: string; env?: EnvVar[]; envFrom?: { configMapRef?: { name: string } }[]; volumeMounts?: { name: string; mountPath: string }[] }
+type Workload = K8sObject & { spec: { replicas?: number; template: { spec: { containers: Container[]; volumes?: { name: string; secret?: { secretName: string }; configMap?: { name: string } }[] } } } };
+type DataObject = K8sObject & { data?: Record<string, string> };
+
+const RELEASE = 'factory';
+const FULLNAME = `${RELEASE}-talos-image-factory`;
+const NAMESPACE = 'image-factory';
+const REPLICAS: Record<string, number> = { gateway: 2, 'build-worker': 3, 'registry-proxy': 1, 'schematic-store': 1, signing: 1 };
+
+const missing = helmMissingReason() ?? cosignMissingReason();
+
+/** `$(NAME)` references to earlier variables, expanded as the kubelet expands them. */
+function expand(value: string, env: Record<string, string>): string {
+  return value.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (ref, name: string) => env[name] ?? ref);
+}
+
+/** The environment Kubernetes would give this container, from the rendered ConfigMaps and Secrets (plus outside ones). */
+function containerEnv(c: Container, objects: K8sObject[], outsideSecrets: Record<string, Record<string, string>>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const from of c.envFrom ?? []) {
+    const cm = objectsOf<DataObject>(objects, 'ConfigMap').find((o) => o.metadata.name === from.configMapRef!.name);
+    if (!cm) throw new Error(`ConfigMap ${from.configMapRef!.name} is not rendered`);
+    Object.assign(env, cm.data);
+  }
+  for (const v of c.env ?? []) {
+    if (v.value !== undefined) env[v.name] = expand(v.value, env);
+    else if (v.valueFrom?.secretKeyRef) {
+      const { name, key } = v.valueFrom.secretKeyRef;
+      const rendered = objectsOf<DataObject>(objects, 'Secret').find((o) => o.metadata.name === name);
+      const value = rendered?.data?.[key] !== undefined ? Buffer.from(rendered.data[key], 'base64').toString() : outsideSecrets[name]?.[key];
+      if (value === undefined) throw new Error(`Secret ${name} key ${key} is neither rendered nor provided`);
+      env[v.name] = value;
+    }
+  }
+  return env;
+}
+
+/** A minimal Kubernetes API over HTTPS: get/create/update of Secrets and ConfigMaps in one namespace, bearer-checked. */
+async function startFakeApiServer(dir: string, token: string): Promise<{ port: number; ca: string; objects: Map<string, DataObject>; close: () => void }> {
+  const key = path.join(dir, 'api.key');
+  const cert = path.join(dir, 'api.crt');
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`openssl: ${r.stderr}`);
+  const objects = new Map<string, DataObject>();
+  const server = https.createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (req, res) => {
+    const send = (status: number, body: unknown) => {
+      res.writeHead(status, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    if (req.headers.authorization !== `Bearer ${token}`) return send(401, { reason: 'Unauthorized' });
+    const m = /^\/api\/v1\/namespaces\/([^/]+)\/(secrets|configmaps)(?:\/([^/]+))?$/.exec(req.url ?? '');
+    if (!m || m[1] !== NAMESPACE) return send(404, { reason: 'NotFound' });
+    const [, , resource, name] = m;
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = chunks.length ? (JSON.parse(Buffer.concat(chunks).toString()) as DataObject) : undefined;
+      const id = (n: string) => `${resource}/${n}`;
+      if (req.method === 'GET' && name) return objects.has(id(name)) ? send(200, objects.get(id(name))) : send(404, { reason: 'NotFound' });
+      if (req.method === 'POST' && !name && body) {
+        if (objects.has(id(body.metadata.name))) return send(409, { reason: 'AlreadyExists' });
+        objects.set(id(body.metadata.name), body);
+        return send(201, body);
+      }
+      if (req.method === 'PUT' && name && body) {
+        if (!objects.has(id(name))) return send(404, { reason: 'NotFound' });
+        objects.set(id(name), body);
+        return send(200, body);
+      }
+      send(405, { reason: 'MethodNotAllowed' });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { port: (server.address() as { port: number }).port, ca: readFileSync(cert, 'utf8'), objects, close: () => server.close() };
+}
+
+describeIf(!missing, missing ?? '')('the chart runs: its rendered processes serve the smoke', () => {
+  const procs: { name: string; proc: ChildProcess; log: () => string }[] = [];
+  let s3: ProcHandle & { endpoint: string; bucket: string };
+  let upstream: ProcHandle & { host: string };
+  let tmp: string;
+  let ingressHost: string;
+  let gatewayUrls: string[] = [];
+  let workerMetrics: string[] = [];
+  let publicKeyFile: string;
+  let objects: K8sObject[];
+  const started = Date.now();
+
+  const launch = (name: string, command: string[], env: Record<string, string>, cwd: string) => {
+    const proc = spawn(command[0], command.slice(1), { cwd, env: { PATH: process.env.PATH!, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const keep = (d: Buffer) => (out = (out + d.toString()).slice(-6000));
+    proc.stdout!.on('data', keep);
+    proc.stderr!.on('data', keep);
+    procs.push({ name, proc, log: () => out });
+    return proc;
+  };
+  const logs = () => procs.map((p) => `--- ${p.name} (exit ${p.proc.exitCode})\n${p.log().slice(-1500)}`).join('\n');
+
+  beforeAll(async () => {
+    const demoDir = ensureDemoReleases();
+    tmp = mkdtempSync(path.join(os.tmpdir(), 'helm-runs-'));
+    [s3, upstream] = await Promise.all([startS3(), startRegistry(path.join(demoDir, 'registry'))]);
+    const ingressPort = await freePort();
+    ingressHost = `127.0.0.1:${ingressPort}`;
+    objects = renderChart(
+      {
+        externalUrl: `http://${ingressHost}/`,
+        s3: { bucket: s3.bucket, endpoint: s3.endpoint, existingSecret: 'factory-s3' },
+        upstream: { registry: upstream.host, insecure: true, verify: true, publicKey: readFileSync(path.join(demoDir, 'cosign.pub'), 'utf8') },
+        // one loopback address for every test client: no per-client limits
+        config: { FACTORY_TRUST_PROXY: 'uniquelocal', FACTORY_RATE_SCHEMATICS: 'off', FACTORY_RATE_BUILDS: 'off', FACTORY_MAX_CLIENT_BUILDS: '0' },
+      },
+      { release: RELEASE, namespace: NAMESPACE },
+    );
+    const outsideSecrets = { 'factory-s3': { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } };
+
+    // 1. The pre-install hook: the rendered Job's script, env and service account against the fake API server.
+    const token = 'test-token';
+    const api = await startFakeApiServer(tmp, token);
+    try {
+      const job = objectsOf<Workload>(objects, 'Job')[0];
+      const jobContainer = job.spec.template.spec.containers[0];
+      const script = objectsOf<DataObject>(objects, 'ConfigMap').find((o) => o.metadata.name === `${FULLNAME}-keygen`)!.data!['keygen.js'];
+      const scriptDir = path.join(tmp, 'keygen');
+      const saDir = path.join(tmp, 'serviceaccount');
+      mkdirSync(scriptDir);
+      mkdirSync(saDir);
+      writeFileSync(path.join(scriptDir, 'keygen.js'), script);
+      writeFileSync(path.join(saDir, 'token'), token);
+      writeFileSync(path.join(saDir, 'ca.crt'), api.ca);
+      writeFileSync(path.join(saDir, 'namespace'), NAMESPACE);
+      const jobEnv = { ...containerEnv(jobContainer, objects, {}), SERVICE_ACCOUNT_DIR: saDir, KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(api.port) };
+      const command = jobContainer.command.map((a) => a.replace('/etc/factory/keygen', scriptDir)).map((a) => (a === 'node' ? process.execPath : a));
+      for (const run of ['first install', 'upgrade']) {
+        // asynchronously: the fake API server answers from this process
+        const r = await runToExit(command, { PATH: process.env.PATH!, ...jobEnv });
+        expect({ run, code: r.code, err: r.stderr }).toEqual({ run, code: 0, err: '' });
+      }
+      // the Secret and the public-key ConfigMap the Job made join the "cluster"
+      objects.push(api.objects.get(`secrets/${FULLNAME}-signing-key`)!, api.objects.get(`configmaps/${FULLNAME}-signing-public-key`)!);
+      expect(objects.at(-2)!.metadata.labels?.['app.kubernetes.io/instance']).toBe(RELEASE);
+    } finally {
+      api.close();
+    }
+    publicKeyFile = path.join(tmp, 'factory.pub');
+    writeFileSync(publicKeyFile, objectsOf<DataObject>(objects, 'ConfigMap').find((o) => o.metadata.name === `${FULLNAME}-signing-public-key`)!.data!['cosign.pub']);
+
+    // 2. The chart's Redis: its StatefulSet's command with its Secret's password.
+    const redisSts = objectsOf<Workload>(objects, 'StatefulSet')[0].spec.template.spec.containers[0];
+    const redisPort = await freePort();
+    const redisDir = path.join(tmp, 'redis');
+    mkdirSync(redisDir);
+    const redisCommand = redisSts.command.map((a) => a.replace('--dir /data', `--dir ${redisDir} --port ${redisPort} --bind 127.0.0.1`));
+    launch('redis', redisCommand, containerEnv(redisSts, objects, {}), redisDir);
+    await waitForPort(redisPort);
+
+    // 3. The services, as many as the issue's smoke asks for.
+    const serviceAddresses: Record<string, string> = { [`${FULLNAME}-redis:6379`]: `127.0.0.1:${redisPort}` };
+    const rpPort = await freePort();
+    serviceAddresses[`${FULLNAME}-registry-proxy:8081`] = `127.0.0.1:${rpPort}`;
+    const deployments = objectsOf<Workload>(objects, 'Deployment');
+    const order = ['signing', 'schematic-store', 'registry-proxy', 'build-worker', 'gateway'];
+    for (const component of order) {
+      const d = deployments.find((o) => o.metadata.name === `${FULLNAME}-${component}`)!;
+      const pod = d.spec.template.spec;
+      const c = pod.containers[0];
+      for (let i = 0; i < REPLICAS[component]; i++) {
+        const podDir = path.join(tmp, `${component}-${i}`);
+        const mounts = (c.volumeMounts ?? []).map((m) => ({ ...m, local: path.join(podDir, m.name) }));
+        for (const m of mounts) mkdirSync(m.local, { recursive: true });
+        // files of the mounted Secrets and ConfigMaps
+        for (const m of mounts) {
+          const volume = pod.volumes!.find((v) => v.name === m.name)!;
+          const source = volume.secret
+            ? objectsOf<DataObject>(objects, 'Secret').find((o) => o.metadata.name === volume.secret!.secretName)
+            : volume.configMap ? objectsOf<DataObject>(objects, 'ConfigMap').find((o) => o.metadata.name === volume.configMap!.name) : undefined;
+          for (const [file, data] of Object.entries(source?.data ?? {})) writeFileSync(path.join(m.local, file), volume.secret ? Buffer.from(data, 'base64') : data, { mode: 0o440 });
+        }
+        const env = containerEnv(c, objects, outsideSecrets);
+        for (const [k, v] of Object.entries(env)) {
+          let value = v;
+          for (const [inCluster, local] of Object.entries(serviceAddresses)) value = value.split(inCluster).join(local);
+          for (const m of mounts) if (value === m.mountPath || value.startsWith(`${m.mountPath}/`)) value = m.local + value.slice(m.mountPath.length);
+          env[k] = value;
+        }
+        expect(env.HOST).toBe('0.0.0.0');
+        env.HOST = '127.0.0.1';
+        env.METRICS_HOST = '127.0.0.1';
+        env.METRICS_PORT = String(await freePort());
+        if (component === 'registry-proxy') env.REGISTRY_PORT = String(rpPort);
+        if (component === 'gateway') {
+          env.PORT = String(await freePort());
+          gatewayUrls.push(`http://127.0.0.1:${env.PORT}`);
+        }
+        if (component === 'build-worker') workerMetrics.push(`http://127.0.0.1:${env.METRICS_PORT}/metrics`);
+        const command = c.command.map((a) => (a === 'node' ? process.execPath : a));
+        expect(c.workingDir).toBe('/app');
+        launch(`${component}-${i}`, command, env, ROOT);
+      }
+    }
+    for (const url of gatewayUrls) await waitReady(`${url}/readyz`, 30_000, logs);
+    for (const url of workerMetrics) await waitReady(url.replace("/metrics", "/readyz"), 30_000, logs);
+
+    // 4. The Ingress, emulated from the rendered rules: /v2 → registry-proxy, the rest → the first gateway.
+    const ing = objectsOf<{ spec: { rules: { http: { paths: { path: string; backend: { service: { name: string } } }[] } }[] } }>(objects, 'Ingress')[0];
+    const backends: Record<string, string> = { [`${FULLNAME}-registry-proxy`]: `127.0.0.1:${rpPort}`, [`${FULLNAME}-gateway`]: new URL(gatewayUrls[0]).host };
+    // In its own process: skopeo and cosign run synchronously from this one.
+    const routes = ing.spec.rules[0].http.paths.map((p) => [p.path, backends[p.backend.service.name]]);
+    const script = `
+      const http = require('node:http');
+      const routes = ${JSON.stringify(routes)};
+      http.createServer((req, res) => {
+        const [host, port] = routes.find(([prefix]) => req.url.startsWith(prefix))[1].split(':');
+        const up = http.request({ host, port: Number(port), method: req.method, path: req.url, headers: req.headers }, (r) => {
+          res.writeHead(r.statusCode, r.headers);
+          r.pipe(res);
+        });
+        up.on('error', () => res.destroy());
+        req.pipe(up);
+      }).listen(${ingressPort}, '127.0.0.1');
+    `;
+    launch('ingress', [process.execPath, '-e', script], {}, tmp);
+    await waitForPort(ingressPort);
+    process.stdout.write(`chart-rendered factory up (${procs.length} processes) in ${Date.now() - started} ms\n`);
+  }, 180_000);
+
+  afterAll(async () => {
+    await Promise.all(
+      procs.map(
+        ({ proc }) =>
+          new Promise<void>((resolve) => {
+            if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
+            const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+            proc.once('exit', () => (clearTimeout(t), resolve()));
+            proc.kill('SIGTERM');
+          }),
+      ),
+    );
+    await Promise.all([s3?.stop(), upstream?.stop()]);
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  }, 30_000);
+
+  test('a schematic is created, and an ISO is answered with a 302 to S3 through each gateway', async () => {
+    const t0 = Date.now();
+    const created = await fetch(`${gatewayUrls[1]}/schematics`, { method: 'POST', body: JSON.stringify({ customization: { extraKernelArgs: ['console=ttyS0'] } }) });
+    expect(created.status).toBe(201);
+    const { id } = (await created.json()) as { id: string };
+    for (const gateway of gatewayUrls) {
+      const res = await fetch(`${gateway}/image/${id}/v1.11.3/metal-amd64.iso`, { redirect: 'manual' });
+      expect({ gateway, status: res.status, body: res.status === 302 ? '' : `${await res.text()}\n${logs()}` }).toEqual({ gateway, status: 302, body: '' });
+      const location = new URL(res.headers.get('location')!);
+      expect(location.origin).toBe(s3.endpoint);
+      const iso = await fetch(location);
+      expect(iso.status).toBe(200);
+      expect(Buffer.from(await iso.arrayBuffer()).subarray(0x8001, 0x8006).toString()).toBe('CD001');
+    }
+    process.stdout.write(`schematic + ISO through 2 gateways: ${Date.now() - t0} ms\n`);
+  }, 240_000);
+
+  test('an installer is pulled with skopeo through the registry route and verifies with the chart\'s public key', async () => {
+    const t0 = Date.now();
+    const created = await fetch(`http://${ingressHost}/schematics`, { method: 'POST', body: JSON.stringify({ customization: { extraKernelArgs: ['fixture.installer=yes'] } }) });
+    const { id } = (await created.json()) as { id: string };
+    const ref = `${ingressHost}/installer/${id}:v1.11.3`;
+    const dir = path.join(tmp, 'pulled');
+    const copy = spawnSync('skopeo', ['copy', '--src-tls-verify=false', '--override-arch', 'amd64', '--override-os', 'linux', `docker://${ref}`, `oci:${dir}:x`], { encoding: 'utf8', timeout: 240_000 });
+    expect({ code: copy.status, err: copy.status === 0 ? '' : `${copy.stderr}\n${logs()}` }).toEqual({ code: 0, err: '' });
+    const verified = cosignVerify(ref, publicKeyFile);
+    expect({ code: verified.code, err: verified.code === 0 ? '' : verified.stderr }).toEqual({ code: 0, err: '' });
+    // the key the factory signs with is the one the chart published
+    expect(await (await fetch(`${gatewayUrls[0]}/oci/cosign/signing-key.pub`)).text()).toBe(readFileSync(publicKeyFile, 'utf8'));
+    process.stdout.write(`installer pull + cosign verify: ${Date.now() - t0} ms\n`);
+  }, 240_000);
+
+  test('the metrics the chart\'s alerts and KEDA trigger query are exported under those names', async () => {
+    const rule = JSON.stringify(renderChart({ prometheusRule: { enabled: true }, 'buildWorker.autoscaling.keda.enabled': true }).filter((o) => ['PrometheusRule', 'ScaledObject'].includes(o.kind)));
+    const used = [...new Set(rule.match(/\b(factory|image_factory)_[a-z_]+/g))].filter((m) => !m.startsWith('factory_talos'));
+    const exported = (await Promise.all(workerMetrics.map(async (u) => (await fetch(u)).text()))).join('\n');
+    expect(used.sort()).toEqual(['factory_queue_jobs', 'image_factory_assets_built_total']);
+    for (const name of used) expect([name, exported.includes(`\n${name}{`)]).toEqual([name, true]);
+    expect(exported).toMatch(/factory_queue_jobs\{queue="build",state="prioritized",service="build-worker"\} \d+/);
+  });
+});
+
+function runToExit(command: string[], env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(command[0], command.slice(1), { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 30_000);
+    proc.on('error', reject);
+    proc.on('exit', (code) => (clearTimeout(timer), resolve({ code, stderr })));
+  });
+}
+
+async function waitReady(url: string, timeoutMs: number, logs: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if ((await fetch(url)).status === 200) return;
+    } catch {
+      /* not listening yet */
+    }
+    if (Date.now() > deadline) throw new Error(`${url} not ready after ${timeoutMs} ms\n${logs()}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
