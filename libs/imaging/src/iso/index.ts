@@ -10,7 +10,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { EnvOverrides, run } from '@factory/process';
 import { EnrollKeys, grubCfg, grubIsoUuid, isoDateStamp, loaderConf } from './config';
-import { FileDigest, hashFileSync } from '../digest';
+import { digestWhileWritten, FileDigest } from '../digest';
 import { imageToolEnv, SOURCE_DATE_EPOCH } from '../reproducible';
 import { tempSibling, writeThenRename } from '../publish';
 import { runXorrisoImage } from './xorriso';
@@ -63,6 +63,7 @@ export interface IsoBuildInfo {
   /** SHA-256, SHA-512 (hex) and size of the written image, computed right after it was written */
   sha256: string;
   sha512: string;
+  md5?: string;
   size: number;
   ms: number;
 }
@@ -348,13 +349,17 @@ export async function buildIso(o: IsoOptions): Promise<IsoBuildInfo> {
         modes = ['-find', '/', '-type', 'd', '-exec', 'chmod', '0755', '--', '-find', '/', '-type', 'f', '-exec', 'chmod', '0644', '--', '-chmod', '0444', '/loader/random-seed', '--'];
       }
       args.push('--', ...modes, ...nativeTail(c));
-      await runXorrisoImage(args, tmpOut, { env: c.env });
-      written = hashFileSync(tmpOut);
+      const writing = runXorrisoImage(args, tmpOut, { env: c.env });
+      // hashed while xorriso writes (see digestWhileWritten); a failed run's digests are never used
+      const hashing = digestWhileWritten(tmpOut, writing);
+      hashing.catch(() => undefined);
+      await writing;
+      written = await hashing;
     });
   } finally {
     if (!o.keepWorkDir) await fsp.rm(scratch, { recursive: true, force: true });
   }
-  return { flavour: o.flavour, scratchDir: scratch, xorrisoArgs: args.map((a) => (a === tmpOut ? o.out : a)), espBytes, sha256: written.sha256, sha512: written.sha512, size: written.size, ms: Date.now() - t0 };
+  return { flavour: o.flavour, scratchDir: scratch, xorrisoArgs: args.map((a) => (a === tmpOut ? o.out : a)), espBytes, sha256: written.sha256, sha512: written.sha512, md5: written.md5, size: written.size, ms: Date.now() - t0 };
 }
 
 /** true when every host tool the given flavour needs is on PATH */

@@ -37,5 +37,5 @@ export const iso: Recipe = async (job) => {
     out: job.out,
     workDir: isoWork,
   });
-  return { file: job.out, digest: { sha256: built.sha256, sha512: built.sha512, size: built.size } };
+  return { file: job.out, digest: { sha256: built.sha256, sha512: built.sha512, size: built.size, ...(built.md5 ? { md5: built.md5 } : {}) } };
 };
