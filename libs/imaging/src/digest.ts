@@ -50,14 +50,14 @@ const FOLLOW_CHUNK = 4 * 1024 * 1024;
 const FOLLOW_IDLE_MS = 5;
 
 /**
- * SHA-256, SHA-512 and MD5 of a file *while another process writes it* front to back, so that hashing overlaps the
+ * SHA-256, SHA-512 (and with `md5`, MD5) of a file *while another process writes it* front to back, so that hashing overlaps the
  * writer instead of following it (xorriso writes its images sequentially: the GPT completeness check of
  * runXorrisoImage relies on the same order). Reads up to the size the file has at each moment and, once `writerDone`
  * settles, to its end. A writer that went back and changed bytes already read would make these digests wrong: they
  * describe the bytes read, so whoever publishes the file checks the SHA-256 against the file again (the object
  * stores do, expectedSha256) and fails instead of publishing.
  */
-export async function digestWhileWritten(file: string, writerDone: Promise<unknown>): Promise<FileDigest> {
+export async function digestWhileWritten(file: string, writerDone: Promise<unknown>, o: { md5?: boolean } = {}): Promise<FileDigest> {
   let finished = false;
   const settled = writerDone.then(
     () => void (finished = true),
@@ -75,7 +75,7 @@ export async function digestWhileWritten(file: string, writerDone: Promise<unkno
   }
   const sha256 = createHash('sha256');
   const sha512 = createHash('sha512');
-  const md5 = createHash('md5');
+  const md5 = o.md5 ? createHash('md5') : undefined;
   const buf = Buffer.allocUnsafe(FOLLOW_CHUNK);
   let size = 0;
   try {
@@ -87,7 +87,7 @@ export async function digestWhileWritten(file: string, writerDone: Promise<unkno
         const chunk = buf.subarray(0, bytesRead);
         sha256.update(chunk);
         sha512.update(chunk);
-        md5.update(chunk);
+        md5?.update(chunk);
         size += bytesRead;
         continue;
       }
@@ -97,5 +97,5 @@ export async function digestWhileWritten(file: string, writerDone: Promise<unkno
   } finally {
     await fh.close();
   }
-  return { sha256: sha256.digest('hex'), sha512: sha512.digest('hex'), md5: md5.digest('hex'), size };
+  return { sha256: sha256.digest('hex'), sha512: sha512.digest('hex'), ...(md5 ? { md5: md5.digest('hex') } : {}), size };
 }

@@ -107,6 +107,7 @@ async function run(job: SandboxedJob<PayloadOf<'build.asset'>>): Promise<AssetRe
         inputs: ctx.inputs,
         oci: ctx.oci,
         externalUrl: ctx.externalUrl,
+        md5: ctx.store.kind === 's3',
         progress: (next, percent) => {
           enter(next);
           void job.updateProgress({ stage: next, percent }).catch(() => undefined);

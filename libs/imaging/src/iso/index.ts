@@ -41,7 +41,9 @@ export interface IsoOptions {
   /** ISO9660 volume id / volume set id (Talos >= 1.8, e.g. TALOS_V1_11_3 / Talos-v1.11.3); omitted: xorriso defaults */
   volumeId?: string;
   volumeSetId?: string;
-  out: string;
+out: string;
+  /** Compute the image's MD5 too (with its SHA-256 and SHA-512, while it is written). */
+  md5?: boolean;
   /** scratch directory; each build works in a fresh `iso-build-XXXXXX` subdirectory that is removed afterwards */
   workDir: string;
   /** fixes every date in the image; default SOURCE_DATE_EPOCH (reproducible.ts) */
@@ -351,7 +353,7 @@ export async function buildIso(o: IsoOptions): Promise<IsoBuildInfo> {
       args.push('--', ...modes, ...nativeTail(c));
       const writing = runXorrisoImage(args, tmpOut, { env: c.env });
       // hashed while xorriso writes (see digestWhileWritten); a failed run's digests are never used
-      const hashing = digestWhileWritten(tmpOut, writing);
+      const hashing = digestWhileWritten(tmpOut, writing, { md5: o.md5 === true });
       hashing.catch(() => undefined);
       await writing;
       written = await hashing;
@@ -359,7 +361,7 @@ export async function buildIso(o: IsoOptions): Promise<IsoBuildInfo> {
   } finally {
     if (!o.keepWorkDir) await fsp.rm(scratch, { recursive: true, force: true });
   }
-  return { flavour: o.flavour, scratchDir: scratch, xorrisoArgs: args.map((a) => (a === tmpOut ? o.out : a)), espBytes, sha256: written.sha256, sha512: written.sha512, md5: written.md5, size: written.size, ms: Date.now() - t0 };
+  return { flavour: o.flavour, scratchDir: scratch, xorrisoArgs: args.map((a) => (a === tmpOut ? o.out : a)), espBytes, sha256: written.sha256, sha512: written.sha512, ...(written.md5 ? { md5: written.md5 } : {}), size: written.size, ms: Date.now() - t0 };
 }
 
 /** true when every host tool the given flavour needs is on PATH */
