@@ -88,7 +88,10 @@ export interface S3StoreOptions {
   maxSingleCopyBytes?: number;
   /** Advanced/testing: part size of multipart copies. Default 512 MiB. */
   copyPartBytes?: number;
-  /** Streams of known size and digest up to this size go in one PutObject. Default (and S3's maximum) 5 GiB. */
+  /**
+   * Streams of known size and digest up to this size go in one PutObject (at most S3's 5 GiB); bigger ones in parts
+   * (parallel, retried per part). Default 512 MiB: ISOs, kernels, initramfs, UKIs and compressed disk images.
+   */
   maxSinglePutBytes?: number;
 }
 
@@ -97,6 +100,7 @@ const DEFAULT_PART_SIZE = 8 * MiB;
 const DEFAULT_QUEUE_SIZE = 2;
 const MAX_SINGLE_COPY = 5 * 1024 * MiB;
 const MAX_SINGLE_PUT = 5 * 1024 * MiB;
+const DEFAULT_SINGLE_PUT = 512 * MiB;
 const DEFAULT_COPY_PART = 512 * MiB;
 const COPY_CONCURRENCY = 4;
 const MAX_PARTS = 10000;
@@ -187,7 +191,7 @@ export class S3ObjectStore implements ObjectStore {
     if (!Number.isSafeInteger(this.queueSize) || this.queueSize < 1) throw new TypeError('queueSize must be ≥ 1');
     this.maxSingleCopy = Math.min(opts.maxSingleCopyBytes ?? MAX_SINGLE_COPY, MAX_SINGLE_COPY);
     this.copyPart = opts.copyPartBytes ?? DEFAULT_COPY_PART;
-    this.maxSinglePut = Math.min(opts.maxSinglePutBytes ?? MAX_SINGLE_PUT, MAX_SINGLE_PUT);
+    this.maxSinglePut = Math.min(opts.maxSinglePutBytes ?? DEFAULT_SINGLE_PUT, MAX_SINGLE_PUT);
 
     const base: S3ClientConfig = {
       region: opts.region || 'us-east-1',

@@ -173,6 +173,15 @@ describe('S3 store specifics', () => {
       expectBytes(await store.getBuffer('single/known', body.length), body);
     });
 
+    test('above maxSinglePutBytes: parts, straight to the final key', async () => {
+      const store = storeFor(await server(), { maxSinglePutBytes: 8 * MiB });
+      const cmds = recordCommands(store.client);
+      const body = randomBytes(12 * MiB);
+      await store.put('single/too-big', Readable.from(chunksOf(body, MiB)), { expectedSha256: sha256(body), size: body.length });
+      expect(cmds).toEqual(['CreateMultipartUploadCommand', 'UploadPartCommand', 'UploadPartCommand', 'CompleteMultipartUploadCommand']);
+      expect((await store.head('single/too-big'))!.sha256).toBe(sha256(body));
+    });
+
     test('digest mismatch: the request is aborted short of its length and nothing of it is visible', async () => {
       const store = storeFor(await server());
       const good = randomBytes(6 * MiB);
