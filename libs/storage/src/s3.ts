@@ -370,27 +370,39 @@ export class S3ObjectStore implements ObjectStore {
     digest.once('error', () => abort.abort());
     pipeline(body, digest, () => {});
     try {
+      const md5 = opts.expectedMd5 ? Buffer.from(opts.expectedMd5, 'hex').toString('base64') : undefined;
+      const etag = await this.putObject(key, digest, size, opts, sha256, md5, abort.signal);
+      // Defensive: a server that answered before the whole (checked) body was sent has not stored it.
+      if (digest.failure) throw digest.failure;
+      return { key, size, sha256, etag };
+    } catch (err) {
+      digest.destroy();
+      if (opts.removeOnFailure) await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })).catch(() => {});
+      // the body's own failure (digest, length, or the source's error, unchanged) is the one that matters
+      throw digest.failure ?? err;
+    }
+  }
+
+  /**
+   * PutObject with the SHA-256 as x-amz-checksum-sha256 (and the MD5, base64, as Content-MD5): servers that check
+   * them refuse other bytes. Failures other than StorageErrors become UNAVAILABLE.
+   */
+  private async putObject(key: string, body: Buffer | Readable, size: number, opts: NormalizedPut, sha256: string, md5Base64: string | undefined, abortSignal?: AbortSignal): Promise<string | undefined> {
+    try {
       const r = await this.client.send(
         new PutObjectCommand({
           ...this.objectParams(opts, sha256),
           Key: key,
-          Body: digest,
+          Body: body,
           ContentLength: size,
           ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64'),
-          ...(opts.expectedMd5 ? { ContentMD5: Buffer.from(opts.expectedMd5, 'hex').toString('base64') } : {}),
+          ...(md5Base64 ? { ContentMD5: md5Base64 } : {}),
         }),
-        { abortSignal: abort.signal },
+        abortSignal ? { abortSignal } : {},
       );
-      // Defensive: a server that answered before the whole (checked) body was sent has not stored it.
-      if (digest.failure) throw digest.failure;
-      return { key, size, sha256, etag: unquote(r.ETag) };
+      return unquote(r.ETag);
     } catch (err) {
-      digest.destroy();
-      if (opts.removeOnFailure) await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })).catch(() => {});
-      const cause = digest.failure ?? err;
-      if (cause instanceof StorageError) throw cause;
-      if (digest.failure) throw cause;
-      throw this.failure(cause, key, 'put');
+      throw this.failure(err, key, 'put');
     }
   }
 
@@ -407,21 +419,10 @@ export class S3ObjectStore implements ObjectStore {
     if (opts.maxBytes !== undefined && body.length > opts.maxBytes) throw tooLarge(key, opts.maxBytes);
     const sha256 = sha256Hex(body);
     if (opts.expectedSha256 !== undefined && opts.expectedSha256 !== sha256) throw digestMismatch(key, opts.expectedSha256, sha256);
-    try {
-      const r = await this.client.send(
-        new PutObjectCommand({
-          ...this.objectParams(opts, sha256),
-          Key: key,
-          Body: body,
-          ContentLength: body.length,
-          ContentMD5: createHash('md5').update(body).digest('base64'),
-        }),
-      );
-      return { key, size: body.length, sha256, etag: unquote(r.ETag) };
-    } catch (err) {
-      throw this.failure(err, key, 'put');
-    }
+    const etag = await this.putObject(key, body, body.length, opts, sha256, createHash('md5').update(body).digest('base64'));
+    return { key, size: body.length, sha256, etag };
   }
+
 
   /** Streams `digest` to `key` with lib-storage (multipart above one part); lib-storage aborts the upload on error. */
   private async upload(key: string, digest: DigestStream, opts: NormalizedPut, sha256: string | undefined): Promise<string | undefined> {
