@@ -3,7 +3,7 @@
 //     the same mksquashfs/depmod/cpio/zstd/objcopy/grub-mkimage/mkfs.vfat/xorriso steps run directly
 //     (bench/iso-floor.sh) on the same cached inputs;
 //  2. cache-hit redirect throughput and p99 vs a bare node:http server answering a constant 302 (wrk).
-// usage: node bench/boot-assets.js   (after `npm run build`; BENCH_RUNS=3 BENCH_SECONDS=10 by default)
+// usage: node bench/boot-assets.js   (after `npm run build`; BENCH_RUNS=3 BENCH_SECONDS=10 by default; BENCH_SECONDS=0 skips the redirect part)
 'use strict';
 const { execFileSync } = require('node:child_process');
 const path = require('node:path');
@@ -23,6 +23,7 @@ async function timed(fn) {
 
 (async () => {
   const f = await startFactory({ s3: process.env.BENCH_STORAGE !== 'local' });
+  console.log(`storage: ${f.s3Endpoint ? 's3rver' : 'local directory'}`);
   // Warm the input cache (imager and extension trees) so both sides start from the same extracted inputs.
   const warm = await createSchematic(f.url, { customization: { systemExtensions: { officialExtensions: EXTENSIONS } } });
   const w = await fetch(`${f.url}/image/${warm}/${VERSION}/initramfs-amd64.xz`, { method: 'HEAD' });
@@ -52,7 +53,19 @@ async function timed(fn) {
     ['floor (tool steps run directly)', median(floorMs).toFixed(0), floorMs.map((x) => x.toFixed(0)).join(' ')],
   ]);
   console.log(`build ratio factory/floor: ${(median(factoryMs) / median(floorMs)).toFixed(2)} (target <= 1.2)`);
-  if (!f.s3Endpoint) { stopAll(); process.exit(0); } // redirects need S3; local storage streams
+  // Where the factory's time went: the build-worker's stages (median per stage over the ISO builds) and what is left
+  // outside it (HTTP, queue, the gateway's lookup and verification).
+  const isoBuilds = f.builds.filter((b) => b.path === 'metal-amd64.iso').slice(-RUNS);
+  if (isoBuilds.length === RUNS) {
+    const stages = [...new Set(isoBuilds.flatMap((b) => Object.keys(b.stages)))].filter((s) => s !== 'start');
+    table([
+      ['stage (build-worker)', 'median ms'],
+      ...stages.map((s) => [s, String(median(isoBuilds.map((b) => b.stages[s] ?? 0)))]),
+      ['build-worker total', String(median(isoBuilds.map((b) => b.ms)))],
+      ['outside the build-worker (HTTP, queue, gateway)', (median(factoryMs) - median(isoBuilds.map((b) => b.ms))).toFixed(0)],
+    ]);
+  }
+  if (!f.s3Endpoint || SECONDS === 0) { stopAll(); process.exit(0); } // redirects need S3; local storage streams; BENCH_SECONDS=0: builds only
   const id = await createSchematic(f.url, { customization: { extraKernelArgs: ['bench-redirect'] } });
   const target = `${f.url}/image/${id}/${VERSION}/kernel-amd64`;
   if ((await fetch(target, { redirect: 'manual' })).status !== 302) throw new Error('expected a 302');

@@ -16,10 +16,21 @@ function waitPort(port, ms = 20000) {
   return waitForPort(port, { timeoutMs: ms });
 }
 
-function start(cmd, args, env = process.env) {
-  const p = spawn(cmd, args, { env, stdio: ['ignore', process.env.BENCH_VERBOSE ? 'inherit' : 'ignore', 'pipe'] });
+/** `onLine`: called with each stdout line (stdout is then piped; else inherited with BENCH_VERBOSE, or ignored). */
+function start(cmd, args, env = process.env, { onLine } = {}) {
+  const stdout = onLine ? 'pipe' : process.env.BENCH_VERBOSE ? 'inherit' : 'ignore';
+  const p = spawn(cmd, args, { env, stdio: ['ignore', stdout, 'pipe'] });
   let err = '';
   p.stderr.on('data', (d) => { err = (err + d).slice(-4000); });
+  if (onLine) {
+    let pending = '';
+    p.stdout.on('data', (d) => {
+      if (process.env.BENCH_VERBOSE) process.stdout.write(d);
+      const lines = (pending + d).split('\n');
+      pending = lines.pop();
+      for (const line of lines) onLine(line);
+    });
+  }
   p.tail = () => err;
   procs.push(p);
   return p;
@@ -80,8 +91,16 @@ async function startFactory({ s3 = true, extraEnv = {} } = {}) {
   env.REGISTRY_PORT = String(registryPort);
   env.FACTORY_REGISTRY_URL = `http://127.0.0.1:${registryPort}`;
   const services = {};
+  // The build-worker logs each build's time per stage ("asset built", level info): collected for the benchmarks.
+  const builds = [];
+  const buildLog = (line) => {
+    try { const rec = JSON.parse(line); if (rec.msg === 'asset built') builds.push(rec); } catch { /* not a log record */ }
+  };
   for (const s of ['signing', 'schematic-store', 'registry-proxy', 'build-worker', 'gateway']) {
-    services[s] = start(process.execPath, [path.join(ROOT, 'services', s, 'dist', 'main.js')], env);
+    const main = path.join(ROOT, 'services', s, 'dist', 'main.js');
+    services[s] = s === 'build-worker'
+      ? start(process.execPath, [main], { ...env, LOG_LEVEL: 'info' }, { onLine: buildLog })
+      : start(process.execPath, [main], env);
   }
   const url = `http://127.0.0.1:${port}`;
   const end = Date.now() + 60000;
@@ -90,7 +109,7 @@ async function startFactory({ s3 = true, extraEnv = {} } = {}) {
     if (Date.now() > end) throw new Error('factory not ready');
     await new Promise((r) => setTimeout(r, 200));
   }
-  return { url, port, registryPort, tmp, demo, s3Endpoint, services };
+  return { url, port, registryPort, tmp, demo, s3Endpoint, services, builds };
 }
 
 async function createSchematic(url, body) {

@@ -9,6 +9,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { readCpio, S_IFMT, S_IFREG } from '@factory/archive';
+import { validatorOf } from '@factory/asset';
+import { createS3Store } from '@factory/storage';
 import { freePort } from '../support/procs';
 import { RunningFactory, S3Factory, startFactoryOnS3 } from '../support/factory';
 import { bootAndReport, expectMainProfileBooted, ovmfArgs, sdBootEntry, WIPE_ARG } from '../support/boot';
@@ -138,6 +140,22 @@ describe('serving: redirect to S3, checksums, de-duplication, determinism', () =
     expect(sum).toBe(`${createHash('sha256').update(body).digest('hex')}  kernel-amd64\n`);
     const sum512 = await (await image(plainId, 'v1.11.3', 'kernel-amd64.sha512?filename=k')).text();
     expect(sum512).toBe(`${createHash('sha512').update(body).digest('hex')}  k\n`);
+  });
+
+  test('each signature names the stored S3 version the signing service checked (so the gateway need not re-read it)', async () => {
+    const store = createS3Store({ endpoint: s3.endpoint, bucket: s3.bucket, region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', forcePathStyle: true });
+    let checked = 0;
+    for await (const o of store.list('assets/')) {
+      if (!o.key.endsWith('.sig')) continue;
+      const file = JSON.parse((await store.getBuffer(o.key, 16384))!.toString()) as { statement: { type: string; stored?: string } };
+      const object = await store.head(o.key.slice(0, -'.sig'.length));
+      expect(file.statement.type).toBe('talos-image-factory/asset-digest/v2');
+      expect(file.statement.stored).toBe(validatorOf(object!));
+      // the build-worker recorded the MD5 the S3 server reports as the ETag: what let signing skip the download
+      expect(object!.metadata!.md5).toBe(object!.etag);
+      checked++;
+    }
+    expect(checked).toBeGreaterThan(0);
   });
 
   test('50 concurrent cold requests make one build', async () => {

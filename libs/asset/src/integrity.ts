@@ -27,6 +27,8 @@ export const quarantineKey = (objectKey: string) => `${QUARANTINE_PREFIX}${objec
 /** Signature files are a few hundred bytes; anything much bigger is not one. */
 const MAX_SIGNATURE_FILE = 16 * 1024;
 const STATEMENT_TYPE = 'talos-image-factory/asset-digest/v1';
+/** v1 plus `stored`: the stored version whose bytes the signing service checked. */
+const STATEMENT_TYPE_STORED = 'talos-image-factory/asset-digest/v2';
 
 /** What the signing service signs: which object, and the digests and size of its bytes. */
 export interface AssetStatement {
@@ -34,13 +36,21 @@ export interface AssetStatement {
   size: number;
   sha256: string;
   sha512: string;
+  /**
+   * The stored version (validatorOf: size, ETag, Last-Modified) whose bytes the signing service checked against the
+   * digests. A reader that finds exactly this version stored may skip re-reading it (AssetVerifier's
+   * `trustSignedVersion`); the digests stay signed whatever the version.
+   */
+  stored?: string;
 }
 
-export const assetStatement = (r: AssetRecord): AssetStatement => ({ key: r.key, size: r.size, sha256: r.sha256, sha512: r.sha512 });
+export const assetStatement = (r: AssetRecord, stored?: string): AssetStatement => ({ key: r.key, size: r.size, sha256: r.sha256, sha512: r.sha512, ...(stored !== undefined ? { stored } : {}) });
 
 /** The signed bytes: compact JSON with a fixed field order (signer and verifier build them the same way). */
 export function statementBytes(s: AssetStatement): Buffer {
-  return Buffer.from(JSON.stringify({ type: STATEMENT_TYPE, key: s.key, size: s.size, sha256: s.sha256, sha512: s.sha512 }), 'utf8');
+  const digests = { key: s.key, size: s.size, sha256: s.sha256, sha512: s.sha512 };
+  const body = s.stored === undefined ? { type: STATEMENT_TYPE, ...digests } : { type: STATEMENT_TYPE_STORED, ...digests, stored: s.stored };
+  return Buffer.from(JSON.stringify(body), 'utf8');
 }
 
 /** The signature file's content: the statement (for people reading it) and the base64 DER ECDSA signature. */
@@ -54,17 +64,28 @@ export function encodeSignatureFile(statement: AssetStatement, signatureBase64: 
  * check the bytes against.
  */
 export function signatureMatches(record: AssetRecord, file: Buffer, publicKey: KeyObject): boolean {
-  let signature: unknown;
+  return signedCheck(record, file, publicKey).ok;
+}
+
+/**
+ * signatureMatches, and the stored version the signature vouches for (taken from the file, then covered by the
+ * signature check: a changed `stored` fails it like a changed digest).
+ */
+export function signedCheck(record: AssetRecord, file: Buffer, publicKey: KeyObject): { ok: boolean; stored?: string } {
+  let parsed: { signature?: unknown; statement?: { stored?: unknown } };
   try {
-    signature = (JSON.parse(file.toString('utf8')) as { signature?: unknown }).signature;
+    parsed = JSON.parse(file.toString('utf8')) as typeof parsed;
   } catch {
-    return false;
+    return { ok: false };
   }
-  if (typeof signature !== 'string' || signature === '') return false;
+  const { signature } = parsed;
+  if (typeof signature !== 'string' || signature === '') return { ok: false };
+  const stored = typeof parsed.statement?.stored === 'string' ? parsed.statement.stored : undefined;
   try {
-    return verify('sha256', statementBytes(assetStatement(record)), publicKey, Buffer.from(signature, 'base64'));
+    const ok = verify('sha256', statementBytes(assetStatement(record, stored)), publicKey, Buffer.from(signature, 'base64'));
+    return ok ? { ok, ...(stored !== undefined ? { stored } : {}) } : { ok: false };
   } catch {
-    return false;
+    return { ok: false };
   }
 }
 
@@ -132,12 +153,21 @@ export type Verdict =
 /**
  * Checks a stored asset at rest: the signature over its record (public key only), then its bytes against the record
  * (streamed; with `sha512`, the SHA-512 too — the signing service checked it, so SHA-256 alone binds the bytes).
+ * With `trustSignedVersion`, a stored version the signature names as the one the signing service checked is not read
+ * again (only for stores whose versions the server assigns: S3 sets ETag and Last-Modified on every write).
  */
-export async function verifyStoredAsset(store: Pick<ObjectStore, 'get'>, asset: StoredAsset, publicKey: KeyObject, o: { sha512: boolean }): Promise<Verdict> {
+export async function verifyStoredAsset(
+  store: Pick<ObjectStore, 'get'>,
+  asset: StoredAsset,
+  publicKey: KeyObject,
+  o: { sha512: boolean; trustSignedVersion?: boolean },
+): Promise<Verdict> {
   const { record } = asset;
-  if (!signatureMatches(record, asset.signature, publicKey)) {
+  const signed = signedCheck(record, asset.signature, publicKey);
+  if (!signed.ok) {
     return { ok: false, problem: 'signature', detail: 'the signature file does not vouch for the recorded digests' };
   }
+  if (o.trustSignedVersion && signed.stored === asset.validator) return { ok: true };
   const got = await store.get(record.key);
   if (!got) return { ok: false, problem: 'changed', detail: 'removed meanwhile' };
   if (validatorOf(got.info) !== asset.validator) {
@@ -205,6 +235,11 @@ export class AssetVerifier {
       publicKey: () => Promise<KeyObject>;
       capacity?: number;
       events?: IntegrityEvents;
+      /**
+       * Skip the read when the signature names the stored version found as the one the signing service checked
+       * (see verifyStoredAsset). Only for S3, where a rewrite always gets a new server-assigned ETag/Last-Modified.
+       */
+      trustSignedVersion?: boolean;
     },
   ) {
     this.verified = new BoundedMap(o.capacity ?? 50_000);
@@ -231,7 +266,7 @@ export class AssetVerifier {
   }
 
   private async verify(asset: StoredAsset, stamp: string): Promise<Verdict> {
-    const verdict = await verifyStoredAsset(this.o.store, asset, await this.key(), { sha512: false });
+    const verdict = await verifyStoredAsset(this.o.store, asset, await this.key(), { sha512: false, trustSignedVersion: this.o.trustSignedVersion });
     if (verdict.ok) this.verified.set(asset.record.key, stamp);
     else this.verified.delete(asset.record.key);
     if (verdict.ok || verdict.problem !== 'changed') this.o.events?.verified?.(verdict.ok ? 'ok' : verdict.problem);

@@ -14,6 +14,11 @@ export interface AssetRecord {
   sha256: string;
   /** Computed by the build-worker from the file it published, kept in the object's metadata; never from stored bytes. */
   sha512: string;
+  /**
+   * MD5 of the bytes, recorded by the build-worker for S3 stores: the signing service compares it with the ETag the S3
+   * server computed from the stored bytes (see ObjectInfo.serverDigests) instead of downloading them.
+   */
+  md5?: string;
   contentType: string;
   /**
    * Installer tarballs only: the same image as an OCI (Docker schema2) manifest whose blobs are already in the OCI
@@ -27,10 +32,14 @@ const IMAGE_META = { mediaType: 'oci-media-type', digest: 'oci-digest', size: 'o
 /** Object metadata key of the asset's SHA-512 (the store itself records the SHA-256). */
 const SHA512_META = 'sha512';
 const SHA512_HEX = /^[0-9a-f]{128}$/;
+/** Object metadata key of the asset's MD5 (optional; see AssetRecord.md5). */
+const MD5_META = 'md5';
+const MD5_HEX = /^[0-9a-f]{32}$/;
 
 /** The user metadata an asset object is published with. */
-export function assetMetadata(sha512: string, image?: OciDescriptor): Record<string, string> {
+export function assetMetadata(sha512: string, image?: OciDescriptor, md5?: string): Record<string, string> {
   const meta: Record<string, string> = { [SHA512_META]: sha512 };
+  if (md5) meta[MD5_META] = md5;
   if (image) Object.assign(meta, { [IMAGE_META.mediaType]: image.mediaType, [IMAGE_META.digest]: image.digest, [IMAGE_META.size]: String(image.size) });
   return meta;
 }
@@ -51,6 +60,7 @@ export function assetRecordFrom(objectKey: string, info: StoredObjectInfo | null
   const m = info?.metadata ?? {};
   if (!info?.sha256 || !SHA512_HEX.test(m[SHA512_META] ?? '')) return undefined;
   const record: AssetRecord = { key: objectKey, size: info.size, sha256: info.sha256, sha512: m[SHA512_META], contentType: info.contentType ?? fallbackContentType };
+  if (MD5_HEX.test(m[MD5_META] ?? '')) record.md5 = m[MD5_META];
   if (m[IMAGE_META.digest] && m[IMAGE_META.mediaType]) {
     record.image = { mediaType: m[IMAGE_META.mediaType], digest: m[IMAGE_META.digest], size: Number(m[IMAGE_META.size]) };
   }

@@ -20,6 +20,7 @@ import {
   scrubAssets,
   signatureMatches,
   statementBytes,
+  validatorOf,
   verifyStoredAsset,
 } from '../src';
 
@@ -110,6 +111,55 @@ describe('verifyStoredAsset', () => {
     await new Promise((r) => setTimeout(r, 5));
     await publish(KEY, Buffer.from('rebuilt meanwhile'));
     expect(await verifyStoredAsset(store, found, signer.publicKey, { sha512: false })).toMatchObject({ ok: false, problem: 'changed' });
+  });
+});
+
+describe('a signature naming the stored version the signing service checked (trustSignedVersion)', () => {
+  /** Publishes like the signing service does now: the statement names the stored version it checked. */
+  async function publishNamingVersion(bytes: Buffer, o: { signedVersion?: string } = {}): Promise<void> {
+    await store.put(KEY, bytes, { metadata: assetMetadata(hex('sha512', bytes)) });
+    const current = validatorOf((await store.head(KEY))!);
+    const statement = { key: KEY, size: bytes.length, sha256: hex('sha256', bytes), sha512: hex('sha512', bytes), stored: o.signedVersion ?? current };
+    const file = JSON.parse(encodeSignatureFile(statement, sign('sha256', statementBytes(statement), signer.privateKey).toString('base64')).toString());
+    // the file always names the current version; the signature covers `signedVersion`
+    file.statement.stored = current;
+    await store.put(assetSignatureKey(KEY), Buffer.from(JSON.stringify(file)));
+  }
+  const counting = () => {
+    const reads = { n: 0 };
+    return { reads, store: { get: (key: string) => (reads.n++, store.get(key)) } };
+  };
+
+  test('the statement is v2 with `stored` last; without `stored` it stays v1', () => {
+    const s = { key: KEY, size: 3, sha256: 'b'.repeat(64), sha512: 'c'.repeat(128) };
+    expect(statementBytes({ ...s, stored: '3:e:7' }).toString()).toBe(`{"type":"talos-image-factory/asset-digest/v2","key":"${KEY}","size":3,"sha256":"${'b'.repeat(64)}","sha512":"${'c'.repeat(128)}","stored":"3:e:7"}`);
+    expect(statementBytes(s).toString()).toContain('asset-digest/v1');
+  });
+
+  test('the version named is the version found: passes without reading the bytes', async () => {
+    await publishNamingVersion(BYTES);
+    const c = counting();
+    expect(await verifyStoredAsset(c.store, await find(), signer.publicKey, { sha512: false, trustSignedVersion: true })).toEqual({ ok: true });
+    expect(c.reads.n).toBe(0);
+    // without the option (local stores, the scrub) the bytes are read as before
+    expect(await verifyStoredAsset(c.store, await find(), signer.publicKey, { sha512: false })).toEqual({ ok: true });
+    expect(c.reads.n).toBe(1);
+  });
+
+  test('another version is stored (rewritten since it was signed): read and checked, flipped bytes fail', async () => {
+    await publishNamingVersion(BYTES);
+    await new Promise((r) => setTimeout(r, 5));
+    flipByte(KEY);
+    const c = counting();
+    expect(await verifyStoredAsset(c.store, await find(), signer.publicKey, { sha512: false, trustSignedVersion: true })).toMatchObject({ ok: false, problem: 'digest' });
+    expect(c.reads.n).toBe(1);
+  });
+
+  test('a `stored` edited in the signature file to name the current version fails the signature', async () => {
+    await publishNamingVersion(BYTES, { signedVersion: `${BYTES.length}:an-older-etag:1` });
+    const c = counting();
+    expect(await verifyStoredAsset(c.store, await find(), signer.publicKey, { sha512: false, trustSignedVersion: true })).toMatchObject({ ok: false, problem: 'signature' });
+    expect(c.reads.n).toBe(0);
   });
 });
 

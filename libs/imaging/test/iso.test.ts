@@ -393,8 +393,16 @@ describe('hybrid ISO (demo v1.11.3)', () => {
     const now = new Date();
     fs.utimesSync(uki, now, now);
     const again = path.join(tmp, 'hybrid-2.iso');
-    await buildIso({ ...opts, out: again, workDir: path.join(tmp, 'wd-hybrid-2') });
+    const built = await buildIso({ ...opts, out: again, workDir: path.join(tmp, 'wd-hybrid-2'), md5: true });
     expect(sha256File(again)).toBe(sha256File(iso));
+    // the digests, hashed while xorriso wrote the image, are those of the finished file
+    const bytes = fs.readFileSync(again);
+    expect(built).toMatchObject({
+      size: bytes.length,
+      sha256: sha256(bytes),
+      sha512: createHash('sha512').update(bytes).digest('hex'),
+      md5: createHash('md5').update(bytes).digest('hex'),
+    });
     fs.rmSync(again);
   }, 120000);
 
@@ -458,8 +466,10 @@ describe('UEFI-only ISO (sd-boot)', () => {
 
   test('bit-reproducible', async () => {
     const again = path.join(tmp, 'uefi-2.iso');
-    await buildIso({ ...opts, out: again, workDir: path.join(tmp, 'wd-uefi-2') });
+    const built = await buildIso({ ...opts, out: again, workDir: path.join(tmp, 'wd-uefi-2'), md5: true });
     expect(sha256File(again)).toBe(sha256File(iso));
+    const bytes = fs.readFileSync(again);
+    expect(built).toMatchObject({ size: bytes.length, sha256: sha256(bytes), md5: createHash('md5').update(bytes).digest('hex') });
     fs.rmSync(again);
   }, 120000);
 

@@ -75,6 +75,9 @@ export interface NormalizedPut {
   metadata: Record<string, string>;
   expectedSha256?: string;
   maxBytes?: number;
+  size?: number;
+  expectedMd5?: string;
+  removeOnFailure: boolean;
 }
 
 /** Validates put options; programming errors (bad metadata, bad digests) are TypeErrors. */
@@ -114,7 +117,17 @@ export function normalizePutOptions(meta: PutOptions | undefined): NormalizedPut
     if (!Number.isSafeInteger(m.maxBytes) || m.maxBytes < 0) throw new TypeError('maxBytes must be a non-negative integer');
     maxBytes = m.maxBytes;
   }
-  return { contentType, contentDisposition, metadata, expectedSha256: expected, maxBytes };
+  let size: number | undefined;
+  if (m.size !== undefined) {
+    if (!Number.isSafeInteger(m.size) || m.size < 0) throw new TypeError('size must be a non-negative integer');
+    size = m.size;
+  }
+  let expectedMd5: string | undefined;
+  if (m.expectedMd5 !== undefined) {
+    if (typeof m.expectedMd5 !== 'string' || !/^[0-9a-f]{32}$/i.test(m.expectedMd5)) throw new TypeError('expectedMd5 must be 32 hex digits');
+    expectedMd5 = m.expectedMd5.toLowerCase();
+  }
+  return { contentType, contentDisposition, metadata, expectedSha256: expected, maxBytes, size, expectedMd5, removeOnFailure: m.removeOnFailure === true };
 }
 
 export function checkMaxBytes(maxBytes: number): void {
@@ -171,8 +184,20 @@ export class DigestStream extends Transform {
   sha256 = '';
   /** The first error this stream failed with (its own checks, or the source's error forwarded by pipeline). */
   failure?: Error;
+  /** holdLast: the latest chunk, passed on only when the next one arrives or the digest checked out. */
+  private held?: Buffer;
 
-  constructor(private readonly key: string, private readonly expectedSha256?: string, private readonly maxBytes?: number) {
+  /**
+   * `holdLast`: for a consumer that commits once it has a declared number of bytes (a PutObject with Content-Length):
+   * the last chunk is released only after the digest and the declared `size` checked out, so a failing body never
+   * reaches its full length.
+   */
+  constructor(
+    private readonly key: string,
+    private readonly expectedSha256?: string,
+    private readonly maxBytes?: number,
+    private readonly o: { holdLast?: boolean; size?: number } = {},
+  ) {
     // Object-mode writable side: any chunk reaches _transform, which rejects non-bytes with a TypeError
     // (a byte-mode writable would throw inside the source's pipe instead of failing this stream).
     super({ writableObjectMode: true, writableHighWaterMark: 1 });
@@ -194,8 +219,18 @@ export class DigestStream extends Transform {
       cb(tooLarge(this.key, this.maxBytes));
       return;
     }
+    if (this.o.size !== undefined && this.size > this.o.size) {
+      cb(new StorageError('DIGEST_MISMATCH', `object ${this.key}: body is longer than its declared ${this.o.size} bytes`, { key: this.key }));
+      return;
+    }
     this.hash.update(buf);
-    cb(null, buf);
+    if (!this.o.holdLast) {
+      cb(null, buf);
+      return;
+    }
+    const previous = this.held;
+    this.held = buf;
+    cb(null, previous);
   }
 
   override _flush(cb: TransformCallback): void {
@@ -204,7 +239,11 @@ export class DigestStream extends Transform {
       cb(digestMismatch(this.key, this.expectedSha256, this.sha256));
       return;
     }
-    cb();
+    if (this.o.size !== undefined && this.size !== this.o.size) {
+      cb(new StorageError('DIGEST_MISMATCH', `object ${this.key}: body has ${this.size} bytes, not its declared ${this.o.size}`, { key: this.key }));
+      return;
+    }
+    cb(null, this.held);
   }
 }
 

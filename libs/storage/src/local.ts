@@ -345,6 +345,9 @@ export class LocalObjectStore implements ObjectStore {
         if (opts.expectedSha256 !== undefined && opts.expectedSha256 !== sha256) {
           throw digestMismatch(key, opts.expectedSha256, sha256);
         }
+        if (opts.size !== undefined && opts.size !== size) {
+          throw new StorageError('DIGEST_MISMATCH', `object ${key}: body has ${size} bytes, not its declared ${opts.size}`, { key });
+        }
         const rec: TrailerRecord = { v: 1, key, size, sha256, contentType: opts.contentType, metadata: opts.metadata };
         if (opts.contentDisposition !== undefined) rec.contentDisposition = opts.contentDisposition;
         await writeFully(fh, encodeTrailer(rec));

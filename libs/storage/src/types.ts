@@ -17,6 +17,13 @@ export interface ObjectInfo extends ObjectMeta {
   /** S3: the ETag without quotes. Local: the SHA-256 hex of the bytes. */
   etag?: string;
   lastModified?: Date;
+  /**
+   * Digests the storage *server* computed itself from the bytes it holds, when it keeps any (S3 only, from HEAD):
+   * `sha256`, a full-object x-amz-checksum-sha256; `md5`, the ETag when it has the form of a single-part MD5 (S3 and
+   * MinIO without SSE-KMS/SSE-C; encrypted objects have ETags of the same form that are no MD5, so compared with a
+   * known MD5 they simply do not match). Never set from anything a writer stored (the local store sets none).
+   */
+  serverDigests?: { sha256?: string; md5?: string };
 }
 
 export interface PutResult {
@@ -32,6 +39,22 @@ export interface PutOptions extends ObjectMeta {
   expectedSha256?: string;
   /** Upper bound on the object size; a bigger body fails with TOO_LARGE and nothing is published. */
   maxBytes?: number;
+  /**
+   * Stream bodies: the exact byte count, known up front (a finished file). With `expectedSha256`, S3 then takes the
+   * body in one PutObject streamed from the source (no part buffers, no multipart assembly), sending the digest as
+   * x-amz-checksum-sha256 (and `expectedMd5` as Content-MD5) for servers that check them, and holding the last bytes
+   * back until the digest was checked here: a mismatch aborts the request before the server has the whole body.
+   * A body of another length fails (TOO_LARGE / DIGEST_MISMATCH).
+   */
+  size?: number;
+  /** Lower-case hex MD5 of the body, sent as Content-MD5 (servers that check it refuse other bytes: BadDigest). */
+  expectedMd5?: string;
+  /**
+   * On a failed put, delete whatever the key holds (its previous object too). For callers replacing an object that
+   * nobody may read anyway (an unpublished asset): S3 look-alikes that write a PUT in place (s3rver) otherwise keep
+   * the truncated body of an aborted request under the key.
+   */
+  removeOnFailure?: boolean;
 }
 
 /** Inclusive byte range, like HTTP `Range: bytes=start-end`. `end` defaults to (and is clamped to) the last byte. */

@@ -1,7 +1,8 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { createS3Store, S3ObjectStore } from '../src';
+import { DigestStream } from '../src/common';
 import { startS3 } from '../../../test/support/procs';
 import { collect, expectBytes, expectStorageError, generatedStream, MiB, objectStoreSuite, sha256 } from './suite';
 
@@ -155,6 +156,99 @@ describe('S3 store specifics', () => {
     const cmds = recordCommands(store.client);
     await expectStorageError(store.put('small/wrong', Readable.from([Buffer.from('abc')]), { expectedSha256: sha256(Buffer.from('x')) }), 'DIGEST_MISMATCH');
     expect(cmds).toEqual([]);
+  });
+
+  describe('streamed put of known size and digest (a finished file): one PutObject', () => {
+    const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
+
+    test('no multipart: one PutObject; the server keeps the digest and its ETag is the MD5', async () => {
+      const store = storeFor(await server());
+      const cmds = recordCommands(store.client);
+      const body = randomBytes(20 * MiB + 123);
+      const put = await store.put('single/known', Readable.from(chunksOf(body, MiB)), { expectedSha256: sha256(body), size: body.length, expectedMd5: md5(body), metadata: { a: 'b' } });
+      expect(put).toMatchObject({ size: body.length, sha256: sha256(body), etag: md5(body) });
+      expect(cmds).toEqual(['PutObjectCommand']);
+      const head = await store.head('single/known');
+      expect(head).toMatchObject({ size: body.length, sha256: sha256(body), metadata: { a: 'b' }, serverDigests: { md5: md5(body) } });
+      expectBytes(await store.getBuffer('single/known', body.length), body);
+    });
+
+    test('above maxSinglePutBytes: parts, straight to the final key', async () => {
+      const store = storeFor(await server(), { maxSinglePutBytes: 8 * MiB });
+      const cmds = recordCommands(store.client);
+      const body = randomBytes(12 * MiB);
+      await store.put('single/too-big', Readable.from(chunksOf(body, MiB)), { expectedSha256: sha256(body), size: body.length });
+      expect(cmds).toEqual(['CreateMultipartUploadCommand', 'UploadPartCommand', 'UploadPartCommand', 'CompleteMultipartUploadCommand']);
+      expect((await store.head('single/too-big'))!.sha256).toBe(sha256(body));
+    });
+
+    test('digest mismatch: the request is aborted short of its length and nothing of it is visible', async () => {
+      const store = storeFor(await server());
+      const good = randomBytes(6 * MiB);
+      await store.put('single/replaced', good);
+      const cmds = recordCommands(store.client);
+      const bad = randomBytes(9 * MiB);
+      await expectStorageError(
+        store.put('single/replaced', Readable.from(chunksOf(bad, MiB)), { expectedSha256: sha256(good), size: bad.length, removeOnFailure: true }),
+        'DIGEST_MISMATCH',
+      );
+      expect(cmds).toEqual(['PutObjectCommand', 'DeleteObjectCommand']);
+      // s3rver writes a PUT in place (real S3 would keep the old object): removeOnFailure leaves nothing.
+      expect(await store.head('single/replaced')).toBeNull();
+    });
+
+    test('a body shorter or longer than declared fails and publishes nothing', async () => {
+      const store = storeFor(await server());
+      const body = randomBytes(3 * MiB);
+      await expectStorageError(store.put('single/short', Readable.from([body]), { expectedSha256: sha256(body), size: body.length + 1, removeOnFailure: true }), 'DIGEST_MISMATCH');
+      expect(await store.head('single/short')).toBeNull();
+      await expectStorageError(store.put('single/long', Readable.from([body]), { expectedSha256: sha256(body), size: body.length - 1, removeOnFailure: true }), 'DIGEST_MISMATCH');
+      expect(await store.head('single/long')).toBeNull();
+    });
+
+    test('a failing source fails the put with its own error and publishes nothing', async () => {
+      const store = storeFor(await server());
+      async function* failing(): AsyncGenerator<Buffer> {
+        yield randomBytes(2 * MiB);
+        throw new Error('disk went away');
+      }
+      await expect(store.put('single/failing', Readable.from(failing()), { expectedSha256: sha256(Buffer.from('x')), size: 4 * MiB, removeOnFailure: true })).rejects.toThrow('disk went away');
+      expect(await store.head('single/failing')).toBeNull();
+    });
+
+    test('the last chunk is held back until the digest checked out', async () => {
+      const pass = async (expected: string) => {
+        const d = new DigestStream('k', expected, undefined, { holdLast: true, size: 9 });
+        const out: Buffer[] = [];
+        d.on('data', (c: Buffer) => out.push(c));
+        const done = new Promise<Error | undefined>((resolve) => {
+          d.on('end', () => resolve(undefined));
+          d.on('error', resolve);
+        });
+        for (const c of ['abc', 'def', 'ghi']) d.write(Buffer.from(c));
+        d.end();
+        return { err: await done, out: Buffer.concat(out).toString() };
+      };
+      expect(await pass(sha256(Buffer.from('abcdefghi')))).toEqual({ err: undefined, out: 'abcdefghi' });
+      const wrong = await pass(sha256(Buffer.from('x')));
+      expect(wrong.out).toBe('abcdef');
+      expect(wrong.err).toMatchObject({ code: 'DIGEST_MISMATCH' });
+    });
+
+    test('HEAD reports a full-object SHA-256 checksum the server kept; composite checksums and multipart ETags are not digests', async () => {
+      const digest = sha256(Buffer.from('x'));
+      const b64 = Buffer.from(digest, 'hex').toString('base64');
+      const answers = [
+        { ContentLength: 1, ETag: '"9dd4e461268c8034f5c8564e155c67a6"', ChecksumSHA256: b64, ChecksumType: 'FULL_OBJECT' },
+        { ContentLength: 1, ETag: '"9dd4e461268c8034f5c8564e155c67a6-2"', ChecksumSHA256: `${b64}-2`, ChecksumType: 'COMPOSITE' },
+      ];
+      const sent: Record<string, unknown>[] = [];
+      const fake = { send: async (cmd: { input: Record<string, unknown> }) => (sent.push(cmd.input), answers[sent.length - 1]) } as unknown as S3Client;
+      const store = createS3Store({ bucket: 'b', client: fake });
+      expect((await store.head('a'))!.serverDigests).toEqual({ sha256: digest, md5: '9dd4e461268c8034f5c8564e155c67a6' });
+      expect((await store.head('b'))!.serverDigests).toBeUndefined();
+      expect(sent[0]).toMatchObject({ ChecksumMode: 'ENABLED' });
+    });
   });
 
   test('list hides staging objects left behind under .tmp/', async () => {

@@ -14,7 +14,7 @@ import { JobClient, PayloadOf, sandboxedProcessor } from '@factory/queue';
 import { OciContentStore } from '@factory/registry';
 import { parseSchematic, readStoredSchematic } from '@factory/schematic';
 import { createObjectStore, isStorageError, ObjectStore, withStorageFaults } from '@factory/storage';
-import { hashFileSync } from '@factory/imaging';
+import { hashFileSync, md5FileSync } from '@factory/imaging';
 import { contentTypeFor } from '@factory/talos';
 import { createLogger, Logger } from '@factory/telemetry';
 import { buildAsset } from './recipes';
@@ -107,6 +107,7 @@ async function run(job: SandboxedJob<PayloadOf<'build.asset'>>): Promise<AssetRe
         inputs: ctx.inputs,
         oci: ctx.oci,
         externalUrl: ctx.externalUrl,
+        md5: ctx.store.kind === 's3',
         progress: (next, percent) => {
           enter(next);
           void job.updateProgress({ stage: next, percent }).catch(() => undefined);
@@ -122,17 +123,27 @@ async function run(job: SandboxedJob<PayloadOf<'build.asset'>>): Promise<AssetRe
     await job.updateProgress({ stage: 'uploading', percent: 95 }).catch(() => undefined);
     // Both digests are computed once, here, from the file about to be uploaded; the store keeps them with the object
     // (S3 also takes the object in one verified pass when the digest is known before the upload).
-    const { sha256, sha512, size } = built.digest ?? hashFileSync(built.file);
+    const digest = built.digest ?? hashFileSync(built.file);
+    const { sha256, sha512, size } = digest;
+    // S3: the MD5 too (the ISO builder computes it while the image is written), recorded with the object and sent as
+    // Content-MD5. The S3 server's ETag of the stored bytes is then their MD5, which lets the signing service check
+    // the stored bytes without downloading them.
+    const md5 = ctx.store.kind === 's3' ? (digest.md5 ?? md5FileSync(built.file)) : undefined;
     enter('uploading');
     const contentType = contentTypeFor(profile.path);
     // A signature file left from an earlier version would vouch for this one before it is checked: it goes first.
     await ctx.store.delete(assetSignatureKey(objectKey));
-    // The store verifies the uploaded bytes against the digest before the object becomes visible.
+    // The store verifies the uploaded bytes against the digest before the object becomes visible. Size and digest
+    // are known: S3 takes the file in one streamed PutObject (see @factory/storage). On failure nothing is left under
+    // the key (it is unpublished anyway: its signature file went first).
     await ctx.store.put(objectKey, createReadStream(built.file, { highWaterMark: UPLOAD_CHUNK }), {
       contentType,
       expectedSha256: sha256,
+      size,
+      ...(md5 ? { expectedMd5: md5 } : {}),
+      removeOnFailure: true,
       maxBytes: ctx.maxAssetBytes,
-      metadata: assetMetadata(sha512, built.image),
+      metadata: assetMetadata(sha512, built.image, md5),
     });
     enter('signing');
     // The signing service reads the stored object itself and signs its digests only if the bytes match them; the

@@ -52,6 +52,8 @@ async function main(): Promise<void> {
     store,
     publicKey: async () => createPublicKey((await jobs.call('signing.publicKey', { key: 'cosign' })).pem),
     events: integrityEvents(metrics, logger),
+    // S3 assigns a new ETag/Last-Modified to every write: a version the signing service checked is not downloaded again.
+    trustSignedVersion: store.kind === 's3',
   });
   const assets = new AssetRoutes({
     jobs,

@@ -3,7 +3,7 @@
  * keys and wires these to the queue.
  */
 import type { KeyObject } from 'node:crypto';
-import { ASSET_OBJECT_KEY, assetRecordFrom, assetStatement, destroyBody, digestStream, statementBytes } from '@factory/asset';
+import { ASSET_OBJECT_KEY, AssetRecord, assetRecordFrom, assetStatement, destroyBody, digestStream, statementBytes, validatorOf } from '@factory/asset';
 import { badRequest, FactoryError } from '@factory/errors';
 import { MediaTypes, simpleSigningPayload } from '@factory/oci';
 import type { PayloadOf, ResultOf } from '@factory/queue';
@@ -19,9 +19,22 @@ export interface StoredManifests {
   getManifest(digest: string): Promise<{ mediaType: string; bytes: Buffer } | null>;
 }
 
+/** What the signing service learns about a stored object: size, recorded digests, version, and the server's own digests. */
+export interface StoredObjectInfo {
+  size: number;
+  sha256?: string;
+  contentType?: string;
+  metadata?: Record<string, string>;
+  etag?: string;
+  lastModified?: Date;
+  /** digests the storage server computed from the bytes it holds (S3; see @factory/storage ObjectInfo) */
+  serverDigests?: { sha256?: string; md5?: string };
+}
+
 /** What the signing service reads to check an asset: the stored object, its bytes and recorded digests (read-only). */
 export interface StoredObjects {
-  get(key: string): Promise<{ info: { size: number; sha256?: string; contentType?: string; metadata?: Record<string, string> }; body: NodeJS.ReadableStream } | null>;
+  head(key: string): Promise<StoredObjectInfo | null>;
+  get(key: string): Promise<{ info: StoredObjectInfo; body: NodeJS.ReadableStream } | null>;
 }
 
 export interface SigningMetrics {
@@ -68,11 +81,30 @@ export function signingHandlers({ cosign, metrics, content, objects, registryHos
 }
 
 /**
- * The statement of a stored asset, derived here: its recorded digests, once the stored bytes (read and hashed by this
- * service, in the same read as the record) are found to match them. A mismatch is refused (409): never signed.
+ * The stored object vouched for by the storage server itself: a digest the server computed from the bytes it holds
+ * (a full-object SHA-256 checksum, else the MD5 ETag of a single-part upload) equals the one the build-worker recorded
+ * from the same file it took the SHA-256 and SHA-512 of. Then the stored bytes are the bytes those digests describe
+ * without reading them here.
+ */
+function serverVouches(info: StoredObjectInfo, record: AssetRecord): boolean {
+  const server = info.serverDigests;
+  if (!server) return false;
+  return server.sha256 === record.sha256 || (record.md5 !== undefined && server.md5 === record.md5);
+}
+
+/**
+ * The statement of a stored asset, derived here: its recorded digests, once the stored bytes are found to match them —
+ * by the storage server's own digest of them (serverVouches), else read and hashed by this service in the same read as
+ * the record. A mismatch is refused (409): never signed. The statement names the stored version that was checked.
  */
 async function checkedAssetStatement(objects: StoredObjects, key: string) {
   const refuse = (status: number, why: string) => new FactoryError(status, `refusing to sign ${key}: ${why}`);
+  const head = await objects.head(key);
+  if (!head) throw refuse(404, "it is not an object in the factory's store");
+  const headRecord = assetRecordFrom(key, head, 'application/octet-stream');
+  if (!headRecord) throw refuse(409, 'it carries no recorded digests');
+  if (serverVouches(head, headRecord)) return assetStatement(headRecord, validatorOf(head));
+
   const got = await objects.get(key);
   if (!got) throw refuse(404, "it is not an object in the factory's store");
   const record = assetRecordFrom(key, got.info, 'application/octet-stream');
@@ -84,7 +116,7 @@ async function checkedAssetStatement(objects: StoredObjects, key: string) {
   if (actual.size !== record.size || actual.sha256 !== record.sha256 || actual.sha512 !== record.sha512) {
     throw refuse(409, `its stored bytes (${actual.size} bytes, sha256 ${actual.sha256}) do not match its recorded digests (${record.size} bytes, sha256 ${record.sha256})`);
   }
-  return assetStatement(record);
+  return assetStatement(record, validatorOf(got.info));
 }
 
 /** The signing service's own metrics, registered on `registry`. */

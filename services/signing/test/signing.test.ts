@@ -2,8 +2,9 @@ import { createHash, createPublicKey, generateKeyPairSync, verify } from 'node:c
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { Registry } from '@factory/telemetry';
-import { assetMetadata, encodeSignatureFile, signatureMatches, statementBytes } from '@factory/asset';
+import { assetMetadata, encodeSignatureFile, signatureMatches, statementBytes, validatorOf } from '@factory/asset';
 import { MediaTypes, simpleSigningPayload } from '@factory/oci';
 import { createLocalStore, LocalObjectStore } from '@factory/storage';
 import { registerSigningMetrics, signingHandlers } from '../src/handlers';
@@ -133,7 +134,8 @@ describe('signing handlers', () => {
     test('a matching asset: the statement {key, size, sha256, sha512} signed, verifiable with the public key only', async () => {
       await objects.put(KEY, bytes, { metadata: assetMetadata(record.sha512) });
       const { statement, signatureBase64 } = await handlers['signing.asset']({ key: KEY });
-      expect(statement).toEqual({ key: KEY, size: record.size, sha256: record.sha256, sha512: record.sha512 });
+      // `stored`: the stored version whose bytes were checked
+      expect(statement).toEqual({ key: KEY, size: record.size, sha256: record.sha256, sha512: record.sha512, stored: validatorOf((await objects.head(KEY))!) });
       const publicKey = createPublicKey(cosign.publicPem);
       expect(verify('sha256', statementBytes(statement), publicKey, Buffer.from(signatureBase64, 'base64'))).toBe(true);
       expect(signatureMatches(record, encodeSignatureFile(statement, signatureBase64), publicKey)).toBe(true);
@@ -161,6 +163,38 @@ describe('signing handlers', () => {
         await expect(handlers['signing.asset']({ key })).rejects.toMatchObject({ name: 'FactoryError', status, message: expect.stringContaining(text) });
       }
       expect(await registry.metrics()).not.toMatch(/^factory_signatures_total\{/m);
+    });
+
+    describe('a store that vouches for the stored bytes (S3: its own digest of them) is not read', () => {
+      const md5 = hex('md5', bytes);
+      const lastModified = new Date('2026-01-02T03:04:05Z');
+      /** An S3-like store answering HEAD with the given server digests; counts downloads. */
+      const s3Like = (serverDigests: { sha256?: string; md5?: string }, body: Buffer = bytes) => {
+        const info = { size: body.length, sha256: record.sha256, metadata: assetMetadata(record.sha512, undefined, md5), etag: serverDigests.md5 ?? 'etag', lastModified, serverDigests };
+        const store = { reads: 0, head: async () => info, get: async () => (store.reads++, { info, body: Readable.from([body]) }) };
+        return store;
+      };
+      const handlersOver = (objects: ReturnType<typeof s3Like>) =>
+        signingHandlers({ cosign, metrics: registerSigningMetrics(new Registry()), content: { getManifest: async () => null }, objects, registryHost: HOST });
+
+      test("the server's MD5 ETag or full-object SHA-256 equal to the recorded one: signed without a download", async () => {
+        for (const vouching of [{ md5 }, { sha256: record.sha256 }]) {
+          const store = s3Like(vouching);
+          const { statement } = await handlersOver(store)['signing.asset']({ key: KEY });
+          expect(statement).toEqual({ key: KEY, size: record.size, sha256: record.sha256, sha512: record.sha512, stored: validatorOf(await store.head()) });
+          expect(store.reads).toBe(0);
+        }
+      });
+
+      test('server digests that differ from the record: the bytes are read, and refused when they do not match', async () => {
+        const other = Buffer.from('an ISO, sax');
+        const store = s3Like({ md5: hex('md5', other), sha256: hex('sha256', other) }, other);
+        await expect(handlersOver(store)['signing.asset']({ key: KEY })).rejects.toMatchObject({ status: 409, message: expect.stringContaining('do not match its recorded digests') });
+        expect(store.reads).toBe(1);
+        const honest = s3Like({ md5: 'f'.repeat(32) }); // e.g. an SSE-KMS ETag: no MD5
+        await handlersOver(honest)['signing.asset']({ key: KEY });
+        expect(honest.reads).toBe(1);
+      });
     });
   });
 });

@@ -10,7 +10,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { EnvOverrides, run } from '@factory/process';
 import { EnrollKeys, grubCfg, grubIsoUuid, isoDateStamp, loaderConf } from './config';
-import { FileDigest, hashFileSync } from '../digest';
+import { digestWhileWritten, FileDigest } from '../digest';
 import { imageToolEnv, SOURCE_DATE_EPOCH } from '../reproducible';
 import { tempSibling, writeThenRename } from '../publish';
 import { runXorrisoImage } from './xorriso';
@@ -41,7 +41,9 @@ export interface IsoOptions {
   /** ISO9660 volume id / volume set id (Talos >= 1.8, e.g. TALOS_V1_11_3 / Talos-v1.11.3); omitted: xorriso defaults */
   volumeId?: string;
   volumeSetId?: string;
-  out: string;
+out: string;
+  /** Compute the image's MD5 too (with its SHA-256 and SHA-512, while it is written). */
+  md5?: boolean;
   /** scratch directory; each build works in a fresh `iso-build-XXXXXX` subdirectory that is removed afterwards */
   workDir: string;
   /** fixes every date in the image; default SOURCE_DATE_EPOCH (reproducible.ts) */
@@ -63,6 +65,7 @@ export interface IsoBuildInfo {
   /** SHA-256, SHA-512 (hex) and size of the written image, computed right after it was written */
   sha256: string;
   sha512: string;
+  md5?: string;
   size: number;
   ms: number;
 }
@@ -348,13 +351,17 @@ export async function buildIso(o: IsoOptions): Promise<IsoBuildInfo> {
         modes = ['-find', '/', '-type', 'd', '-exec', 'chmod', '0755', '--', '-find', '/', '-type', 'f', '-exec', 'chmod', '0644', '--', '-chmod', '0444', '/loader/random-seed', '--'];
       }
       args.push('--', ...modes, ...nativeTail(c));
-      await runXorrisoImage(args, tmpOut, { env: c.env });
-      written = hashFileSync(tmpOut);
+      const writing = runXorrisoImage(args, tmpOut, { env: c.env });
+      // hashed while xorriso writes (see digestWhileWritten); a failed run's digests are never used
+      const hashing = digestWhileWritten(tmpOut, writing, { md5: o.md5 === true });
+      hashing.catch(() => undefined);
+      await writing;
+      written = await hashing;
     });
   } finally {
     if (!o.keepWorkDir) await fsp.rm(scratch, { recursive: true, force: true });
   }
-  return { flavour: o.flavour, scratchDir: scratch, xorrisoArgs: args.map((a) => (a === tmpOut ? o.out : a)), espBytes, sha256: written.sha256, sha512: written.sha512, size: written.size, ms: Date.now() - t0 };
+  return { flavour: o.flavour, scratchDir: scratch, xorrisoArgs: args.map((a) => (a === tmpOut ? o.out : a)), espBytes, sha256: written.sha256, sha512: written.sha512, ...(written.md5 ? { md5: written.md5 } : {}), size: written.size, ms: Date.now() - t0 };
 }
 
 /** true when every host tool the given flavour needs is on PATH */

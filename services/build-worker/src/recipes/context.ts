@@ -17,6 +17,8 @@ export interface BuildContext {
   oci: OciContentStore;
   externalUrl: string;
   progress(stage: string, percent: number): void;
+  /** Builders that hash their output on the way compute its MD5 too (S3 stores record it; see the processor). */
+  md5?: boolean;
 }
 
 /** Everything one build has resolved before the output-specific steps run. */

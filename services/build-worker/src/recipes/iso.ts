@@ -36,6 +36,7 @@ export const iso: Recipe = async (job) => {
     volumeSetId: isoVolumeSetId(profile.version),
     out: job.out,
     workDir: isoWork,
+    md5: ctx.md5,
   });
-  return { file: job.out, digest: { sha256: built.sha256, sha512: built.sha512, size: built.size } };
+  return { file: job.out, digest: { sha256: built.sha256, sha512: built.sha512, size: built.size, ...(built.md5 ? { md5: built.md5 } : {}) } };
 };
