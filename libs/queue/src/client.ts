@@ -24,7 +24,8 @@ export interface CallOptions {
  */
 export class JobClient {
   private readonly queues = new Map<QueueName, Queue>();
-  private readonly events = new Map<QueueName, QueueEvents>();
+  private readonly events = new Map<QueueName, Promise<QueueEvents>>();
+  private readonly opened: QueueEvents[] = [];
   private readonly producer: IORedis;
   private readonly eventConns: IORedis[] = [];
 
@@ -47,33 +48,50 @@ export class JobClient {
     return q;
   }
 
-  private async queueEvents(name: QueueName): Promise<QueueEvents> {
+  private queueEvents(name: QueueName): Promise<QueueEvents> {
     let ev = this.events.get(name);
     if (!ev) {
-      const conn = redisConnection(this.redisUrl, 'blocking', `${this.prefix}-events-${name}`);
-      this.eventConns.push(conn);
-      ev = new QueueEvents(name, { connection: conn, prefix: this.prefix });
-      ev.setMaxListeners(100_000);
-      ev.on('error', (err) => this.logger.warn({ err, queue: name }, 'queue events error'));
+      ev = this.openQueueEvents(name);
+      // one per queue, shared by concurrent first callers; opened again after a failure
+      ev.catch(() => this.events.delete(name));
       this.events.set(name, ev);
-      await ev.waitUntilReady();
     }
+    return ev;
+  }
+
+  private async openQueueEvents(name: QueueName): Promise<QueueEvents> {
+    // QueueEvents starts reading at '$' only once its connection is up and named: an event written meanwhile (a job
+    // added by the first call and answered at once) would be missed, and its caller would wait until its timeout.
+    // Reading on from the last event that exists now leaves no gap.
+    const stream = this.queue(name).keys.events;
+    const last = await this.producer.xrevrange(stream, '+', '-', 'COUNT', 1).then((entries) => entries[0]?.[0] ?? '0-0', () => '$');
+    const conn = redisConnection(this.redisUrl, 'blocking', `${this.prefix}-events-${name}`);
+    this.eventConns.push(conn);
+    const ev = new QueueEvents(name, { connection: conn, prefix: this.prefix, lastEventId: last });
+    ev.setMaxListeners(100_000);
+    ev.on('error', (err) => this.logger.warn({ err, queue: name }, 'queue events error'));
+    this.opened.push(ev);
+    await ev.waitUntilReady();
     return ev;
   }
 
   async call<K extends JobName>(name: K, payload: PayloadOf<K>, opts: CallOptions = {}): Promise<ResultOf<K>> {
     const queueName = JOB_QUEUE[name];
     const timeoutMs = opts.timeoutMs ?? this.defaultTimeoutMs;
+    const jobId = opts.jobId ?? randomUUID();
     let events: QueueEvents;
     let job;
+    let outcome: FinishEvent | undefined;
     try {
       events = await this.queueEvents(queueName);
+      outcome = finishEvent(events, jobId);
       job = await this.queue(queueName).add(name, payload, {
-        jobId: opts.jobId ?? randomUUID(),
+        jobId,
         ...(opts.priority ? { priority: opts.priority } : {}),
         ...(opts.removeWhenDone ? { removeOnComplete: true, removeOnFail: true } : {}),
       });
     } catch (err) {
+      outcome?.cancel();
       this.logger.warn({ err, job: name }, 'could not enqueue job');
       throw new FactoryError(503, 'service temporarily unavailable');
     }
@@ -82,13 +100,25 @@ export class JobClient {
       reply = (await job.waitUntilFinished(events, timeoutMs)) as Reply<ResultOf<K>>;
     } catch (err) {
       const msg = String((err as Error)?.message ?? err);
-      if (/Missing key for job/i.test(msg)) throw new JobVanishedError(String(job.id));
-      if (/timed out|timeout/i.test(msg)) {
+      if (/Missing key for job/i.test(msg)) {
+        // Finished and removed before the wait looked: its completion event (written by the same Redis script that
+        // removed it) is on its way to the listener attached before the job was added.
+        const seen = await outcome.within(EVENT_AFTER_REMOVAL_MS);
+        if (!seen) throw new JobVanishedError(String(job.id));
+        if ('failedReason' in seen) {
+          this.logger.error({ job: name, jobId: job.id, reason: seen.failedReason }, 'job failed');
+          throw new FactoryError(500, 'internal server error');
+        }
+        reply = seen.returnvalue as Reply<ResultOf<K>>;
+      } else if (/timed out|timeout/i.test(msg)) {
         this.logger.warn({ job: name, jobId: job.id, timeoutMs }, 'job timed out');
         throw new FactoryError(503, `service temporarily unavailable: ${queueName} did not answer in time`);
+      } else {
+        this.logger.error({ job: name, jobId: job.id, reason: msg }, 'job failed');
+        throw new FactoryError(500, 'internal server error');
       }
-      this.logger.error({ job: name, jobId: job.id, reason: msg }, 'job failed');
-      throw new FactoryError(500, 'internal server error');
+    } finally {
+      outcome.cancel();
     }
     if (!reply || typeof reply !== 'object' || !('ok' in reply)) throw new FactoryError(500, 'internal server error');
     if (!reply.ok) throw new FactoryError(reply.status, reply.message);
@@ -105,9 +135,57 @@ export class JobClient {
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([...this.events.values()].map((e) => e.close()));
+    await Promise.allSettled(this.opened.map((e) => e.close()));
     await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
     this.producer.disconnect();
     for (const c of this.eventConns) c.disconnect();
   }
+}
+
+/** How long a job found removed may take to announce its completion through QueueEvents (normally milliseconds). */
+const EVENT_AFTER_REMOVAL_MS = 2000;
+
+type Finished = { returnvalue: unknown } | { failedReason: string };
+
+interface FinishEvent {
+  /** The job's completion or failure if it is announced within `ms` (or was already). */
+  within(ms: number): Promise<Finished | undefined>;
+  cancel(): void;
+}
+
+/**
+ * Listens for one job's completion or failure from before the job is added: a job removed on completion
+ * (removeWhenDone) can finish and vanish before BullMQ's waitUntilFinished checks its state, and then only its event
+ * tells the result.
+ */
+function finishEvent(events: QueueEvents, jobId: string): FinishEvent {
+  let seen: Finished | undefined;
+  let wake: (() => void) | undefined;
+  const onCompleted = (args: { returnvalue: unknown }) => {
+    seen = { returnvalue: args.returnvalue };
+    wake?.();
+  };
+  const onFailed = (args: { failedReason: string }) => {
+    seen = { failedReason: args.failedReason };
+    wake?.();
+  };
+  events.on(`completed:${jobId}` as 'completed', onCompleted as never);
+  events.on(`failed:${jobId}` as 'failed', onFailed as never);
+  return {
+    async within(ms) {
+      if (!seen) {
+        let timer: NodeJS.Timeout | undefined;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          timer = setTimeout(resolve, ms);
+        });
+        clearTimeout(timer);
+      }
+      return seen;
+    },
+    cancel() {
+      events.off(`completed:${jobId}` as 'completed', onCompleted as never);
+      events.off(`failed:${jobId}` as 'failed', onFailed as never);
+    },
+  };
 }
