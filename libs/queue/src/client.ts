@@ -63,10 +63,10 @@ export class JobClient {
     // QueueEvents starts reading at '$' only once its connection is up and named: an event written meanwhile (a job
     // added by the first call and answered at once) would be missed, and its caller would wait until its timeout.
     // Reading on from the last event that exists now leaves no gap.
-    const stream = this.queue(name).keys.events;
-    const last = await this.producer.xrevrange(stream, '+', '-', 'COUNT', 1).then((entries) => entries[0]?.[0] ?? '0-0', () => '$');
+    // (Asked on the events connection: it waits for Redis where the producer, failing fast, would give no answer.)
     const conn = redisConnection(this.redisUrl, 'blocking', `${this.prefix}-events-${name}`);
     this.eventConns.push(conn);
+    const last = (await conn.xrevrange(this.queue(name).keys.events, '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';
     const ev = new QueueEvents(name, { connection: conn, prefix: this.prefix, lastEventId: last });
     ev.setMaxListeners(100_000);
     ev.on('error', (err) => this.logger.warn({ err, queue: name }, 'queue events error'));
