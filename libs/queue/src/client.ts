@@ -43,6 +43,8 @@ export class JobClient {
     if (!q) {
       q = new Queue(name, { connection: this.producer, prefix: this.prefix, defaultJobOptions: DEFAULT_JOB_OPTIONS });
       q.on('error', (err) => this.logger.warn({ err, queue: name }, 'queue error'));
+      // each waiting call listens for the queue's closing: thousands may wait at once
+      q.setMaxListeners(100_000);
       this.queues.set(name, q);
     }
     return q;

@@ -113,7 +113,13 @@ export function serveQueue(queue: QueueName, handlers: Handlers | { processorFil
       return [];
     }
     const handedBack = await handBack(worker, [...running.values()], opts.logger);
-    await closed;
+    // A job taken just before the stop may still be starting its sandbox: end those too, as they appear.
+    const sweep = setInterval(() => endSandboxes(worker), 100);
+    try {
+      await closed;
+    } finally {
+      clearInterval(sweep);
+    }
     return handedBack;
   };
   return { worker, connection, stop };
@@ -141,8 +147,7 @@ async function handBack(worker: Worker, jobs: Job[], logger: Logger): Promise<st
       logger.warn({ err, jobId: job.id }, 'could not hand a job back');
     }
   }
-  const pool = (worker as unknown as { childPool?: SandboxPool }).childPool;
-  for (const child of Object.values(pool?.retained ?? {})) if (child.childProcess?.connected) child.childProcess.disconnect();
+  endSandboxes(worker);
   if (handedBack.length) logger.warn({ jobIds: handedBack, queue: worker.name }, 'shutdown grace over: running jobs handed back to the queue');
   return handedBack;
 }
@@ -168,4 +173,10 @@ function observeJobs(worker: Worker, queue: QueueName, metrics: Registry): void 
     processed.inc({ queue, job: job.name, outcome: 'error' });
     timing(job);
   });
+}
+
+/** Closes the IPC channel of every sandbox running a job: the sandbox exits (see handBack). */
+function endSandboxes(worker: Worker): void {
+  const pool = (worker as unknown as { childPool?: SandboxPool }).childPool;
+  for (const child of Object.values(pool?.retained ?? {})) if (child.childProcess?.connected) child.childProcess.disconnect();
 }
