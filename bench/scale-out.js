@@ -3,8 +3,10 @@
 //     (BUILD_CONCURRENCY=1 each, so that the second worker is the only added build slot; target <= 0.65 on 2 cores);
 //  2. 50 concurrent cold requests for one asset spread over 2 gateways vs a single cold request for another asset of
 //     the same kind: exactly 1 build, wall <= 1.1x;
+//     (and 50 over 1 gateway: each gateway reads and hashes an asset before its first serve, see README "Integrity");
 //  and the build-workers' largest event-loop lag meanwhile (what the build queue's lock renewal must tolerate).
-// usage: node bench/scale-out.js   (after `npm run build`; BENCH_RUNS=2 rounds by default)
+// usage: node bench/scale-out.js   (after `npm run build`; BENCH_RUNS=2 rounds by default; BENCH_STORAGE=local for the
+// local-directory store instead of s3rver)
 'use strict';
 const path = require('node:path');
 const { ROOT, startFactory, createSchematic, freePort, start, waitPort, table, stopAll } = require('./lib');
@@ -48,6 +50,7 @@ async function sumBuilt(ports) {
 (async () => {
   const workerMetrics = [await freePort()];
   const f = await startFactory({
+    s3: process.env.BENCH_STORAGE !== 'local',
     extraEnv: { BUILD_CONCURRENCY: '1', FACTORY_RATE_SCHEMATICS: 'off', FACTORY_RATE_BUILDS: 'off', FACTORY_MAX_CLIENT_BUILDS: '0', FACTORY_SCRUB_INTERVAL: '0' },
   });
   // The build-worker started with the others has no metrics port: replace it by one that has.
@@ -93,6 +96,8 @@ async function sumBuilt(ports) {
   await startWorker(workerMetrics[1]);
   const singleMs = [];
   const fiftyMs = [];
+  const fiftyOneGatewayMs = [];
+  const fiftyWarmMs = [];
   const buildsPerFifty = [];
   for (let r = 0; r < RUNS; r++) {
     const single = await coldIso(f.url);
@@ -101,6 +106,10 @@ async function sumBuilt(ports) {
     const before = await sumBuilt(workerMetrics);
     fiftyMs.push(await timed(() => Promise.all(Array.from({ length: 50 }, (_, i) => head(`${gateways[i % 2]}${shared}`)))));
     buildsPerFifty.push((await sumBuilt(workerMetrics)) - before);
+    // the same 50 requests once the asset is stored: what 50 concurrent requests cost here without any build
+    fiftyWarmMs.push(await timed(() => Promise.all(Array.from({ length: 50 }, (_, i) => head(`${gateways[i % 2]}${shared}`)))));
+    const sharedOne = await coldIso(f.url);
+    fiftyOneGatewayMs.push(await timed(() => Promise.all(Array.from({ length: 50 }, () => head(`${f.url}${sharedOne}`)))));
   }
 
   console.log(`\nfour distinct cold ${VERSION} metal-amd64.iso builds asked for at once (BUILD_CONCURRENCY=1 per worker), ${RUNS} rounds`);
@@ -117,8 +126,11 @@ async function sumBuilt(ports) {
     ['', 'median ms', 'runs ms', 'builds'],
     ['1 request', median(singleMs).toFixed(0), singleMs.map((x) => x.toFixed(0)).join(' '), '1'],
     ['50 requests, 2 gateways', median(fiftyMs).toFixed(0), fiftyMs.map((x) => x.toFixed(0)).join(' '), buildsPerFifty.join(' ')],
+    ['50 requests, 1 gateway', median(fiftyOneGatewayMs).toFixed(0), fiftyOneGatewayMs.map((x) => x.toFixed(0)).join(' '), ''],
+    ['50 requests, 2 gateways, stored', median(fiftyWarmMs).toFixed(0), fiftyWarmMs.map((x) => x.toFixed(0)).join(' '), '0'],
   ]);
-  console.log(`wall ratio 50 / 1: ${(median(fiftyMs) / median(singleMs)).toFixed(2)} (target <= 1.1); builds per 50 requests: ${buildsPerFifty.join(' ')} (target 1)`);
+  console.log(`wall ratio 50 over 2 gateways / 1: ${(median(fiftyMs) / median(singleMs)).toFixed(2)} (target <= 1.1); 50 over 1 gateway / 1: ${(median(fiftyOneGatewayMs) / median(singleMs)).toFixed(2)}; builds per 50 requests: ${buildsPerFifty.join(' ')} (target 1)`);
+  console.log(`storage: ${f.s3Endpoint ? 's3rver' : 'local directory'}; load average at the end: ${require('node:os').loadavg().map((x) => x.toFixed(1)).join(' ')} on ${require('node:os').cpus().length} cores`);
   stopAll();
   process.exit(0);
 })().catch((e) => { console.error(e); stopAll(); process.exit(1); });
