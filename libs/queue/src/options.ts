@@ -32,8 +32,8 @@ export interface JobLocking {
  *   sandboxes and Redis calls, so only CPU starvation (builds' tool threads saturating the cores, a container's CPU
  *   quota throttling it), a long GC or a slow Redis can delay a renewal. A renewal more than ~15 s late (lockDuration/2)
  *   is a false stall: a second worker starts the same build while the first still runs it (wasted work, not wrong
- *   bytes: both publish the same verified object). 15 s is two orders of magnitude above the event-loop lag measured
- *   under full build load on 2 cores (bench/scale-out.js prints it); a shorter lock would buy faster takeover of a
+ *   bytes: both publish the same verified object). 15 s is about 75× the largest event-loop lag measured during
+ *   builds on 2 overloaded cores (206 ms, bench/scale-out.js prints it); a shorter lock would buy faster takeover of a
  *   crash, which is rare, with a risk of duplicated builds under load, which is common.
  * - stalledInterval 5 s: the check is one short Lua script per worker; checking often keeps the takeover close to the
  *   lock's expiry at a negligible cost (N workers: N scripts every 5 s).
