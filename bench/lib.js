@@ -109,7 +109,7 @@ async function startFactory({ s3 = true, extraEnv = {} } = {}) {
     if (Date.now() > end) throw new Error('factory not ready');
     await new Promise((r) => setTimeout(r, 200));
   }
-  return { url, port, registryPort, tmp, demo, s3Endpoint, services, builds };
+  return { url, port, registryPort, tmp, demo, s3Endpoint, services, builds, env };
 }
 
 async function createSchematic(url, body) {

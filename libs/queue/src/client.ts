@@ -24,7 +24,8 @@ export interface CallOptions {
  */
 export class JobClient {
   private readonly queues = new Map<QueueName, Queue>();
-  private readonly events = new Map<QueueName, QueueEvents>();
+  private readonly events = new Map<QueueName, Promise<QueueEvents>>();
+  private readonly opened: QueueEvents[] = [];
   private readonly producer: IORedis;
   private readonly eventConns: IORedis[] = [];
 
@@ -42,22 +43,37 @@ export class JobClient {
     if (!q) {
       q = new Queue(name, { connection: this.producer, prefix: this.prefix, defaultJobOptions: DEFAULT_JOB_OPTIONS });
       q.on('error', (err) => this.logger.warn({ err, queue: name }, 'queue error'));
+      // each waiting call listens for the queue's closing: thousands may wait at once
+      q.setMaxListeners(100_000);
       this.queues.set(name, q);
     }
     return q;
   }
 
-  private async queueEvents(name: QueueName): Promise<QueueEvents> {
+  private queueEvents(name: QueueName): Promise<QueueEvents> {
     let ev = this.events.get(name);
     if (!ev) {
-      const conn = redisConnection(this.redisUrl, 'blocking', `${this.prefix}-events-${name}`);
-      this.eventConns.push(conn);
-      ev = new QueueEvents(name, { connection: conn, prefix: this.prefix });
-      ev.setMaxListeners(100_000);
-      ev.on('error', (err) => this.logger.warn({ err, queue: name }, 'queue events error'));
+      ev = this.openQueueEvents(name);
+      // one per queue, shared by concurrent first callers; opened again after a failure
+      ev.catch(() => this.events.delete(name));
       this.events.set(name, ev);
-      await ev.waitUntilReady();
     }
+    return ev;
+  }
+
+  private async openQueueEvents(name: QueueName): Promise<QueueEvents> {
+    // QueueEvents starts reading at '$' only once its connection is up and named: an event written meanwhile (a job
+    // added by the first call and answered at once) would be missed, and its caller would wait until its timeout.
+    // Reading on from the last event that exists now leaves no gap.
+    // (Asked on the events connection: it waits for Redis where the producer, failing fast, would give no answer.)
+    const conn = redisConnection(this.redisUrl, 'blocking', `${this.prefix}-events-${name}`);
+    this.eventConns.push(conn);
+    const last = (await conn.xrevrange(this.queue(name).keys.events, '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';
+    const ev = new QueueEvents(name, { connection: conn, prefix: this.prefix, lastEventId: last });
+    ev.setMaxListeners(100_000);
+    ev.on('error', (err) => this.logger.warn({ err, queue: name }, 'queue events error'));
+    this.opened.push(ev);
+    await ev.waitUntilReady();
     return ev;
   }
 
@@ -112,7 +128,7 @@ export class JobClient {
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([...this.events.values()].map((e) => e.close()));
+    await Promise.allSettled(this.opened.map((e) => e.close()));
     await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
     this.producer.disconnect();
     for (const c of this.eventConns) c.disconnect();

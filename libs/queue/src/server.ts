@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { Job, Worker } from 'bullmq';
 import type IORedis from 'ioredis';
 import { isFactoryError } from '@factory/errors';
@@ -5,6 +6,7 @@ import type { Logger } from '@factory/telemetry';
 import { Counter, Gauge, Histogram, Registry } from '@factory/telemetry';
 import { JobName, PayloadOf, QueueName, Reply, ResultOf } from './contracts';
 import { redisConnection } from './connection';
+import type { JobLocking } from './options';
 
 export type Handlers = { [K in JobName]?: (payload: PayloadOf<K>, job: Job) => Promise<ResultOf<K>> };
 
@@ -22,10 +24,20 @@ export interface ServeOptions {
   logger: Logger;
   concurrency?: number;
   metrics?: Registry;
-  /** Lock duration for long jobs (ms). */
-  lockDuration?: number;
-  /** How often this worker looks for stalled jobs (ms): jobs whose worker died and whose lock expired. */
-  stalledInterval?: number;
+  /** Lock and stall settings for long jobs (BullMQ's defaults otherwise: 30 s lock, 30 s checks, 1 stall). */
+  locking?: JobLocking;
+}
+
+/** What serveQueue started: the worker, its blocking connection, and the graceful stop of both. */
+export interface ServedQueue {
+  worker: Worker;
+  connection: IORedis;
+  /**
+   * Stops taking jobs and lets the running ones finish for up to `graceMs`; jobs of a sandboxed processor still running
+   * then are handed back to the queue (waiting again, for another worker, without using up an attempt) and their
+   * sandboxes ended. Resolves with the IDs of the jobs handed back once the worker is closed.
+   */
+  stop(graceMs: number): Promise<string[]>;
 }
 
 /**
@@ -61,7 +73,7 @@ export function sandboxedProcessor<J extends HandledJob>(handlers: { [name: stri
  * Consume one queue, either with in-process typed handlers or with a sandboxed processor file (whose default export
  * is a `sandboxedProcessor`). Both answer with Replies; job metrics and error logging are the same for both.
  */
-export function serveQueue(queue: QueueName, handlers: Handlers | { processorFile: string }, opts: ServeOptions): { worker: Worker; connection: IORedis } {
+export function serveQueue(queue: QueueName, handlers: Handlers | { processorFile: string }, opts: ServeOptions): ServedQueue {
   const connection = redisConnection(opts.redisUrl, 'blocking', `${opts.prefix}-worker-${queue}`);
   const processor =
     'processorFile' in handlers && typeof handlers.processorFile === 'string'
@@ -75,9 +87,10 @@ export function serveQueue(queue: QueueName, handlers: Handlers | { processorFil
     prefix: opts.prefix,
     concurrency: opts.concurrency ?? 8,
     autorun: true,
-    // Only pass lockDuration when set: an explicit undefined would override BullMQ's default and break its scripts.
-    ...(opts.lockDuration ? { lockDuration: opts.lockDuration } : {}),
-    ...(opts.stalledInterval ? { stalledInterval: opts.stalledInterval } : {}),
+    // Recorded with each job it takes (BullMQ's processedBy): which process of which host (pod) ran a job.
+    name: `${os.hostname()}/${process.pid}`,
+    // Only pass the settings when set: an explicit undefined would override BullMQ's defaults and break its scripts.
+    ...(opts.locking ?? {}),
   });
   worker.on('error', (err) => opts.logger.warn({ err, queue }, 'worker error'));
   if (opts.metrics) {
@@ -88,7 +101,58 @@ export function serveQueue(queue: QueueName, handlers: Handlers | { processorFil
     // In-process handlers log their own failures; a sandbox's are seen here.
     worker.on('failed', (job, err) => opts.logger.error({ err: err?.message, job: job?.name, jobId: job?.id, attempt: job?.attemptsMade }, 'job failed'));
   }
-  return { worker, connection };
+  const running = new Map<string, Job>();
+  worker.on('active', (job: Job) => running.set(String(job.id), job));
+  worker.on('completed', (job: Job) => running.delete(String(job.id)));
+  worker.on('failed', (job: Job | undefined) => job && running.delete(String(job.id)));
+  const stop = async (graceMs: number): Promise<string[]> => {
+    const closed = worker.close();
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = await Promise.race([closed.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs)))]);
+    clearTimeout(timer);
+    if (!graceOver || typeof processor !== 'string') {
+      // In-process handlers cannot be taken back from: the caller's shutdown deadline bounds them.
+      await closed;
+      return [];
+    }
+    const handedBack = await handBack(worker, [...running.values()], opts.logger);
+    // A job taken just before the stop may still be starting its sandbox: end those too, as they appear.
+    const sweep = setInterval(() => endSandboxes(worker), 100);
+    try {
+      await closed;
+    } finally {
+      clearInterval(sweep);
+    }
+    return handedBack;
+  };
+  return { worker, connection, stop };
+}
+
+/** The part of BullMQ's sandbox pool this module uses: the child processes running jobs right now. */
+interface SandboxPool {
+  retained: Record<string, { childProcess?: { connected: boolean; disconnect(): void } }>;
+}
+
+/**
+ * Moves the worker's running jobs back to the queue with their lock tokens (no stall, no failed attempt, their
+ * waiting clients keep waiting), then ends the sandboxes that ran them: closing a sandbox's IPC channel makes it exit,
+ * which kills its tools' process groups (see the build processor). Whatever the sandbox had written is either
+ * complete and verified or not visible in storage (objects appear whole or not at all); the next worker starts over.
+ */
+async function handBack(worker: Worker, jobs: Job[], logger: Logger): Promise<string[]> {
+  const handedBack: string[] = [];
+  for (const job of jobs) {
+    try {
+      await job.moveToWait(job.token);
+      handedBack.push(String(job.id));
+    } catch (err) {
+      // finished or lost its lock meanwhile: nothing to give back
+      logger.warn({ err, jobId: job.id }, 'could not hand a job back');
+    }
+  }
+  endSandboxes(worker);
+  if (handedBack.length) logger.warn({ jobIds: handedBack, queue: worker.name }, 'shutdown grace over: running jobs handed back to the queue');
+  return handedBack;
 }
 
 /** One set of job metrics per registry, shared by every queue the process serves, fed from the worker's events. */
@@ -157,4 +221,10 @@ function observeQueueDepth(worker: Worker, queue: QueueName, prefix: string, met
     });
   }
   sources.set(queue, { worker, prefix });
+}
+
+/** Closes the IPC channel of every sandbox running a job: the sandbox exits (see handBack). */
+function endSandboxes(worker: Worker): void {
+  const pool = (worker as unknown as { childPool?: SandboxPool }).childPool;
+  for (const child of Object.values(pool?.retained ?? {})) if (child.childProcess?.connected) child.childProcess.disconnect();
 }

@@ -2,6 +2,9 @@
  * Request/response over BullMQ against a real Redis: replies, permanent errors (not retried), transient errors
  * (retried), timeouts and de-duplication by deterministic job ID.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import pino from 'pino';
 import { JobClient, serveQueue } from '../src';
 import { FactoryError } from '@factory/errors';
@@ -89,4 +92,42 @@ test('jobs removed when done and answered at once: every answer arrives (it was 
   );
   // The slowest would be 2 s (the vanish grace) if an answer were missed; printed, not asserted (timings vary).
   process.stdout.write(`[rpc] 400 instant replies removed when done: ${Date.now() - started} ms, slowest ${slowest.ms} ms\n`);
+});
+
+test('answers of jobs removed the moment they finish are never lost, from the very first call of a client on', async () => {
+  // A fresh client per round: its QueueEvents starts reading while the first jobs are already being answered.
+  for (let round = 0; round < 3; round++) {
+    const prefix = `fast-${round}`;
+    const { worker, connection } = serveQueue('schematic', { 'schematic.get': async ({ id }) => ({ yaml: id }) }, { redisUrl: redis.url, prefix, logger, concurrency: 16 });
+    const fresh = new JobClient(redis.url, prefix, logger, 5000);
+    closers.push(() => worker.close(), () => connection.quit(), () => fresh.close());
+    await worker.waitUntilReady();
+    const ids = Array.from({ length: 150 }, (_, i) => `s${i}`);
+    const results = await Promise.allSettled(ids.map((id) => fresh.call('schematic.get', { id }, { removeWhenDone: true })));
+    const lost = results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason?.message));
+    expect(lost).toEqual([]);
+  }
+});
+
+test('stop(grace): a sandboxed job still running when the grace is over goes back to the queue and another worker answers it', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'queue-hand-back-'));
+  const processorFile = path.join(dir, 'slow.js');
+  // a sandboxed processor that never finishes on its own
+  writeFileSync(processorFile, 'module.exports = () => new Promise(() => undefined);\n');
+  const prefix = 'hand-back';
+  const slow = serveQueue('signing', { processorFile }, { redisUrl: redis.url, prefix, logger, concurrency: 1 });
+  const handback = new JobClient(redis.url, prefix, logger, 20_000);
+  closers.push(() => slow.connection.quit(), () => handback.close(), async () => rmSync(dir, { recursive: true, force: true }));
+  const answer = handback.call('signing.publicKey', { key: 'cosign' }, { jobId: 'handed-back' });
+  const queue = handback.queue('signing');
+  for (let i = 0; (await queue.getJobState('handed-back')) !== 'active'; i++) {
+    if (i > 200) throw new Error('the job never became active');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  expect(await slow.stop(200)).toEqual(['handed-back']);
+  const job = await queue.getJob('handed-back');
+  expect({ state: await job!.getState(), attemptsMade: job!.attemptsMade, stalled: job!.stalledCounter }).toEqual({ state: 'waiting', attemptsMade: 0, stalled: 0 });
+  const next = serveQueue('signing', { 'signing.publicKey': async () => ({ pem: 'from the next worker' }) }, { redisUrl: redis.url, prefix, logger });
+  closers.push(() => next.worker.close(), () => next.connection.quit());
+  await expect(answer).resolves.toEqual({ pem: 'from the next worker' });
 });

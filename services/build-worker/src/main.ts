@@ -10,7 +10,7 @@ import type { Job } from 'bullmq';
 import { ASSET_OBJECT_PREFIX, ASSET_SIGNATURE_SUFFIX, AssetRecord, integrityEvents, QUARANTINE_PREFIX } from '@factory/asset';
 import { AccessTracker, BudgetSettings, registerBudgetMetrics, runEvictionPass, TOUCH_INTERVAL_MS } from '@factory/budget';
 import { EnvReader, readCommon, readExternal, readUpstream, StorageSettings } from '@factory/config';
-import { JobClient, PayloadOf, redisConnection, Reply, serveQueue } from '@factory/queue';
+import { BUILD_JOB_LOCKING, JobClient, PayloadOf, redisConnection, Reply, serveQueue } from '@factory/queue';
 import { OCI_KEY_PREFIX } from '@factory/registry';
 import { SCHEMATICS_PREFIX } from '@factory/schematic';
 import { fatal, onShutdown } from '@factory/runtime';
@@ -25,6 +25,9 @@ async function main(): Promise<void> {
   readUpstream(env);
   readExternal(env);
   const concurrency = env.int('BUILD_CONCURRENCY', 2, 1, 64);
+  // On SIGTERM, how long running builds may take to finish before they are handed back to the queue (README,
+  // "Scaling out"): within Kubernetes' default 30 s termination grace, with time left to hand back and close.
+  const shutdownGraceMs = env.duration('BUILD_SHUTDOWN_GRACE', 20_000);
   // How often every stored asset is verified at rest (one scrub per period cluster-wide); 0 turns the schedule off.
   const scrubIntervalMs = env.duration('FACTORY_SCRUB_INTERVAL', 24 * 3600_000);
   const budgetText = env.string('FACTORY_STORAGE_BUDGET');
@@ -45,17 +48,16 @@ async function main(): Promise<void> {
   const orphaned = await removeOrphanedScratch(undefined, undefined, (dir, err) => logger.warn({ dir, err }, 'could not remove a dead build\'s scratch directory'));
   if (orphaned.length) logger.warn({ removed: orphaned }, 'removed scratch directories of builds whose sandbox died');
 
-  const { worker, connection } = serveQueue('build', { processorFile: path.join(__dirname, 'processor.js') }, {
+  const builds = serveQueue('build', { processorFile: path.join(__dirname, 'processor.js') }, {
     redisUrl: common.redis.url,
     prefix: common.redis.prefix,
     logger,
     metrics,
     concurrency,
-    // The worker renews a running build's lock every lockDuration/2; a dead worker's build is found stalled (and
-    // retried elsewhere) within about lockDuration + stalledInterval, while its client keeps waiting for the job.
-    lockDuration: 20_000,
-    stalledInterval: 10_000,
+    // A dead worker's build is found stalled and taken over by another worker; its clients keep waiting for the job.
+    locking: BUILD_JOB_LOCKING,
   });
+  const { worker, connection } = builds;
   // Asset metrics by output kind, on top of the queue's job metrics.
   const kindOf = (job: Job<PayloadOf<'build.asset'>> | undefined) => job?.data?.spec?.kind ?? 'unknown';
   worker.on('completed', (job: Job<PayloadOf<'build.asset'>>) => {
@@ -118,14 +120,17 @@ async function main(): Promise<void> {
     logger,
     [
       () => schedule?.stop(),
-      () => worker.close(),
+      // Builds finish within the grace or go back to the queue for another worker; never half-published: an object
+      // appears in storage whole or not at all, and the asset only counts as published once its signature file is.
+      () => builds.stop(shutdownGraceMs),
       () => maintenance.worker.close(),
       () => connection.quit(),
       () => maintenance.connection.quit(),
       () => jobs.close(),
       () => server && new Promise((r) => server.close(r)),
     ],
-    25 * 60_000,
+    // the grace, then handing back and closing connections; a maintenance pass in progress may need the rest
+    shutdownGraceMs + 30_000,
   );
 }
 

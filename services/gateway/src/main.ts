@@ -8,7 +8,7 @@ import { createBoundedServer } from '@factory/http';
 import { createObjectStore } from '@factory/storage';
 import { AccessTracker } from '@factory/budget';
 import { JobClient, redisConnection } from '@factory/queue';
-import { fatal, onShutdown } from '@factory/runtime';
+import { drainable, fatal, onShutdown } from '@factory/runtime';
 import { Counter, createLogger, createMetricsRegistry } from '@factory/telemetry';
 import { createApp } from './app';
 import { QueuedCatalogView } from './catalog-view';
@@ -82,11 +82,17 @@ async function main(): Promise<void> {
   });
   const server = createBoundedServer(
     (req, res) => {
+      // Draining: the load balancer's readiness probe sees it first and stops sending requests here.
+      if (drain.draining && (req.url === '/readyz' || req.url?.startsWith('/readyz?'))) {
+        res.writeHead(503, { 'Content-Type': 'text/plain; charset=utf-8' }).end('not ready: shutting down\n');
+        return;
+      }
       if (isRegistryPath(req.url)) registry(req, res);
       else if (!assets.fastRedirect(req, res)) app(req, res);
     },
     { maxBodyBytes: maxSchematicBytes, ...receive, readsBody: (req) => req.method === 'POST' && (req.url ?? '').split('?')[0] === '/schematics' },
   );
+  const drain = drainable(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());
@@ -94,12 +100,9 @@ async function main(): Promise<void> {
   server.on('error', (err) => logger.error({ err }, 'http server error'));
   logger.info({ port, host }, 'gateway listening');
   onShutdown(logger, [
-    () => {
-      // Stop accepting, let in-flight requests finish, and drop idle keep-alive connections instead of waiting.
-      const closed = new Promise((r) => server.close(r));
-      server.closeIdleConnections();
-      return closed;
-    },
+    // A rolling restart loses no request: refuse new connections, finish what is in flight, end keep-alive
+    // connections with `Connection: close` (README, "Scaling out").
+    () => drain.drain(),
     () => jobs.close(),
     () => accessConnection.quit(),
     async () => serviceLimiter.close(),

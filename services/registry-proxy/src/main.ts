@@ -11,7 +11,7 @@ import { createServiceLimiter } from '@factory/ratelimit';
 import { UpstreamCatalog } from '@factory/catalog';
 import { AccessTracker } from '@factory/budget';
 import { JobClient, redisConnection, serveQueue } from '@factory/queue';
-import { fatal, onShutdown } from '@factory/runtime';
+import { drainable, fatal, onShutdown } from '@factory/runtime';
 import { OciContentStore } from '@factory/registry';
 import { createObjectStore, withStorageFaults } from '@factory/storage';
 import { createLogger, createMetricsRegistry, startMetricsServer } from '@factory/telemetry';
@@ -82,6 +82,7 @@ async function main(): Promise<void> {
   // The distribution API is read-only: no route reads a body, so a small one is all a client may send (and it is
   // not read); a pull that waits for an installer build is not cut by the receive deadlines.
   const server = createBoundedServer(app, { maxBodyBytes: 64 * 1024, ...receive });
+  const drain = drainable(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());
@@ -91,11 +92,8 @@ async function main(): Promise<void> {
   const metricsServer = await startMetricsServer({ port: common.metricsPort, host: common.metricsHost, registry: metrics, logger, ready: () => catalog.ping() });
   logger.info({ registry: upstream.registry, namespace: upstream.namespace, verify: upstream.verifySignatures, port, host }, 'registry-proxy ready');
   onShutdown(logger, [
-    () => {
-      const closed = new Promise((r) => server.close(r));
-      server.closeIdleConnections();
-      return closed;
-    },
+    // the gateway's keep-alive connections to it lose no pull either (see the gateway)
+    () => drain.drain(),
     () => upstreamQueue.worker.close(),
     () => registryQueue.worker.close(),
     async () => serviceLimiter.close(),
