@@ -159,15 +159,16 @@ test('cold builds are limited per client; cache hits and joining another client�
   expect((await ask(A, 'GET', cmdline(schematics.a1, 'aws'))).status).toBe(200);
   expect((await ask(A, 'HEAD', iso(schematics.a1))).status).toBe(200);
 
-  // B queues a build; A asking for the same asset meanwhile joins it instead of being refused
-  const joinedBefore = await counter('image_factory_build_admissions_total', 'outcome="joined"');
+  // B queues a build; A asking for the same asset meanwhile joins it instead of being refused. (Through one gateway
+  // A shares B's lookup in the gateway itself; through another it would join the queued job in the limiter — the
+  // `joined` admission, covered by libs/ratelimit's tests against Redis.)
   const built = await newBuilds();
   const bWaits = ask(B, 'GET', iso(schematics.b1));
   await until('B’s build to be queued', async () => (await newBuilds()) > built, 60_000);
   const aJoins = await ask(A, 'GET', iso(schematics.b1));
   expect(aJoins.status).toBe(200);
   expect((await bWaits).status).toBe(200);
-  expect(await counter('image_factory_build_admissions_total', 'outcome="joined"')).toBe(joinedBefore + 1);
+  expect(await newBuilds()).toBe(built + 1);
 });
 
 test(`a client may have at most ${MAX_CLIENT_BUILDS} builds queued or running at once`, async () => {

@@ -14,7 +14,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
-import { AssetProfile, AssetRecord, AssetVerifier, BuildTicket, CatalogView, ensureVerifiedAsset, resolveAssetProfile } from '@factory/asset';
+import { assetKey, AssetProfile, AssetRecord, AssetVerifier, BuildTicket, CatalogView, ensureVerifiedAsset, resolveAssetProfile } from '@factory/asset';
 import { FactoryError } from '@factory/errors';
 import { decideRequest, hasPreconditions, RequestDecision } from '@factory/http';
 import { BoundedMap } from '@factory/runtime';
@@ -125,14 +125,33 @@ export class AssetRoutes {
    * is served from it: a corrupted one is quarantined and rebuilt, never served.
    */
   private ensure(req: Request, profile: AssetProfile): Promise<AssetRecord> {
+    // Concurrent requests for one asset share one lookup (and one wait for its build): 50 clients asking for a cold
+    // asset are one storage lookup and one verification when it is published, not 50 of each.
+    const key = assetKey(profile);
+    const leader = this.ensuring.get(key);
+    if (leader) {
+      return leader.record.then((record) => {
+        this.o.onDelivered?.(leader.stored);
+        return record;
+      });
+    }
     const beforeBuild = this.o.beforeBuild;
-    return ensureVerifiedAsset(this.o.jobs, this.o.verifier, this.o.store, profile, {
+    const shared: { record: Promise<AssetRecord>; stored: boolean } = { record: Promise.resolve(undefined as unknown as AssetRecord), stored: false };
+    shared.record = ensureVerifiedAsset(this.o.jobs, this.o.verifier, this.o.store, profile, {
       timeoutMs: this.o.buildTimeoutMs,
-      onStored: this.o.onDelivered,
+      onStored: (hit) => {
+        shared.stored = hit;
+        this.o.onDelivered?.(hit);
+      },
       onHit: this.o.onAccess,
       beforeBuild: beforeBuild && ((jobId) => beforeBuild(req, jobId)),
-    });
+    }).finally(() => this.ensuring.delete(key));
+    this.ensuring.set(key, shared);
+    return shared.record;
   }
+
+  /** Lookups in progress by asset key (see ensure); each entry lives only while its lookup runs. */
+  private readonly ensuring = new Map<string, { record: Promise<AssetRecord>; stored: boolean }>();
 
   async image(req: Request, res: Response): Promise<void> {
     let rawPath = req.params.path;

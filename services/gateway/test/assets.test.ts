@@ -136,6 +136,14 @@ test('a missing asset is one build of the resolved profile, then a redirect to s
   expect(builds).toHaveLength(1);
 });
 
+test('concurrent requests for one missing asset share one lookup and one build call', async () => {
+  const answers = await Promise.all(Array.from({ length: 20 }, () => get(`/image/${id}/v1.11.3/aws-amd64.raw.xz`)));
+  expect(new Set(answers.map((a) => `${a.status} ${a.location}`)).size).toBe(1);
+  expect(answers[0].status).toBe(302);
+  // the job mock does not de-duplicate by job ID (Redis does): 20 calls would be 20 builds here
+  expect(builds.map((b) => b.spec.path)).toEqual(['aws-amd64.raw.xz']);
+});
+
 test('PXE: the cmdline asset through the same path, rendered as the iPXE script', async () => {
   const res = await get(`/pxe/${id}/v1.11.3/metal-amd64`);
   expect(res.status).toBe(200);
