@@ -9,6 +9,7 @@ import path from 'node:path';
 import { ensureDemoReleases } from '../support/factory';
 import { LaunchedFactory, launchedProcess, launchFactory, stopProcess } from '../support/launcher';
 import { freePort } from '../support/procs';
+import { until as pollUntil } from '../support/wait';
 
 jest.setTimeout(300_000);
 
@@ -26,15 +27,8 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-async function until<T>(what: string, get: () => Promise<T | undefined | false> | T | undefined | false, ms: number): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await get();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}\n${factory.output().slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const until = <T>(what: string, get: () => Promise<T | undefined | false> | T | undefined | false, ms: number) =>
+  pollUntil(what, get, { ms, everyMs: 100, context: () => factory.output().slice(-3000) });
 
 const ready = async () => {
   try {

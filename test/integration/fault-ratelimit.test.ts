@@ -12,6 +12,7 @@ import path from 'node:path';
 import { ensureDemoReleases } from '../support/factory';
 import { LaunchedFactory, launchFactory, stopProcess } from '../support/launcher';
 import { freePort } from '../support/procs';
+import { until as pollUntil } from '../support/wait';
 
 jest.setTimeout(300_000);
 
@@ -83,13 +84,7 @@ async function counter(name: string, label: string): Promise<number> {
   return m ? Number(m[1]) : 0;
 }
 
-async function until(what: string, check: () => Promise<boolean>, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = async (what: string, check: () => Promise<boolean>, ms: number): Promise<void> => void (await pollUntil(what, check, { ms, everyMs: 50 }));
 
 const newBuilds = () => counter('image_factory_build_admissions_total', 'outcome="new"');
 const cmdline = (id: string, platform: string) => `/image/${id}/${VERSION}/cmdline-${platform}-amd64`;

@@ -20,6 +20,7 @@ import { ensureDemoReleases } from '../support/factory';
 import { LaunchedFactory, launchFactory, stopProcess } from '../support/launcher';
 import { freePort, startRedis } from '../support/procs';
 import { describeIf } from '../support/skip';
+import { until as pollUntil } from '../support/wait';
 
 jest.setTimeout(300_000);
 
@@ -91,15 +92,8 @@ describeIf(hasArm64, 'the demo releases were built without arm64 inputs (the bud
     return { status: res.status, sha256: createHash('sha256').update(body).digest('hex'), text: res.status >= 400 ? body.toString('utf8') : '' };
   }
 
-  async function until<T>(what: string, get: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const v = await get();
-      if (v) return v;
-      if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}\n${factory.output().slice(-3000)}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
+  const until = <T>(what: string, get: () => Promise<T | undefined | false>, ms = 30_000) =>
+    pollUntil(what, get, { ms, everyMs: 200, context: () => factory.output().slice(-3000) });
 
   async function workerMetrics(): Promise<string> {
     const m = /build-worker: metrics on (http:\/\/[^\s]+\/metrics)/.exec(factory.output());

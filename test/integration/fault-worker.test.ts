@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ROOT, S3Factory, startFactoryOnS3 } from '../support/factory';
 import { childrenOf, pidAlive } from '../support/pids';
+import { until as pollUntil } from '../support/wait';
 
 jest.setTimeout(180_000);
 
@@ -26,15 +27,7 @@ afterAll(async () => {
 
 const scratchDirs = () => readdirSync(os.tmpdir()).filter((n) => n.startsWith('factory-build-'));
 
-async function until<T>(what: string, get: () => T | undefined | false, ms: number, everyMs = 10): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = get();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+const until = <T>(what: string, get: () => T | undefined | false, ms: number, everyMs = 10) => pollUntil(what, get, { ms, everyMs });
 
 test('kill -9 mid-build: no orphan, the client gets the asset from the retried job, the scratch is cleaned at the next start', async () => {
   const { factory } = env;

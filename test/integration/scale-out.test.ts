@@ -14,6 +14,7 @@ import { createS3Store, ObjectStore } from '@factory/storage';
 import { ROOT, S3Factory, startFactoryOnS3, waitReady } from '../support/factory';
 import { childrenOf, pidAlive } from '../support/pids';
 import { freePort } from '../support/procs';
+import { until as pollUntil } from '../support/wait';
 
 jest.setTimeout(180_000);
 
@@ -60,15 +61,7 @@ const waitExit = (p: ChildProcess) => (exited(p) ? Promise.resolve() : new Promi
 const buildsOf = (w: Service) => w.log().split('\n').filter((l) => l.includes('"msg":"asset built"')).length;
 const totalBuilds = () => workers.reduce((n, w) => n + buildsOf(w), 0);
 
-async function until<T>(what: string, get: () => T | undefined | false | Promise<T | undefined | false>, ms: number, everyMs = 20): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await get();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+const until = <T>(what: string, get: () => T | undefined | false | Promise<T | undefined | false>, ms: number, everyMs = 20) => pollUntil(what, get, { ms, everyMs });
 
 async function newSchematic(tag: string, extensions: string[] = []): Promise<string> {
   const body = JSON.stringify({ customization: { extraKernelArgs: [`scale-out=${tag}-${Date.now()}`], systemExtensions: { officialExtensions: extensions } } });
