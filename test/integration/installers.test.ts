@@ -227,6 +227,21 @@ describe('source images through the factory (/v2/siderolabs/..., anchor-api §5.
       expect(verified.code).toBe(0);
     }
   });
+
+  test('a layer digest asked for as a manifest is 404 MANIFEST_UNKNOWN (registry:2 upstream answers 500 there)', async () => {
+    const accept = { accept: 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json' };
+    const index = (await (await fetch(`http://${upstream.host}/v2/siderolabs/installer-base/manifests/v1.11.3`, { headers: accept })).json()) as { manifests: { digest: string }[] };
+    const manifest = (await (await fetch(`http://${upstream.host}/v2/siderolabs/installer-base/manifests/${index.manifests[0].digest}`, { headers: accept })).json()) as { layers: { digest: string }[] };
+    const layer = manifest.layers[0].digest;
+    // the upstream's own answer, which the factory must not relay as its own 500
+    expect((await fetch(`http://${upstream.host}/v2/siderolabs/installer-base/manifests/${layer}`, { headers: accept })).status).toBe(500);
+    const got = await fetch(`${factory.url}/v2/siderolabs/installer-base/manifests/${layer}`, { headers: accept });
+    expect(got.status).toBe(404);
+    expect(((await got.json()) as { errors: { code: string }[] }).errors[0].code).toBe('MANIFEST_UNKNOWN');
+    expect((await fetch(`${factory.url}/v2/siderolabs/installer-base/manifests/${layer}`, { method: 'HEAD', headers: accept })).status).toBe(404);
+    // a manifest digest still passes through
+    expect((await fetch(`${factory.url}/v2/siderolabs/installer-base/manifests/${index.manifests[0].digest}`, { method: 'HEAD', headers: accept })).status).toBe(200);
+  });
 });
 
 describe('legacy installer (v1.7.7) and overlays', () => {

@@ -6,7 +6,7 @@
 import http from 'node:http';
 import type { Request, Response } from 'express';
 import type { UpstreamSettings } from '@factory/config';
-import { endToEndHeaders, RegistryError, type ProxyRoute } from '@factory/registry';
+import { endToEndHeaders, manifestUnknown, RegistryError, type ProxyRoute } from '@factory/registry';
 import type { Logger } from '@factory/telemetry';
 
 /** The anchor's image map: name under `/v2/siderolabs/` → upstream component repository. */
@@ -30,6 +30,22 @@ function plainHttp(u: UpstreamSettings): boolean {
 
 export function createSourceProxy(u: UpstreamSettings, logger: Logger): (route: ProxyRoute, req: Request, res: Response) => Promise<void> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  const host = u.registry.replace(/:\d+$/, '');
+  const port = Number(/:(\d+)$/.exec(u.registry)?.[1] ?? 80);
+  const upstreamPath = (repo: string, resource: string, reference: string, query = '') => `/v2/${u.namespace ? `${u.namespace}/` : ''}${repo}/${resource}/${reference}${query}`;
+
+  /** Whether the upstream holds `digest` as a blob of `repo` (HEAD, no body). */
+  const blobExists = (repo: string, digest: string) =>
+    new Promise<boolean>((resolve) => {
+      const probe = http.request({ host, port, method: 'HEAD', path: upstreamPath(repo, 'blobs', digest), headers: { host: u.registry }, agent, timeout: 10_000 }, (up) => {
+        up.resume();
+        resolve(up.statusCode === 200);
+      });
+      probe.on('timeout', () => probe.destroy(new Error('timeout')));
+      probe.on('error', () => resolve(false));
+      probe.end();
+    });
+
   return (route, req, res) =>
     new Promise<void>((resolve, reject) => {
       const repo = sourceRepository(route.image, u.components);
@@ -38,13 +54,24 @@ export function createSourceProxy(u: UpstreamSettings, logger: Logger): (route: 
       // The router admitted only OCI-grammar names and references; the query is re-encoded so that no byte the
       // client sent unescaped reaches the upstream request line.
       const search = req.originalUrl.includes('?') ? new URLSearchParams(req.originalUrl.slice(req.originalUrl.indexOf('?') + 1)).toString() : '';
-      const query = search ? `?${search}` : '';
-      const path = `/v2/${u.namespace ? `${u.namespace}/` : ''}${repo}/${route.resource}/${route.reference}${query}`;
+      const path = upstreamPath(repo, route.resource, route.reference, search ? `?${search}` : '');
       // the client's credentials are for the factory, never for the upstream
       const headers = endToEndHeaders(req.headers, ['authorization', 'host']);
       headers.host = u.registry;
-      const upstream = http.request({ host: u.registry.replace(/:\d+$/, ''), port: Number(/:(\d+)$/.exec(u.registry)?.[1] ?? 80), method: req.method, path, headers, agent }, (up) => {
-        res.status(up.statusCode ?? 502);
+      const upstream = http.request({ host, port, method: req.method, path, headers, agent }, (up) => {
+        const status = up.statusCode ?? 502;
+        if (status >= 500) {
+          // An upstream failure is not ours to relay as our own 500. One is a known upstream bug rather than a
+          // failure: registry:2 answers 500 ("invalid character ... looking for beginning of value") when a
+          // manifest is asked for by the digest of a layer or config blob, where ghcr.io answers 404.
+          up.resume();
+          const digest = route.resource === 'manifests' && /^sha256:[0-9a-f]{64}$/.test(route.reference) ? route.reference : undefined;
+          const upstreamFailed = () => new RegistryError(502, `upstream registry answered ${status} for ${route.resource}/${route.reference}`);
+          if (!digest) return reject(upstreamFailed());
+          void blobExists(repo, digest).then((isBlob) => reject(isBlob ? manifestUnknown('manifest unknown: the digest names a blob, not a manifest') : upstreamFailed()));
+          return;
+        }
+        res.status(status);
         for (const [name, value] of Object.entries(endToEndHeaders(up.headers))) res.setHeader(name, value!);
         up.pipe(res);
         up.on('end', () => resolve());
