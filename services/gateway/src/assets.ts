@@ -13,6 +13,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
 import type { Request, Response } from 'express';
 import { assetKey, AssetProfile, AssetRecord, AssetVerifier, BuildTicket, CatalogView, ensureVerifiedAsset, resolveAssetProfile } from '@factory/asset';
 import { FactoryError } from '@factory/errors';
@@ -238,14 +239,10 @@ export class AssetRoutes {
       res.status(200);
       res.setHeader('Content-Length', record.size);
     }
-    const body = got.body;
-    await new Promise<void>((resolve) => {
-      body.on('error', () => res.destroy());
-      res.on('close', () => {
-        (body as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
-        resolve();
-      });
-      body.pipe(res);
+    // pipeline, not pipe + 'close': a client gone while the object was being opened has already closed `res`, and
+    // the stored object's descriptor must be released then too (not left to the garbage collector).
+    await pipeline(got.body as NodeJS.ReadableStream, res).catch(() => {
+      if (!res.destroyed) res.destroy();
     });
   }
 

@@ -103,7 +103,11 @@ async function serveObject(store: ObjectStore, key: string, up: IncomingMessage,
   const rangeHeader = up.headers[HANDOFF_RANGE_HEADER];
   const m = typeof rangeHeader === 'string' ? /^(\d+)-(\d+)$/.exec(rangeHeader) : null;
   const got = await store.get(key, m ? { start: Number(m[1]), end: Number(m[2]) } : undefined);
-  if (!got || !Number.isSafeInteger(length)) throw new Error(`object ${key} is missing`);
+  if (!got) throw new Error(`object ${key} is missing`);
+  if (!Number.isSafeInteger(length)) {
+    (got.body as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+    throw new Error(`object ${key}: the registry-proxy named no length`);
+  }
   headers['content-length'] = String(length);
   res.writeHead(up.statusCode ?? 200, headers);
   await pipeline(got.body as NodeJS.ReadableStream, res);

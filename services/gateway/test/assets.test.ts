@@ -309,3 +309,44 @@ describe('integrity: nothing is served that does not match its signed, recorded 
     expect(builds.length).toBe(before + 1);
   });
 });
+
+test('a client gone while the object was being opened: the stored object is released at once, not at garbage collection', async () => {
+  const asset = `/image/${id}/v1.11.3/kernel-arm64`;
+  const plain = await startGateway(objects);
+  try {
+    expect((await fetch(`${plain.base}${asset}`)).status).toBe(200);
+    let opened: NodeJS.ReadableStream | undefined;
+    let clientGone!: () => void;
+    const gone = new Promise<void>((r) => (clientGone = r));
+    // once armed, the store answers get() only after the client has disconnected
+    let armed = false;
+    const slow = Object.assign(Object.create(objects) as LocalObjectStore, {
+      get: async (key: string, range?: { start: number; end: number }) => {
+        if (!armed) return objects.get(key, range);
+        await gone;
+        await new Promise((r) => setTimeout(r, 50));
+        const got = await objects.get(key, range);
+        opened = got?.body;
+        return got;
+      },
+    }) as unknown as ObjectStore;
+    const gw = await startGateway(slow);
+    try {
+      // this gateway's first serve verifies the stored version (reads it whole); the next one only streams it
+      expect((await fetch(`${gw.base}${asset}`)).status).toBe(200);
+      armed = true;
+      const req = http.get(`${gw.base}${asset}`);
+      req.on('error', () => undefined);
+      await new Promise((r) => setTimeout(r, 100));
+      req.destroy();
+      clientGone();
+      for (let i = 0; i < 100 && !(opened as { destroyed?: boolean } | undefined)?.destroyed; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(opened).toBeDefined();
+      expect((opened as unknown as { destroyed: boolean }).destroyed).toBe(true);
+    } finally {
+      await new Promise((r) => gw.server.close(r));
+    }
+  } finally {
+    await new Promise((r) => plain.server.close(r));
+  }
+});
