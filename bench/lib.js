@@ -140,9 +140,67 @@ function floorInputs(f, schematicId) {
   return { imager, extensions: [...extensions, schematicExt] };
 }
 
+/**
+ * CPU accounting for a measured window: `const stop = cpuWindow(); ...; stop()` returns the machine's busy share
+ * (from /proc/stat) and the CPU seconds each process under this one used (own + reaped children, e.g. xorriso under a
+ * build sandbox), grouped by a short name. Where a side-by-side ratio goes when the machine is the limit.
+ */
+function cpuWindow() {
+  const tick = 100; // USER_HZ on Linux
+  const machine = () => fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const tree = () => {
+    const all = new Map();
+    for (const d of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        const cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').filter(Boolean);
+        all.set(Number(d), { ppid: Number(f[1]), cpu: (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / tick, cmd });
+      } catch { /* gone meanwhile */ }
+    }
+    const mine = new Map();
+    const under = (pid) => { for (let p = pid, n = 0; p > 1 && n < 50; p = all.get(p)?.ppid ?? 0, n++) if (p === process.pid) return true; return false; };
+    for (const [pid, v] of all) if (pid !== process.pid && under(pid)) mine.set(pid, v);
+    return mine;
+  };
+  const nameOf = (cmd) => {
+    const js = cmd.find((a) => a.endsWith('.js'));
+    if (js) {
+      const m = /services\/([^/]+)\//.exec(js);
+      if (m) return m[1];
+      if (/bullmq|sandbox|child/i.test(js)) return 'build-sandbox';
+      return path.basename(js);
+    }
+    return path.basename(cmd[0] || '?');
+  };
+  const m0 = machine();
+  const t0 = tree();
+  return () => {
+    const m1 = machine();
+    const t1 = tree();
+    const d = m1.map((v, i) => v - m0[i]);
+    const total = d.reduce((a, b) => a + b, 0);
+    const idle = d[3] + d[4];
+    const byName = {};
+    for (const [pid, v] of t1) {
+      const before = t0.get(pid)?.cpu ?? 0;
+      const name = nameOf(v.cmd);
+      byName[name] = (byName[name] ?? 0) + v.cpu - before;
+    }
+    return { busy: total ? 1 - idle / total : 0, cores: os.cpus().length, seconds: total / tick / os.cpus().length, byName };
+  };
+}
+
+/** One line: "busy 93% of 2 cores over 4.1 s; CPU s: build-sandbox 3.1, s3rver 1.2, ..." */
+function formatCpu(c) {
+  const parts = Object.entries(c.byName).filter(([, v]) => v >= 0.05).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v.toFixed(2)}`);
+  return `busy ${(c.busy * 100).toFixed(0)}% of ${c.cores} cores over ${c.seconds.toFixed(1)} s; CPU seconds: ${parts.join(', ')}`;
+}
+
 function table(rows) {
   const w = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
   for (const r of rows) console.log(r.map((c, i) => String(c).padEnd(w[i])).join('  '));
 }
 
-module.exports = { ROOT, floorInputs, freePort, waitPort, start, startFactory, createSchematic, wrk, table, stopAll, demoDir };
+module.exports = { ROOT, cpuWindow, formatCpu, floorInputs, freePort, waitPort, start, startFactory, createSchematic, wrk, table, stopAll, demoDir };

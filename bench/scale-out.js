@@ -5,13 +5,13 @@
 //     the same kind: exactly 1 build, wall <= 1.1x;
 //     (and 50 over 1 gateway: each gateway reads and hashes an asset before its first serve, see README "Integrity");
 //  and the build-workers' largest event-loop lag meanwhile (what the build queue's lock renewal must tolerate).
-// usage: node bench/scale-out.js   (after `npm run build`; BENCH_RUNS=2 rounds by default; BENCH_STORAGE=local for the
+// usage: node bench/scale-out.js   (after `npm run build`; BENCH_RUNS=3 rounds by default; BENCH_STORAGE=local for the
 // local-directory store instead of s3rver)
 'use strict';
 const path = require('node:path');
-const { ROOT, startFactory, createSchematic, freePort, start, waitPort, table, stopAll } = require('./lib');
+const { ROOT, cpuWindow, formatCpu, startFactory, createSchematic, freePort, start, waitPort, table, stopAll } = require('./lib');
 
-const RUNS = Number(process.env.BENCH_RUNS || 2);
+const RUNS = Number(process.env.BENCH_RUNS || 3);
 const VERSION = 'v1.11.3';
 const EXTENSIONS = ['siderolabs/hello', 'siderolabs/intel-ucode', 'siderolabs/dummy-module'];
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -31,6 +31,16 @@ async function coldIso(url) {
 async function head(url) {
   const res = await fetch(url, { method: 'HEAD', signal: AbortSignal.timeout(300_000) });
   if (res.status !== 200) throw new Error(`${url}: ${res.status}`);
+}
+
+/**
+ * A worker's first build also starts its build sandbox (a Node process loading the build code): what a new replica
+ * pays once, not what each build costs in a running cluster. Two cold builds at once (not measured) give each of two
+ * idle workers one, so the measured rounds compare warm workers.
+ */
+async function warmWorkers(url) {
+  const paths = await Promise.all([0, 1].map(() => coldIso(url)));
+  await Promise.all(paths.map((p) => head(`${url}${p}`)));
 }
 
 async function metric(port, name) {
@@ -72,16 +82,20 @@ async function sumBuilt(ports) {
   const oneWorkerMs = [];
   const twoWorkersMs = [];
   let lagMaxS = 0;
+  const cpuLines = [];
   for (let r = 0; r < RUNS; r++) {
     for (const workers of [1, 2]) {
       let second;
       if (workers === 2) {
         workerMetrics[1] = await freePort();
         second = await startWorker(workerMetrics[1]);
+        await warmWorkers(f.url);
       }
       const paths = await Promise.all([0, 1, 2, 3].map(() => coldIso(f.url)));
       for (const p of workerMetrics.slice(0, workers)) await metric(p, 'nodejs_eventloop_lag_max_seconds'); // reset the window
+      const cpu = cpuWindow();
       const ms = await timed(() => Promise.all(paths.map((p) => head(`${f.url}${p}`))));
+      cpuLines.push(`  ${workers} worker${workers > 1 ? 's' : ''}, round ${r + 1}: ${formatCpu(cpu())}`);
       for (const p of workerMetrics.slice(0, workers)) lagMaxS = Math.max(lagMaxS, await metric(p, 'nodejs_eventloop_lag_max_seconds'));
       (workers === 1 ? oneWorkerMs : twoWorkersMs).push(ms);
       if (second) {
@@ -94,17 +108,26 @@ async function sumBuilt(ports) {
   // Both workers for the single-asset comparison: the 50 requests may land anywhere.
   workerMetrics[1] = await freePort();
   await startWorker(workerMetrics[1]);
+  await warmWorkers(f.url);
   const singleMs = [];
   const fiftyMs = [];
+  const fiftySpread = [];
   const fiftyOneGatewayMs = [];
   const fiftyWarmMs = [];
   const buildsPerFifty = [];
   for (let r = 0; r < RUNS; r++) {
     const single = await coldIso(f.url);
+    const cpuSingle = cpuWindow();
     singleMs.push(await timed(() => head(`${f.url}${single}`)));
+    cpuLines.push(`  1 request, round ${r + 1}: ${formatCpu(cpuSingle())}`);
     const shared = await coldIso(f.url);
     const before = await sumBuilt(workerMetrics);
-    fiftyMs.push(await timed(() => Promise.all(Array.from({ length: 50 }, (_, i) => head(`${gateways[i % 2]}${shared}`)))));
+    const cpu = cpuWindow();
+    const t0 = process.hrtime.bigint();
+    const doneAt = await Promise.all(Array.from({ length: 50 }, (_, i) => head(`${gateways[i % 2]}${shared}`).then(() => Number(process.hrtime.bigint() - t0) / 1e6)));
+    fiftyMs.push(Math.max(...doneAt));
+    fiftySpread.push(`${Math.min(...doneAt).toFixed(0)}..${Math.max(...doneAt).toFixed(0)}`);
+    cpuLines.push(`  50 requests over 2 gateways, round ${r + 1}: ${formatCpu(cpu())}`);
     buildsPerFifty.push((await sumBuilt(workerMetrics)) - before);
     // the same 50 requests once the asset is stored: what 50 concurrent requests cost here without any build
     fiftyWarmMs.push(await timed(() => Promise.all(Array.from({ length: 50 }, (_, i) => head(`${gateways[i % 2]}${shared}`)))));
@@ -129,7 +152,9 @@ async function sumBuilt(ports) {
     ['50 requests, 1 gateway', median(fiftyOneGatewayMs).toFixed(0), fiftyOneGatewayMs.map((x) => x.toFixed(0)).join(' '), ''],
     ['50 requests, 2 gateways, stored', median(fiftyWarmMs).toFixed(0), fiftyWarmMs.map((x) => x.toFixed(0)).join(' '), '0'],
   ]);
+  console.log(`first..last of the 50 responses over 2 gateways (ms): ${fiftySpread.join(', ')}`);
   console.log(`wall ratio 50 over 2 gateways / 1: ${(median(fiftyMs) / median(singleMs)).toFixed(2)} (target <= 1.1); 50 over 1 gateway / 1: ${(median(fiftyOneGatewayMs) / median(singleMs)).toFixed(2)}; builds per 50 requests: ${buildsPerFifty.join(' ')} (target 1)`);
+  console.log(`\nwhere the CPU went (the machine's busy share; CPU seconds by process, children included):\n${cpuLines.join('\n')}`);
   console.log(`storage: ${f.s3Endpoint ? 's3rver' : 'local directory'}; load average at the end: ${require('node:os').loadavg().map((x) => x.toFixed(1)).join(' ')} on ${require('node:os').cpus().length} cores`);
   stopAll();
   process.exit(0);
