@@ -1,0 +1,3 @@
+export * from './measure';
+export * from './policy';
+export * from './pcrsig';
