@@ -174,3 +174,69 @@ export function readReceiveTimeouts(r: EnvReader): ReceiveTimeouts {
     requestTimeoutMs: r.duration('FACTORY_REQUEST_TIMEOUT', 30_000),
   };
 }
+
+/**
+ * Secure Boot key material of the signing service (the anchor's `secureBoot.enabled` and `secureBoot.file.*`): the
+ * UKI signing key and certificate and the PCR signing key (RSA, PKCS#1 PEM), all three configured or none; the PK and
+ * KEK enrolment pairs, each configured as key + certificate or generated. Unconfigured keys are generated into the
+ * signing key directory when FACTORY_SECUREBOOT_GENERATE_KEYS is on (the embedded `npm start` turns it on).
+ */
+export interface SecureBootSettings {
+  enabled: boolean;
+  generateKeys: boolean;
+  signingKeyFile?: string;
+  signingCertFile?: string;
+  pcrKeyFile?: string;
+  pkKeyFile?: string;
+  pkCertFile?: string;
+  kekKeyFile?: string;
+  kekCertFile?: string;
+}
+
+export const SECUREBOOT_ENV = {
+  enabled: 'FACTORY_SECUREBOOT_ENABLED',
+  generateKeys: 'FACTORY_SECUREBOOT_GENERATE_KEYS',
+  signingKeyFile: 'FACTORY_SECUREBOOT_SIGNING_KEY_FILE',
+  signingCertFile: 'FACTORY_SECUREBOOT_SIGNING_CERT_FILE',
+  pcrKeyFile: 'FACTORY_SECUREBOOT_PCR_KEY_FILE',
+  pkKeyFile: 'FACTORY_SECUREBOOT_PK_KEY_FILE',
+  pkCertFile: 'FACTORY_SECUREBOOT_PK_CERT_FILE',
+  kekKeyFile: 'FACTORY_SECUREBOOT_KEK_KEY_FILE',
+  kekCertFile: 'FACTORY_SECUREBOOT_KEK_CERT_FILE',
+} as const;
+
+export function readSecureBoot(r: EnvReader): SecureBootSettings {
+  const file = (name: string) => {
+    const v = r.string(name);
+    return v === undefined ? undefined : path.resolve(v);
+  };
+  const s = {
+    signingKeyFile: file(SECUREBOOT_ENV.signingKeyFile),
+    signingCertFile: file(SECUREBOOT_ENV.signingCertFile),
+    pcrKeyFile: file(SECUREBOOT_ENV.pcrKeyFile),
+    pkKeyFile: file(SECUREBOOT_ENV.pkKeyFile),
+    pkCertFile: file(SECUREBOOT_ENV.pkCertFile),
+    kekKeyFile: file(SECUREBOOT_ENV.kekKeyFile),
+    kekCertFile: file(SECUREBOOT_ENV.kekCertFile),
+  };
+  const allOrNone = (keys: Array<keyof typeof s>, what: string) => {
+    const missing = keys.filter((k) => !s[k]);
+    if (missing.length > 0 && missing.length < keys.length) {
+      r.problem(`${what} is configured in part: set ${missing.map((k) => SECUREBOOT_ENV[k]).join(' and ')} too, or none of ${keys.map((k) => SECUREBOOT_ENV[k]).join(', ')}`);
+    }
+    return missing.length === 0;
+  };
+  const filesConfigured = allOrNone(['signingKeyFile', 'signingCertFile', 'pcrKeyFile'], 'Secure Boot signing');
+  allOrNone(['pkKeyFile', 'pkCertFile'], 'the Secure Boot platform key (PK)');
+  allOrNone(['kekKeyFile', 'kekCertFile'], 'the Secure Boot key exchange key (KEK)');
+  const generateKeys = r.bool(SECUREBOOT_ENV.generateKeys, false);
+  const enabled = r.bool(SECUREBOOT_ENV.enabled, filesConfigured || generateKeys);
+  const partlyConfigured = !filesConfigured && !!(s.signingKeyFile || s.signingCertFile || s.pcrKeyFile);
+  if (enabled && !filesConfigured && !partlyConfigured && !generateKeys) {
+    r.problem(
+      `${SECUREBOOT_ENV.enabled}=true needs ${SECUREBOOT_ENV.signingKeyFile}, ${SECUREBOOT_ENV.signingCertFile} and ${SECUREBOOT_ENV.pcrKeyFile} ` +
+        `(or ${SECUREBOOT_ENV.generateKeys}=true to generate the keys into the signing key directory)`,
+    );
+  }
+  return { enabled, generateKeys, ...s };
+}

@@ -7,6 +7,7 @@
 import type { AssetRecord, AssetStatement, BuildAssetPayload, OciDescriptor, ScrubReport } from '@factory/asset';
 import type { EvictionReport } from '@factory/budget';
 import type { ExtensionEntry, OverlayEntry } from '@factory/catalog';
+import type { SectionDigest } from '@factory/pcr';
 
 export const QUEUES = ['schematic', 'upstream', 'signing', 'build', 'registry', 'maintenance'] as const;
 export type QueueName = (typeof QUEUES)[number];
@@ -73,7 +74,23 @@ export interface JobContracts {
 
   /** Verify every stored asset at rest (signature and digests), quarantining what fails (build-worker; scheduled). */
   'maintenance.scrub': { queue: 'maintenance'; payload: Record<string, never>; result: ScrubReport };
+
+  /**
+   * Public Secure Boot material of the signing service: the UKI signing certificate (what `/secureboot/signing-cert.pem`
+   * serves, and db of the enrolment databases) and the PCR public key (the `.pcrpkey` section). `enabled: false` when
+   * Secure Boot is not configured.
+   */
+  'signing.secureBootPublic': { queue: 'signing'; payload: Record<string, never>; result: SecureBootPublic };
+  /**
+   * Sign the PCR 11 policy of one UKI profile (talos-formats §6.3). The caller sends the digests of the sections the
+   * stub measures for that profile (base sections with the profile's own in their place, `profileSections`); the
+   * signing service recomputes the PCR values and policy digests itself, signs only when the `.pcrpkey` section is its
+   * own PCR public key, and returns the `.pcrsig` section's JSON.
+   */
+  'signing.pcrPolicy': { queue: 'signing'; payload: { sections: SectionDigest[] }; result: { pcrsig: string } };
 }
+
+export type SecureBootPublic = { enabled: false } | { enabled: true; signingCertPem: string; pcrPublicKeyPem: string };
 
 export type JobName = keyof JobContracts;
 export type PayloadOf<K extends JobName> = JobContracts[K]['payload'];
@@ -94,6 +111,8 @@ export const JOB_QUEUE: { [K in JobName]: JobContracts[K]['queue'] } = {
   'signing.installer': 'signing',
   'signing.asset': 'signing',
   'maintenance.scrub': 'maintenance',
+  'signing.secureBootPublic': 'signing',
+  'signing.pcrPolicy': 'signing',
 };
 
 export type Reply<T> = { ok: true; value: T } | { ok: false; status: number; message: string };

@@ -177,6 +177,16 @@ export function createApp(opts: GatewayOptions): express.Express {
     cosignPem ??= (await jobs.call('signing.publicKey', { key: 'cosign' })).pem;
     sendBody(res, 200, 'application/x-pem-file', cosignPem);
   });
+  // The Secure Boot signing certificate as configured, byte for byte; the anchor answers 500 when Secure Boot is off.
+  let signingCertPem: string | undefined;
+  routes.add(['GET'], '/secureboot/signing-cert.pem', async (_req, res) => {
+    if (!signingCertPem) {
+      const sb = await jobs.call('signing.secureBootPublic', {});
+      if (!sb.enabled) throw new FactoryError(500, 'internal server error');
+      signingCertPem = sb.signingCertPem;
+    }
+    sendBody(res, 200, 'application/x-pem-file', signingCertPem);
+  });
 
   app.use(routes.middleware(onError));
   app.use((_req, res) => sendError(res, 404, '404 page not found'));
