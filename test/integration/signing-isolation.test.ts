@@ -3,6 +3,10 @@
  * private key. Started as root, the launcher runs the other four services (and Redis and the demo registry) as an
  * unprivileged user, keeps the key directory root-owned 0700 with 0600 files, and names the key locations in the
  * signing service's environment only. Private key material never reaches Redis, even after signing through it.
+ * The same holds for the Secure Boot keys the embedded factory generates on first start (UKI signing key and
+ * certificate, PCR key, PK and KEK, in `<key dir>/secureboot`): 0600 files in a 0700 directory, readable by the
+ * signing service's identity only, never in another environment, in Redis (after a PCR policy signature through it)
+ * or in the logs (at debug level).
  *
  * Who may ask for a signature: the embedded Redis requires a password generated at each start (in a 0600 config
  * file, given to the services in their environment, never on a command line), so a local process of another uid
@@ -19,6 +23,7 @@ import path from 'node:path';
 // bullmq is a dependency of libs/queue, not of the root: the forged job is enqueued with the same client library.
 import { Queue, QueueEvents } from '../../libs/queue/node_modules/bullmq';
 import IORedis from '../../libs/queue/node_modules/ioredis';
+import { digestSections } from '@factory/pcr';
 import { JobClient, redisConnection } from '@factory/queue';
 import { createLogger } from '@factory/telemetry';
 import { ensureDemoReleases } from '../support/factory';
@@ -55,6 +60,11 @@ const testSeparated = testIf(SEPARATION_BLOCKER === undefined, `uid checks: ${SE
 let dataDir: string;
 let keyDir: string;
 let keyFile: string;
+/** the Secure Boot keys the signing service generates on first start (embedded default) */
+let secureBootDir: string;
+const SECUREBOOT_KEYS = ['uki-signing-key.pem', 'pcr-signing-key.pem', 'pk-key.pem', 'kek-key.pem'];
+const SECUREBOOT_CERTS = ['uki-signing-cert.pem', 'pk-cert.pem', 'kek-cert.pem'];
+const secureBootKeyFiles = () => SECUREBOOT_KEYS.map((f) => path.join(secureBootDir, f));
 let factory: LaunchedFactory;
 let embedded: EmbeddedRedis;
 
@@ -132,8 +142,10 @@ beforeAll(async () => {
   chmodSync(keyDir, IS_ROOT ? 0o755 : 0o700);
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: IS_ROOT ? 0o644 : 0o600 });
+  secureBootDir = path.join(keyDir, 'secureboot');
   // Privilege separation as configured by default (FACTORY_PRIVILEGE_SEPARATION and FACTORY_SERVICE_USER unset).
-  factory = await launchFactory({ port: await freePort(), dataDir, demoDir, env: { FACTORY_SIGNING_KEY_DIR: keyDir, FACTORY_COSIGN_KEY_FILE: keyFile } });
+  // Every log line, debug included, so that "nothing in the logs" covers them all.
+  factory = await launchFactory({ port: await freePort(), dataDir, demoDir, env: { FACTORY_SIGNING_KEY_DIR: keyDir, FACTORY_COSIGN_KEY_FILE: keyFile, LOG_LEVEL: 'debug' } });
   embedded = embeddedRedis(factory);
 });
 
@@ -149,6 +161,17 @@ test('the key file is 0600 in a 0700 directory, owned by the launcher user', () 
   expect((file.mode & 0o777).toString(8)).toBe('600');
   expect([dir.uid, file.uid]).toEqual([process.getuid!(), process.getuid!()]);
   expect(readFileSync(keyFile, 'utf8')).toContain('PRIVATE KEY');
+});
+
+test('the Secure Boot keys and certificates were generated as 0600 files in a 0700 directory, owned by the launcher user', () => {
+  const dir = statSync(secureBootDir);
+  expect((dir.mode & 0o777).toString(8)).toBe('700');
+  expect(readdirSync(secureBootDir).sort()).toEqual([...SECUREBOOT_KEYS, ...SECUREBOOT_CERTS].sort());
+  for (const f of readdirSync(secureBootDir)) {
+    const st = statSync(path.join(secureBootDir, f));
+    expect({ f, mode: (st.mode & 0o777).toString(8), uid: st.uid }).toEqual({ f, mode: '600', uid: process.getuid!() });
+  }
+  for (const f of secureBootKeyFiles()) expect(readFileSync(f, 'utf8')).toMatch(/^-----BEGIN RSA PRIVATE KEY-----\n/);
 });
 
 test('every service, Redis and the demo registry run below the launcher', () => {
@@ -170,23 +193,32 @@ testSeparated('only the signing service runs with an identity that can open the 
     expect({ name: p.name, root: p.uid === 0 || p.gid === 0, groups: p.groups }).toEqual({ name: p.name, root: false, groups: [] });
   }
 
-  // Each distinct identity of the other processes gets EACCES on the key, its directory, and on swapping it.
+  // Each distinct identity of the other processes gets EACCES on the keys (cosign and Secure Boot), their
+  // directories, and on swapping them.
   const identities = [...new Map(others.map((p) => [`${p.uid}:${p.gid}`, p])).values()];
+  const keys = [keyFile, ...secureBootKeyFiles()];
+  expect(keys).toHaveLength(5);
   for (const { uid, gid, name } of identities) {
-    const cat = spawnSync('cat', [keyFile], { uid, gid, encoding: 'utf8' });
-    expect({ name, status: cat.status, stdout: cat.stdout }).toEqual({ name, status: 1, stdout: '' });
-    expect(cat.stderr).toMatch(/Permission denied/);
-    const open = spawnSync(process.execPath, ['-e', `try { require('fs').openSync(${JSON.stringify(keyFile)}, 'r'); console.log('OPENED') } catch (e) { console.log(e.code) }`], { uid, gid, encoding: 'utf8', cwd: '/' });
-    expect(open.stdout.trim()).toBe('EACCES');
-    const ls = spawnSync('ls', [keyDir], { uid, gid, encoding: 'utf8' });
-    expect(ls.status).not.toBe(0);
-    const swap = spawnSync('mv', [keyDir, `${keyDir}.old`], { uid, gid, encoding: 'utf8' });
-    expect(swap.status).not.toBe(0);
+    for (const key of keys) {
+      const cat = spawnSync('cat', [key], { uid, gid, encoding: 'utf8' });
+      expect({ name, key, status: cat.status, stdout: cat.stdout }).toEqual({ name, key, status: 1, stdout: '' });
+      expect(cat.stderr).toMatch(/Permission denied/);
+      const open = spawnSync(process.execPath, ['-e', `try { require('fs').openSync(${JSON.stringify(key)}, 'r'); console.log('OPENED') } catch (e) { console.log(e.code) }`], { uid, gid, encoding: 'utf8', cwd: '/' });
+      expect({ key, code: open.stdout.trim() }).toEqual({ key, code: 'EACCES' });
+    }
+    for (const dir of [keyDir, secureBootDir]) {
+      const ls = spawnSync('ls', [dir], { uid, gid, encoding: 'utf8' });
+      expect(ls.status).not.toBe(0);
+      const swap = spawnSync('mv', [dir, `${dir}.old`], { uid, gid, encoding: 'utf8' });
+      expect(swap.status).not.toBe(0);
+    }
   }
   // ...while the signing service's identity can.
-  const holder = spawnSync('cat', [keyFile], { uid: signing[0].uid, gid: signing[0].gid, encoding: 'utf8' });
-  expect(holder.status).toBe(0);
-  expect(holder.stdout).toContain('PRIVATE KEY');
+  for (const key of keys) {
+    const holder = spawnSync('cat', [key], { uid: signing[0].uid, gid: signing[0].gid, encoding: 'utf8' });
+    expect(holder.status).toBe(0);
+    expect(holder.stdout).toContain('PRIVATE KEY');
+  }
 });
 
 test('no other process has the key file or key directory in its environment', () => {
@@ -194,9 +226,9 @@ test('no other process has the key file or key directory in its environment', ()
   const environ = (pid: number) => readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
   const signing = procs.find((p) => p.name === 'signing')!;
   // Positive control: the signing service does get them.
-  expect(environ(signing.pid)).toEqual(expect.arrayContaining([`FACTORY_SIGNING_KEY_DIR=${keyDir}`, `FACTORY_COSIGN_KEY_FILE=${keyFile}`]));
+  expect(environ(signing.pid)).toEqual(expect.arrayContaining([`FACTORY_SIGNING_KEY_DIR=${keyDir}`, `FACTORY_COSIGN_KEY_FILE=${keyFile}`, 'FACTORY_SECUREBOOT_GENERATE_KEYS=true']));
   for (const p of procs.filter((x) => x.name !== 'signing')) {
-    const leaks = environ(p.pid).filter((v) => v.includes(keyDir) || v.includes(keyFile) || /^FACTORY_(COSIGN_KEY_FILE|SIGNING_KEY_DIR)=/.test(v));
+    const leaks = environ(p.pid).filter((v) => v.includes(keyDir) || v.includes(keyFile) || /^FACTORY_(COSIGN_KEY_FILE|SIGNING_KEY_DIR|SECUREBOOT_\w+)=/.test(v));
     expect({ name: p.name, leaks }).toEqual({ name: p.name, leaks: [] });
   }
 });
@@ -209,6 +241,12 @@ test('the public key is served, installers are signed over the queue, forged sig
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toBe('application/x-pem-file');
   expect(await res.text()).toBe(pubPem);
+
+  // The Secure Boot signing certificate, as generated (byte for byte).
+  const cert = await fetch(`${factory.url}/secureboot/signing-cert.pem`);
+  expect(cert.status).toBe(200);
+  expect(cert.headers.get('content-type')).toBe('application/x-pem-file');
+  expect(await cert.text()).toBe(readFileSync(path.join(secureBootDir, 'uki-signing-cert.pem'), 'utf8'));
 
   // A real signing round trip: an installer pull builds, stores and signs the installer index.
   const created = await fetch(`${factory.url}/schematics`, { method: 'POST', body: 'customization:\n  extraKernelArgs: [isolation]\n' });
@@ -224,6 +262,7 @@ test('the public key is served, installers are signed over the queue, forged sig
   expect(verify('sha256', payload, pubPem, Buffer.from(signatureBase64, 'base64'))).toBe(true);
 
   // Whoever holds the Redis password can enqueue jobs: the signing service still signs only what it can check.
+  let pcrsig: Record<string, Array<{ pol: string; sig: string }>> = {};
   const jobs = new JobClient(embedded.url, 'factory', createLogger('signing-isolation-test', 'silent'), 20_000);
   try {
     // the proof of concept's "sign these bytes" job, enqueued by hand: there is no such job any more
@@ -245,6 +284,15 @@ test('the public key is served, installers are signed over the queue, forged sig
     // an installer index that is not in the factory's store, or a repository that is not an installer's
     await expect(jobs.call('signing.installer', { repository: `installer/${id}`, digest: `sha256:${'1'.repeat(64)}` })).rejects.toMatchObject({ status: 404 });
     await expect(jobs.call('signing.installer', { repository: 'library/ubuntu', digest })).rejects.toMatchObject({ status: 400 });
+
+    // A PCR policy signed through the queue (the signing service's own .pcrpkey), and one with another key refused.
+    const sb = await jobs.call('signing.secureBootPublic', {});
+    if (!sb.enabled) throw new Error('the embedded factory has Secure Boot off');
+    const uki = (pcrpkey: string) => digestSections([{ name: '.linux', content: 'kernel' }, { name: '.cmdline', content: 'lockdown=confidentiality' }, { name: '.initrd', content: 'initrd' }, { name: '.pcrpkey', content: pcrpkey }]);
+    pcrsig = JSON.parse((await jobs.call('signing.pcrPolicy', { sections: await uki(sb.pcrPublicKeyPem) })).pcrsig);
+    expect(verify('sha256', Buffer.from(pcrsig.sha256[0].pol, 'hex'), sb.pcrPublicKeyPem, Buffer.from(pcrsig.sha256[0].sig, 'base64'))).toBe(true);
+    const foreign = createPublicKey(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey).export({ type: 'spki', format: 'pem' }).toString();
+    await expect(jobs.call('signing.pcrPolicy', { sections: await uki(foreign) })).rejects.toMatchObject({ status: 400 });
   } finally {
     await jobs.close();
   }
@@ -284,6 +332,7 @@ test('the public key is served, installers are signed over the queue, forged sig
   expect(keys).toBeGreaterThan(10);
   // Positive control: the scan does see job data (the signature the signing service returned).
   expect(haystack).toContain(signatureBase64);
+  expect(haystack).toContain(pcrsig.sha512[0].sig);
 
   const d = Buffer.from(priv.export({ format: 'jwk' }).d!, 'base64url');
   const der = priv.export({ type: 'pkcs8', format: 'der' });
@@ -300,8 +349,36 @@ test('the public key is served, installers are signed over the queue, forged sig
     'PEM body line 1': pemBody[0],
     'PEM body line 2': pemBody[1],
   };
+  // The Secure Boot private keys (RSA): armour, DER, PEM lines, and the private exponent and primes in any encoding.
+  for (const file of secureBootKeyFiles()) {
+    const pem = readFileSync(file, 'utf8');
+    const key = createPrivateKey(pem);
+    const jwk = key.export({ format: 'jwk' });
+    const lines = pem.split('\n').filter((l) => l && !l.startsWith('-----'));
+    const name = path.basename(file);
+    needles[`${name} armour`] = 'RSA PRIVATE KEY';
+    needles[`${name} PKCS#1 DER (base64)`] = key.export({ type: 'pkcs1', format: 'der' }).toString('base64');
+    needles[`${name} PKCS#1 DER (raw)`] = key.export({ type: 'pkcs1', format: 'der' }).toString('latin1');
+    needles[`${name} PEM body line 1`] = lines[0];
+    needles[`${name} PEM body line 5`] = lines[4];
+    for (const part of ['d', 'p', 'q'] as const) {
+      const b = Buffer.from(jwk[part]!, 'base64url');
+      needles[`${name} ${part} (hex)`] = b.toString('hex');
+      needles[`${name} ${part} (HEX)`] = b.toString('hex').toUpperCase();
+      needles[`${name} ${part} (base64)`] = b.toString('base64');
+      needles[`${name} ${part} (base64url)`] = b.toString('base64url');
+      needles[`${name} ${part} (raw)`] = b.toString('latin1');
+    }
+  }
   const found = Object.entries(needles).filter(([, n]) => haystack.includes(n)).map(([what]) => what);
   expect(found).toEqual([]);
+
+  // Nor in any log line, debug included.
+  const log = factory.output();
+  expect(log).toContain('secure boot keys loaded'); // positive control: the signing service's log is here
+  expect(log).toContain(`"${path.join(secureBootDir, 'uki-signing-key.pem')}"`); // it names the files...
+  const inLog = Object.entries(needles).filter(([what, n]) => !what.endsWith('(raw)') && log.includes(n)).map(([what]) => what);
+  expect(inLog).toEqual([]); // ...never their content
 });
 
 /**

@@ -14,7 +14,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, EnvReader } from '@factory/config';
 import { freePort, waitForPort } from '@factory/process';
-import { Identity, PrivsepPlan, preparePrivsep, resolveUser, withoutKeyEnv } from './privsep';
+import { Identity, PrivsepPlan, preparePrivsep, resolveUser, signingOnlyEnv, withoutKeyEnv } from './privsep';
 import { checkRedisAuth, generateRedisPassword, redisUrlWithPassword, writeRedisConfig } from './redis';
 
 const ROOT = path.resolve(__dirname, '../../..');
@@ -133,7 +133,13 @@ async function main(): Promise<void> {
     FACTORY_EXTERNAL_URL: process.env.FACTORY_EXTERNAL_URL ?? `http://localhost:${port}/`,
   };
   // Key locations go to the signing service alone; the other services' environments never name them.
-  const signingEnv: NodeJS.ProcessEnv = { FACTORY_SIGNING_KEY_DIR: keyDir, ...(keyFile ? { FACTORY_COSIGN_KEY_FILE: keyFile } : {}) };
+  // Secure Boot is on in the embedded factory: keys not configured are generated into the key directory on first start.
+  const signingEnv: NodeJS.ProcessEnv = {
+    FACTORY_SECUREBOOT_GENERATE_KEYS: 'true',
+    ...signingOnlyEnv(process.env),
+    FACTORY_SIGNING_KEY_DIR: keyDir,
+    ...(keyFile ? { FACTORY_COSIGN_KEY_FILE: keyFile } : {}),
+  };
   process.on('SIGINT', () => void shutdown(0));
   process.on('SIGTERM', () => void shutdown(0));
 

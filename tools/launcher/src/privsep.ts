@@ -26,7 +26,14 @@ export interface Identity {
 export const SIGNING_ONLY_ENV = ['FACTORY_COSIGN_KEY_FILE', 'FACTORY_SIGNING_KEY_DIR'];
 
 export function isSigningOnlyEnv(name: string): boolean {
-  return SIGNING_ONLY_ENV.includes(name) || /^FACTORY_SIGNING_/.test(name) || /^FACTORY_\w*_KEY_FILE$/.test(name);
+  return SIGNING_ONLY_ENV.includes(name) || /^FACTORY_SIGNING_/.test(name) || /^FACTORY_\w*_KEY_FILE$/.test(name) || /^FACTORY_SECUREBOOT_/.test(name);
+}
+
+/** The variables of `env` that only the signing service gets (key files, the key directory, Secure Boot settings). */
+export function signingOnlyEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(env)) if (isSigningOnlyEnv(k)) out[k] = v;
+  return out;
 }
 
 /** A copy of `env` without the variables that point at private keys. */
