@@ -101,6 +101,7 @@ export function certificateDer(cert: Buffer | string): Buffer {
 
 /** Every CERTIFICATE block of a PEM bundle, in order. */
 export function certificatesFromPem(pem: string): Buffer[] {
+  if (!pem.includes('-----BEGIN ')) return []; // forge throws on text without any PEM block
   return forge.pem
     .decode(pem)
     .filter((m) => m.type === 'CERTIFICATE')
