@@ -5,15 +5,16 @@
  * enrolls our PK/KEK/db `.auth` files and resets. Run 2, same variable store: our signed demo UKI boots with Secure
  * Boot enabled. Then the firmware refuses an unsigned UKI and one with a byte of `.cmdline` changed after signing.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parsePe, signPeFile, AuthenticodeSigner } from '@factory/authenticode';
 import { buildUki, talosOsRelease, talosUkiProfiles } from '@factory/imaging';
-import { enrollmentFiles, SecureBootKeyPair, secureBootHandlers } from '../../services/signing/src/secureboot-handlers';
+import { enrollmentFiles, secureBootHandlers } from '../../services/signing/src/secureboot-handlers';
 import { bootQemu, expectMainProfileBooted } from '../support/boot';
 import { DEMO_DIR, extractDemoImager } from '../support/demo-imager';
+import { makeTestKeyPair, TestKeyPair } from '../support/secureboot-keys';
 import { describeIf } from '../support/skip';
 
 jest.setTimeout(300_000);
@@ -31,14 +32,7 @@ const READY =
 let tmp: string;
 let esp: string;
 let vars: string;
-const pairs: Record<string, SecureBootKeyPair> = {};
-
-function makePair(name: string): SecureBootKeyPair {
-  const keyPath = path.join(tmp, `${name}.key`);
-  const certPath = path.join(tmp, `${name}.crt`);
-  execFileSync('openssl', ['req', '-new', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '3650', '-subj', `/CN=Factory SB test ${name}/`, '-keyout', keyPath, '-out', certPath], { stdio: 'ignore' });
-  return { keyPem: fs.readFileSync(keyPath, 'utf8'), certPem: fs.readFileSync(certPath, 'utf8') };
-}
+const pairs: Record<string, TestKeyPair> = {};
 
 /** OVMF with Secure Boot: secboot CODE, SMM, secure pflash, the given variable store, our ESP as a read-only vvfat. */
 function secureBootArgs(varsFile: string, espDir: string): string[] {
@@ -67,7 +61,7 @@ describeIf(READY, 'needs qemu-system-x86, ovmf, openssl and the demo releases')(
 
   beforeAll(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'secureboot-enroll-'));
-    for (const name of ['PK', 'KEK', 'db']) pairs[name] = makePair(name);
+    for (const name of ['PK', 'KEK', 'db']) pairs[name] = makeTestKeyPair(tmp, name);
     const handlers = secureBootHandlers({ signing: pairs.db, pk: pairs.PK, kek: pairs.KEK });
     const signer: AuthenticodeSigner = async (sha256) =>
       Buffer.from((await handlers['signing.authenticode']({ sha256: sha256.toString('hex') })).signedDataBase64, 'base64');

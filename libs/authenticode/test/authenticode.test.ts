@@ -16,6 +16,7 @@ import {
   AuthenticodeSigner,
 } from '@factory/authenticode';
 import { assemblePe } from '../../imaging/src/uki';
+import { makeTestKeyPair, TestKeyPair } from '../../../test/support/secureboot-keys';
 import { testIf } from '../../../test/support/skip';
 
 const SD_BOOT = '/usr/lib/systemd/boot/efi/systemd-bootx64.efi';
@@ -25,23 +26,10 @@ const TOOLS = ['sbsign', 'sbverify', 'osslsigncode', 'openssl'].every(have) && f
 const toolIt = testIf(TOOLS, 'needs sbsigntool, osslsigncode, openssl and systemd-boot-efi (scripts/setup.sh)');
 
 let tmp: string;
-interface TestKey {
-  key: string;
-  cert: string;
-  keyPath: string;
-  certPath: string;
-}
-const keys: Record<string, TestKey> = {};
+const keys: Record<string, TestKeyPair> = {};
 
-function makeKey(name: string, subject: string): TestKey {
-  const keyPath = path.join(tmp, `${name}.key`);
-  const certPath = path.join(tmp, `${name}.crt`);
-  execFileSync('openssl', ['req', '-new', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '3650', '-subj', subject, '-keyout', keyPath, '-out', certPath], { stdio: 'ignore' });
-  return { key: fs.readFileSync(keyPath, 'utf8'), cert: fs.readFileSync(certPath, 'utf8'), keyPath, certPath };
-}
-
-function signerFor(k: TestKey, extra: Partial<Parameters<typeof authenticodeSignedData>[0]> = {}): AuthenticodeSigner {
-  return (sha256) => authenticodeSignedData({ sha256, certificates: [k.cert], sign: async (tbs) => rsaSign('sha256', tbs, k.key), ...extra });
+function signerFor(k: TestKeyPair, extra: Partial<Parameters<typeof authenticodeSignedData>[0]> = {}): AuthenticodeSigner {
+  return (sha256) => authenticodeSignedData({ sha256, certificates: [k.certPem], sign: async (tbs) => rsaSign('sha256', tbs, k.keyPem), ...extra });
 }
 
 function run(cmd: string, args: string[]): { status: number; out: string } {
@@ -49,7 +37,7 @@ function run(cmd: string, args: string[]): { status: number; out: string } {
   return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
 }
 
-function expectVerifies(file: string, k: TestKey): void {
+function expectVerifies(file: string, k: TestKeyPair): void {
   const sb = run('sbverify', ['--cert', k.certPath, file]);
   expect(sb.out).toContain('Signature verification OK');
   expect(sb.status).toBe(0);
@@ -59,7 +47,7 @@ function expectVerifies(file: string, k: TestKey): void {
   expect(oss.status).toBe(0);
 }
 
-function expectRefused(file: string, k: TestKey): void {
+function expectRefused(file: string, k: TestKeyPair): void {
   const sb = run('sbverify', ['--cert', k.certPath, file]);
   expect(sb.out).toContain('Signature verification failed');
   expect(sb.status).not.toBe(0);
@@ -79,7 +67,7 @@ function signingTimeOf(signedFile: string): Date {
 }
 
 /** sbsign the input; then sign it ourselves with sbsign's signing time: the files must be identical. */
-async function expectSameAsSbsign(input: string, k: TestKey): Promise<void> {
+async function expectSameAsSbsign(input: string, k: TestKeyPair): Promise<void> {
   const theirs = `${input}.sbsign`;
   execFileSync('sbsign', ['--key', k.keyPath, '--cert', k.certPath, '--output', theirs, input], { stdio: 'ignore' });
   const ours = `${input}.ours-as-sbsign`;
@@ -132,8 +120,8 @@ function minimalPe32(): Buffer {
 beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'authenticode-test-'));
   if (!TOOLS) return;
-  keys.db = makeKey('db', '/CN=Authenticode test db/');
-  keys.other = makeKey('other', '/CN=Some other key/');
+  keys.db = makeTestKeyPair(tmp, 'db');
+  keys.other = makeTestKeyPair(tmp, 'other');
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 

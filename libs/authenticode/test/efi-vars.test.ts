@@ -19,6 +19,7 @@ import {
   signatureOwnerGuid,
   x509SignatureLists,
 } from '@factory/authenticode';
+import { makeTestKeyPair, TestKeyPair } from '../../../test/support/secureboot-keys';
 import { testIf } from '../../../test/support/skip';
 
 const have = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
@@ -29,27 +30,16 @@ const TIMESTAMP = new Date('2026-03-04T05:06:07Z');
 const TIMESTAMP_ARG = '2026-03-04 05:06:07';
 
 let tmp: string;
-interface TestKey {
-  key: string;
-  cert: string;
-  keyPath: string;
-  certPath: string;
-}
-const keys: Record<string, TestKey> = {};
+const keys: Record<string, TestKeyPair> = {};
 
 beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'efi-vars-test-'));
   if (!have('openssl')) return;
-  for (const name of ['PK', 'KEK', 'db']) {
-    const keyPath = path.join(tmp, `${name}.key`);
-    const certPath = path.join(tmp, `${name}.crt`);
-    execFileSync('openssl', ['req', '-new', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '3650', '-subj', `/CN=Test ${name}/`, '-keyout', keyPath, '-out', certPath], { stdio: 'ignore' });
-    keys[name] = { key: fs.readFileSync(keyPath, 'utf8'), cert: fs.readFileSync(certPath, 'utf8'), keyPath, certPath };
-  }
+  for (const name of ['PK', 'KEK', 'db']) keys[name] = makeTestKeyPair(tmp, name);
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-const role = (k: TestKey) => ({ certificates: [k.cert], sign: async (tbs: Buffer) => rsaSign('sha256', tbs, k.key) });
+const role = (k: TestKeyPair) => ({ certificates: [k.certPem], sign: async (tbs: Buffer) => rsaSign('sha256', tbs, k.keyPem) });
 
 describe('GUIDs and EFI_SIGNATURE_LIST', () => {
   test('EFI_GUID byte order: first three fields little-endian', () => {
@@ -69,34 +59,34 @@ describe('GUIDs and EFI_SIGNATURE_LIST', () => {
 
   efitoolsIt('equal-size entries share one list, others get their own; parse round-trips', () => {
     const esl = x509SignatureLists([
-      { certificate: keys.db.cert, owner: OWNER },
-      { certificate: keys.KEK.cert, owner: OWNER },
-      { certificate: keys.db.cert, owner: '77fa9abd-0359-4d32-bd60-28f4e78f784b' },
+      { certificate: keys.db.certPem, owner: OWNER },
+      { certificate: keys.KEK.certPem, owner: OWNER },
+      { certificate: keys.db.certPem, owner: '77fa9abd-0359-4d32-bd60-28f4e78f784b' },
     ]);
     const entries = parseX509SignatureLists(esl);
     expect(entries.map((e) => e.owner)).toEqual(
-      certificateDer(keys.db.cert).length === certificateDer(keys.KEK.cert).length
+      certificateDer(keys.db.certPem).length === certificateDer(keys.KEK.certPem).length
         ? [OWNER, OWNER, '77fa9abd-0359-4d32-bd60-28f4e78f784b']
         : [OWNER, '77fa9abd-0359-4d32-bd60-28f4e78f784b', OWNER],
     );
-    const dbCount = entries.filter((e) => (e.certificate as Buffer).equals(certificateDer(keys.db.cert))).length;
+    const dbCount = entries.filter((e) => (e.certificate as Buffer).equals(certificateDer(keys.db.certPem))).length;
     expect(dbCount).toBe(2);
     // the db certificate twice: one list holding both (SignatureListSize = 28 + 2 * SignatureSize)
     const firstSize = esl.readUInt32LE(24);
-    expect(esl.readUInt32LE(16)).toBe(28 + firstSize * (certificateDer(keys.db.cert).length === certificateDer(keys.KEK.cert).length ? 3 : 2));
+    expect(esl.readUInt32LE(16)).toBe(28 + firstSize * (certificateDer(keys.db.certPem).length === certificateDer(keys.KEK.certPem).length ? 3 : 2));
   });
 
   efitoolsIt('a one-certificate list equals cert-to-efi-sig-list, and sig-list-to-certs reads ours back', () => {
     for (const name of ['PK', 'KEK', 'db']) {
       const theirs = path.join(tmp, `${name}.efitools.esl`);
       execFileSync('cert-to-efi-sig-list', ['-g', OWNER, keys[name].certPath, theirs], { stdio: 'ignore' });
-      const ours = x509SignatureLists([{ certificate: keys[name].cert, owner: OWNER }]);
+      const ours = x509SignatureLists([{ certificate: keys[name].certPem, owner: OWNER }]);
       expect(ours.equals(fs.readFileSync(theirs))).toBe(true);
       const oursPath = path.join(tmp, `${name}.ours.esl`);
       fs.writeFileSync(oursPath, ours);
       const out = execFileSync('sig-list-to-certs', [oursPath, path.join(tmp, `${name}.back`)], { encoding: 'utf8' });
       expect(out).toContain('X509 Header sls=');
-      expect(fs.readFileSync(path.join(tmp, `${name}.back-0.der`)).equals(certificateDer(keys[name].cert))).toBe(true);
+      expect(fs.readFileSync(path.join(tmp, `${name}.back-0.der`)).equals(certificateDer(keys[name].certPem))).toBe(true);
     }
   });
 });
@@ -119,14 +109,16 @@ describe('EFI_VARIABLE_AUTHENTICATION_2 .auth files', () => {
   });
 
   efitoolsIt('the signed payload is what sign-efi-sig-list -o exports for external signing', () => {
-    const esl = fs.readFileSync(path.join(tmp, 'db.efitools.esl'));
+    const eslPath = path.join(tmp, 'db.bundle.esl');
+    execFileSync('cert-to-efi-sig-list', ['-g', OWNER, keys.db.certPath, eslPath], { stdio: 'ignore' });
+    const esl = fs.readFileSync(eslPath);
     const bundle = path.join(tmp, 'db.bundle');
-    execFileSync('sign-efi-sig-list', ['-t', TIMESTAMP_ARG, '-o', 'db', path.join(tmp, 'db.efitools.esl'), bundle], { stdio: 'ignore', env: { ...process.env, TZ: 'UTC' } });
+    execFileSync('sign-efi-sig-list', ['-t', TIMESTAMP_ARG, '-o', 'db', eslPath, bundle], { stdio: 'ignore', env: { ...process.env, TZ: 'UTC' } });
     expect(authenticatedVariablePayload('db', TIMESTAMP, esl).equals(fs.readFileSync(bundle))).toBe(true);
   });
 
   efitoolsIt('the enrollment timestamp default (certificate notBefore) is whole seconds of the certificate', () => {
-    const t = certificateNotBefore(keys.db.cert);
+    const t = certificateNotBefore(keys.db.certPem);
     const text = execFileSync('openssl', ['x509', '-noout', '-startdate', '-in', keys.db.certPath], { encoding: 'utf8' });
     expect(new Date(text.trim().replace('notBefore=', '')).getTime()).toBe(t.getTime());
   });

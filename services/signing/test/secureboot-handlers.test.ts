@@ -10,7 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { certificateNotBefore, signatureOwnerGuid, signPeFile } from '@factory/authenticode';
 import { isFactoryError } from '@factory/errors';
-import { enrollmentFiles, SecureBootKeyPair, secureBootHandlers, signAuthenticode } from '../src/secureboot-handlers';
+import { enrollmentFiles, secureBootHandlers, signAuthenticode } from '../src/secureboot-handlers';
+import { makeTestKeyPair, TestKeyPair } from '../../../test/support/secureboot-keys';
 import { testIf } from '../../../test/support/skip';
 
 const SD_BOOT = '/usr/lib/systemd/boot/efi/systemd-bootx64.efi';
@@ -23,25 +24,12 @@ const peIt = testIf(PE_TOOLS, 'needs sbsigntool, osslsigncode and systemd-boot-e
 const efitoolsIt = testIf(EFITOOLS, 'needs efitools (scripts/setup.sh)');
 
 let tmp: string;
-interface TestPair extends SecureBootKeyPair {
-  keyPath: string;
-  certPath: string;
-}
-const pairs: Record<string, TestPair> = {};
-
-/** RSA key as PKCS#1 PEM (`RSA PRIVATE KEY`, the anchor's file format) with a self-signed certificate */
-function makePair(name: string): TestPair {
-  const keyPath = path.join(tmp, `${name}.key`);
-  const certPath = path.join(tmp, `${name}.crt`);
-  execFileSync('openssl', ['genrsa', '-traditional', '-out', keyPath, '2048'], { stdio: 'ignore' });
-  execFileSync('openssl', ['req', '-new', '-x509', '-key', keyPath, '-sha256', '-days', '3650', '-subj', `/CN=Factory test ${name}/`, '-out', certPath], { stdio: 'ignore' });
-  return { keyPem: fs.readFileSync(keyPath, 'utf8'), certPem: fs.readFileSync(certPath, 'utf8'), keyPath, certPath };
-}
+const pairs: Record<string, TestKeyPair> = {};
 
 beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'secureboot-handlers-test-'));
   if (!OPENSSL) return;
-  for (const name of ['signing', 'other', 'pk', 'kek']) pairs[name] = makePair(name);
+  for (const name of ['signing', 'other', 'pk', 'kek']) pairs[name] = makeTestKeyPair(tmp, name, { pkcs1: true });
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -99,7 +87,7 @@ describe('signing.authenticode', () => {
 
 describe('signing.secureBootEnrollment', () => {
   /** sign-efi-sig-list's output for one variable: ESL of `cert` with `owner`, signed by `by` at `timestamp` */
-  function efitoolsAuth(name: string, cert: TestPair, by: TestPair, owner: string, timestamp: Date): Buffer {
+  function efitoolsAuth(name: string, cert: TestKeyPair, by: TestKeyPair, owner: string, timestamp: Date): Buffer {
     const esl = path.join(tmp, `${name}.esl`);
     const auth = path.join(tmp, `${name}.auth`);
     execFileSync('cert-to-efi-sig-list', ['-g', owner, cert.certPath, esl], { stdio: 'ignore' });
