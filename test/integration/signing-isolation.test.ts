@@ -62,8 +62,8 @@ let keyDir: string;
 let keyFile: string;
 /** the Secure Boot keys the signing service generates on first start (embedded default) */
 let secureBootDir: string;
-const SECUREBOOT_KEYS = ['uki-signing-key.pem', 'pcr-signing-key.pem', 'pk-key.pem', 'kek-key.pem'];
-const SECUREBOOT_CERTS = ['uki-signing-cert.pem', 'pk-cert.pem', 'kek-cert.pem'];
+const SECUREBOOT_KEYS = ['uki-signing-key.pem', 'pcr-signing-key.pem'];
+const SECUREBOOT_CERTS = ['uki-signing-cert.pem'];
 const secureBootKeyFiles = () => SECUREBOOT_KEYS.map((f) => path.join(secureBootDir, f));
 let factory: LaunchedFactory;
 let embedded: EmbeddedRedis;

@@ -88,6 +88,15 @@ export interface JobContracts {
    * own PCR public key, and returns the `.pcrsig` section's JSON.
    */
   'signing.pcrPolicy': { queue: 'signing'; payload: { sections: SectionDigest[] }; result: { pcrsig: string } };
+  /**
+   * Authenticode-sign a PE image (sd-boot, UKI) given its SHA-256 Authenticode digest (hex), which the build-worker
+   * computes (@factory/authenticode authenticodeDigest). The signing service builds the SpcIndirectDataContent
+   * SignedData itself: it signs only that structure, never caller bytes. Result: the SignedData (ContentInfo DER) the
+   * worker embeds as the image's WIN_CERTIFICATE (signPeFile).
+   */
+  'signing.authenticode': { queue: 'signing'; payload: { sha256: string }; result: { signedDataBase64: string } };
+  /** PK/KEK/db `.auth` files (EFI_VARIABLE_AUTHENTICATION_2) enrolling the Secure Boot certificate, base64. */
+  'signing.secureBootEnrollment': { queue: 'signing'; payload: Record<string, never>; result: { PK: string; KEK: string; db: string } };
 }
 
 export type SecureBootPublic = { enabled: false } | { enabled: true; signingCertPem: string; pcrPublicKeyPem: string };
@@ -113,6 +122,8 @@ export const JOB_QUEUE: { [K in JobName]: JobContracts[K]['queue'] } = {
   'maintenance.scrub': 'maintenance',
   'signing.secureBootPublic': 'signing',
   'signing.pcrPolicy': 'signing',
+  'signing.authenticode': 'signing',
+  'signing.secureBootEnrollment': 'signing',
 };
 
 export type Reply<T> = { ok: true; value: T } | { ok: false; status: number; message: string };

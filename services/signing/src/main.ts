@@ -12,6 +12,7 @@ import { createLogger, createMetricsRegistry, startMetricsServer } from '@factor
 import { registerSigningMetrics, signingHandlers } from './handlers';
 import { loadOrCreateEcKey } from './keys';
 import { secureBootKeyHandlers } from './pcr-handlers';
+import { secureBootHandlers } from './secureboot-handlers';
 import { loadSecureBootKeys, SecureBootKeys } from './secureboot-keys';
 
 async function main(): Promise<void> {
@@ -50,6 +51,7 @@ async function main(): Promise<void> {
         registryHost: new URL(external.externalUrl).host,
       }),
       ...secureBootKeyHandlers({ keys: secureBootKeys, metrics: signingMetrics }),
+      ...secureBootHandlers(secureBootKeys, signingMetrics),
     },
     { redisUrl: common.redis.url, prefix: common.redis.prefix, logger, metrics, concurrency: 16 },
   );

@@ -1,9 +1,10 @@
 /**
  * Secure Boot key material, read only here (talos-formats §6.4, anchor-api §8.2 `secureBoot.file.*`): the UKI signing
- * key + certificate and the PCR signing key as RSA PKCS#1 PEM, as the anchor's file provider takes them, and the PK and
- * KEK pairs for the enrolment databases (db = the signing certificate). Configured files are validated and used as
- * they are; what is not configured is generated once into `<key dir>/secureboot` (0700, files 0600) and reused on the
- * next start, when generation is allowed (the embedded default) — PK and KEK always, being enrolment material only.
+ * key + certificate and the PCR signing key as RSA PKCS#1 PEM, as the anchor's file provider takes them, and optional
+ * PK and KEK pairs for the enrolment databases (without them the signing certificate is PK, KEK and db, as the
+ * anchor's). Configured files are validated and used as they are; the signing and PCR keys, when not configured, are
+ * generated once into `<key dir>/secureboot` (0700, files 0600) and reused on the next start, when generation is
+ * allowed (the embedded default).
  */
 import { createPrivateKey, createPublicKey, generateKeyPair, KeyObject, X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -19,10 +20,14 @@ export interface SecureBootKeys {
   signing: { keyPem: string; certPem: string };
   /** PCR policy signing key and its public key (the `.pcrpkey` section: PEM `PUBLIC KEY`) */
   pcr: { keyPem: string; publicPem: string };
-  /** platform key: signs the KEK enrolment update */
-  pk: { keyPem: string; certPem: string };
-  /** key exchange key: signs the db enrolment update */
-  kek: { keyPem: string; certPem: string };
+  /**
+   * Platform key, only when configured: then PK is this certificate and it signs the KEK enrolment update. Otherwise
+   * the signing certificate is PK, KEK and db and signs all three updates, as the anchor's enrolment databases are
+   * made (talos-formats §7.5).
+   */
+  pk?: { keyPem: string; certPem: string };
+  /** Key exchange key, only when configured: then KEK is this certificate and it signs the db enrolment update. */
+  kek?: { keyPem: string; certPem: string };
 }
 
 export interface LoadedSecureBootKeys {
@@ -30,28 +35,22 @@ export interface LoadedSecureBootKeys {
   signingKey: KeyObject;
   pcrKey: KeyObject;
   /** where each key came from (paths only, for the start-up log) */
-  files: Record<keyof SecureBootKeys, { key: string; cert?: string; generated: boolean }>;
+  files: Partial<Record<keyof SecureBootKeys, { key: string; cert?: string; generated: boolean }>>;
 }
 
 /** Sizes of generated keys: the signing key as `talosctl gen secureboot uki`; the PCR key 2048 bits, the size TPMs load. */
-export const GENERATED_KEY_BITS: Record<keyof SecureBootKeys, number> = { signing: 4096, pcr: 2048, pk: 2048, kek: 2048 };
+export const GENERATED_KEY_BITS: Record<'signing' | 'pcr', number> = { signing: 4096, pcr: 2048 };
 /** Validity of generated certificates. */
 export const GENERATED_CERT_DAYS = 10 * 365;
 const MIN_KEY_BITS = 2048;
 
-const SUBJECTS: Record<'signing' | 'pk' | 'kek', { commonName: string; codeSigning?: boolean }> = {
-  signing: { commonName: 'Talos Image Factory Secure Boot Signing', codeSigning: true },
-  pk: { commonName: 'Talos Image Factory Platform Key' },
-  kek: { commonName: 'Talos Image Factory Key Exchange Key' },
-};
+const SUBJECTS = { signing: { commonName: 'Talos Image Factory Secure Boot Signing', codeSigning: true } };
 const ORGANIZATION = 'Talos Image Factory';
 
 /** File names in the generated directory: the imager container's names (`/secureboot/...`) where it has them. */
 export const GENERATED_FILES = {
   signing: { key: 'uki-signing-key.pem', cert: 'uki-signing-cert.pem' },
   pcr: { key: 'pcr-signing-key.pem' },
-  pk: { key: 'pk-key.pem', cert: 'pk-cert.pem' },
-  kek: { key: 'kek-key.pem', cert: 'kek-cert.pem' },
 } as const;
 
 export interface SecureBootKeyOptions {
@@ -77,22 +76,32 @@ export async function loadSecureBootKeys(settings: SecureBootSettings, keyDir: s
   }
 
   type Role = keyof SecureBootKeys;
-  const where = (role: Role, keyFile: string | undefined, certFile: string | undefined, keyEnv: string, certEnv?: string) =>
-    keyFile ? { key: keyFile, cert: certFile, keyLabel: `${keyEnv} ${keyFile}`, certLabel: certEnv && `${certEnv} ${certFile}`, generate: false } : generatedPaths(role);
-  const generatedPaths = (role: Role) => {
+  type GeneratedRole = keyof typeof GENERATED_FILES;
+  const where = (role: GeneratedRole, keyFile: string | undefined, certFile: string | undefined, keyEnv: string, certEnv?: string) =>
+    keyFile ? configuredPaths(keyFile, certFile, keyEnv, certEnv) : generatedPaths(role);
+  const configuredPaths = (keyFile: string, certFile: string | undefined, keyEnv: string, certEnv?: string) => ({
+    key: keyFile,
+    cert: certFile,
+    keyLabel: `${keyEnv} ${keyFile}`,
+    certLabel: certEnv && `${certEnv} ${certFile}`,
+    generate: false,
+  });
+  const generatedPaths = (role: GeneratedRole) => {
     const names = GENERATED_FILES[role] as { key: string; cert?: string };
     const key = path.join(dir, names.key);
     const cert = names.cert ? path.join(dir, names.cert) : undefined;
     return { key, cert, keyLabel: `generated key ${key}`, certLabel: cert && `generated certificate ${cert}`, generate: true };
   };
-  const plan = {
+  const plan: Partial<Record<Role, ReturnType<typeof where>>> = {
     signing: where('signing', settings.signingKeyFile, settings.signingCertFile, SECUREBOOT_ENV.signingKeyFile, SECUREBOOT_ENV.signingCertFile),
     pcr: where('pcr', settings.pcrKeyFile, undefined, SECUREBOOT_ENV.pcrKeyFile),
-    pk: where('pk', settings.pkKeyFile, settings.pkCertFile, SECUREBOOT_ENV.pkKeyFile, SECUREBOOT_ENV.pkCertFile),
-    kek: where('kek', settings.kekKeyFile, settings.kekCertFile, SECUREBOOT_ENV.kekKeyFile, SECUREBOOT_ENV.kekCertFile),
   };
+  // PK and KEK are never generated: without them the signing certificate plays both roles, as in the anchor.
+  if (settings.pkKeyFile) plan.pk = configuredPaths(settings.pkKeyFile, settings.pkCertFile, SECUREBOOT_ENV.pkKeyFile, SECUREBOOT_ENV.pkCertFile);
+  if (settings.kekKeyFile) plan.kek = configuredPaths(settings.kekKeyFile, settings.kekCertFile, SECUREBOOT_ENV.kekKeyFile, SECUREBOOT_ENV.kekCertFile);
+  const roles = Object.keys(plan) as Role[];
 
-  if (Object.values(plan).some((p) => p.generate)) {
+  if (Object.values(plan).some((p) => p!.generate)) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     chmodSync(keyDir, 0o700);
     chmodSync(dir, 0o700);
@@ -101,25 +110,25 @@ export async function loadSecureBootKeys(settings: SecureBootSettings, keyDir: s
   // Missing generated keys are made in parallel (RSA generation runs on libuv's thread pool).
   const generated = new Set<Role>();
   await Promise.all(
-    (Object.keys(plan) as Role[]).map(async (role) => {
-      const p = plan[role];
+    roles.map(async (role) => {
+      const p = plan[role]!;
       if (!p.generate || existsSync(p.key)) return;
-      const { privateKey } = await generateRsa('rsa', { modulusLength: bits[role] });
+      const { privateKey } = await generateRsa('rsa', { modulusLength: bits[role as GeneratedRole] });
       writePrivate(p.key, privateKey.export({ type: 'pkcs1', format: 'pem' }).toString());
       generated.add(role);
     }),
   );
 
-  const loaded = {} as Record<Role, { key: KeyObject; keyPem: string; certPem?: string }>;
-  for (const role of Object.keys(plan) as Role[]) {
-    const p = plan[role];
+  const loaded = {} as Partial<Record<Role, { key: KeyObject; keyPem: string; certPem?: string }>>;
+  for (const role of roles) {
+    const p = plan[role]!;
     const key = readRsaKey(p.key, p.keyLabel, problems);
     if (!key) continue;
     if (p.generate) chmodSync(p.key, 0o600);
     let certPem: string | undefined;
     if (p.cert) {
       if (p.generate && !existsSync(p.cert)) {
-        const subject = SUBJECTS[role as 'signing' | 'pk' | 'kek'];
+        const subject = SUBJECTS.signing;
         writePrivate(p.cert, selfSignedCertificate(key.object, { ...subject, organization: ORGANIZATION, validDays: GENERATED_CERT_DAYS, now: o.now }));
         generated.add(role);
       }
@@ -131,16 +140,18 @@ export async function loadSecureBootKeys(settings: SecureBootSettings, keyDir: s
   if (problems.length) throw new ConfigError(problems);
 
   const files = {} as LoadedSecureBootKeys['files'];
-  for (const role of Object.keys(plan) as Role[]) files[role] = { key: plan[role].key, cert: plan[role].cert, generated: generated.has(role) };
+  for (const role of roles) files[role] = { key: plan[role]!.key, cert: plan[role]!.cert, generated: generated.has(role) };
+  const signing = loaded.signing!;
+  const pcr = loaded.pcr!;
   return {
     keys: {
-      signing: { keyPem: loaded.signing.keyPem, certPem: loaded.signing.certPem! },
-      pcr: { keyPem: loaded.pcr.keyPem, publicPem: pcrPublicKeyPem(loaded.pcr.key) },
-      pk: { keyPem: loaded.pk.keyPem, certPem: loaded.pk.certPem! },
-      kek: { keyPem: loaded.kek.keyPem, certPem: loaded.kek.certPem! },
+      signing: { keyPem: signing.keyPem, certPem: signing.certPem! },
+      pcr: { keyPem: pcr.keyPem, publicPem: pcrPublicKeyPem(pcr.key) },
+      ...(loaded.pk ? { pk: { keyPem: loaded.pk.keyPem, certPem: loaded.pk.certPem! } } : {}),
+      ...(loaded.kek ? { kek: { keyPem: loaded.kek.keyPem, certPem: loaded.kek.certPem! } } : {}),
     },
-    signingKey: loaded.signing.key,
-    pcrKey: loaded.pcr.key,
+    signingKey: signing.key,
+    pcrKey: pcr.key,
     files,
   };
 }

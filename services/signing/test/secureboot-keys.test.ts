@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, KeyObject, verify, X509Certificate } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, EnvReader, readSecureBoot, SecureBootSettings } from '@factory/config';
@@ -15,7 +15,7 @@ import { GENERATED_KEY_BITS, loadSecureBootKeys } from '../src/secureboot-keys';
 import { selfSignedCertificate } from '../src/x509';
 
 const mode = (p: string) => statSync(p).mode & 0o777;
-const SMALL = { signing: 2048, pcr: 2048, pk: 2048, kek: 2048 };
+const SMALL = { signing: 2048, pcr: 2048 };
 const settings = (s: Partial<SecureBootSettings>): SecureBootSettings => ({ enabled: true, generateKeys: false, ...s });
 
 let dir: string;
@@ -41,12 +41,15 @@ describe('generated keys (embedded default)', () => {
     const sbDir = path.join(keyDir, 'secureboot');
     expect(mode(keyDir)).toBe(0o700);
     expect(mode(sbDir)).toBe(0o700);
-    expect(readdirSync(sbDir).sort()).toEqual(['kek-cert.pem', 'kek-key.pem', 'pcr-signing-key.pem', 'pk-cert.pem', 'pk-key.pem', 'uki-signing-cert.pem', 'uki-signing-key.pem']);
+    // PK and KEK are not generated: the signing certificate plays both roles, as in the anchor (talos-formats §7.5)
+    expect(readdirSync(sbDir).sort()).toEqual(['pcr-signing-key.pem', 'uki-signing-cert.pem', 'uki-signing-key.pem']);
+    expect(first.keys.pk).toBeUndefined();
+    expect(first.keys.kek).toBeUndefined();
     for (const f of readdirSync(sbDir)) expect([f, mode(path.join(sbDir, f))]).toEqual([f, 0o600]);
-    expect(Object.values(first.files).every((f) => f.generated)).toBe(true);
+    expect(Object.values(first.files).every((f) => f!.generated)).toBe(true);
 
     // Sizes: the signing key as talosctl generates it; the PCR key one a TPM loads.
-    for (const role of ['signing', 'pcr', 'pk', 'kek'] as const) {
+    for (const role of ['signing', 'pcr'] as const) {
       const key = first.keys[role].keyPem;
       expect(key).toMatch(/^-----BEGIN RSA PRIVATE KEY-----\n/);
       expect(createPrivateKey(key).asymmetricKeyDetails?.modulusLength).toBe(GENERATED_KEY_BITS[role]);
@@ -54,7 +57,7 @@ describe('generated keys (embedded default)', () => {
     expect(readFileSync(path.join(sbDir, 'uki-signing-cert.pem'), 'utf8')).toBe(first.keys.signing.certPem);
     expect(first.keys.pcr.publicPem).toBe(createPublicKey(first.keys.pcr.keyPem).export({ type: 'spki', format: 'pem' }));
 
-    for (const role of ['signing', 'pk', 'kek'] as const) {
+    for (const role of ['signing'] as const) {
       const cert = new X509Certificate(first.keys[role].certPem);
       expect(cert.verify(cert.publicKey)).toBe(true);
       expect(cert.ca).toBe(true);
@@ -75,18 +78,18 @@ describe('generated keys (embedded default)', () => {
 
     const again = (await loadSecureBootKeys(settings({ generateKeys: true }), keyDir))!;
     expect(again.keys).toEqual(first.keys);
-    expect(Object.values(again.files).some((f) => f.generated)).toBe(false);
+    expect(Object.values(again.files).some((f) => f!.generated)).toBe(false);
   }, 60_000);
 
   test('a generated key whose certificate is missing (a start stopped in between) gets a certificate for the same key', async () => {
     const keyDir = path.join(dir, 'keys');
     const first = (await loadSecureBootKeys(settings({ generateKeys: true }), keyDir, { bits: SMALL }))!;
-    rmSync(path.join(keyDir, 'secureboot', 'pk-cert.pem'));
+    rmSync(path.join(keyDir, 'secureboot', 'uki-signing-cert.pem'));
     const again = (await loadSecureBootKeys(settings({ generateKeys: true }), keyDir, { bits: SMALL }))!;
-    expect(again.keys.pk.keyPem).toBe(first.keys.pk.keyPem);
-    expect(new X509Certificate(again.keys.pk.certPem).checkPrivateKey(createPrivateKey(first.keys.pk.keyPem))).toBe(true);
-    expect(again.files.pk.generated).toBe(true);
-    expect(again.files.signing.generated).toBe(false);
+    expect(again.keys.signing.keyPem).toBe(first.keys.signing.keyPem);
+    expect(new X509Certificate(again.keys.signing.certPem).checkPrivateKey(createPrivateKey(first.keys.signing.keyPem))).toBe(true);
+    expect(again.files.signing!.generated).toBe(true);
+    expect(again.files.pcr!.generated).toBe(false);
   }, 60_000);
 
   test('Secure Boot off: nothing is loaded or generated', async () => {
@@ -96,7 +99,7 @@ describe('generated keys (embedded default)', () => {
 });
 
 describe('configured files', () => {
-  test('are used as they are (the certificate byte for byte); PK and KEK are generated beside', async () => {
+  test('are used as they are (the certificate byte for byte); nothing is generated beside them', async () => {
     const signing = writePair('signing');
     const pcr = writePair('pcr');
     const certText = readFileSync(signing.cert, 'utf8');
@@ -104,8 +107,9 @@ describe('configured files', () => {
     expect(loaded.keys.signing).toEqual({ keyPem: readFileSync(signing.key, 'utf8'), certPem: certText });
     expect(loaded.keys.pcr.keyPem).toBe(readFileSync(pcr.key, 'utf8'));
     expect(loaded.files.signing).toEqual({ key: signing.key, cert: signing.cert, generated: false });
-    expect(loaded.files.pk.generated).toBe(true);
-    expect(readdirSync(path.join(dir, 'keys', 'secureboot')).sort()).toEqual(['kek-cert.pem', 'kek-key.pem', 'pk-cert.pem', 'pk-key.pem']);
+    expect(loaded.files.pk).toBeUndefined();
+    expect(loaded.keys.pk).toBeUndefined();
+    expect(existsSync(path.join(dir, 'keys', 'secureboot'))).toBe(false);
   }, 60_000);
 
   test('bad files are refused with one readable error naming each variable and file, and no key material', async () => {
