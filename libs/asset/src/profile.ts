@@ -62,6 +62,8 @@ export interface AssetProfile extends AssetBuildSpec {
   sectorSize: SectorSize;
   /** Only from Talos 1.12, and only for outputs that carry extensions. */
   embeddedConfig?: string;
+  /** Secure Boot ISOs and disk images: the schematic's `secureboot.enrollKeys` (loader.conf `secure-boot-enroll`) */
+  enrollKeys?: string;
 }
 
 const takesExtensions = (kind: AssetIdentity['kind']) => kind !== 'kernel' && kind !== 'cmdline';
@@ -81,12 +83,13 @@ export function completeProfile(spec: AssetBuildSpec, schematic: Schematic, sche
     ...(c.bootloader ? { bootloader: c.bootloader } : {}),
     sectorSize: (c.diskImage?.sectorSize ?? 512) as SectorSize,
     ...(embeddedConfig ? { embeddedConfig } : {}),
+    ...(spec.secureboot && (spec.kind === 'iso' || spec.kind === 'image') && c.secureboot?.enrollKeys ? { enrollKeys: c.secureboot.enrollKeys } : {}),
   };
 }
 
 /** The spec of a profile: what its build job carries. */
 export function buildSpecOf(profile: AssetProfile): AssetBuildSpec {
-  const { schematicId, version, kind, platform, arch, secureboot, outFormat, disk, path, extensions, overlay } = profile;
+  const { schematicId, version, kind, platform, arch, secureboot, outFormat, disk, path, extensions, overlay, signingCertSha256 } = profile;
   return {
     schematicId,
     version,
@@ -99,6 +102,7 @@ export function buildSpecOf(profile: AssetProfile): AssetBuildSpec {
     path,
     extensions,
     ...(overlay ? { overlay } : {}),
+    ...(signingCertSha256 ? { signingCertSha256 } : {}),
   };
 }
 

@@ -158,6 +158,17 @@ describe('what a resolved profile carries', () => {
     // sha256 of {"recipe":1,"schematicId":…,"version":"v1.11.3","kind":"iso",…,"disk":null}, as libs/queue computed it
     expect(assetKey(identity)).toBe('dfe99b4607a9863d6130a22c584bb45028be95c7a0b08e474bbfaf49191d4477');
   });
+
+  test('a Secure Boot asset key names its signing certificate: a rotated key gives another asset; the spec carries it', () => {
+    const sb = { schematicId: 'f'.repeat(64), version: 'v1.12.2', kind: 'iso' as const, platform: 'metal', arch: 'amd64' as const, secureboot: true, outFormat: 'raw' as const, path: 'metal-amd64-secureboot.iso' };
+    const before = assetKey({ ...sb, signingCertSha256: 'a'.repeat(64) });
+    expect(assetKey({ ...sb, signingCertSha256: 'b'.repeat(64) })).not.toBe(before);
+    expect(assetKey({ ...sb, signingCertSha256: 'a'.repeat(64) })).toBe(before);
+    expect(assetKey(sb)).not.toBe(before);
+    const p: AssetProfile = { ...sb, signingCertSha256: 'a'.repeat(64), extensions: [], schematicYaml: '', extraKernelArgs: [], meta: [], sectorSize: 512 };
+    expect(buildSpecOf(p).signingCertSha256).toBe('a'.repeat(64));
+    expect(assetKey(buildSpecOf(p))).toBe(before);
+  });
 });
 
 describe('ensureAsset', () => {

@@ -20,6 +20,7 @@ import { createLogger, Logger } from '@factory/telemetry';
 import { buildAsset } from './recipes';
 import { InputCache } from './inputs';
 import { makeScratchDir } from './scratch';
+import { queueSecureBootSigner, SecureBootSigner } from './secureboot';
 
 interface Context {
   catalog: UpstreamCatalog;
@@ -28,6 +29,8 @@ interface Context {
   store: ObjectStore;
   /** for `signing.asset` */
   jobs: JobClient;
+  /** Secure Boot signatures (over the same job client) */
+  secureBoot: SecureBootSigner;
   externalUrl: string;
   logger: Logger;
   timeoutMs: number;
@@ -60,12 +63,14 @@ function setup(): Context {
   const logger = createLogger('build-worker', common.logLevel).child({ sandbox: process.pid });
   const catalog = new UpstreamCatalog(upstream, logger);
   const store = createObjectStore(common.storage);
+  const jobs = new JobClient(common.redis.url, common.redis.prefix, logger);
   context = {
     catalog,
     inputs: new InputCache(catalog, cacheDir),
     oci: new OciContentStore(store),
     store,
-    jobs: new JobClient(common.redis.url, common.redis.prefix, logger),
+    jobs,
+    secureBoot: queueSecureBootSigner(jobs, timeoutMs),
     externalUrl: external.externalUrl.replace(/\/+$/, ''),
     logger,
     timeoutMs,
@@ -108,6 +113,7 @@ async function run(job: SandboxedJob<PayloadOf<'build.asset'>>): Promise<AssetRe
         oci: ctx.oci,
         externalUrl: ctx.externalUrl,
         md5: ctx.store.kind === 's3',
+        secureBoot: ctx.secureBoot,
         progress: (next, percent) => {
           enter(next);
           void job.updateProgress({ stage: next, percent }).catch(() => undefined);

@@ -38,6 +38,8 @@ export interface IsoOptions {
   sdBoot?: string;
   /** loader.conf `secure-boot-enroll` (always `off` for non-SecureBoot) */
   enrollKeys?: EnrollKeys;
+  /** Secure Boot (uefi flavour): the enrollment files and the signing certificate the boot media carry (§7.3) */
+  secureBootKeys?: IsoSecureBootKeys;
   /** ISO9660 volume id / volume set id (Talos >= 1.8, e.g. TALOS_V1_11_3 / Talos-v1.11.3); omitted: xorriso defaults */
   volumeId?: string;
   volumeSetId?: string;
@@ -52,6 +54,14 @@ out: string;
   grubLibDir?: string;
   /** keep the scratch tree after the build (debugging) */
   keepWorkDir?: boolean;
+}
+
+/** What a Secure Boot ISO carries for enrollment: `loader/keys/auto/{PK,KEK,db}.auth` and `EFI/keys/uki-signing-cert.der`. */
+export interface IsoSecureBootKeys {
+  PK: Buffer;
+  KEK: Buffer;
+  db: Buffer;
+  signingCertDer: Buffer;
 }
 
 export interface IsoBuildInfo {
@@ -173,6 +183,11 @@ async function populateUefiTree(c: Ctx): Promise<Map<string, string>> {
     ['loader/loader.conf', await addGenerated(c, 'loader/loader.conf', loaderConf(o.enrollKeys ?? 'off'))],
     ['loader/random-seed', await addGenerated(c, 'loader/random-seed', Buffer.alloc(32, 0))],
   ]);
+  const keys = o.secureBootKeys;
+  if (keys) {
+    files.set('EFI/keys/uki-signing-cert.der', await addGenerated(c, 'EFI/keys/uki-signing-cert.der', keys.signingCertDer));
+    for (const name of ['PK', 'KEK', 'db'] as const) files.set(`loader/keys/auto/${name}.auth`, await addGenerated(c, `loader/keys/auto/${name}.auth`, keys[name]));
+  }
   for (const [isoPath, file] of files) c.grafts.set(isoPath, file);
   return files;
 }
@@ -260,6 +275,7 @@ function validate(o: IsoOptions): void {
   if (o.arch === 'arm64' && o.flavour !== 'uefi') throw new Error(`arm64 ISOs are UEFI-only here (flavour ${o.flavour} needs x86 GRUB)`);
   if (o.flavour !== 'grub' && (!o.uki || !o.sdBoot)) throw new Error(`${o.flavour} ISO needs uki and sdBoot`);
   if (!/^[A-Za-z0-9._+-]+$/.test(o.version)) throw new Error(`bad version ${JSON.stringify(o.version)}`);
+  if (o.secureBootKeys && o.flavour !== 'uefi') throw new Error(`Secure Boot keys belong on a UEFI-only ISO, not ${o.flavour}`);
   if (o.enrollKeys && !['off', 'manual', 'if-safe', 'force'].includes(o.enrollKeys)) throw new Error(`bad enrollKeys ${o.enrollKeys}`);
 }
 

@@ -1,9 +1,13 @@
 /**
- * UKI (Unified Kernel Image) writer: systemd-stub + `.osrel .cmdline [.uname] .splash .linux .initrd [.profile...]`
+ * UKI (Unified Kernel Image) writer: systemd-stub + `.osrel .cmdline [.uname] .splash [.pcrpkey] .linux .initrd [.profile...]`,
+ * with a `.pcrsig` per profile and an Authenticode signature when signed (Secure Boot)
  * as a native PE/COFF image, no objcopy (talos-formats.md §6.1 / §6.2).
  */
+import fsp from 'node:fs/promises';
+import { digestSection, isMeasuredSection, profileSections, SectionDigest } from '@factory/pcr';
 import { resetCmdline } from '@factory/talos';
 import { assemblePe, UkiSection, WrittenSection } from './assemble';
+import { parsePe, peSectionData } from './pe';
 import { kernelVersionFromFile } from './kernel';
 import { defaultSplashBmp } from './splash';
 import { SOURCE_DATE_EPOCH } from '../reproducible';
@@ -74,8 +78,20 @@ export interface UkiOptions {
   out: string;
   /** COFF TimeDateStamp; default SOURCE_DATE_EPOCH (reproducible.ts) */
   sourceDateEpoch?: number;
-  /** signing seam (Authenticode, later): called on the finished unsigned file before it is moved to `out` */
+  /** Secure Boot: `.pcrpkey` and one `.pcrsig` per profile (talos-formats §6.2/§6.3); absent for unsigned UKIs */
+  pcr?: UkiPcrSigning;
+  /** Authenticode seam: called on the finished unsigned file before it is moved to `out` (rewrites it in place) */
   sign?: (unsignedPath: string) => Promise<void>;
+}
+
+/**
+ * The PCR policy side of a signed UKI: the PCR public key (PEM `PUBLIC KEY`, the `.pcrpkey` section) and the signer of
+ * one profile's policy, given the digests of the sections the stub measures when it boots that profile (in its
+ * order), returning the `.pcrsig` JSON. The key stays with the signer (the signing service).
+ */
+export interface UkiPcrSigning {
+  publicKeyPem: string;
+  signPolicy: (measured: SectionDigest[]) => Promise<string>;
 }
 
 export interface UkiResult {
@@ -114,13 +130,39 @@ export async function ukiSections(o: UkiOptions): Promise<{ sections: UkiSection
   ];
   if (uname) sections.push({ name: '.uname', data: Buffer.from(uname, 'utf8') });
   sections.push({ name: '.splash', data: o.splash ?? defaultSplashBmp() });
+  if (o.pcr) sections.push({ name: '.pcrpkey', data: Buffer.from(o.pcr.publicKeyPem, 'utf8') });
   sections.push({ name: '.linux', data: { path: o.kernel } });
   sections.push({ name: '.initrd', data: { path: o.initrd } });
-  for (const p of o.profiles ?? []) {
-    sections.push({ name: '.profile', data: Buffer.from(p.profile, 'utf8') });
-    if (p.cmdline !== undefined) sections.push({ name: '.cmdline', data: Buffer.from(p.cmdline, 'utf8') });
+  const profiles = (o.profiles ?? []).map((p) => {
+    const own: UkiSection[] = [{ name: '.profile', data: Buffer.from(p.profile, 'utf8') }];
+    if (p.cmdline !== undefined) own.push({ name: '.cmdline', data: Buffer.from(p.cmdline, 'utf8') });
+    return own;
+  });
+  if (!o.pcr) return { sections: [...sections, ...profiles.flat()], uname };
+  return { sections: await withPcrSignatures(o.stub, sections, profiles, o.pcr), uname };
+}
+
+const digestUkiSection = (s: UkiSection) => digestSection({ name: s.name, content: Buffer.isBuffer(s.data) ? s.data : { file: s.data.path } });
+
+/**
+ * The appended sections with a `.pcrsig` after each profile (or, without profiles, one at the end), each signing what
+ * the stub measures for that profile: the stub's own measured sections (its `.sbat`, as loaded: VirtualSize bytes),
+ * the base sections, and the profile's own sections in place of base ones of the same name (§6.3).
+ */
+async function withPcrSignatures(stub: string, base: UkiSection[], profiles: UkiSection[][], pcr: UkiPcrSigning): Promise<UkiSection[]> {
+  const stubBytes = await fsp.readFile(stub);
+  const fromStub = parsePe(stubBytes).sections.filter((s) => isMeasuredSection(s.name)).map((s) => ({ name: s.name, data: Buffer.from(peSectionData(stubBytes, s)) }));
+  const clash = fromStub.find((s) => base.some((b) => b.name === s.name));
+  if (clash) throw new Error(`${stub}: the stub already has a ${clash.name} section`);
+  const measuredBase: SectionDigest[] = [];
+  for (const s of [...fromStub, ...base]) if (isMeasuredSection(s.name)) measuredBase.push(await digestUkiSection(s));
+  if (!profiles.length) return [...base, { name: '.pcrsig', data: Buffer.from(await pcr.signPolicy(profileSections(measuredBase, [])), 'utf8') }];
+  const out = [...base];
+  for (const own of profiles) {
+    const ownDigests = await Promise.all(own.map(digestUkiSection));
+    out.push(...own, { name: '.pcrsig', data: Buffer.from(await pcr.signPolicy(profileSections(measuredBase, ownDigests)), 'utf8') });
   }
-  return { sections, uname };
+  return out;
 }
 
 /** Build a UKI at `o.out` (written to a temporary file next to it, then renamed). */

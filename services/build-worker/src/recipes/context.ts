@@ -8,6 +8,7 @@ import type { FileDigest } from '@factory/imaging';
 import type { OciContentStore } from '@factory/registry';
 import type { SemVer } from '@factory/talos';
 import type { ImagerFiles, InputCache } from '../inputs';
+import type { SecureBootSigner } from '../secureboot';
 import type { ResolvedOverlay } from './overlay';
 
 export interface BuildContext {
@@ -19,6 +20,8 @@ export interface BuildContext {
   progress(stage: string, percent: number): void;
   /** Builders that hash their output on the way compute its MD5 too (S3 stores record it; see the processor). */
   md5?: boolean;
+  /** Secure Boot signatures from the signing service (required by `-secureboot` outputs only); recipes never see a key */
+  secureBoot?: SecureBootSigner;
 }
 
 /** Everything one build has resolved before the output-specific steps run. */

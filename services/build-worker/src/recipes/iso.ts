@@ -1,13 +1,21 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { buildIso } from '@factory/imaging';
+import { X509Certificate } from 'node:crypto';
+import { buildIso, EnrollKeys, IsoSecureBootKeys } from '@factory/imaging';
 import { grubResetEntries, isoFlavour, isoVolumeId, isoVolumeSetId } from '@factory/talos';
 import type { Recipe } from './context';
-import { cmdlineFor, initramfsWithExtensions, ukiFor } from './steps';
+import { cmdlineFor, initramfsWithExtensions, secureBootSigning, signedSdBoot, ukiFor } from './steps';
 
-/** ISO: GRUB (< 1.10), hybrid GRUB BIOS + sd-boot UEFI, or UEFI-only, by version and bootloader (talos-formats §7). */
+const ENROLL_KEYS: readonly string[] = ['off', 'manual', 'if-safe', 'force'] satisfies EnrollKeys[];
+
+/**
+ * ISO: GRUB (< 1.10), hybrid GRUB BIOS + sd-boot UEFI, or UEFI-only, by version and bootloader (talos-formats §7).
+ * Secure Boot: UEFI-only with signed sd-boot and UKI, the enrollment files and `secure-boot-enroll` from the schematic
+ * (default `if-safe`, §7.3).
+ */
 export const iso: Recipe = async (job) => {
   const { ctx, profile, version, imager, workDir, overlay } = job;
+  const sb = await secureBootSigning(job);
   const initrd = path.join(workDir, 'initramfs.xz');
   await initramfsWithExtensions(job, initrd);
   const cmdline = cmdlineFor(job, 'iso');
@@ -16,8 +24,18 @@ export const iso: Recipe = async (job) => {
   if (flavour !== 'grub') {
     ctx.progress('assembling UKI', 70);
     uki = path.join(workDir, 'talos.efi');
-    await ukiFor(job, initrd, cmdline, 'iso', uki);
+    await ukiFor(job, initrd, cmdline, 'iso', uki, sb);
   }
+  let secureBootKeys: IsoSecureBootKeys | undefined;
+  let sdBoot = flavour !== 'grub' ? imager.sdBoot : undefined;
+  if (sb) {
+    ctx.progress('signing systemd-boot', 80);
+    sdBoot = await signedSdBoot(job, sb);
+    secureBootKeys = { ...(await sb.signer.enrollment()), signingCertDer: new X509Certificate(sb.material.signingCertPem).raw };
+  }
+  // the edge refused other values (anchor: "invalid secureboot enrollKeys value")
+  const enrollKeys = profile.enrollKeys ?? 'if-safe';
+  if (sb && !ENROLL_KEYS.includes(enrollKeys)) throw new Error(`asset profile has an invalid enrollKeys ${JSON.stringify(enrollKeys)}`);
   ctx.progress('writing ISO', 85);
   const isoWork = path.join(workDir, 'iso');
   await mkdir(isoWork, { recursive: true });
@@ -30,8 +48,9 @@ export const iso: Recipe = async (job) => {
     cmdline,
     resetEntry: grubResetEntries(version),
     uki,
-    sdBoot: flavour !== 'grub' ? imager.sdBoot : undefined,
-    enrollKeys: 'off',
+    sdBoot,
+    enrollKeys: sb ? (enrollKeys as EnrollKeys) : 'off',
+    secureBootKeys,
     volumeId: isoVolumeId(profile.version),
     volumeSetId: isoVolumeSetId(profile.version),
     out: job.out,

@@ -1,9 +1,12 @@
 /** Steps several recipes share: the kernel command line, the initramfs with extensions, and the UKI. */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { signingCertificateSha256 } from '@factory/asset';
+import { signPeFile } from '@factory/authenticode';
 import { FactoryError } from '@factory/errors';
-import { assembleInitramfs, buildUki, ExtensionCompatibilityError, ExtensionDir, talosUkiProfiles, UkiResetFor, writeEmbeddedConfigExtension, writeSchematicExtension } from '@factory/imaging';
+import { assembleInitramfs, buildUki, UkiPcrSigning, ExtensionCompatibilityError, ExtensionDir, talosUkiProfiles, UkiResetFor, writeEmbeddedConfigExtension, writeSchematicExtension } from '@factory/imaging';
 import { buildFactoryCmdline, cmdlineLengthProblem, osRelease, OutputKind, ukiProfiles } from '@factory/talos';
+import type { SecureBootMaterial, SecureBootSigner } from '../secureboot';
 import type { BuildJob } from './context';
 
 /**
@@ -59,12 +62,52 @@ export async function initramfsWithExtensions(job: BuildJob, out: string): Promi
   }
 }
 
+/** The signer of a Secure Boot build and the public material it signs with (checked against the asset's identity). */
+export interface SecureBootSigning {
+  signer: SecureBootSigner;
+  material: SecureBootMaterial;
+}
+
+/**
+ * The Secure Boot signer and material of a `-secureboot` build, undefined for others. The asset's key names the
+ * signing certificate the edge saw; a build with another one (the key was rotated meanwhile) would store an asset
+ * signed by a key its identity does not name, so it is refused and the client asks again.
+ */
+export async function secureBootSigning(job: Pick<BuildJob, 'ctx' | 'profile'>): Promise<SecureBootSigning | undefined> {
+  if (!job.profile.secureboot) return undefined;
+  const signer = job.ctx.secureBoot;
+  if (!signer) throw new Error('a Secure Boot build needs the signing service (BuildContext.secureBoot)');
+  const material = await signer.material();
+  const expected = job.profile.signingCertSha256;
+  if (expected && signingCertificateSha256(material.signingCertPem) !== expected) {
+    throw new FactoryError(503, 'the Secure Boot signing certificate changed while the asset was requested; retry');
+  }
+  return { signer, material };
+}
+
+/** Authenticode-signs a PE file in place (sd-boot, UKI) through the signing service. */
+export function authenticodeInPlace(sb: SecureBootSigning): (file: string) => Promise<void> {
+  return async (file) => {
+    await signPeFile(file, file, sb.signer.authenticode);
+  };
+}
+
+/** systemd-boot for Secure Boot media: the imager's, Authenticode-signed (talos-formats §6.4). */
+export async function signedSdBoot(job: Pick<BuildJob, 'imager' | 'workDir'>, sb: SecureBootSigning): Promise<string> {
+  const out = path.join(job.workDir, 'systemd-boot.efi.signed');
+  await signPeFile(job.imager.sdBoot, out, sb.signer.authenticode);
+  return out;
+}
+
 /**
  * The UKI of the imager's stub and kernel with the rebuilt initramfs. With profiles (Talos ≥ 1.10) it carries `main`
- * plus, for the output it goes into, the reset profile with the wipe argument (talosUkiProfiles).
+ * plus, for the output it goes into, the reset profile with the wipe argument (talosUkiProfiles). Secure Boot
+ * (`sb`): `.pcrpkey`, a `.pcrsig` per profile signed by the signing service over what the stub measures for it, and
+ * the whole image Authenticode-signed (talos-formats §6.2–§6.4).
  */
-export async function ukiFor(job: BuildJob, initrd: string, cmdline: string, reset: UkiResetFor, out: string): Promise<void> {
+export async function ukiFor(job: BuildJob, initrd: string, cmdline: string, reset: UkiResetFor, out: string, sb?: SecureBootSigning): Promise<void> {
   const { imager, profile, version } = job;
+  const pcr: UkiPcrSigning | undefined = sb && { publicKeyPem: sb.material.pcrPublicKeyPem, signPolicy: (measured) => sb.signer.signPcrPolicy(measured) };
   await buildUki({
     stub: imager.stub,
     kernel: imager.kernel,
@@ -73,5 +116,6 @@ export async function ukiFor(job: BuildJob, initrd: string, cmdline: string, res
     osRelease: osRelease(profile.version),
     profiles: ukiProfiles(version) ? talosUkiProfiles(cmdline, reset) : undefined,
     out,
+    ...(sb ? { pcr, sign: authenticodeInPlace(sb) } : {}),
   });
 }
