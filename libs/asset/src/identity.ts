@@ -11,6 +11,11 @@ export interface AssetIdentity extends AssetRequest {
   version: string;
   /** The canonical asset path (e.g. `metal-amd64.iso`): content type and default download name. */
   path: string;
+  /**
+   * Secure Boot outputs only: the SHA-256 (hex) of the signing certificate they are signed with, so that a rotated key
+   * gives new assets instead of serving ones signed with the old key.
+   */
+  signer?: string;
 }
 
 /**
@@ -31,6 +36,8 @@ export function assetKey(a: AssetIdentity): string {
     secureboot: a.secureboot,
     outFormat: a.outFormat,
     disk: a.disk ?? null,
+    // absent for outputs that are not signed, keeping their keys as they were
+    ...(a.signer ? { signer: a.signer } : {}),
   };
   return createHash('sha256').update(JSON.stringify(identity)).digest('hex');
 }
