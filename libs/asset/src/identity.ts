@@ -2,7 +2,7 @@
  * What names one downloadable asset: schematic, Talos version and the normalized request of its path. Two requests
  * with the same identity are the same asset (`x86_64` and `amd64` are one), hence one object and one build.
  */
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { AssetRequest } from '@factory/talos';
 
 export interface AssetIdentity extends AssetRequest {
@@ -12,16 +12,15 @@ export interface AssetIdentity extends AssetRequest {
   /** The canonical asset path (e.g. `metal-amd64.iso`): content type and default download name. */
   path: string;
   /**
-   * Secure Boot outputs only: hex SHA-256 of the signing certificate's DER (signingCertificateSha256) the edge was
-   * told about. Part of the asset key, so a rotated key never serves assets signed with the old one; the build-worker
-   * refuses to build when the signing service's certificate is another.
+   * Secure Boot outputs only: the SHA-256 (hex) of the signing certificate they are signed with, so that a rotated key
+   * gives new assets instead of serving ones signed with the old key (signingCertificateSha256).
    */
-  signingCertSha256?: string;
+  signer?: string;
 }
 
-/** Hex SHA-256 of an X.509 certificate's DER (the first certificate of a PEM). */
+/** What names a Secure Boot signer in asset identities: hex SHA-256 of its signing certificate's PEM text. */
 export function signingCertificateSha256(certPem: string): string {
-  return createHash('sha256').update(new X509Certificate(certPem).raw).digest('hex');
+  return createHash('sha256').update(certPem).digest('hex');
 }
 
 /**
@@ -42,8 +41,8 @@ export function assetKey(a: AssetIdentity): string {
     secureboot: a.secureboot,
     outFormat: a.outFormat,
     disk: a.disk ?? null,
-    // only present for Secure Boot outputs: every other key stays what it was
-    ...(a.signingCertSha256 ? { signingCertSha256: a.signingCertSha256 } : {}),
+    // absent for outputs that are not signed, keeping their keys as they were
+    ...(a.signer ? { signer: a.signer } : {}),
   };
   return createHash('sha256').update(JSON.stringify(identity)).digest('hex');
 }

@@ -7,6 +7,7 @@
 import { EXTENSION_ALIASES } from '@factory/catalog';
 import type { ExtensionEntry, OverlayEntry } from '@factory/catalog';
 import { FactoryError, isFactoryError } from '@factory/errors';
+import { goQuote } from '@factory/gocompat';
 import { BootloaderKind, extensionsOf, MetaValue, Schematic } from '@factory/schematic';
 import {
   AssetRequest,
@@ -21,7 +22,7 @@ import {
   supportsOverlays,
   tagOf,
 } from '@factory/talos';
-import type { AssetIdentity } from './identity';
+import { AssetIdentity, signingCertificateSha256 } from './identity';
 
 /** An official extension to pull, pinned by the catalog's digest (`name` is its repository, e.g. `siderolabs/gvisor`). */
 export interface ExtensionRef {
@@ -62,9 +63,19 @@ export interface AssetProfile extends AssetBuildSpec {
   sectorSize: SectorSize;
   /** Only from Talos 1.12, and only for outputs that carry extensions. */
   embeddedConfig?: string;
-  /** Secure Boot ISOs and disk images: the schematic's `secureboot.enrollKeys` (loader.conf `secure-boot-enroll`) */
-  enrollKeys?: string;
+  /**
+   * Secure Boot ISOs and disk images: systemd-boot's `secure-boot-enroll` (the schematic's `secureboot.enrollKeys`;
+   * the output's default when absent). Ignored elsewhere, as in the anchor.
+   */
+  enrollKeys?: EnrollKeys;
+  /** Secure Boot outputs: add the well-known UEFI CA certificates to the enrolment databases. */
+  includeWellKnownCertificates?: boolean;
 }
+
+/** systemd-boot's `secure-boot-enroll` values, as Talos' SDBootEnrollKeys enumerates them. */
+export const ENROLL_KEYS = ['off', 'manual', 'if-safe', 'force'] as const;
+export type EnrollKeys = (typeof ENROLL_KEYS)[number];
+const isEnrollKeys = (v: string): v is EnrollKeys => (ENROLL_KEYS as readonly string[]).includes(v);
 
 const takesExtensions = (kind: AssetIdentity['kind']) => kind !== 'kernel' && kind !== 'cmdline';
 
@@ -75,6 +86,7 @@ const takesExtensions = (kind: AssetIdentity['kind']) => kind !== 'kernel' && ki
 export function completeProfile(spec: AssetBuildSpec, schematic: Schematic, schematicYaml: string): AssetProfile {
   const c = schematic.customization;
   const embeddedConfig = takesExtensions(spec.kind) ? c.embeddedMachineConfiguration : undefined;
+  const enrollKeys = spec.secureboot && (spec.kind === 'iso' || spec.kind === 'image') ? c.secureboot?.enrollKeys : undefined;
   return {
     ...spec,
     schematicYaml,
@@ -83,13 +95,14 @@ export function completeProfile(spec: AssetBuildSpec, schematic: Schematic, sche
     ...(c.bootloader ? { bootloader: c.bootloader } : {}),
     sectorSize: (c.diskImage?.sectorSize ?? 512) as SectorSize,
     ...(embeddedConfig ? { embeddedConfig } : {}),
-    ...(spec.secureboot && (spec.kind === 'iso' || spec.kind === 'image') && c.secureboot?.enrollKeys ? { enrollKeys: c.secureboot.enrollKeys } : {}),
+    ...(enrollKeys && isEnrollKeys(enrollKeys) ? { enrollKeys } : {}),
+    ...(spec.secureboot && c.secureboot?.includeWellKnownCertificates ? { includeWellKnownCertificates: true } : {}),
   };
 }
 
 /** The spec of a profile: what its build job carries. */
 export function buildSpecOf(profile: AssetProfile): AssetBuildSpec {
-  const { schematicId, version, kind, platform, arch, secureboot, outFormat, disk, path, extensions, overlay, signingCertSha256 } = profile;
+  const { schematicId, version, kind, platform, arch, secureboot, outFormat, disk, path, signer, extensions, overlay } = profile;
   return {
     schematicId,
     version,
@@ -100,9 +113,9 @@ export function buildSpecOf(profile: AssetProfile): AssetBuildSpec {
     outFormat,
     ...(disk !== undefined ? { disk } : {}),
     path,
+    ...(signer ? { signer } : {}),
     extensions,
     ...(overlay ? { overlay } : {}),
-    ...(signingCertSha256 ? { signingCertSha256 } : {}),
   };
 }
 
@@ -114,6 +127,16 @@ export interface CatalogView {
   extensions(versionTag: string): Promise<ExtensionEntry[]>;
   /** The version's official overlays; a FactoryError 404 when the version is not available. */
   overlays(versionTag: string): Promise<OverlayEntry[]>;
+  /**
+   * What the signing service offers for Secure Boot outputs; undefined (or no such method) when Secure Boot is off,
+   * and every Secure Boot request is then the anchor's 400 "secure boot is disabled".
+   */
+  secureBoot?(): Promise<SecureBootOffer | undefined>;
+}
+
+export interface SecureBootOffer {
+  /** SHA-256 (hex) of the signing certificate's PEM: part of every Secure Boot asset's identity (AssetIdentity.signer) */
+  signingCertSha256: string;
 }
 
 export interface ProfileInput {
@@ -164,14 +187,23 @@ export async function resolveAssetProfile(input: ProfileInput, catalog: CatalogV
 export async function enhanceProfile(identity: AssetIdentity, version: SemVer, schematic: Schematic, schematicYaml: string, catalog: CatalogView): Promise<AssetProfile> {
   const tag = identity.version;
   const c = schematic.customization;
-  // Secure Boot signing material is not configured in this factory (yet): every secure boot output is refused.
-  if (identity.secureboot) throw enhanceError(400, 'secure boot is disabled');
   const withExtensions = takesExtensions(identity.kind);
-  if (withExtensions && schematic.overlay && (schematic.overlay.name || schematic.overlay.image) && !supportsOverlays(version)) {
-    throw enhanceError(400, `overlay is not supported for Talos version ${tag}`);
-  }
+  // The anchor's order: embedded configuration, Secure Boot, overlay.
   if (withExtensions && !!c.embeddedMachineConfiguration && !supportsEmbeddedConfig(version)) {
     throw enhanceError(400, `embedding configuration is not supported for Talos version ${tag}`);
+  }
+  if (identity.secureboot) {
+    const offer = await catalog.secureBoot?.();
+    if (!offer) throw enhanceError(400, 'secure boot is disabled');
+    identity = { ...identity, signer: offer.signingCertSha256 };
+    const enroll = c.secureboot?.enrollKeys;
+    if (enroll && !isEnrollKeys(enroll)) {
+      // Go's enumer error text, wrapped as the anchor wraps it
+      throw enhanceError(400, `invalid secureboot enrollKeys value ${goQuote(enroll)}: ${enroll} does not belong to SDBootEnrollKeys values`);
+    }
+  }
+  if (withExtensions && schematic.overlay && (schematic.overlay.name || schematic.overlay.image) && !supportsOverlays(version)) {
+    throw enhanceError(400, `overlay is not supported for Talos version ${tag}`);
   }
   const extensions = withExtensions ? await resolveExtensions(catalog, schematic, tag) : [];
   let overlay: OverlayRef | undefined;
@@ -228,4 +260,24 @@ async function resolveExtensions(catalog: CatalogView, schematic: Schematic, tag
     if (!found) throw enhanceError(400, `official extension "${name}" is not available for Talos version ${tag}`);
     return { name: found.name, digest: found.digest };
   });
+}
+
+/**
+ * A CatalogView's `secureBoot` from the signing service's public answer (`signing.secureBootPublic`), remembered for
+ * `ttlMs` so that resolving a profile costs no queue round trip on the warm path; a failed ask is not remembered.
+ */
+export function secureBootOfferSource(ask: () => Promise<{ enabled: boolean; signingCertPem?: string }>, ttlMs = 30_000): () => Promise<SecureBootOffer | undefined> {
+  let remembered: { at: number; offer: Promise<SecureBootOffer | undefined> } | undefined;
+  return () => {
+    const now = Date.now();
+    if (!remembered || now - remembered.at >= ttlMs) {
+      const offer = ask().then((p) => (p.enabled && p.signingCertPem ? { signingCertSha256: signingCertificateSha256(p.signingCertPem) } : undefined));
+      const entry = { at: now, offer };
+      remembered = entry;
+      offer.catch(() => {
+        if (remembered === entry) remembered = undefined;
+      });
+    }
+    return remembered.offer;
+  };
 }

@@ -73,6 +73,47 @@ describe('errors in the anchor order and texts', () => {
     expect(c.calls).toEqual([]);
   });
 
+  describe('Secure Boot enabled (the signing service offers a certificate)', () => {
+    const CERT_SHA = 'c'.repeat(64);
+    const sbCatalog = (): CatalogView & { calls: string[] } => Object.assign(catalog(), { secureBoot: async () => ({ signingCertSha256: CERT_SHA }) });
+    const SB = (enroll: string) => `customization:\n  secureboot:\n    enrollKeys: ${enroll}\n    includeWellKnownCertificates: true\n`;
+
+    test('a Secure Boot profile names the signing certificate: a rotated key gives other asset keys', async () => {
+      const p = await profileOf(PLAIN, 'v1.11.3', 'metal-amd64-secureboot.iso', sbCatalog());
+      expect(p).toMatchObject({ secureboot: true, signer: CERT_SHA, kind: 'iso' });
+      expect(buildSpecOf(p).signer).toBe(CERT_SHA);
+      const rotated = Object.assign(catalog(), { secureBoot: async () => ({ signingCertSha256: 'd'.repeat(64) }) });
+      expect(assetKey(await profileOf(PLAIN, 'v1.11.3', 'metal-amd64-secureboot.iso', rotated))).not.toBe(assetKey(p));
+      // outputs that are not signed keep the keys they had
+      const plain = await profileOf(PLAIN, 'v1.11.3', 'metal-amd64.iso', sbCatalog());
+      expect(plain.signer).toBeUndefined();
+      expect(assetKey(plain)).toBe(assetKey(await profileOf(PLAIN, 'v1.11.3', 'metal-amd64.iso')));
+    });
+
+    test('enrollKeys: validated for Secure Boot outputs only (the anchor text), applied to ISOs and disk images only', async () => {
+      expect(await failure(profileOf(SB('sometimes'), 'v1.11.3', 'metal-amd64-secureboot.iso', sbCatalog()))).toEqual([
+        400,
+        'error enhancing profile from schematic: invalid secureboot enrollKeys value "sometimes": sometimes does not belong to SDBootEnrollKeys values',
+      ]);
+      expect(await failure(profileOf(SB('sometimes'), 'v1.11.3', 'metal-amd64-secureboot-uki.efi', sbCatalog()))).toEqual([
+        400,
+        'error enhancing profile from schematic: invalid secureboot enrollKeys value "sometimes": sometimes does not belong to SDBootEnrollKeys values',
+      ]);
+      // not a Secure Boot output: the value is never looked at
+      expect((await profileOf(SB('sometimes'), 'v1.11.3', 'metal-amd64.iso', sbCatalog())).enrollKeys).toBeUndefined();
+      expect(await profileOf(SB('force'), 'v1.11.3', 'metal-amd64-secureboot.iso', sbCatalog())).toMatchObject({ enrollKeys: 'force', includeWellKnownCertificates: true });
+      expect((await profileOf(SB('manual'), 'v1.11.3', 'metal-amd64-secureboot.raw.xz', sbCatalog())).enrollKeys).toBe('manual');
+      const uki = await profileOf(SB('force'), 'v1.11.3', 'metal-amd64-secureboot-uki.efi', sbCatalog());
+      expect(uki.enrollKeys).toBeUndefined();
+      expect(uki.includeWellKnownCertificates).toBe(true);
+    });
+
+    test('the anchor order: embedded configuration before Secure Boot, Secure Boot before the overlay', async () => {
+      expect(await failure(profileOf(EMBEDDED, 'v1.11.3', 'metal-amd64-secureboot.iso'))).toEqual([400, 'error enhancing profile from schematic: embedding configuration is not supported for Talos version v1.11.3']);
+      expect(await failure(profileOf(WITH_OVERLAY, 'v1.6.7', 'metal-arm64-secureboot.raw.xz'))).toEqual([400, 'error enhancing profile from schematic: secure boot is disabled']);
+    });
+  });
+
   test('overlay and embedded configuration gates apply to outputs that carry extensions only', async () => {
     expect(await failure(profileOf(WITH_OVERLAY, 'v1.6.7', 'metal-arm64.raw.xz'))).toEqual([400, 'error enhancing profile from schematic: overlay is not supported for Talos version v1.6.7']);
     expect((await profileOf(WITH_OVERLAY, 'v1.6.7', 'kernel-arm64')).overlay).toBeUndefined();
@@ -157,17 +198,6 @@ describe('what a resolved profile carries', () => {
     const identity = { schematicId: 'f'.repeat(64), version: 'v1.11.3', kind: 'iso' as const, platform: 'metal', arch: 'amd64' as const, secureboot: false, outFormat: 'raw' as const, path: 'metal-amd64.iso' };
     // sha256 of {"recipe":1,"schematicId":…,"version":"v1.11.3","kind":"iso",…,"disk":null}, as libs/queue computed it
     expect(assetKey(identity)).toBe('dfe99b4607a9863d6130a22c584bb45028be95c7a0b08e474bbfaf49191d4477');
-  });
-
-  test('a Secure Boot asset key names its signing certificate: a rotated key gives another asset; the spec carries it', () => {
-    const sb = { schematicId: 'f'.repeat(64), version: 'v1.12.2', kind: 'iso' as const, platform: 'metal', arch: 'amd64' as const, secureboot: true, outFormat: 'raw' as const, path: 'metal-amd64-secureboot.iso' };
-    const before = assetKey({ ...sb, signingCertSha256: 'a'.repeat(64) });
-    expect(assetKey({ ...sb, signingCertSha256: 'b'.repeat(64) })).not.toBe(before);
-    expect(assetKey({ ...sb, signingCertSha256: 'a'.repeat(64) })).toBe(before);
-    expect(assetKey(sb)).not.toBe(before);
-    const p: AssetProfile = { ...sb, signingCertSha256: 'a'.repeat(64), extensions: [], schematicYaml: '', extraKernelArgs: [], meta: [], sectorSize: 512 };
-    expect(buildSpecOf(p).signingCertSha256).toBe('a'.repeat(64));
-    expect(assetKey(buildSpecOf(p))).toBe(before);
   });
 });
 

@@ -150,7 +150,7 @@ describeIf(READY, 'needs sbsigntool, osslsigncode, openssl, binutils, xorriso, d
     let bytes: Buffer;
     beforeAll(async () => {
       const work = fs.mkdtempSync(path.join(tmp, 'uki-'));
-      const built = await buildAsset(context(keys), profile({ signingCertSha256: signingCertificateSha256(signing.certPem) }), work);
+      const built = await buildAsset(context(keys), profile({ signer: signingCertificateSha256(signing.certPem) }), work);
       uki = path.join(tmp, 'metal-amd64-secureboot-uki.efi');
       fs.copyFileSync(built.file, uki);
       bytes = fs.readFileSync(uki);
@@ -219,7 +219,7 @@ describeIf(READY, 'needs sbsigntool, osslsigncode, openssl, binutils, xorriso, d
 
   test('a rotated signing certificate is refused before anything is built (the asset key names the old one)', async () => {
     const work = fs.mkdtempSync(path.join(tmp, 'rotated-'));
-    const err = await buildAsset(context(keys), profile({ signingCertSha256: 'a'.repeat(64) }), work).catch((e: unknown) => e);
+    const err = await buildAsset(context(keys), profile({ signer: 'a'.repeat(64) }), work).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FactoryError);
     expect((err as FactoryError).status).toBe(503);
     expect((err as Error).message).toContain('signing certificate changed');

@@ -3,7 +3,7 @@
  * resolving an asset profile at the edge costs no queue round trip on the warm path. Catalogs are immutable per
  * version (remembered, bounded; failures are not); the version list is re-read after a short TTL.
  */
-import type { CatalogView } from '@factory/asset';
+import { CatalogView, secureBootOfferSource } from '@factory/asset';
 import type { ExtensionEntry, OverlayEntry } from '@factory/catalog';
 import { BoundedMap, memoPromise } from '@factory/runtime';
 import type { JobCaller } from './app';
@@ -15,10 +15,15 @@ export class QueuedCatalogView implements CatalogView {
   private readonly extensionLists = new BoundedMap<string, Promise<ExtensionEntry[]>>(MAX_VERSIONS_REMEMBERED);
   private readonly overlayLists = new BoundedMap<string, Promise<OverlayEntry[]>>(MAX_VERSIONS_REMEMBERED);
 
+  /** The signing service's Secure Boot offer (is it on, with which certificate), re-read after the same TTL. */
+  readonly secureBoot: NonNullable<CatalogView['secureBoot']>;
+
   constructor(
     private readonly jobs: Pick<JobCaller, 'call'>,
     private readonly versionsTtlMs = 30_000,
-  ) {}
+  ) {
+    this.secureBoot = secureBootOfferSource(() => this.jobs.call('signing.secureBootPublic', {}), versionsTtlMs);
+  }
 
   versions(): Promise<string[]> {
     const now = Date.now();

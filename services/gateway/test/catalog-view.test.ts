@@ -1,4 +1,5 @@
 /** The gateway's view of the upstream catalog: what it remembers, for how long, and what it forgets. */
+import { createHash } from 'node:crypto';
 import { FactoryError } from '@factory/errors';
 import { QueuedCatalogView } from '../src/catalog-view';
 
@@ -43,4 +44,18 @@ test('the version list is re-read after its TTL', async () => {
   await new Promise((r) => setTimeout(r, 60));
   expect(await view.versions()).toEqual(['v1.11.3']);
   expect(j.asked).toEqual(['upstream.versions', 'upstream.versions']);
+});
+
+test('the Secure Boot offer comes from the signing service: the certificate digest, remembered for the TTL; off when disabled', async () => {
+  let answer: { enabled: boolean; signingCertPem?: string } = { enabled: true, signingCertPem: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n' };
+  let asked = 0;
+  const view = new QueuedCatalogView({ call: (async () => (asked++, answer)) as never }, 50);
+  const offer = await view.secureBoot();
+  expect(offer).toEqual({ signingCertSha256: createHash('sha256').update(answer.signingCertPem!).digest('hex') });
+  await view.secureBoot();
+  expect(asked).toBe(1);
+  answer = { enabled: false };
+  await new Promise((r) => setTimeout(r, 60));
+  expect(await view.secureBoot()).toBeUndefined();
+  expect(asked).toBe(2);
 });

@@ -11,7 +11,7 @@ import { BoundedMap } from '@factory/runtime';
 import { createRegistryRouter, invalidImageMessage, ManifestRequest, OciContentStore, RegistryRouterDeps, RepositoryRequest } from '@factory/registry';
 import { parseRequestVersion, tagOf } from '@factory/talos';
 import type { Logger } from '@factory/telemetry';
-import type { BuildTicket } from '@factory/asset';
+import type { BuildTicket, CatalogView } from '@factory/asset';
 import type { TrustProxy } from '@factory/config';
 import { buildTicket, forwardedClient, RateLimitedError, RateLimiter } from '@factory/ratelimit';
 import { installerJobId, installerProfiles, Installers, requestInstaller } from './installers';
@@ -19,6 +19,8 @@ import { installerJobId, installerProfiles, Installers, requestInstaller } from 
 export interface RegistryAppOptions {
   oci: OciContentStore;
   catalog: UpstreamCatalog;
+  /** what installer profiles are resolved against (the upstream catalog and the Secure Boot offer) */
+  profileCatalog: CatalogView;
   installers: Installers;
   jobs: {
     call(name: 'schematic.get', payload: { id: string }): Promise<{ yaml: string }>;
@@ -105,7 +107,7 @@ export function createRegistryApp(o: RegistryAppOptions): express.Express {
     if (!descriptor) {
       // Every permanent 4xx (secure boot, version gates, unknown extension or overlay) is answered here, before the
       // build is queued.
-      await installerProfiles(ref, await schematicYaml(ref.schematicId), o.catalog);
+      await installerProfiles(ref, await schematicYaml(ref.schematicId), o.profileCatalog);
       // A pull that starts a build counts as the client's cold build, like an asset download; joining one is free.
       const ticket = o.limits ? await admitInstaller(o.limits, req, ref) : {};
       try {

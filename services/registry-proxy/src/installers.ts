@@ -21,6 +21,7 @@ export interface InstallerJobs {
   call(name: 'build.asset', payload: PayloadOf<'build.asset'>, opts: { jobId: string; timeoutMs: number; removeWhenDone: boolean; priority?: number }): Promise<ResultOf<'build.asset'>>;
   call(name: 'signing.installer', payload: PayloadOf<'signing.installer'>, opts?: { timeoutMs?: number }): Promise<ResultOf<'signing.installer'>>;
   call(name: 'signing.publicKey', payload: PayloadOf<'signing.publicKey'>, opts?: { timeoutMs?: number }): Promise<ResultOf<'signing.publicKey'>>;
+  call(name: 'signing.secureBootPublic', payload: PayloadOf<'signing.secureBootPublic'>, opts?: { timeoutMs?: number }): Promise<ResultOf<'signing.secureBootPublic'>>;
 }
 
 export interface InstallerOptions {

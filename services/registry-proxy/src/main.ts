@@ -8,6 +8,7 @@
 import { EnvReader, readCommon, readExternal, readHandoffSecret, readLimits, readReceiveTimeouts, readUpstream } from '@factory/config';
 import { createBoundedServer } from '@factory/http';
 import { createServiceLimiter } from '@factory/ratelimit';
+import { CatalogView, secureBootOfferSource } from '@factory/asset';
 import { UpstreamCatalog } from '@factory/catalog';
 import { AccessTracker } from '@factory/budget';
 import { JobClient, redisConnection, serveQueue } from '@factory/queue';
@@ -44,9 +45,16 @@ async function main(): Promise<void> {
   const jobs = new JobClient(common.redis.url, common.redis.prefix, logger, 30_000);
   const accessConnection = redisConnection(common.redis.url, 'producer', `${common.redis.prefix}-storage-access`);
   const access = new AccessTracker(accessConnection, common.redis.prefix, logger);
+  // What installer profiles are resolved against: the upstream catalog, and the signing service's Secure Boot offer.
+  const profileCatalog: CatalogView = {
+    versions: () => catalog.versions(),
+    extensions: (tag) => catalog.extensions(tag),
+    overlays: (tag) => catalog.overlays(tag),
+    secureBoot: secureBootOfferSource(() => jobs.call('signing.secureBootPublic', {})),
+  };
   const installers = new Installers({
     jobs,
-    catalog,
+    catalog: profileCatalog,
     objects,
     oci,
     // Signatures name the repository as clients pull it: the factory's external host.
@@ -69,6 +77,7 @@ async function main(): Promise<void> {
   const app = createRegistryApp({
     oci,
     catalog,
+    profileCatalog,
     installers,
     jobs,
     buildTimeoutMs,

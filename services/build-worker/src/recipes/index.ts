@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import type { AssetProfile } from '@factory/asset';
+import { FactoryError } from '@factory/errors';
 import type { OutputKind } from '@factory/talos';
 import { tagOf, parseRequestVersion } from '@factory/talos';
 import type { BuildContext, BuiltFile, Recipe } from './context';
@@ -19,9 +20,17 @@ import { uki } from './uki';
 export type { BuildContext, BuiltFile } from './context';
 
 const RECIPES: Record<OutputKind, Recipe> = { kernel, cmdline, initramfs, uki, iso, image: diskImage, installer };
+/**
+ * Output kinds whose Secure Boot variant is built signed (the signing service's Authenticode and PCR signatures).
+ * Any other `-secureboot` request fails rather than producing an unsigned image under a Secure Boot name.
+ */
+const SECURE_BOOT_RECIPES: ReadonlySet<OutputKind> = new Set<OutputKind>(['cmdline', 'uki', 'iso']);
 
 /** Builds the asset into a file under workDir. */
 export async function buildAsset(ctx: BuildContext, profile: AssetProfile, workDir: string): Promise<BuiltFile> {
+  if (profile.secureboot && !SECURE_BOOT_RECIPES.has(profile.kind)) {
+    throw new FactoryError(501, `secure boot ${profile.kind} outputs are not built by this factory yet`);
+  }
   const version = parseRequestVersion(profile.version);
   // The edge resolved the profile; a malformed one is a bug in the producer, not the client's mistake.
   if (!version || tagOf(version) !== profile.version) throw new Error(`asset profile has a malformed version ${JSON.stringify(profile.version)}`);

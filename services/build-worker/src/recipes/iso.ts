@@ -1,12 +1,10 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { X509Certificate } from 'node:crypto';
-import { buildIso, EnrollKeys, IsoSecureBootKeys } from '@factory/imaging';
+import { buildIso, IsoSecureBootKeys } from '@factory/imaging';
 import { grubResetEntries, isoFlavour, isoVolumeId, isoVolumeSetId } from '@factory/talos';
 import type { Recipe } from './context';
 import { cmdlineFor, initramfsWithExtensions, secureBootSigning, signedSdBoot, ukiFor } from './steps';
-
-const ENROLL_KEYS: readonly string[] = ['off', 'manual', 'if-safe', 'force'] satisfies EnrollKeys[];
 
 /**
  * ISO: GRUB (< 1.10), hybrid GRUB BIOS + sd-boot UEFI, or UEFI-only, by version and bootloader (talos-formats §7).
@@ -33,9 +31,7 @@ export const iso: Recipe = async (job) => {
     sdBoot = await signedSdBoot(job, sb);
     secureBootKeys = { ...(await sb.signer.enrollment()), signingCertDer: new X509Certificate(sb.material.signingCertPem).raw };
   }
-  // the edge refused other values (anchor: "invalid secureboot enrollKeys value")
-  const enrollKeys = profile.enrollKeys ?? 'if-safe';
-  if (sb && !ENROLL_KEYS.includes(enrollKeys)) throw new Error(`asset profile has an invalid enrollKeys ${JSON.stringify(enrollKeys)}`);
+
   ctx.progress('writing ISO', 85);
   const isoWork = path.join(workDir, 'iso');
   await mkdir(isoWork, { recursive: true });
@@ -49,7 +45,7 @@ export const iso: Recipe = async (job) => {
     resetEntry: grubResetEntries(version),
     uki,
     sdBoot,
-    enrollKeys: sb ? (enrollKeys as EnrollKeys) : 'off',
+    enrollKeys: sb ? (profile.enrollKeys ?? 'if-safe') : 'off',
     secureBootKeys,
     volumeId: isoVolumeId(profile.version),
     volumeSetId: isoVolumeSetId(profile.version),

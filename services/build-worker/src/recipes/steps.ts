@@ -78,7 +78,7 @@ export async function secureBootSigning(job: Pick<BuildJob, 'ctx' | 'profile'>):
   const signer = job.ctx.secureBoot;
   if (!signer) throw new Error('a Secure Boot build needs the signing service (BuildContext.secureBoot)');
   const material = await signer.material();
-  const expected = job.profile.signingCertSha256;
+  const expected = job.profile.signer;
   if (expected && signingCertificateSha256(material.signingCertPem) !== expected) {
     throw new FactoryError(503, 'the Secure Boot signing certificate changed while the asset was requested; retry');
   }
