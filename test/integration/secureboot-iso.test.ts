@@ -91,6 +91,23 @@ describeIf(READY, 'needs qemu-system-x86, ovmf, xorriso, sbsigntool and the demo
     expect(fs.readFileSync(extracted('loader/loader.conf'), 'utf8')).toContain('secure-boot-enroll force');
   });
 
+  test('PXE secureboot: the script boots metal-amd64-secureboot-uki.efi, which the gateway serves signed, with the secureboot command line', async () => {
+    const cmdline = await (await fetch(`${factory!.url}/image/${id}/${VERSION}/cmdline-metal-amd64-secureboot`)).text();
+    expect(cmdline).toContain('lockdown=confidentiality');
+    const pxe = await fetch(`${factory!.url}/pxe/${id}/${VERSION}/metal-amd64-secureboot`);
+    const script = await pxe.text();
+    expect(pxe.status).toBe(200);
+    const base = /^kernel (\S+)\/image\//m.exec(script)?.[1];
+    expect(script).toBe(`#!ipxe\n\nimgfree\nkernel ${base}/image/${id}/${VERSION}/metal-amd64-secureboot-uki.efi ${cmdline}\nboot\n`);
+    const res = await fetch(`${factory!.url}/image/${id}/${VERSION}/metal-amd64-secureboot-uki.efi`);
+    expect(res.status).toBe(200);
+    const uki = path.join(tmp, 'metal-amd64-secureboot-uki.efi');
+    fs.writeFileSync(uki, Buffer.from(await res.arrayBuffer()));
+    const r = spawnSync('sbverify', ['--cert', certFile, uki], { encoding: 'utf8' });
+    expect(`${r.stdout}${r.stderr}`).toContain('Signature verification OK');
+    expect(parsePe(fs.readFileSync(uki)).sections.map((s) => s.name)).toEqual(expect.arrayContaining(['.pcrpkey', '.pcrsig']));
+  });
+
   test('run 1 (setup mode): systemd-boot enrolls the factory\'s keys from the ISO and resets', async () => {
     const r = await bootQemu({ args: [...secureBootFirmware(vars), '-cdrom', iso], timeoutMs: 120_000, until: 'FIXTURE begin' });
     process.stdout.write(`[boot] enrollment run: ${(r.ms / 1000).toFixed(1)} s\n${linesMatching(r.serial, /[Ee]nroll|[Ss]ecure ?[Bb]oot|reset/)}`);
