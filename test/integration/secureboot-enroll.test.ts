@@ -12,37 +12,27 @@ import path from 'node:path';
 import { parsePe, signPeFile, AuthenticodeSigner } from '@factory/authenticode';
 import { buildUki, talosOsRelease, talosUkiProfiles } from '@factory/imaging';
 import { enrollmentFiles, secureBootHandlers } from '../../services/signing/src/secureboot-handlers';
-import { bootQemu, expectMainProfileBooted } from '../support/boot';
+import { bootQemu, expectKeysEnrolled, expectMainProfileBooted, OVMF_SECBOOT_CODE, OVMF_VARS, secureBootFirmwareArgs, serialLines } from '../support/boot';
 import { DEMO_DIR, extractDemoImager } from '../support/demo-imager';
 import { makeTestKeyPair, TestKeyPair } from '../support/secureboot-keys';
 import { describeIf } from '../support/skip';
 
 jest.setTimeout(300_000);
 
-const OVMF_SECBOOT_CODE = '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd';
-const OVMF_BLANK_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 const VERSION = 'v1.12.2';
 const CMDLINE = 'console=ttyS0 panic=-1 talos.platform=metal lockdown=confidentiality fixture.secureboot=1';
-/** the serial lines that matter, for the log */
-const linesMatching = (serial: string, re: RegExp) => serial.split(/\r?\n/).filter((l) => re.test(l)).map((l) => `  | ${l.trim()}\n`).join('');
 const have = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
 const READY =
-  have('qemu-system-x86_64') && have('openssl') && fs.existsSync(OVMF_SECBOOT_CODE) && fs.existsSync(OVMF_BLANK_VARS) && fs.existsSync(path.join(DEMO_DIR, 'releases.json'));
+  have('qemu-system-x86_64') && have('openssl') && fs.existsSync(OVMF_SECBOOT_CODE) && fs.existsSync(OVMF_VARS) && fs.existsSync(path.join(DEMO_DIR, 'releases.json'));
 
 let tmp: string;
 let esp: string;
 let vars: string;
 const pairs: Record<string, TestKeyPair> = {};
 
-/** OVMF with Secure Boot: secboot CODE, SMM, secure pflash, the given variable store, our ESP as a read-only vvfat. */
+/** OVMF with Secure Boot and the given variable store, our ESP as a read-only vvfat. */
 function secureBootArgs(varsFile: string, espDir: string): string[] {
-  return [
-    '-machine', 'smm=on',
-    '-global', 'driver=cfi.pflash01,property=secure,value=on',
-    '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_SECBOOT_CODE}`,
-    '-drive', `if=pflash,format=raw,unit=1,file=${varsFile}`,
-    '-drive', `file=fat:${espDir},format=raw,if=virtio,readonly=on`,
-  ];
+  return [...secureBootFirmwareArgs(varsFile), '-drive', `file=fat:${espDir},format=raw,if=virtio,readonly=on`];
 }
 
 function espWith(dir: string, uki: string): string {
@@ -83,23 +73,17 @@ describeIf(READY, 'needs qemu-system-x86, ovmf, openssl and the demo releases')(
     for (const name of ['PK', 'KEK', 'db'] as const) fs.writeFileSync(path.join(esp, 'loader', 'keys', 'auto', `${name}.auth`), Buffer.from(auth[name], 'base64'));
 
     vars = path.join(tmp, 'OVMF_VARS.fd');
-    fs.copyFileSync(OVMF_BLANK_VARS, vars);
+    fs.copyFileSync(OVMF_VARS, vars);
   });
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
   test('run 1: systemd-boot (signed by us) enrolls our PK/KEK/db from loader/keys/auto and resets', async () => {
-    const r = await bootQemu({ args: secureBootArgs(vars, esp), timeoutMs: 120_000, until: 'FIXTURE begin' });
-    process.stdout.write(`[boot] enrollment run: ${(r.ms / 1000).toFixed(1)} s\n${linesMatching(r.serial, /[Ee]nroll|[Ss]ecure ?[Bb]oot|reset/)}`);
-    expect(r.serial).toContain('Enrolling secure boot keys');
-    expect(r.serial).not.toMatch(/Failed to write|Access Denied|Security Violation/);
-    // the reset ends qemu (-no-reboot) before anything boots
-    expect(r.timedOut).toBe(false);
-    expect(r.report.begun).toBe(false);
+    await expectKeysEnrolled(secureBootArgs(vars, esp));
   });
 
   test('run 2, same variable store: the signed UKI boots with Secure Boot enabled and its main profile', async () => {
     const r = await bootQemu({ args: secureBootArgs(vars, esp), timeoutMs: 150_000, memoryMb: 1024 });
-    process.stdout.write(`[boot] signed UKI under enforced Secure Boot: ${(r.ms / 1000).toFixed(1)} s\n${linesMatching(r.serial, /[Ss]ecure boot|locked down|FIXTURE (secureboot|cmdline)/)}`);
+    process.stdout.write(`[boot] signed UKI under enforced Secure Boot: ${(r.ms / 1000).toFixed(1)} s\n${serialLines(r.serial, /[Ss]ecure boot|locked down|FIXTURE (secureboot|cmdline)/)}`);
     if (!r.report.done) throw new Error(`no complete FIXTURE report; serial tail:\n${r.serial.slice(-3000)}`);
     expect(r.report.secureBoot).toBe(true);
     expect(r.serial).toContain('Secure boot enabled');
@@ -118,7 +102,7 @@ describeIf(READY, 'needs qemu-system-x86, ovmf, openssl and the demo releases')(
       fs.copyFileSync(vars, refusedVars);
       // stop at the firmware's report that systemd-boot gave up (after its own error line)
       const r = await bootQemu({ args: secureBootArgs(refusedVars, espWith(path.join(tmp, `esp-${label}`), uki)), timeoutMs: 120_000, until: 'failed to start Boot' });
-      process.stdout.write(`[boot] ${label} UKI refused after ${(r.ms / 1000).toFixed(1)} s\n${linesMatching(r.serial, /Access [Dd]enied|Security Violation/)}`);
+      process.stdout.write(`[boot] ${label} UKI refused after ${(r.ms / 1000).toFixed(1)} s\n${serialLines(r.serial, /Access [Dd]enied|Security Violation/)}`);
       // systemd-boot started (it is signed by our db) and the firmware's image check refused the UKI it loads
       expect(r.serial).toContain('Error loading \\EFI\\Linux\\talos.efi: Access denied');
       expect(r.report.begun).toBe(false);

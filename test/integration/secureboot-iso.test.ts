@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parsePe } from '@factory/authenticode';
-import { bootQemu, expectMainProfileBooted, sdBootEntry, WIPE_ARG } from '../support/boot';
+import { bootQemu, expectKeysEnrolled, expectMainProfileBooted, OVMF_SECBOOT_CODE, OVMF_VARS, sdBootEntry, secureBootFirmwareArgs, serialLines, WIPE_ARG } from '../support/boot';
 import { DEMO_DIR } from '../support/demo-imager';
 import { launchFactory, LaunchedFactory, stopProcess } from '../support/launcher';
 import { freePort } from '../support/procs';
@@ -20,23 +20,11 @@ import { describeIf } from '../support/skip';
 
 jest.setTimeout(600_000);
 
-const OVMF_SECBOOT_CODE = '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd';
-const OVMF_BLANK_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 const VERSION = 'v1.12.2';
 const have = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
 const READY =
-  ['qemu-system-x86_64', 'xorriso', 'sbverify'].every(have) && fs.existsSync(OVMF_SECBOOT_CODE) && fs.existsSync(OVMF_BLANK_VARS) && fs.existsSync(path.join(DEMO_DIR, 'releases.json'));
+  ['qemu-system-x86_64', 'xorriso', 'sbverify'].every(have) && fs.existsSync(OVMF_SECBOOT_CODE) && fs.existsSync(OVMF_VARS) && fs.existsSync(path.join(DEMO_DIR, 'releases.json'));
 
-/** the serial lines that matter, for the log */
-const linesMatching = (serial: string, re: RegExp) => serial.split(/\r?\n/).filter((l) => re.test(l)).map((l) => `  | ${l.trim()}\n`).join('');
-
-/** OVMF with Secure Boot: secboot CODE, SMM, secure pflash, the given variable store. */
-const secureBootFirmware = (varsFile: string) => [
-  '-machine', 'smm=on',
-  '-global', 'driver=cfi.pflash01,property=secure,value=on',
-  '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_SECBOOT_CODE}`,
-  '-drive', `if=pflash,format=raw,unit=1,file=${varsFile}`,
-];
 
 describeIf(READY, 'needs qemu-system-x86, ovmf, xorriso, sbsigntool and the demo releases')('the factory\'s metal-amd64-secureboot.iso under OVMF with Secure Boot', () => {
   let tmp: string;
@@ -75,7 +63,7 @@ describeIf(READY, 'needs qemu-system-x86, ovmf, xorriso, sbsigntool and the demo
     fs.writeFileSync(iso, Buffer.from(await res.arrayBuffer()));
     process.stdout.write(`[secureboot-iso] built and downloaded the ISO in ${((Date.now() - t0) / 1000).toFixed(1)} s (${(fs.statSync(iso).size / 2 ** 20).toFixed(1)} MiB)\n`);
     vars = path.join(tmp, 'OVMF_VARS.fd');
-    fs.copyFileSync(OVMF_BLANK_VARS, vars);
+    fs.copyFileSync(OVMF_VARS, vars);
   }, 400_000);
 
   afterAll(async () => {
@@ -109,18 +97,12 @@ describeIf(READY, 'needs qemu-system-x86, ovmf, xorriso, sbsigntool and the demo
   });
 
   test('run 1 (setup mode): systemd-boot enrolls the factory\'s keys from the ISO and resets', async () => {
-    const r = await bootQemu({ args: [...secureBootFirmware(vars), '-cdrom', iso], timeoutMs: 120_000, until: 'FIXTURE begin' });
-    process.stdout.write(`[boot] enrollment run: ${(r.ms / 1000).toFixed(1)} s\n${linesMatching(r.serial, /[Ee]nroll|[Ss]ecure ?[Bb]oot|reset/)}`);
-    expect(r.serial).toContain('Enrolling secure boot keys');
-    expect(r.serial).not.toMatch(/Failed to write|Access Denied|Security Violation/);
-    // the reset ends qemu (-no-reboot) before anything boots
-    expect(r.timedOut).toBe(false);
-    expect(r.report.begun).toBe(false);
+    await expectKeysEnrolled([...secureBootFirmwareArgs(vars), '-cdrom', iso]);
   });
 
   test('run 2, same variable store: the signed UKI boots under enforced Secure Boot with the schematic, its extension and lockdown', async () => {
-    const r = await bootQemu({ args: [...secureBootFirmware(vars), '-cdrom', iso], timeoutMs: 150_000, memoryMb: 1024, input: sdBootEntry(0) });
-    process.stdout.write(`[boot] Secure Boot ISO, enrolled firmware: ${(r.ms / 1000).toFixed(1)} s\n${linesMatching(r.serial, /[Ss]ecure boot|locked down|FIXTURE (secureboot|cmdline|schematic|extension)/)}`);
+    const r = await bootQemu({ args: [...secureBootFirmwareArgs(vars), '-cdrom', iso], timeoutMs: 150_000, memoryMb: 1024, input: sdBootEntry(0) });
+    process.stdout.write(`[boot] Secure Boot ISO, enrolled firmware: ${(r.ms / 1000).toFixed(1)} s\n${serialLines(r.serial, /[Ss]ecure boot|locked down|FIXTURE (secureboot|cmdline|schematic|extension)/)}`);
     if (!r.report.done) throw new Error(`no complete FIXTURE report; serial tail:\n${r.serial.slice(-3000)}`);
     expect(r.report.secureBoot).toBe(true);
     expect(r.serial).toContain('Secure boot enabled');
@@ -147,8 +129,8 @@ describeIf(READY, 'needs qemu-system-x86, ovmf, xorriso, sbsigntool and the demo
     fs.copyFileSync(vars, refusedVars);
     // bootindex=0: the variable store remembers the DVD drive of runs 1 and 2 first; this disk must be tried first
     const disk = ['-drive', `file=fat:${esp},format=raw,if=none,id=esp,readonly=on`, '-device', 'virtio-blk-pci,drive=esp,bootindex=0'];
-    const r = await bootQemu({ args: [...secureBootFirmware(refusedVars), ...disk], timeoutMs: 90_000, until: 'Access denied' });
-    process.stdout.write(`[boot] tampered UKI refused after ${(r.ms / 1000).toFixed(1)} s\n${linesMatching(r.serial, /Access [Dd]enied|Security Violation/)}`);
+    const r = await bootQemu({ args: [...secureBootFirmwareArgs(refusedVars), ...disk], timeoutMs: 90_000, until: 'Access denied' });
+    process.stdout.write(`[boot] tampered UKI refused after ${(r.ms / 1000).toFixed(1)} s\n${serialLines(r.serial, /Access [Dd]enied|Security Violation/)}`);
     // systemd-boot (signed by the factory, enrolled in db) started and the firmware's image check refused the UKI
     expect(r.serial).toContain('Error loading \\EFI\\Linux\\talos.efi: Access denied');
     expect(r.report.begun).toBe(false);

@@ -55,3 +55,39 @@ export async function bootAndReport(opts: Parameters<typeof bootQemu>[0], label:
   process.stdout.write(`[boot] ${label}: report complete after ${(result.ms / 1000).toFixed(1)} s\n`);
   return result;
 }
+
+/** OVMF with Secure Boot support (Debian's secboot build: needs SMM and a secure pflash). */
+export const OVMF_SECBOOT_CODE = '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd';
+
+/**
+ * QEMU arguments for OVMF with Secure Boot: secboot CODE, SMM, secure pflash and the given variable store (a copy
+ * of the blank OVMF_VARS is in setup mode: systemd-boot may enroll keys into it).
+ */
+export function secureBootFirmwareArgs(varsFile: string): string[] {
+  return [
+    '-machine', 'smm=on',
+    '-global', 'driver=cfi.pflash01,property=secure,value=on',
+    '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_SECBOOT_CODE}`,
+    '-drive', `if=pflash,format=raw,unit=1,file=${varsFile}`,
+  ];
+}
+
+/** The serial console lines matching `re`, indented, for a test's log. */
+export function serialLines(serial: string, re: RegExp): string {
+  return serial.split(/\r?\n/).filter((l) => re.test(l)).map((l) => `  | ${l.trim()}\n`).join('');
+}
+
+/**
+ * A boot in setup mode in which systemd-boot enrolls PK/KEK/db from `loader/keys/auto` (`secure-boot-enroll force`)
+ * and resets: the enrollment is on the console, nothing failed, and the reset ended QEMU (-no-reboot) before any
+ * kernel started.
+ */
+export async function expectKeysEnrolled(args: string[]): Promise<BootResult> {
+  const r = await bootQemu({ args, timeoutMs: 120_000, until: 'FIXTURE begin' });
+  process.stdout.write(`[boot] enrollment run: ${(r.ms / 1000).toFixed(1)} s\n${serialLines(r.serial, /[Ee]nroll|[Ss]ecure ?[Bb]oot|reset/)}`);
+  expect(r.serial).toContain('Enrolling secure boot keys');
+  expect(r.serial).not.toMatch(/Failed to write|Access Denied|Security Violation/);
+  expect(r.timedOut).toBe(false);
+  expect(r.report.begun).toBe(false);
+  return r;
+}

@@ -5,9 +5,9 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { AssetProfile } from '@factory/asset';
 import { buildFactoryCmdline, parseRequestVersion } from '@factory/talos';
 import { buildAsset, BuildContext } from '../src/recipes';
+import { testProfile } from './profiles';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'recipes-'));
 const kernel = path.join(tmp, 'vmlinuz');
@@ -31,22 +31,7 @@ function context() {
   return { ctx, pulled, stages };
 }
 
-const profile = (over: Partial<AssetProfile>): AssetProfile => ({
-  schematicId: 'f'.repeat(64),
-  version: 'v1.11.3',
-  kind: 'kernel',
-  platform: 'metal',
-  arch: 'amd64',
-  secureboot: false,
-  outFormat: 'raw',
-  path: 'kernel-amd64',
-  schematicYaml: 'customization: {}\n',
-  extensions: [],
-  extraKernelArgs: [],
-  meta: [],
-  sectorSize: 512,
-  ...over,
-});
+const profile = testProfile;
 
 test('kernel: the imager kernel as it is, nothing else pulled', async () => {
   const { ctx, pulled } = context();

@@ -23,6 +23,7 @@ import { makeTestKeyPair, TestKeyPair } from '../../../test/support/secureboot-k
 import { describeIf } from '../../../test/support/skip';
 import { buildAsset, BuildContext } from '../src/recipes';
 import { queueSecureBootSigner } from '../src/secureboot';
+import { testProfile } from './profiles';
 
 jest.setTimeout(240_000);
 
@@ -61,22 +62,8 @@ function context(k: SecureBootKeys | undefined): BuildContext {
   };
 }
 
-const profile = (over: Partial<AssetProfile>): AssetProfile => ({
-  schematicId: 'f'.repeat(64),
-  version: VERSION,
-  kind: 'uki',
-  platform: 'metal',
-  arch: 'amd64',
-  secureboot: true,
-  outFormat: 'raw',
-  path: 'metal-amd64-secureboot-uki.efi',
-  schematicYaml: 'customization: {}\n',
-  extensions: [],
-  extraKernelArgs: [],
-  meta: [],
-  sectorSize: 512,
-  ...over,
-});
+/** A Secure Boot UKI of the demo version unless `over` says otherwise. */
+const profile = (over: Partial<AssetProfile>): AssetProfile => testProfile({ version: VERSION, kind: 'uki', secureboot: true, path: 'metal-amd64-secureboot-uki.efi', ...over });
 
 function run(cmd: string, args: string[]): { status: number | null; out: string } {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
