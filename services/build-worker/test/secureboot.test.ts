@@ -204,6 +204,11 @@ describeIf(READY, 'needs sbsigntool, osslsigncode, openssl, binutils, xorriso, d
     expect(files.some((f) => f.startsWith('boot/'))).toBe(false);
   });
 
+  test('an ISO asking for the well-known UEFI CA certificates is refused (501), not built without them', async () => {
+    const err = await buildAsset(context(keys), profile({ kind: 'iso', path: 'metal-amd64-secureboot.iso', includeWellKnownCertificates: true }), fs.mkdtempSync(path.join(tmp, 'wk-'))).catch((e: unknown) => e);
+    expect((err as FactoryError).status).toBe(501);
+  });
+
   test('a rotated signing certificate is refused before anything is built (the asset key names the old one)', async () => {
     const work = fs.mkdtempSync(path.join(tmp, 'rotated-'));
     const err = await buildAsset(context(keys), profile({ signer: 'a'.repeat(64) }), work).catch((e: unknown) => e);
