@@ -95,8 +95,16 @@ export interface JobContracts {
    * worker embeds as the image's WIN_CERTIFICATE (signPeFile).
    */
   'signing.authenticode': { queue: 'signing'; payload: { sha256: string }; result: { signedDataBase64: string } };
-  /** PK/KEK/db `.auth` files (EFI_VARIABLE_AUTHENTICATION_2) enrolling the Secure Boot certificate, base64. */
-  'signing.secureBootEnrollment': { queue: 'signing'; payload: Record<string, never>; result: { PK: string; KEK: string; db: string } };
+  /**
+   * PK/KEK/db `.auth` files (EFI_VARIABLE_AUTHENTICATION_2) enrolling the Secure Boot certificate, base64.
+   * `includeWellKnownCertificates` (the schematic's option) appends the well-known Microsoft certificates to KEK and db
+   * (talos-formats §7.5); absent or false gives the files without them.
+   */
+  'signing.secureBootEnrollment': {
+    queue: 'signing';
+    payload: { includeWellKnownCertificates?: boolean };
+    result: { PK: string; KEK: string; db: string };
+  };
 }
 
 export type SecureBootPublic = { enabled: false } | { enabled: true; signingCertPem: string; pcrPublicKeyPem: string };
