@@ -78,6 +78,7 @@ export interface NormalizedPut {
   size?: number;
   expectedMd5?: string;
   removeOnFailure: boolean;
+  digestRecordedElsewhere: boolean;
 }
 
 /** Validates put options; programming errors (bad metadata, bad digests) are TypeErrors. */
@@ -127,7 +128,7 @@ export function normalizePutOptions(meta: PutOptions | undefined): NormalizedPut
     if (typeof m.expectedMd5 !== 'string' || !/^[0-9a-f]{32}$/i.test(m.expectedMd5)) throw new TypeError('expectedMd5 must be 32 hex digits');
     expectedMd5 = m.expectedMd5.toLowerCase();
   }
-  return { contentType, contentDisposition, metadata, expectedSha256: expected, maxBytes, size, expectedMd5, removeOnFailure: m.removeOnFailure === true };
+  return { contentType, contentDisposition, metadata, expectedSha256: expected, maxBytes, size, expectedMd5, removeOnFailure: m.removeOnFailure === true, digestRecordedElsewhere: m.digestRecordedElsewhere === true };
 }
 
 export function checkMaxBytes(maxBytes: number): void {
