@@ -197,7 +197,7 @@ export class DigestStream extends Transform {
     private readonly key: string,
     private readonly expectedSha256?: string,
     private readonly maxBytes?: number,
-    private readonly o: { holdLast?: boolean; size?: number } = {},
+    private readonly o: { holdLast?: boolean; size?: number; /** false: count only (nobody needs the digest) */ hash?: boolean } = {},
   ) {
     // Object-mode writable side: any chunk reaches _transform, which rejects non-bytes with a TypeError
     // (a byte-mode writable would throw inside the source's pipe instead of failing this stream).
@@ -224,7 +224,7 @@ export class DigestStream extends Transform {
       cb(new StorageError('DIGEST_MISMATCH', `object ${this.key}: body is longer than its declared ${this.o.size} bytes`, { key: this.key }));
       return;
     }
-    this.hash.update(buf);
+    if (this.o.hash !== false) this.hash.update(buf);
     if (!this.o.holdLast) {
       cb(null, buf);
       return;
@@ -235,7 +235,7 @@ export class DigestStream extends Transform {
   }
 
   override _flush(cb: TransformCallback): void {
-    this.sha256 = this.hash.digest('hex');
+    if (this.o.hash !== false) this.sha256 = this.hash.digest('hex');
     if (this.expectedSha256 !== undefined && this.expectedSha256 !== this.sha256) {
       cb(digestMismatch(this.key, this.expectedSha256, this.sha256));
       return;

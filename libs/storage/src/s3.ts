@@ -373,7 +373,8 @@ export class S3ObjectStore implements ObjectStore {
    * length and digest checks.
    */
   private async putKnownStream(key: string, body: Readable, opts: NormalizedPut, sha256: string | undefined, size: number): Promise<PutResult> {
-    const digest = new DigestStream(key, sha256, opts.maxBytes, { holdLast: true, size });
+    // digest recorded elsewhere: the caller hashed these bytes already; hashing them again here would only cost time
+    const digest = new DigestStream(key, sha256, opts.maxBytes, { holdLast: true, size, hash: sha256 !== undefined });
     const abort = new AbortController();
     // A failing body aborts the request: the server never receives the declared length, so it stores nothing.
     digest.once('error', () => abort.abort());
@@ -383,7 +384,7 @@ export class S3ObjectStore implements ObjectStore {
       const etag = await this.putObject(key, digest, size, opts, sha256, md5, abort.signal);
       // Defensive: a server that answered before the whole (checked) body was sent has not stored it.
       if (digest.failure) throw digest.failure;
-      return { key, size, sha256: digest.sha256, etag };
+      return { key, size, ...(sha256 !== undefined ? { sha256 } : {}), etag };
     } catch (err) {
       digest.destroy();
       if (opts.removeOnFailure) await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })).catch(() => {});

@@ -29,7 +29,8 @@ export interface ObjectInfo extends ObjectMeta {
 export interface PutResult {
   key: string;
   size: number;
-  sha256: string;
+  /** Of the bytes stored; not computed (undefined) for an S3 put whose digest is recorded elsewhere (digestRecordedElsewhere). */
+  sha256?: string;
   /** ETag of the published object (S3: unquoted S3 ETag; local: the SHA-256). Extension to the brief's interface. */
   etag?: string;
 }

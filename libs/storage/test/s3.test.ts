@@ -268,7 +268,8 @@ describe('S3 store specifics', () => {
       );
       const body = randomBytes(20 * MiB + 123);
       const put = await store.put('growing/iso', Readable.from(chunksOf(body, MiB)), { ...unrecorded(body.length), metadata: { a: 'b' } });
-      expect(put).toMatchObject({ size: body.length, sha256: sha256(body), etag: md5(body) });
+      // the caller hashed the bytes: the store does not hash them again
+      expect(put).toEqual({ key: 'growing/iso', size: body.length, etag: md5(body) });
       expect(cmds).toEqual(['PutObjectCommand']);
       expect(Object.keys(sentHeaders[0]).filter((h) => /checksum|content-md5|x-amz-meta-sha256/i.test(h))).toEqual([]);
       const head = await store.head('growing/iso');
