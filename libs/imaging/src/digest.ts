@@ -132,9 +132,12 @@ export async function digestWhileWritten(file: string, writerDone: Promise<unkno
             const declared = consumer!.declaredSize(first);
             if (declared !== undefined) {
               body = new PassThrough({ highWaterMark: 2 * FOLLOW_CHUNK });
-              taking = consumer!.take(declared, body);
-              // a consumer that gave up stops taking; its failure is reported below, not as an unhandled rejection
-              taking.catch(() => body?.destroy());
+              const taken = body;
+              taking = consumer!.take(declared, taken);
+              // A consumer that is done before the body ended (it failed, or gave up) takes no more: its body goes, so
+              // that feeding it fails instead of waiting forever; its failure is reported below.
+              const stopped = () => void (taken.writableEnded || taken.destroy());
+              taking.then(stopped, stopped);
               await feed(body, first);
             }
           }

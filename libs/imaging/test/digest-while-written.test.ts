@@ -101,3 +101,10 @@ test('a file whose first bytes declare no size is hashed only', async () => {
   expect(d).toMatchObject({ size: whole.length, sha256: hex('sha256', whole), streamed: false });
   expect(got.size).toBeUndefined();
 });
+
+test('a consumer that returns without taking everything fails the digest instead of stalling it', async () => {
+  const file = path.join(tmp, 'img');
+  const { parts } = sizedParts(24 * 1024 * 1024, 6);
+  const consumer: WhileWrittenConsumer = { headBytes: 4, declaredSize: (head) => head.readUInt32LE(0), take: async () => undefined };
+  await expect(digestWhileWritten(file, write(file, parts), { to: consumer })).rejects.toThrow('stopped taking');
+});
