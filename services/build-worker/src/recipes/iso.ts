@@ -37,6 +37,7 @@ export const iso: Recipe = async (job) => {
     out: job.out,
     workDir: isoWork,
     md5: ctx.md5,
+    ...(ctx.storeWhileWritten ? { whileWritten: ctx.storeWhileWritten } : {}),
   });
-  return { file: job.out, digest: { sha256: built.sha256, sha512: built.sha512, size: built.size, ...(built.md5 ? { md5: built.md5 } : {}) } };
+  return { file: job.out, digest: { sha256: built.sha256, sha512: built.sha512, size: built.size, ...(built.md5 ? { md5: built.md5 } : {}) }, streamed: built.streamed };
 };
