@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# fetch-trixie-deb.sh [--arch ARCH] [--deb-only] PACKAGE DEST: downloads PACKAGE's .deb from Debian trixie and
+# fetch-trixie-deb.sh [--arch ARCH] [--suite SUITE] [--deb-only] PACKAGE DEST: downloads PACKAGE's .deb from Debian
+# trixie (or SUITE, e.g. sid for files only newer Debian ships, such as scripts/well-known-certs.sh's) and
 # unpacks it (dpkg-deb -x) into DEST, without installing it and without touching the system's apt configuration or
 # state. With --deb-only, DEST is a directory the .deb is moved into (under apt's file name) and its path is the
 # only line printed on stdout; progress goes to stderr. --arch fetches another architecture's package (default:
@@ -13,12 +14,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage="usage: fetch-trixie-deb.sh [--arch ARCH] [--deb-only] PACKAGE DEST"
+usage="usage: fetch-trixie-deb.sh [--arch ARCH] [--suite SUITE] [--deb-only] PACKAGE DEST"
 arch=""
+suite=trixie
 deb_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --arch) arch=${2:?$usage}; shift 2 ;;
+    --suite) suite=${2:?$usage}; shift 2 ;;
     --deb-only) deb_only=1; shift ;;
     --*) echo "$usage" >&2; exit 2 ;;
     *) break ;;
@@ -26,7 +29,6 @@ while [ $# -gt 0 ]; do
 done
 pkg=${1:?$usage}
 dest=${2:?$usage}
-suite=trixie
 apt_dir=$PWD/.cache/tools/apt-$suite
 
 # The system's own Debian mirror: the first `deb` entry whose suite is the release codename (not -security or

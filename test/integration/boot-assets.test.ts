@@ -151,11 +151,31 @@ describe('serving: redirect to S3, checksums, de-duplication, determinism', () =
       const object = await store.head(o.key.slice(0, -'.sig'.length));
       expect(file.statement.type).toBe('talos-image-factory/asset-digest/v2');
       expect(file.statement.stored).toBe(validatorOf(object!));
-      // the build-worker recorded the MD5 the S3 server reports as the ETag: what let signing skip the download
-      expect(object!.metadata!.md5).toBe(object!.etag);
+      // the ETag is the S3 server's MD5 of the stored bytes (a single-part upload): what let signing skip the download
+      expect(object!.serverDigests?.md5).toBe(object!.etag);
       checked++;
     }
     expect(checked).toBeGreaterThan(0);
+  });
+
+  test('an ISO is uploaded while xorriso writes it: the stored object is the finished image, its digests the signed ones', async () => {
+    const store = createS3Store({ endpoint: s3.endpoint, bucket: s3.bucket, region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', forcePathStyle: true });
+    const fresh = ((await (await fetch(`${factory.url}/schematics`, { method: 'POST', body: '{"customization":{"extraKernelArgs":["streamed-iso"]}}' })).json()) as { id: string }).id;
+    const iso = require('node:fs').readFileSync(await download(fresh, 'v1.11.3', 'metal-amd64.iso')) as Buffer;
+    const digest = (algo: string) => createHash(algo).update(iso).digest('hex');
+    const location = (await image(fresh, 'v1.11.3', 'metal-amd64.iso', { redirect: 'manual' })).headers.get('location')!;
+    const key = decodeURIComponent(new URL(location).pathname).slice(`/${s3.bucket}/`.length);
+    const object = (await store.head(key))!;
+    // streamed: no digest was known when the upload started (none in the metadata, no checksum); the server's ETag
+    // is its MD5 of what it stored, equal to that of the finished image
+    expect(object.sha256).toBeUndefined();
+    expect(object.metadata).toEqual({});
+    expect(object.serverDigests).toEqual({ md5: digest('md5') });
+    const file = JSON.parse((await store.getBuffer(`${key}.sig`, 16384))!.toString()) as { statement: Record<string, unknown> };
+    expect(file.statement).toMatchObject({ key, size: iso.length, sha256: digest('sha256'), sha512: digest('sha512'), stored: validatorOf(object) });
+    expect(await (await image(fresh, 'v1.11.3', 'metal-amd64.iso.sha512')).text()).toBe(`${digest('sha512')}  metal-amd64.iso\n`);
+    // the bytes are a whole ISO: its backup GPT header sits in the last sector
+    expect(iso.subarray(iso.length - 512, iso.length - 504).toString('latin1')).toBe('EFI PART');
   });
 
   test('50 concurrent cold requests make one build', async () => {

@@ -2,8 +2,9 @@
  * Issue 10 item 3: a corrupted stored artifact is never served. Against the embedded factory (`npm start`, local
  * object directory): 16 flipped bytes in a stored ISO are found before serving — the corrupted copy is quarantined,
  * the asset rebuilt (deterministic: the same bytes as before) and served; `.sha512` is the digest of the served bytes,
- * recorded at build time; the scrub finds corruption at rest; an attacker who rewrites both the bytes and their
- * digest metadata is caught by the signing service's signature.
+ * recorded at build time; the scrub finds corruption at rest; an attacker who rewrites both the bytes and the digests
+ * recorded for them (the statement in the signature file, where readers take them from; the metadata of objects
+ * stored by earlier versions) is caught by the signing service's signature.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -18,6 +19,19 @@ import { LaunchedFactory, launchFactory, stopProcess } from '../support/launcher
 import { freePort } from '../support/procs';
 
 jest.setTimeout(300_000);
+
+type Bucket = { getBuffer(key: string, max: number): Promise<Buffer | null>; put(key: string, body: Buffer, o?: { contentType?: string }): Promise<unknown> };
+
+/**
+ * What an attacker with write access to storage (but not the signing key) does to make other bytes look recorded:
+ * rewrites the digests in the asset's signature file to theirs (its signature stays the signing service's, over the
+ * original digests).
+ */
+async function forgeStatement(store: Bucket, key: string, forged: Buffer): Promise<void> {
+  const file = JSON.parse((await store.getBuffer(`${key}.sig`, 1 << 16))!.toString('utf8'));
+  file.statement = { ...file.statement, size: forged.length, sha256: sha('sha256', forged), sha512: sha('sha512', forged) };
+  await store.put(`${key}.sig`, Buffer.from(JSON.stringify(file)), { contentType: 'application/json' });
+}
 
 let dataDir: string;
 let factory: LaunchedFactory;
@@ -115,7 +129,7 @@ test('16 flipped bytes in a stored ISO: never served — quarantined, rebuilt, a
   expect(factory.output()).toMatch(/quarantin/i);
 });
 
-test('forged bytes with forged digest metadata: the signature check refuses them', async () => {
+test('forged bytes with forged recorded digests (statement and metadata): the signature check refuses them', async () => {
   const first = await download('kernel-amd64');
   expect(first.status).toBe(200);
   const good = sha('sha256', first.body);
@@ -124,6 +138,7 @@ test('forged bytes with forged digest metadata: the signature check refuses them
   // An attacker with write access to storage (but not the signing key) replaces the bytes and records their digests.
   const forged = Buffer.concat([first.body.subarray(0, 1024), Buffer.from('forged by an attacker'), first.body.subarray(1045)]);
   await objects.put(key, forged, { contentType: info.contentType, metadata: { ...info.metadata, sha512: sha('sha512', forged) } });
+  await forgeStatement(objects, key, forged);
   expect((await objects.head(key))!.sha256).toBe(sha('sha256', forged));
 
   const again = await download('kernel-amd64');
@@ -132,7 +147,7 @@ test('forged bytes with forged digest metadata: the signature check refuses them
   expect(sha('sha256', (await storedBytes(`quarantine/${key}`))!)).toBe(sha('sha256', forged));
 });
 
-test('the scrub finds corruption planted at rest (flipped bytes, forged metadata) and quarantines it; the next request rebuilds', async () => {
+test('the scrub finds corruption planted at rest (flipped bytes, forged recorded digests) and quarantines it; the next request rebuilds', async () => {
   const iso = await download('metal-amd64.iso');
   const kernel = await download('kernel-amd64');
   const isoKey = await objectKeyOf(sha('sha256', iso.body));
@@ -147,6 +162,7 @@ test('the scrub finds corruption planted at rest (flipped bytes, forged metadata
   const forged = Buffer.from(kernel.body);
   forged[100] ^= 1;
   await objects.put(kernelKey, forged, { contentType: info.contentType, metadata: { ...info.metadata, sha512: sha('sha512', forged) } });
+  await forgeStatement(objects, kernelKey, forged);
 
   const found = runScrub();
   expect(found.status).toBe(1);
@@ -174,7 +190,7 @@ describe('on S3: the build-workers\' scheduled scrub (maintenance.scrub) and the
     await env?.stop();
   });
 
-  test('forged bytes and metadata in the bucket are found by the next scheduled scrub, quarantined, and rebuilt on request', async () => {
+  test('forged bytes and recorded digests in the bucket are found by the next scheduled scrub, quarantined, and rebuilt on request', async () => {
     const { factory } = env;
     const bucket = createS3Store({ endpoint: env.s3.endpoint, bucket: env.s3.bucket, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', forcePathStyle: true });
     const created = await fetch(`${factory.url}/schematics`, { method: 'POST', body: 'customization:\n  extraKernelArgs: [integrity=s3]\n' });
@@ -197,6 +213,7 @@ describe('on S3: the build-workers\' scheduled scrub (maintenance.scrub) and the
     const forged = Buffer.from(good);
     forged[64] ^= 0x01;
     await bucket.put(key, forged, { contentType: info.contentType, metadata: { ...info.metadata, sha512: sha('sha512', forged) } });
+    await forgeStatement(bucket, key, forged);
 
     const deadline = Date.now() + 20_000;
     while ((await bucket.head(key)) !== null) {

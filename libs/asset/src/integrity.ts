@@ -1,20 +1,22 @@
 /**
  * Integrity of published assets: what vouches for an asset's bytes, and how a reader checks it.
  *
- * An asset object carries the digests the build-worker computed from the file it uploaded (SHA-256, kept by the
- * store, and SHA-512 in its metadata). Next to it, `<object key>.sig` holds the signing service's signature over a
- * statement of those digests, made only after the signing service read the stored object itself and found that its
- * bytes hash to them. The signature file is written last: an asset is published once both exist (findAsset), so
- * nothing is visible as complete before it was verified. A reader checks the signature with the public key only,
- * then that the stored bytes hash to the signed digest — someone who can write storage but holds no key cannot make
- * other bytes pass, even by rewriting the digest metadata too. Whatever fails is quarantined (unpublished, moved
- * under `quarantine/`) and rebuilt by the next request.
+ * Next to an asset object, `<object key>.sig` holds the signing service's signature over a statement of the object's
+ * key, size and digests (SHA-256, SHA-512), made only after the signing service found that the stored bytes hash to
+ * them (it checked them itself, or the storage server's own digest of the stored bytes vouched for them). The
+ * statement is where readers take the digests from (objects stored by earlier versions also carry them in their
+ * metadata). The signature file is written last: an asset is published once both exist (findAsset), so nothing is
+ * visible as complete before it was verified. A reader checks the signature with the public key only — over the
+ * object's own key and stored size with the statement's digests — then that the stored bytes hash to the signed
+ * digest: someone who can write storage but holds no key cannot make other bytes pass, even by rewriting the
+ * statement or the metadata too. Whatever fails is quarantined (unpublished, moved under `quarantine/`) and rebuilt
+ * by the next request.
  */
 import { createHash, KeyObject, verify } from 'node:crypto';
 import type { ObjectInfo, ObjectStore } from '@factory/storage';
 import { BoundedMap } from '@factory/runtime';
 import { Counter, Logger, Registry } from '@factory/telemetry';
-import { AssetRecord, assetRecordFrom } from './record';
+import { AssetRecord, assetRecordFrom, StatementDigests } from './record';
 
 /** Object keys of assets (`assets/<asset key>`); their signature files and anything else under `assets/` do not match. */
 export const ASSET_OBJECT_KEY = /^assets\/[0-9a-f]{64}$/;
@@ -44,7 +46,20 @@ export interface AssetStatement {
   stored?: string;
 }
 
-export const assetStatement = (r: AssetRecord, stored?: string): AssetStatement => ({ key: r.key, size: r.size, sha256: r.sha256, sha512: r.sha512, ...(stored !== undefined ? { stored } : {}) });
+/**
+ * What a build-worker says about an asset it just stored, computed from the very bytes it sent: the signing service
+ * signs a statement of these only after checking them against the stored object (`signing.asset`).
+ */
+export interface AssetClaims {
+  key: string;
+  size: number;
+  sha256: string;
+  sha512: string;
+  /** The bytes' MD5: an S3 server's ETag of a single-part upload, which then vouches for the stored bytes. */
+  md5?: string;
+}
+
+export const assetStatement = (r: Pick<AssetRecord, 'key' | 'size' | 'sha256' | 'sha512'>, stored?: string): AssetStatement => ({ key: r.key, size: r.size, sha256: r.sha256, sha512: r.sha512, ...(stored !== undefined ? { stored } : {}) });
 
 /** The signed bytes: compact JSON with a fixed field order (signer and verifier build them the same way). */
 export function statementBytes(s: AssetStatement): Buffer {
@@ -60,8 +75,8 @@ export function encodeSignatureFile(statement: AssetStatement, signatureBase64: 
 
 /**
  * Does `file` hold a valid signature over the statement of `record`? The statement is rebuilt from the record (the
- * object's own metadata), never taken from the file, so a signature only ever vouches for what the reader is about to
- * check the bytes against.
+ * object's own key and size, the digests it is about to check the bytes against), never taken whole from the file, so
+ * a signature only ever vouches for what the reader checks.
  */
 export function signatureMatches(record: AssetRecord, file: Buffer, publicKey: KeyObject): boolean {
   return signedCheck(record, file, publicKey).ok;
@@ -72,20 +87,38 @@ export function signatureMatches(record: AssetRecord, file: Buffer, publicKey: K
  * signature check: a changed `stored` fails it like a changed digest).
  */
 export function signedCheck(record: AssetRecord, file: Buffer, publicKey: KeyObject): { ok: boolean; stored?: string } {
-  let parsed: { signature?: unknown; statement?: { stored?: unknown } };
-  try {
-    parsed = JSON.parse(file.toString('utf8')) as typeof parsed;
-  } catch {
-    return { ok: false };
+  const parsed = parseSignatureFile(file);
+  if (!parsed) return { ok: false };
+  const { signature, statement } = parsed;
+  // The file's statement is for people reading it and the source of a record's digests: where it names a field, it
+  // must name the record's (a statement edited to name another key or size is a forged file, not a harmless label).
+  if (typeof statement === 'object' && statement !== null) {
+    const named = statement as Record<string, unknown>;
+    for (const field of ['key', 'size', 'sha256', 'sha512'] as const) {
+      if (named[field] !== undefined && named[field] !== record[field]) return { ok: false };
+    }
   }
-  const { signature } = parsed;
   if (typeof signature !== 'string' || signature === '') return { ok: false };
-  const stored = typeof parsed.statement?.stored === 'string' ? parsed.statement.stored : undefined;
+  const stored = typeof statement?.stored === 'string' ? statement.stored : undefined;
   try {
     const ok = verify('sha256', statementBytes(assetStatement(record, stored)), publicKey, Buffer.from(signature, 'base64'));
     return ok ? { ok, ...(stored !== undefined ? { stored } : {}) } : { ok: false };
   } catch {
     return { ok: false };
+  }
+}
+
+interface SignatureFileContent {
+  signature?: unknown;
+  statement?: StatementDigests & { stored?: unknown };
+}
+
+function parseSignatureFile(file: Buffer): SignatureFileContent | undefined {
+  try {
+    const parsed = JSON.parse(file.toString('utf8')) as unknown;
+    return typeof parsed === 'object' && parsed !== null ? (parsed as SignatureFileContent) : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -128,11 +161,16 @@ export interface StoredAsset {
 
 export type AssetLookup = Pick<ObjectStore, 'head' | 'getBuffer'>;
 
-/** The published asset at `objectKey`: the object with its build-time digests and its signature file; else undefined. */
+/**
+ * The published asset at `objectKey`: the object and its signature file, with the record of its digests taken from
+ * the file's statement (objects of earlier versions: from their metadata when the statement names none); else
+ * undefined. Nothing here is verified yet: see verifyStoredAsset / AssetVerifier.
+ */
 export async function findAsset(store: AssetLookup, objectKey: string, fallbackContentType: string): Promise<StoredAsset | undefined> {
   const [info, signature] = await Promise.all([store.head(objectKey), store.getBuffer(assetSignatureKey(objectKey), MAX_SIGNATURE_FILE).catch(unsignedWhenTooLarge)]);
-  const record = assetRecordFrom(objectKey, info, fallbackContentType);
-  if (!info || !record || !signature) return undefined;
+  if (!info || !signature) return undefined;
+  const record = assetRecordFrom(objectKey, info, fallbackContentType, parseSignatureFile(signature)?.statement);
+  if (!record) return undefined;
   return { record, validator: validatorOf(info), signature };
 }
 

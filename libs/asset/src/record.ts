@@ -12,13 +12,11 @@ export interface AssetRecord {
   key: string;
   size: number;
   sha256: string;
-  /** Computed by the build-worker from the file it published, kept in the object's metadata; never from stored bytes. */
-  sha512: string;
   /**
-   * MD5 of the bytes, recorded by the build-worker for S3 stores: the signing service compares it with the ETag the S3
-   * server computed from the stored bytes (see ObjectInfo.serverDigests) instead of downloading them.
+   * Computed by the build-worker from the bytes it published, never from stored bytes; signed by the signing service
+   * in the asset's statement (its `.sig`), where readers take it from.
    */
-  md5?: string;
+  sha512: string;
   contentType: string;
   /**
    * Installer tarballs only: the same image as an OCI (Docker schema2) manifest whose blobs are already in the OCI
@@ -29,19 +27,17 @@ export interface AssetRecord {
 
 /** Object metadata keys that carry an installer tarball's OCI manifest descriptor (see AssetRecord.image). */
 const IMAGE_META = { mediaType: 'oci-media-type', digest: 'oci-digest', size: 'oci-size' } as const;
-/** Object metadata key of the asset's SHA-512 (the store itself records the SHA-256). */
+/** Object metadata key of the asset's SHA-512, written by earlier versions (the store itself records the SHA-256). */
 const SHA512_META = 'sha512';
 const SHA512_HEX = /^[0-9a-f]{128}$/;
-/** Object metadata key of the asset's MD5 (optional; see AssetRecord.md5). */
-const MD5_META = 'md5';
-const MD5_HEX = /^[0-9a-f]{32}$/;
+const SHA256_HEX = /^[0-9a-f]{64}$/;
 
-/** The user metadata an asset object is published with. */
-export function assetMetadata(sha512: string, image?: OciDescriptor, md5?: string): Record<string, string> {
-  const meta: Record<string, string> = { [SHA512_META]: sha512 };
-  if (md5) meta[MD5_META] = md5;
-  if (image) Object.assign(meta, { [IMAGE_META.mediaType]: image.mediaType, [IMAGE_META.digest]: image.digest, [IMAGE_META.size]: String(image.size) });
-  return meta;
+/**
+ * The user metadata an asset object is published with: only what a reader needs before its signature file exists
+ * (an installer tarball's OCI descriptor). Its digests live in the signed statement (see assetRecordFrom).
+ */
+export function assetMetadata(image?: OciDescriptor): Record<string, string> {
+  return image ? { [IMAGE_META.mediaType]: image.mediaType, [IMAGE_META.digest]: image.digest, [IMAGE_META.size]: String(image.size) } : {};
 }
 
 /** What an object store says about a stored asset (structural: any store's `head` result fits). */
@@ -52,15 +48,31 @@ export interface StoredObjectInfo {
   metadata?: Record<string, string>;
 }
 
+/** The digests a signature file's statement names: unverified until its signature is checked (see signedCheck). */
+export interface StatementDigests {
+  sha256?: unknown;
+  sha512?: unknown;
+}
+
 /**
- * The AssetRecord an asset object's metadata describes; undefined when it describes none (no object, or one stored
- * without its build-time digests, e.g. by an older version: it is rebuilt).
+ * The AssetRecord of a stored asset object; undefined when nothing describes its digests.
+ *
+ * The digests come from the signed statement of its signature file when given (`statement`), else from the object's
+ * metadata (objects stored by earlier versions carry the SHA-256 and SHA-512 there). Key and size are always the
+ * object's own — never the statement's — so a signature over another key or size does not verify for this record:
+ * a statement only vouches for the object it names, at the size stored.
  */
-export function assetRecordFrom(objectKey: string, info: StoredObjectInfo | null | undefined, fallbackContentType: string): AssetRecord | undefined {
-  const m = info?.metadata ?? {};
-  if (!info?.sha256 || !SHA512_HEX.test(m[SHA512_META] ?? '')) return undefined;
-  const record: AssetRecord = { key: objectKey, size: info.size, sha256: info.sha256, sha512: m[SHA512_META], contentType: info.contentType ?? fallbackContentType };
-  if (MD5_HEX.test(m[MD5_META] ?? '')) record.md5 = m[MD5_META];
+export function assetRecordFrom(objectKey: string, info: StoredObjectInfo | null | undefined, fallbackContentType: string, statement?: StatementDigests): AssetRecord | undefined {
+  if (!info) return undefined;
+  const m = info.metadata ?? {};
+  let digests: { sha256: string; sha512: string } | undefined;
+  if (typeof statement?.sha256 === 'string' && SHA256_HEX.test(statement.sha256) && typeof statement.sha512 === 'string' && SHA512_HEX.test(statement.sha512)) {
+    digests = { sha256: statement.sha256, sha512: statement.sha512 };
+  } else if (info.sha256 && SHA512_HEX.test(m[SHA512_META] ?? '')) {
+    digests = { sha256: info.sha256, sha512: m[SHA512_META] };
+  }
+  if (!digests) return undefined;
+  const record: AssetRecord = { key: objectKey, size: info.size, ...digests, contentType: info.contentType ?? fallbackContentType };
   if (m[IMAGE_META.digest] && m[IMAGE_META.mediaType]) {
     record.image = { mediaType: m[IMAGE_META.mediaType], digest: m[IMAGE_META.digest], size: Number(m[IMAGE_META.size]) };
   }

@@ -3,7 +3,7 @@
  * the job, and releases the ticket however the wait ends; a refusal queues nothing.
  */
 import { FactoryError } from '@factory/errors';
-import { AssetLookup, assetMetadata, AssetProfile, assetJobId, assetKey, assetObjectKey, AssetBuildCaller, ensureAsset } from '../src';
+import { AssetLookup, AssetProfile, assetStatement, encodeSignatureFile, assetJobId, assetKey, assetObjectKey, AssetBuildCaller, ensureAsset } from '../src';
 import { rejectionOf } from '../../../test/support/expect';
 
 const profile = { schematicId: 'a'.repeat(64), version: 'v1.11.3', kind: 'cmdline', platform: 'metal', arch: 'amd64', secureboot: false, outFormat: 'raw', path: 'cmdline-metal-amd64' } as unknown as AssetProfile;
@@ -23,8 +23,8 @@ function fixtures(o: { stored: boolean; fail?: Error }) {
     },
   };
   const store: AssetLookup = {
-    head: async () => (published ? { key: record.key, size: 3, sha256: record.sha256, metadata: assetMetadata(record.sha512) } : null),
-    getBuffer: async () => (published ? Buffer.from('{}') : null),
+    head: async () => (published ? { key: record.key, size: 3 } : null),
+    getBuffer: async () => (published ? encodeSignatureFile(assetStatement(record), 'AAAA') : null),
   };
   return { jobs, store, calls };
 }

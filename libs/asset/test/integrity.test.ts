@@ -40,7 +40,7 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 /** The build-worker's publish step, with the signing service's signature made by `key`. */
 async function publish(key: string, bytes: Buffer, signingKey: KeyObject = signer.privateKey): Promise<void> {
-  await store.put(key, bytes, { metadata: assetMetadata(hex('sha512', bytes)) });
+  await store.put(key, bytes);
   const statement = { key, size: bytes.length, sha256: hex('sha256', bytes), sha512: hex('sha512', bytes) };
   await store.put(assetSignatureKey(key), encodeSignatureFile(statement, sign('sha256', statementBytes(statement), signingKey).toString('base64')));
 }
@@ -59,10 +59,24 @@ function flipByte(key: string, at = 3): void {
 describe('the record and its signature', () => {
   const record: AssetRecord = { key: KEY, size: 3, sha256: 'b'.repeat(64), sha512: 'c'.repeat(128), contentType: 'x/y' };
 
-  test('a record needs both build-time digests (an object stored without its SHA-512 is rebuilt)', () => {
-    expect(assetRecordFrom(KEY, { size: 3, sha256: 'b'.repeat(64), contentType: 'x/y', metadata: assetMetadata('c'.repeat(128)) }, 'f')).toEqual(record);
+  test("a record takes its digests from the statement, key and size from the object; else from an earlier version's metadata", () => {
+    const statement = { key: `assets/${'f'.repeat(64)}`, size: 99, sha256: 'b'.repeat(64), sha512: 'c'.repeat(128) };
+    // the statement's own key and size are not taken: a statement for another object or size cannot verify for this one
+    expect(assetRecordFrom(KEY, { size: 3, contentType: 'x/y' }, 'f', statement)).toEqual(record);
+    // the statement wins over metadata (which anyone who can write storage can rewrite)
+    expect(assetRecordFrom(KEY, { size: 3, sha256: 'd'.repeat(64), contentType: 'x/y', metadata: { sha512: 'e'.repeat(128) } }, 'f', statement)).toEqual(record);
+    // objects stored by earlier versions: the SHA-256 the store kept and the SHA-512 in the metadata
+    expect(assetRecordFrom(KEY, { size: 3, sha256: 'b'.repeat(64), contentType: 'x/y', metadata: { sha512: 'c'.repeat(128) } }, 'f')).toEqual(record);
+    expect(assetRecordFrom(KEY, { size: 3, sha256: 'b'.repeat(64), contentType: 'x/y', metadata: { sha512: 'c'.repeat(128) } }, 'f', { sha256: 'junk' })).toEqual(record);
+    // nothing describes the digests: no record (unpublished; rebuilt)
     expect(assetRecordFrom(KEY, { size: 3, sha256: 'b'.repeat(64) }, 'f')).toBeUndefined();
     expect(assetRecordFrom(KEY, { size: 3, sha256: 'b'.repeat(64), metadata: { sha512: 'short' } }, 'f')).toBeUndefined();
+    expect(assetRecordFrom(KEY, { size: 3 }, 'f', { sha256: 'b'.repeat(64), sha512: 'C'.repeat(128) })).toBeUndefined();
+    expect(assetRecordFrom(KEY, null, 'f', statement)).toBeUndefined();
+    // the installer descriptor stays in the metadata (known before the upload)
+    const image = { mediaType: 'application/vnd.docker.distribution.manifest.v2+json', digest: `sha256:${'1'.repeat(64)}`, size: 7 };
+    expect(assetRecordFrom(KEY, { size: 3, contentType: 'x/y', metadata: assetMetadata(image) }, 'f', statement)).toEqual({ ...record, image });
+    expect(assetMetadata()).toEqual({});
   });
 
   test('the signed statement is fixed-order JSON of key, size and digests', () => {
@@ -80,14 +94,54 @@ describe('the record and its signature', () => {
   });
 });
 
-describe('findAsset: published = object with its digests + signature file', () => {
+describe('findAsset: published = object + signature file, digests from its statement', () => {
   test('found only once the signature file exists', async () => {
-    await store.put(KEY, BYTES, { metadata: assetMetadata(hex('sha512', BYTES)) });
+    await store.put(KEY, BYTES);
     expect(await findAsset(store, KEY, 'x/y')).toBeUndefined();
     await publish(KEY, BYTES);
     const found = await find();
     expect(found.record).toMatchObject({ key: KEY, size: BYTES.length, sha256: hex('sha256', BYTES), sha512: hex('sha512', BYTES) });
     expect(found.validator).toMatch(new RegExp(`^${BYTES.length}:${hex('sha256', BYTES)}:\\d+$`));
+  });
+
+  test('an object stored by an earlier version (digests in its metadata, v1 statement) still verifies', async () => {
+    await store.put(KEY, BYTES, { metadata: { sha512: hex('sha512', BYTES) } });
+    const statement = { key: KEY, size: BYTES.length, sha256: hex('sha256', BYTES), sha512: hex('sha512', BYTES) };
+    const signature = sign('sha256', statementBytes(statement), signer.privateKey).toString('base64');
+    // the statement is read from the file either way; a file whose statement names no digests falls back to metadata
+    for (const file of [encodeSignatureFile(statement, signature), Buffer.from(JSON.stringify({ signature }))]) {
+      await store.put(assetSignatureKey(KEY), file);
+      const found = await find();
+      expect(found.record).toMatchObject({ sha256: statement.sha256, sha512: statement.sha512 });
+      expect(await verifyStoredAsset(store, found, signer.publicKey, { sha512: true })).toEqual({ ok: true });
+    }
+  });
+
+  test("a forged statement fails the signature: other digests, another object's key, another size", async () => {
+    await publish(KEY, BYTES);
+    const good = JSON.parse((await store.getBuffer(assetSignatureKey(KEY), 1 << 14))!.toString());
+    const other = Buffer.from('other bytes, the same length');
+    for (const forged of [
+      { sha256: hex('sha256', other), sha512: hex('sha512', other) },
+      { key: `assets/${'b'.repeat(64)}` },
+      { size: BYTES.length + 1 },
+    ]) {
+      await store.put(assetSignatureKey(KEY), Buffer.from(JSON.stringify({ ...good, statement: { ...good.statement, ...forged } })));
+      expect(await verifyStoredAsset(store, await find(), signer.publicKey, { sha512: false })).toMatchObject({ ok: false, problem: 'signature' });
+    }
+    // a valid signature of another asset, copied next to this one, does not vouch for it
+    const elsewhere = `assets/${'b'.repeat(64)}`;
+    await publish(elsewhere, BYTES);
+    await store.put(assetSignatureKey(KEY), (await store.getBuffer(assetSignatureKey(elsewhere), 1 << 14))!);
+    expect(await verifyStoredAsset(store, await find(), signer.publicKey, { sha512: false })).toMatchObject({ ok: false, problem: 'signature' });
+  });
+
+  test('a signature file without usable digests (and no metadata digests) is not a published asset', async () => {
+    await store.put(KEY, BYTES);
+    for (const junk of ['not json', '{}', '{"statement":{"sha256":"x","sha512":"y"},"signature":"AAAA"}']) {
+      await store.put(assetSignatureKey(KEY), Buffer.from(junk));
+      expect(await findAsset(store, KEY, 'x/y')).toBeUndefined();
+    }
   });
 });
 
@@ -101,7 +155,7 @@ describe('verifyStoredAsset', () => {
     expect(await verifyStoredAsset(store, await find(), signer.publicKey, { sha512: false })).toMatchObject({ ok: false, problem: 'digest' });
 
     const forged = Buffer.from('forged bytes');
-    await store.put(KEY, forged, { metadata: assetMetadata(hex('sha512', forged)) });
+    await store.put(KEY, forged);
     expect(await verifyStoredAsset(store, await find(), signer.publicKey, { sha512: false })).toMatchObject({ ok: false, problem: 'signature' });
   });
 
@@ -117,7 +171,7 @@ describe('verifyStoredAsset', () => {
 describe('a signature naming the stored version the signing service checked (trustSignedVersion)', () => {
   /** Publishes like the signing service does now: the statement names the stored version it checked. */
   async function publishNamingVersion(bytes: Buffer, o: { signedVersion?: string } = {}): Promise<void> {
-    await store.put(KEY, bytes, { metadata: assetMetadata(hex('sha512', bytes)) });
+    await store.put(KEY, bytes);
     const current = validatorOf((await store.head(KEY))!);
     const statement = { key: KEY, size: bytes.length, sha256: hex('sha256', bytes), sha512: hex('sha512', bytes), stored: o.signedVersion ?? current };
     const file = JSON.parse(encodeSignatureFile(statement, sign('sha256', statementBytes(statement), signer.privateKey).toString('base64')).toString());
@@ -253,7 +307,7 @@ describe('scrubAssets', () => {
   test('verifies every published asset at rest, quarantines what fails, skips signature files and unpublished objects', async () => {
     const keys = ['1', '2', '3', '4'].map((c) => `assets/${c.repeat(64)}`);
     for (const k of keys) await publish(k, Buffer.from(`bytes of ${k}`));
-    await store.put(`assets/${'5'.repeat(64)}`, Buffer.from('not signed yet'), { metadata: assetMetadata(hex('sha512', Buffer.from('not signed yet'))) });
+    await store.put(`assets/${'5'.repeat(64)}`, Buffer.from('not signed yet'));
     await store.put('schematics/x', Buffer.from('not an asset'));
 
     const clean = await scrubAssets(store, signer.publicKey);
@@ -261,7 +315,7 @@ describe('scrubAssets', () => {
 
     flipByte(keys[0]);
     const forged = Buffer.from('forged');
-    await store.put(keys[1], forged, { metadata: assetMetadata(hex('sha512', forged)) });
+    await store.put(keys[1], forged);
     await publish(keys[2], Buffer.from('signed by someone else'), stranger.privateKey);
     const events: string[] = [];
     const found = await scrubAssets(store, signer.publicKey, { verified: (o) => events.push(o), quarantined: (k) => events.push(`quarantined ${k}`) });
@@ -283,7 +337,7 @@ describe('scrubAssets', () => {
   test('a SHA-512 that does not match the bytes is found at rest (the scrub checks both digests)', async () => {
     // signed over a wrong SHA-512 (as if the signing service had been fooled): the gateway's SHA-256 check passes,
     // the scrub does not
-    await store.put(KEY, BYTES, { metadata: assetMetadata('0'.repeat(128)) });
+    await store.put(KEY, BYTES);
     const statement = { key: KEY, size: BYTES.length, sha256: hex('sha256', BYTES), sha512: '0'.repeat(128) };
     await store.put(assetSignatureKey(KEY), encodeSignatureFile(statement, sign('sha256', statementBytes(statement), signer.privateKey).toString('base64')));
     expect(await verifyStoredAsset(store, await find(), signer.publicKey, { sha512: false })).toEqual({ ok: true });

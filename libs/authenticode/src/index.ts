@@ -7,4 +7,6 @@ export * from './image-hash';
 export * from './signed-data';
 export * from './embed';
 export * from './efi-vars';
+export * from './efi-varstore';
+export * from './well-known';
 export { certificatesFromPem, certificateDer } from './der';

@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { PassThrough, Readable } from 'node:stream';
 
 export interface FileDigest {
   /** lower-case hex SHA-256 */
@@ -50,18 +51,39 @@ const FOLLOW_CHUNK = 4 * 1024 * 1024;
 const FOLLOW_IDLE_MS = 5;
 
 /**
- * SHA-256, SHA-512 (and with `md5`, MD5) of a file *while another process writes it* front to back, so that hashing overlaps the
- * writer instead of following it (xorriso writes its images sequentially: the GPT completeness check of
- * runXorrisoImage relies on the same order). Reads up to the size the file has at each moment and, once `writerDone`
- * settles, to its end. A writer that went back and changed bytes already read would make these digests wrong: they
- * describe the bytes read, so whoever publishes the file checks the SHA-256 against the file again (the object
- * stores do, expectedSha256) and fails instead of publishing.
+ * Where the bytes of a file being written also go, as they are read (see digestWhileWritten): e.g. an upload that
+ * overlaps the writer. It needs the final size before the first byte (a Content-Length), so it starts only when the
+ * file's first `headBytes` bytes declare it.
  */
-export async function digestWhileWritten(file: string, writerDone: Promise<unknown>, o: { md5?: boolean } = {}): Promise<FileDigest> {
+export interface WhileWrittenConsumer {
+  headBytes: number;
+  /** The file's final size as its first bytes declare it; undefined: not declared (nothing is streamed). */
+  declaredSize(head: Buffer): number | undefined;
+  /**
+   * Takes the file's bytes: exactly the bytes the digests describe, in order. `body` fails (instead of ending)
+   * when the writer failed or the file could not be read, so a consumer never takes a failed file as whole.
+   */
+  take(size: number, body: Readable): Promise<void>;
+}
+
+/**
+ * SHA-256, SHA-512 (and with `md5`, MD5) of a file *while another process writes it* front to back, so that hashing
+ * overlaps the writer instead of following it (xorriso writes its images sequentially: the GPT completeness check of
+ * runXorrisoImage relies on the same order). Reads up to the size the file has at each moment and, once `writerDone`
+ * settles, to its end. With `to`, the same bytes also go to a consumer as they are read (`streamed`: they did; the
+ * promise settles once the consumer is done). A writer that went back and changed bytes already read would make these
+ * digests (and the streamed bytes) describe what was read, not the file: callers that publish the file itself check
+ * its SHA-256 again (the object stores do, expectedSha256); streamed bytes are published with these digests.
+ */
+export async function digestWhileWritten(file: string, writerDone: Promise<unknown>, o: { md5?: boolean; to?: WhileWrittenConsumer } = {}): Promise<FileDigest & { streamed: boolean }> {
+  let failure: unknown;
   let finished = false;
   const settled = writerDone.then(
     () => void (finished = true),
-    () => void (finished = true),
+    (err: unknown) => {
+      failure = err;
+      finished = true;
+    },
   );
   const idle = () => Promise.race([new Promise((r) => setTimeout(r, FOLLOW_IDLE_MS)), settled]);
   let fh: Awaited<ReturnType<typeof open>> | undefined;
@@ -76,26 +98,90 @@ export async function digestWhileWritten(file: string, writerDone: Promise<unkno
   const sha256 = createHash('sha256');
   const sha512 = createHash('sha512');
   const md5 = o.md5 ? createHash('md5') : undefined;
-  const buf = Buffer.allocUnsafe(FOLLOW_CHUNK);
+  const consumer = o.to;
+  /** the first bytes, kept until they say whether (and how much) to stream */
+  let head: Buffer[] | undefined = consumer ? [] : undefined;
+  let body: PassThrough | undefined;
+  let taking: Promise<void> | undefined;
+  let buf = Buffer.allocUnsafe(FOLLOW_CHUNK);
   let size = 0;
   try {
     for (;;) {
+      // a failed writer's file is never whole: stop (and fail the consumer's body) at once
+      if (failure !== undefined) throw failure;
       // read `finished` before reading: a read that returns 0 after the writer was done is the end
       const wasFinished = finished;
       const { bytesRead } = await fh.read(buf, 0, buf.length, size);
       if (bytesRead > 0) {
-        const chunk = buf.subarray(0, bytesRead);
+        // the consumer keeps the chunk: hand over the buffer when it is mostly used, else a copy
+        let chunk: Buffer;
+        if (!consumer) chunk = buf.subarray(0, bytesRead);
+        else if (bytesRead >= FOLLOW_CHUNK / 2) {
+          chunk = buf.subarray(0, bytesRead);
+          buf = Buffer.allocUnsafe(FOLLOW_CHUNK);
+        } else chunk = Buffer.from(buf.subarray(0, bytesRead));
         sha256.update(chunk);
         sha512.update(chunk);
         md5?.update(chunk);
         size += bytesRead;
+        if (head) {
+          head.push(chunk);
+          if (size >= consumer!.headBytes) {
+            const first = Buffer.concat(head);
+            head = undefined;
+            const declared = consumer!.declaredSize(first);
+            if (declared !== undefined) {
+              body = new PassThrough({ highWaterMark: 2 * FOLLOW_CHUNK });
+              const taken = body;
+              taking = consumer!.take(declared, taken);
+              // A consumer that is done before the body ended (it failed, or gave up) takes no more: its body goes, so
+              // that feeding it fails instead of waiting forever; its failure is reported below.
+              const stopped = () => void (taken.writableEnded || taken.destroy());
+              taking.then(stopped, stopped);
+              await feed(body, first);
+            }
+          }
+        } else if (body) await feed(body, chunk);
         continue;
       }
       if (wasFinished) break;
       await idle();
     }
+    if (failure !== undefined) throw failure;
+  } catch (err) {
+    body?.destroy(err instanceof Error ? err : new Error(String(err)));
+    const consumerFailure: unknown = await taking?.then(() => undefined, (e: unknown) => e);
+    // a consumer that stopped taking says why; else the writer's or the reader's failure
+    throw err instanceof ConsumerGone && consumerFailure !== undefined ? consumerFailure : err;
   } finally {
     await fh.close();
   }
-  return { sha256: sha256.digest('hex'), sha512: sha512.digest('hex'), ...(md5 ? { md5: md5.digest('hex') } : {}), size };
+  if (body) {
+    body.end();
+    await taking;
+  }
+  return { sha256: sha256.digest('hex'), sha512: sha512.digest('hex'), ...(md5 ? { md5: md5.digest('hex') } : {}), size, streamed: body !== undefined };
+}
+
+class ConsumerGone extends Error {
+  constructor() {
+    super('the consumer of the file stopped taking it');
+  }
+}
+
+/** Writes a chunk, waiting while the consumer is behind; fails when the consumer went away. */
+async function feed(body: PassThrough, chunk: Buffer): Promise<void> {
+  if (body.destroyed) throw new ConsumerGone();
+  if (body.write(chunk)) return;
+  await new Promise<void>((resolve, reject) => {
+    const done = (err?: Error) => {
+      body.off('drain', done);
+      body.off('close', closed);
+      if (err) reject(err);
+      else resolve();
+    };
+    const closed = () => done(new ConsumerGone());
+    body.on('drain', done);
+    body.on('close', closed);
+  });
 }

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { gptImageState } from '../src/iso/xorriso';
+import { GPT_HEAD_BYTES, gptDeclaredSize, gptImageState } from '../src/iso/xorriso';
 
 let tmp: string;
 let image: Buffer;
@@ -51,4 +51,14 @@ test('a damaged backup header or entry array is incomplete', async () => {
 
 test('an image without a GPT says so (the caller then waits for the tool to exit)', async () => {
   expect(await gptImageState(variant('no-gpt', (b) => Buffer.alloc(b.length)))).toBe('no-gpt');
+});
+
+test('the primary header alone declares the final size (what lets an upload start while the image is written)', () => {
+  expect(gptDeclaredSize(image.subarray(0, GPT_HEAD_BYTES))).toBe(image.length);
+  expect(gptDeclaredSize(image)).toBe(image.length);
+  expect(gptDeclaredSize(image.subarray(0, GPT_HEAD_BYTES - 1))).toBeUndefined();
+  expect(gptDeclaredSize(Buffer.alloc(GPT_HEAD_BYTES))).toBeUndefined();
+  const damaged = Buffer.from(image.subarray(0, GPT_HEAD_BYTES));
+  damaged[512 + 32] ^= 0x01; // the backup LBA, outside what the header CRC vouches for: refused
+  expect(gptDeclaredSize(damaged)).toBeUndefined();
 });

@@ -38,6 +38,23 @@ const log = (msg: string) => {
   console.log(msg);
 };
 
+/**
+ * Builds with a whileWritten consumer collecting what it is handed: the ISO's bytes as xorriso writes them (GPT
+ * images), which must be exactly the finished file even if xorriso patched anything it had already written.
+ */
+async function buildStreamed(o: IsoOptions): Promise<{ built: Awaited<ReturnType<typeof buildIso>>; taken?: { size: number; bytes: Buffer } }> {
+  let taken: { size: number; bytes: Buffer } | undefined;
+  const built = await buildIso({
+    ...o,
+    whileWritten: async (size, body) => {
+      const chunks: Buffer[] = [];
+      for await (const c of body) chunks.push(c as Buffer);
+      taken = { size, bytes: Buffer.concat(chunks) };
+    },
+  });
+  return { built, taken };
+}
+
 interface Files {
   kernel: string;
   initramfs: string;
@@ -299,6 +316,17 @@ describe('GRUB ISO (demo v1.7.7, < 1.8: no volume label)', () => {
     fs.rmSync(again);
   }, 120000);
 
+  test('streamed while written (GPT declares the size): the bytes taken are the finished image', async () => {
+    const again = path.join(tmp, 'grub-streamed.iso');
+    const { built, taken } = await buildStreamed({ ...opts, out: again, workDir: path.join(tmp, 'wd-grub-s') });
+    const bytes = fs.readFileSync(again);
+    expect(built.streamed).toBe(true);
+    expect(taken!.size).toBe(bytes.length);
+    expect(sha256(taken!.bytes)).toBe(sha256(bytes));
+    expect(sha256(bytes)).toBe(sha256File(iso));
+    fs.rmSync(again);
+  }, 120000);
+
   test('boots under SeaBIOS from -cdrom (GRUB i386-pc)', async () => {
     const r = await bootQemu({ args: ['-cdrom', iso], timeoutMs: 150000 });
     log(`GRUB ISO boot, SeaBIOS: ${r.ms} ms`);
@@ -406,6 +434,31 @@ describe('hybrid ISO (demo v1.11.3)', () => {
     fs.rmSync(again);
   }, 120000);
 
+  test('streamed while written (GPT declares the size): the bytes taken are the finished image, and the digests theirs', async () => {
+    const again = path.join(tmp, 'hybrid-streamed.iso');
+    const { built, taken } = await buildStreamed({ ...opts, out: again, workDir: path.join(tmp, 'wd-hybrid-s'), md5: true });
+    const bytes = fs.readFileSync(again);
+    expect(built.streamed).toBe(true);
+    expect(taken!.size).toBe(bytes.length);
+    expect(sha256(taken!.bytes)).toBe(sha256(bytes));
+    expect(sha256(bytes)).toBe(sha256File(iso));
+    expect(built).toMatchObject({ size: bytes.length, sha256: sha256(bytes), md5: createHash('md5').update(bytes).digest('hex') });
+    fs.rmSync(again);
+  }, 120000);
+
+  test('a consumer that fails mid-stream fails the build with its error; no image is left', async () => {
+    const again = path.join(tmp, 'hybrid-failed.iso');
+    await expect(
+      buildIso({
+        ...opts, out: again, workDir: path.join(tmp, 'wd-hybrid-f'),
+        whileWritten: async (_size, body) => {
+          for await (const _c of body) throw new Error('the upload broke');
+        },
+      }),
+    ).rejects.toThrow('the upload broke');
+    expect(fs.existsSync(again)).toBe(false);
+  }, 120000);
+
   test('boots under SeaBIOS from -cdrom (GRUB entry)', async () => {
     const r = await bootQemu({ args: ['-cdrom', iso], timeoutMs: 150000 });
     log(`hybrid ISO boot, SeaBIOS: ${r.ms} ms`);
@@ -470,6 +523,15 @@ describe('UEFI-only ISO (sd-boot)', () => {
     expect(sha256File(again)).toBe(sha256File(iso));
     const bytes = fs.readFileSync(again);
     expect(built).toMatchObject({ size: bytes.length, sha256: sha256(bytes), md5: createHash('md5').update(bytes).digest('hex') });
+    fs.rmSync(again);
+  }, 120000);
+
+  test('no GPT, no declared size: not streamed (the caller stores the finished file)', async () => {
+    const again = path.join(tmp, 'uefi-streamed.iso');
+    const { built, taken } = await buildStreamed({ ...opts, out: again, workDir: path.join(tmp, 'wd-uefi-s') });
+    expect(built.streamed).toBe(false);
+    expect(taken).toBeUndefined();
+    expect(sha256File(again)).toBe(sha256File(iso));
     fs.rmSync(again);
   }, 120000);
 

@@ -4,7 +4,7 @@
  * that carries an HTTP status, so BullMQ never retries it; only unexpected errors fail the job and are retried.
  */
 
-import type { AssetRecord, AssetStatement, BuildAssetPayload, OciDescriptor, ScrubReport } from '@factory/asset';
+import type { AssetClaims, AssetRecord, AssetStatement, BuildAssetPayload, OciDescriptor, ScrubReport } from '@factory/asset';
 import type { EvictionReport } from '@factory/budget';
 import type { ExtensionEntry, OverlayEntry } from '@factory/catalog';
 import type { SectionDigest } from '@factory/pcr';
@@ -66,11 +66,14 @@ export interface JobContracts {
    */
   'signing.installer': { queue: 'signing'; payload: { repository: string; digest: string }; result: { payloadBase64: string; signatureBase64: string } };
   /**
-   * Sign the digests of a stored asset (`assets/<key>`). The signing service signs only what it checked: it reads the
-   * object from storage itself, hashes its bytes and signs the statement {key, size, sha256, sha512} only when they
-   * match the digests recorded with the object. The caller stores the signature next to the asset (its `.sig`).
+   * Sign the digests of a stored asset (`assets/<key>`). The payload is what the build-worker claims about the bytes
+   * it stored (AssetClaims; `{key}` alone: the digests recorded in the object's metadata, as earlier versions stored
+   * them). The signing service signs only what it checked: the stored size, then the stored bytes — vouched for by
+   * the storage server's own digest of them (a full-object SHA-256 checksum, or the MD5 ETag of a single-part upload
+   * equal to the claimed MD5), else read and hashed — and signs the statement {key, size, sha256, sha512, stored} only
+   * when they match (else a 409 reply). The caller stores the signature next to the asset (its `.sig`).
    */
-  'signing.asset': { queue: 'signing'; payload: { key: string }; result: { statement: AssetStatement; signatureBase64: string } };
+  'signing.asset': { queue: 'signing'; payload: AssetClaims | { key: string }; result: { statement: AssetStatement; signatureBase64: string } };
 
   /** Verify every stored asset at rest (signature and digests), quarantining what fails (build-worker; scheduled). */
   'maintenance.scrub': { queue: 'maintenance'; payload: Record<string, never>; result: ScrubReport };
@@ -95,8 +98,16 @@ export interface JobContracts {
    * worker embeds as the image's WIN_CERTIFICATE (signPeFile).
    */
   'signing.authenticode': { queue: 'signing'; payload: { sha256: string }; result: { signedDataBase64: string } };
-  /** PK/KEK/db `.auth` files (EFI_VARIABLE_AUTHENTICATION_2) enrolling the Secure Boot certificate, base64. */
-  'signing.secureBootEnrollment': { queue: 'signing'; payload: Record<string, never>; result: { PK: string; KEK: string; db: string } };
+  /**
+   * PK/KEK/db `.auth` files (EFI_VARIABLE_AUTHENTICATION_2) enrolling the Secure Boot certificate, base64.
+   * `includeWellKnownCertificates` (the schematic's option) appends the well-known Microsoft certificates to KEK and db
+   * (talos-formats §7.5); absent or false gives the files without them.
+   */
+  'signing.secureBootEnrollment': {
+    queue: 'signing';
+    payload: { includeWellKnownCertificates?: boolean };
+    result: { PK: string; KEK: string; db: string };
+  };
 }
 
 export type SecureBootPublic = { enabled: false } | { enabled: true; signingCertPem: string; pcrPublicKeyPem: string };

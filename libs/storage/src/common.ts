@@ -78,6 +78,7 @@ export interface NormalizedPut {
   size?: number;
   expectedMd5?: string;
   removeOnFailure: boolean;
+  digestRecordedElsewhere: boolean;
 }
 
 /** Validates put options; programming errors (bad metadata, bad digests) are TypeErrors. */
@@ -127,7 +128,7 @@ export function normalizePutOptions(meta: PutOptions | undefined): NormalizedPut
     if (typeof m.expectedMd5 !== 'string' || !/^[0-9a-f]{32}$/i.test(m.expectedMd5)) throw new TypeError('expectedMd5 must be 32 hex digits');
     expectedMd5 = m.expectedMd5.toLowerCase();
   }
-  return { contentType, contentDisposition, metadata, expectedSha256: expected, maxBytes, size, expectedMd5, removeOnFailure: m.removeOnFailure === true };
+  return { contentType, contentDisposition, metadata, expectedSha256: expected, maxBytes, size, expectedMd5, removeOnFailure: m.removeOnFailure === true, digestRecordedElsewhere: m.digestRecordedElsewhere === true };
 }
 
 export function checkMaxBytes(maxBytes: number): void {
@@ -196,7 +197,7 @@ export class DigestStream extends Transform {
     private readonly key: string,
     private readonly expectedSha256?: string,
     private readonly maxBytes?: number,
-    private readonly o: { holdLast?: boolean; size?: number } = {},
+    private readonly o: { holdLast?: boolean; size?: number; /** false: count only (nobody needs the digest) */ hash?: boolean } = {},
   ) {
     // Object-mode writable side: any chunk reaches _transform, which rejects non-bytes with a TypeError
     // (a byte-mode writable would throw inside the source's pipe instead of failing this stream).
@@ -223,7 +224,7 @@ export class DigestStream extends Transform {
       cb(new StorageError('DIGEST_MISMATCH', `object ${this.key}: body is longer than its declared ${this.o.size} bytes`, { key: this.key }));
       return;
     }
-    this.hash.update(buf);
+    if (this.o.hash !== false) this.hash.update(buf);
     if (!this.o.holdLast) {
       cb(null, buf);
       return;
@@ -234,7 +235,7 @@ export class DigestStream extends Transform {
   }
 
   override _flush(cb: TransformCallback): void {
-    this.sha256 = this.hash.digest('hex');
+    if (this.o.hash !== false) this.sha256 = this.hash.digest('hex');
     if (this.expectedSha256 !== undefined && this.expectedSha256 !== this.sha256) {
       cb(digestMismatch(this.key, this.expectedSha256, this.sha256));
       return;

@@ -10,6 +10,11 @@
  *    back until the digest and length checked out: on a mismatch the request is aborted short of its declared length,
  *    so a server never has the whole body. No part buffers and no multipart assembly: S3 look-alikes that assemble
  *    parts by copying (s3rver, also MinIO to a degree) take a 58 MB object in about a third of the multipart time.
+ *  - Stream bodies of known size whose digest nobody knows yet and is recorded elsewhere (digestRecordedElsewhere: a
+ *    file still being written), up to `maxSinglePutBytes`: the same single PutObject, without checksum headers and
+ *    without the SHA-256 in the metadata, holding the last chunk back until the length checked out. The server's
+ *    ETag of it is its MD5 of the stored bytes (without SSE-KMS/SSE-C), which callers compare with their own.
+ *    Bigger ones: lib-storage Upload straight to the key, as below.
  *  - Stream bodies whose digest is known up front (expectedSha256 or sha256 given): lib-storage Upload straight to
  *    the final key (multipart above one part), with the expected digest as metadata. The body flows through a
  *    hashing pass-through that fails the stream at EOF on a mismatch, so the Upload never completes: small bodies
@@ -336,14 +341,15 @@ export class S3ObjectStore implements ObjectStore {
     const opts = normalizePutOptions(meta);
     if (Buffer.isBuffer(body)) return this.putBuffer(key, body, opts);
 
-    if (opts.expectedSha256 !== undefined && opts.size !== undefined && opts.size <= this.maxSinglePut && (opts.maxBytes === undefined || opts.size <= opts.maxBytes)) {
+    const unrecorded = opts.expectedSha256 === undefined && opts.digestRecordedElsewhere;
+    if ((opts.expectedSha256 !== undefined || unrecorded) && opts.size !== undefined && opts.size <= this.maxSinglePut && (opts.maxBytes === undefined || opts.size <= opts.maxBytes)) {
       return this.putKnownStream(key, asReadable(body), opts, opts.expectedSha256, opts.size);
     }
     const digest = new DigestStream(key, opts.expectedSha256, opts.maxBytes, { size: opts.size });
     // Errors on either side tear down both: a failed source fails the upload, a failed upload destroys the source.
     pipeline(asReadable(body), digest, () => {});
 
-    if (opts.expectedSha256 !== undefined) {
+    if (opts.expectedSha256 !== undefined || unrecorded) {
       const etag = await this.upload(key, digest, opts, opts.expectedSha256);
       return { key, size: digest.size, sha256: digest.sha256, etag };
     }
@@ -362,9 +368,13 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  /** One PutObject of a body whose size and digest are known; its last chunk waits for the digest check. */
-  private async putKnownStream(key: string, body: Readable, opts: NormalizedPut, sha256: string, size: number): Promise<PutResult> {
-    const digest = new DigestStream(key, sha256, opts.maxBytes, { holdLast: true, size });
+  /**
+   * One PutObject of a body whose size (and digest, when `sha256` is given) is known; its last chunk waits for the
+   * length and digest checks.
+   */
+  private async putKnownStream(key: string, body: Readable, opts: NormalizedPut, sha256: string | undefined, size: number): Promise<PutResult> {
+    // digest recorded elsewhere: the caller hashed these bytes already; hashing them again here would only cost time
+    const digest = new DigestStream(key, sha256, opts.maxBytes, { holdLast: true, size, hash: sha256 !== undefined });
     const abort = new AbortController();
     // A failing body aborts the request: the server never receives the declared length, so it stores nothing.
     digest.once('error', () => abort.abort());
@@ -374,7 +384,7 @@ export class S3ObjectStore implements ObjectStore {
       const etag = await this.putObject(key, digest, size, opts, sha256, md5, abort.signal);
       // Defensive: a server that answered before the whole (checked) body was sent has not stored it.
       if (digest.failure) throw digest.failure;
-      return { key, size, sha256, etag };
+      return { key, size, ...(sha256 !== undefined ? { sha256 } : {}), etag };
     } catch (err) {
       digest.destroy();
       if (opts.removeOnFailure) await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })).catch(() => {});
@@ -384,10 +394,10 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   /**
-   * PutObject with the SHA-256 as x-amz-checksum-sha256 (and the MD5, base64, as Content-MD5): servers that check
-   * them refuse other bytes. Failures other than StorageErrors become UNAVAILABLE.
+   * PutObject with the SHA-256 (when known) as x-amz-checksum-sha256 (and the MD5, base64, as Content-MD5): servers
+   * that check them refuse other bytes. Failures other than StorageErrors become UNAVAILABLE.
    */
-  private async putObject(key: string, body: Buffer | Readable, size: number, opts: NormalizedPut, sha256: string, md5Base64: string | undefined, abortSignal?: AbortSignal): Promise<string | undefined> {
+  private async putObject(key: string, body: Buffer | Readable, size: number, opts: NormalizedPut, sha256: string | undefined, md5Base64: string | undefined, abortSignal?: AbortSignal): Promise<string | undefined> {
     try {
       const r = await this.client.send(
         new PutObjectCommand({
@@ -395,7 +405,7 @@ export class S3ObjectStore implements ObjectStore {
           Key: key,
           Body: body,
           ContentLength: size,
-          ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64'),
+          ...(sha256 ? { ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64') } : {}),
           ...(md5Base64 ? { ContentMD5: md5Base64 } : {}),
         }),
         abortSignal ? { abortSignal } : {},

@@ -29,7 +29,8 @@ export interface ObjectInfo extends ObjectMeta {
 export interface PutResult {
   key: string;
   size: number;
-  sha256: string;
+  /** Of the bytes stored; not computed (undefined) for an S3 put whose digest is recorded elsewhere (digestRecordedElsewhere). */
+  sha256?: string;
   /** ETag of the published object (S3: unquoted S3 ETag; local: the SHA-256). Extension to the brief's interface. */
   etag?: string;
 }
@@ -49,6 +50,15 @@ export interface PutOptions extends ObjectMeta {
   size?: number;
   /** Lower-case hex MD5 of the body, sent as Content-MD5 (servers that check it refuse other bytes: BadDigest). */
   expectedMd5?: string;
+  /**
+   * Stream bodies of known `size` whose digest nobody knows yet (a file still being written, hashed on the way by the
+   * caller): the store need not keep the SHA-256 with the object (head may then return none); the caller records the
+   * digests elsewhere (an asset's signed statement). S3 then takes the body as it comes in one PutObject (up to
+   * `maxSinglePutBytes`; bigger ones in parts) straight to the key, without a staging copy and without checksum
+   * headers (none is known when the request starts); the last bytes are held back until the length checked out, so a
+   * short or long body is never stored whole. The local store records the SHA-256 anyway (it hashes every body).
+   */
+  digestRecordedElsewhere?: boolean;
   /**
    * On a failed put, delete whatever the key holds (its previous object too). For callers replacing an object that
    * nobody may read anyway (an unpublished asset): S3 look-alikes that write a PUT in place (s3rver) otherwise keep

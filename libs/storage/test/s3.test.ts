@@ -251,6 +251,60 @@ describe('S3 store specifics', () => {
     });
   });
 
+  describe('streamed put of known size, digest recorded elsewhere (a file still being written): one PutObject as it comes', () => {
+    const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
+    const unrecorded = (size: number) => ({ size, digestRecordedElsewhere: true, removeOnFailure: true });
+
+    test('one PutObject without checksum headers or a recorded digest; the ETag is the MD5 of the stored bytes', async () => {
+      const store = storeFor(await server());
+      const cmds = recordCommands(store.client);
+      const sentHeaders: Record<string, string>[] = [];
+      store.client.middlewareStack.add(
+        (next) => async (args) => {
+          sentHeaders.push({ ...(args.request as { headers: Record<string, string> }).headers });
+          return next(args);
+        },
+        { step: 'finalizeRequest', name: 'record-headers' },
+      );
+      const body = randomBytes(20 * MiB + 123);
+      const put = await store.put('growing/iso', Readable.from(chunksOf(body, MiB)), { ...unrecorded(body.length), metadata: { a: 'b' } });
+      // the caller hashed the bytes: the store does not hash them again
+      expect(put).toEqual({ key: 'growing/iso', size: body.length, etag: md5(body) });
+      expect(cmds).toEqual(['PutObjectCommand']);
+      expect(Object.keys(sentHeaders[0]).filter((h) => /checksum|content-md5|x-amz-meta-sha256/i.test(h))).toEqual([]);
+      const head = await store.head('growing/iso');
+      expect(head).toMatchObject({ size: body.length, metadata: { a: 'b' }, serverDigests: { md5: md5(body) } });
+      expect(head!.sha256).toBeUndefined();
+      expectBytes(await store.getBuffer('growing/iso', body.length), body);
+    });
+
+    test('a body shorter or longer than declared, or a source failing mid-stream, leaves nothing under the key', async () => {
+      const store = storeFor(await server());
+      const body = randomBytes(3 * MiB);
+      await store.put('growing/short', randomBytes(MiB)); // an earlier object under the key goes too (it is unpublished)
+      await expectStorageError(store.put('growing/short', Readable.from([body]), unrecorded(body.length + 1)), 'DIGEST_MISMATCH');
+      expect(await store.head('growing/short')).toBeNull();
+      await expectStorageError(store.put('growing/long', Readable.from(chunksOf(body, MiB)), unrecorded(body.length - 1)), 'DIGEST_MISMATCH');
+      expect(await store.head('growing/long')).toBeNull();
+      async function* failing(): AsyncGenerator<Buffer> {
+        yield randomBytes(2 * MiB);
+        await new Promise((r) => setTimeout(r, 50));
+        throw new Error('xorriso failed');
+      }
+      await expect(store.put('growing/failing', Readable.from(failing()), unrecorded(4 * MiB))).rejects.toThrow('xorriso failed');
+      expect(await store.head('growing/failing')).toBeNull();
+    });
+
+    test('above maxSinglePutBytes: parts, straight to the final key, no staging copy', async () => {
+      const store = storeFor(await server(), { maxSinglePutBytes: 8 * MiB });
+      const cmds = recordCommands(store.client);
+      const body = randomBytes(12 * MiB);
+      await store.put('growing/big', Readable.from(chunksOf(body, MiB)), unrecorded(body.length));
+      expect(cmds).toEqual(['CreateMultipartUploadCommand', 'UploadPartCommand', 'UploadPartCommand', 'CompleteMultipartUploadCommand']);
+      expectBytes(await store.getBuffer('growing/big', body.length), body);
+    });
+  });
+
   test('list hides staging objects left behind under .tmp/', async () => {
     const store = storeFor(await server());
     const { PutObjectCommand } = await import('@aws-sdk/client-s3');

@@ -5,11 +5,12 @@
 import { createReadStream, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import type { SandboxedJob } from 'bullmq';
 import { UpstreamCatalog } from '@factory/catalog';
 import { EnvReader, readCommon, readExternal, readUpstream } from '@factory/config';
 import { FactoryError, isFactoryError } from '@factory/errors';
-import { AssetRecord, assetMetadata, assetObjectKey, assetSignatureKey, completeProfile, encodeSignatureFile, findAsset } from '@factory/asset';
+import { AssetClaims, AssetRecord, assetMetadata, assetObjectKey, assetSignatureKey, completeProfile, encodeSignatureFile, findAsset } from '@factory/asset';
 import { JobClient, PayloadOf, sandboxedProcessor } from '@factory/queue';
 import { OciContentStore } from '@factory/registry';
 import { parseSchematic, readStoredSchematic } from '@factory/schematic';
@@ -105,19 +106,39 @@ async function run(job: SandboxedJob<PayloadOf<'build.asset'>>): Promise<AssetRe
     stage = next;
     stageAt = now;
   };
+  const contentType = contentTypeFor(profile.path);
   try {
+    // A signature file left from an earlier version would vouch for this one before it is checked: it goes first,
+    // before any byte of this build is stored.
+    await ctx.store.delete(assetSignatureKey(objectKey));
+    const s3 = ctx.store.kind === 's3';
     const built = await buildAsset(
       {
         catalog: ctx.catalog,
         inputs: ctx.inputs,
         oci: ctx.oci,
         externalUrl: ctx.externalUrl,
-        md5: ctx.store.kind === 's3',
+        md5: s3,
         secureBoot: ctx.secureBoot,
         progress: (next, percent) => {
           enter(next);
           void job.updateProgress({ stage: next, percent }).catch(() => undefined);
         },
+        // S3: an output that declares its size while it is written (a GPT ISO) is uploaded meanwhile, in one
+        // PutObject without checksum headers (nobody knows its digests yet): the upload overlaps the write instead of
+        // following it. The server's ETag (its MD5 of the stored bytes) then vouches for them to the signing service.
+        // (The local store copies a finished file: it gains nothing from a stream.)
+        ...(s3
+          ? {
+              storeWhileWritten: async (size: number, body: Readable) => {
+                if (size > ctx.maxAssetBytes) {
+                  body.destroy();
+                  throw assetTooLarge(ctx.maxAssetBytes, { path: profile.path, size });
+                }
+                await ctx.store.put(objectKey, body, { contentType, size, digestRecordedElsewhere: true, removeOnFailure: true, maxBytes: ctx.maxAssetBytes, metadata: assetMetadata() });
+              },
+            }
+          : {}),
       },
       profile,
       workDir,
@@ -127,34 +148,33 @@ async function run(job: SandboxedJob<PayloadOf<'build.asset'>>): Promise<AssetRe
     if (builtSize > ctx.maxAssetBytes) throw assetTooLarge(ctx.maxAssetBytes, { path: profile.path, size: builtSize });
     enter('hashing');
     await job.updateProgress({ stage: 'uploading', percent: 95 }).catch(() => undefined);
-    // Both digests are computed once, here, from the file about to be uploaded; the store keeps them with the object
-    // (S3 also takes the object in one verified pass when the digest is known before the upload).
+    // Both digests are computed once, from the bytes stored (or about to be): they become the asset's record through
+    // the signed statement. S3: the MD5 too (the ISO builder computes it while the image is written), which the S3
+    // server's ETag of the stored bytes is, so the signing service can check them without downloading them.
     const digest = built.digest ?? hashFileSync(built.file);
     const { sha256, sha512, size } = digest;
-    // S3: the MD5 too (the ISO builder computes it while the image is written), recorded with the object and sent as
-    // Content-MD5. The S3 server's ETag of the stored bytes is then their MD5, which lets the signing service check
-    // the stored bytes without downloading them.
-    const md5 = ctx.store.kind === 's3' ? (digest.md5 ?? md5FileSync(built.file)) : undefined;
+    const md5 = s3 ? (digest.md5 ?? md5FileSync(built.file)) : undefined;
     enter('uploading');
-    const contentType = contentTypeFor(profile.path);
-    // A signature file left from an earlier version would vouch for this one before it is checked: it goes first.
-    await ctx.store.delete(assetSignatureKey(objectKey));
-    // The store verifies the uploaded bytes against the digest before the object becomes visible. Size and digest
-    // are known: S3 takes the file in one streamed PutObject (see @factory/storage). On failure nothing is left under
-    // the key (it is unpublished anyway: its signature file went first).
-    await ctx.store.put(objectKey, createReadStream(built.file, { highWaterMark: UPLOAD_CHUNK }), {
-      contentType,
-      expectedSha256: sha256,
-      size,
-      ...(md5 ? { expectedMd5: md5 } : {}),
-      removeOnFailure: true,
-      maxBytes: ctx.maxAssetBytes,
-      metadata: assetMetadata(sha512, built.image, md5),
-    });
+    if (!built.streamed) {
+      // The store verifies the uploaded bytes against the digest before the object becomes visible. Size and digest
+      // are known: S3 takes the file in one streamed PutObject with x-amz-checksum-sha256 and Content-MD5 (see
+      // @factory/storage). On failure nothing is left under the key (it is unpublished anyway: its signature file went
+      // first).
+      await ctx.store.put(objectKey, createReadStream(built.file, { highWaterMark: UPLOAD_CHUNK }), {
+        contentType,
+        expectedSha256: sha256,
+        size,
+        ...(md5 ? { expectedMd5: md5 } : {}),
+        removeOnFailure: true,
+        maxBytes: ctx.maxAssetBytes,
+        metadata: assetMetadata(built.image),
+      });
+    }
     enter('signing');
-    // The signing service reads the stored object itself and signs its digests only if the bytes match them; the
-    // signature file, written last, publishes the asset.
-    const { statement, signatureBase64 } = await ctx.jobs.call('signing.asset', { key: objectKey }, { timeoutMs: ctx.timeoutMs }).catch((err: unknown) => {
+    // The signing service checks the stored object against these claims (the storage server's own digest of it, else
+    // by reading it) and signs them only if they match; the signature file, written last, publishes the asset.
+    const claims: AssetClaims = { key: objectKey, size, sha256, sha512, ...(md5 ? { md5 } : {}) };
+    const { statement, signatureBase64 } = await ctx.jobs.call('signing.asset', claims, { timeoutMs: ctx.timeoutMs }).catch((err: unknown) => {
       // Refused: the stored bytes do not match what was uploaded. Not the client's fault: the job fails and its retry
       // uploads again (a permanent reply would answer the client with the refusal).
       if (isFactoryError(err) && err.status < 500) throw new Error(`the signing service refused the stored asset: ${err.message}`);
@@ -162,7 +182,7 @@ async function run(job: SandboxedJob<PayloadOf<'build.asset'>>): Promise<AssetRe
     });
     await ctx.store.put(assetSignatureKey(objectKey), encodeSignatureFile(statement, signatureBase64), { contentType: 'application/json' });
     enter('done');
-    ctx.logger.info({ key, path: profile.path, version: profile.version, size, ms: Date.now() - started, stages }, 'asset built');
+    ctx.logger.info({ key, path: profile.path, version: profile.version, size, ms: Date.now() - started, stages, streamed: built.streamed === true }, 'asset built');
     return { key: objectKey, size, sha256, sha512, contentType, ...(built.image ? { image: built.image } : {}) };
   } finally {
     await rm(workDir, { recursive: true, force: true });

@@ -28,8 +28,8 @@ export interface SecureBootSigner {
   signPcrPolicy(measured: SectionDigest[]): Promise<string>;
   /** Authenticode SignedData (DER) for a PE image's SHA-256 Authenticode digest */
   authenticode: AuthenticodeSigner;
-  /** PK/KEK/db `.auth` files enrolling the signing certificate */
-  enrollment(): Promise<SecureBootEnrollment>;
+  /** PK/KEK/db `.auth` files enrolling the signing certificate (KEK and db also the well-known UEFI CAs when asked) */
+  enrollment(opts: { includeWellKnownCertificates: boolean }): Promise<SecureBootEnrollment>;
 }
 
 /** The signer over the signing service's jobs (`signing.secureBootPublic`, `signing.pcrPolicy`, `signing.authenticode`, `signing.secureBootEnrollment`). */
@@ -47,8 +47,8 @@ export function queueSecureBootSigner(jobs: Pick<JobClient, 'call'>, timeoutMs: 
     async authenticode(sha256) {
       return Buffer.from((await jobs.call('signing.authenticode', { sha256: sha256.toString('hex') }, opts)).signedDataBase64, 'base64');
     },
-    async enrollment() {
-      const files = await jobs.call('signing.secureBootEnrollment', {}, opts);
+    async enrollment({ includeWellKnownCertificates }) {
+      const files = await jobs.call('signing.secureBootEnrollment', includeWellKnownCertificates ? { includeWellKnownCertificates } : {}, opts);
       return { PK: Buffer.from(files.PK, 'base64'), KEK: Buffer.from(files.KEK, 'base64'), db: Buffer.from(files.db, 'base64') };
     },
   };

@@ -204,9 +204,18 @@ describeIf(READY, 'needs sbsigntool, osslsigncode, openssl, binutils, xorriso, d
     expect(files.some((f) => f.startsWith('boot/'))).toBe(false);
   });
 
-  test('an ISO asking for the well-known UEFI CA certificates is refused (501), not built without them', async () => {
-    const err = await buildAsset(context(keys), profile({ kind: 'iso', path: 'metal-amd64-secureboot.iso', includeWellKnownCertificates: true }), fs.mkdtempSync(path.join(tmp, 'wk-'))).catch((e: unknown) => e);
-    expect((err as FactoryError).status).toBe(501);
+  test('includeWellKnownCertificates: the ISO carries the KEK and db files with the well-known UEFI CAs the signing service makes', async () => {
+    const built = await buildAsset(context(keys), profile({ kind: 'iso', path: 'metal-amd64-secureboot.iso', includeWellKnownCertificates: true }), fs.mkdtempSync(path.join(tmp, 'wk-')));
+    const handlers = secureBootHandlers(keys);
+    const withCAs = await handlers['signing.secureBootEnrollment']({ includeWellKnownCertificates: true });
+    const without = await handlers['signing.secureBootEnrollment']({});
+    const fromIso = (name: string) => {
+      const out = path.join(tmp, `wk-${name}.auth`);
+      execFileSync('xorriso', ['-osirrox', 'on', '-indev', built.file, '-extract', `/loader/keys/auto/${name}.auth`, out], { stdio: 'ignore' });
+      return fs.readFileSync(out);
+    };
+    for (const name of ['PK', 'KEK', 'db'] as const) expect(fromIso(name)).toEqual(Buffer.from(withCAs[name], 'base64'));
+    expect(withCAs.db).not.toBe(without.db);
   });
 
   test('a rotated signing certificate is refused before anything is built (the asset key names the old one)', async () => {

@@ -8,7 +8,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { assetKey, assetMetadata, assetSignatureKey, AssetVerifier, encodeSignatureFile, integrityEvents, quarantineKey, statementBytes } from '@factory/asset';
+import { assetKey, assetSignatureKey, AssetVerifier, encodeSignatureFile, integrityEvents, quarantineKey, statementBytes } from '@factory/asset';
 import type { BuildAssetPayload, CatalogView } from '@factory/asset';
 import { FactoryError } from '@factory/errors';
 import { canonicalYaml, parseSchematic, schematicId } from '@factory/schematic';
@@ -39,9 +39,9 @@ const storageDir = mkdtempSync(path.join(os.tmpdir(), 'gateway-assets-'));
 /** Real local storage underneath; the redirecting variant below only adds presigned URLs. */
 const objects = createLocalStore(storageDir) as LocalObjectStore;
 
-/** What the build-worker and the signing service do: store the bytes with their digests, then the signature file. */
+/** What the build-worker and the signing service do: store the bytes, then the signature file over their digests. */
 async function publish(objectKey: string, body: Buffer): Promise<void> {
-  await objects.put(objectKey, body, { metadata: assetMetadata(digest('sha512', body)) });
+  await objects.put(objectKey, body);
   const statement = { key: objectKey, size: body.length, sha256: digest('sha256', body), sha512: digest('sha512', body) };
   await objects.put(assetSignatureKey(objectKey), encodeSignatureFile(statement, sign('sha256', statementBytes(statement), signingKey.privateKey).toString('base64')));
 }
@@ -280,11 +280,14 @@ describe('integrity: nothing is served that does not match its signed, recorded 
     expect(text).toMatch(/^image_factory_assets_quarantined_total\{service="gateway-integrity-test"\} 1$/m);
   });
 
-  test('bytes and digest metadata both rewritten (no key to sign them): the signature check refuses them', async () => {
+  test("bytes and the statement's digests both rewritten (no key to sign them): the signature check refuses them", async () => {
     await fetchText(asset);
     const key = await objectKey();
     const forged = Buffer.from('forged kernel-amd64');
-    await objects.put(key, forged, { metadata: assetMetadata(digest('sha512', forged)) });
+    await objects.put(key, forged, { metadata: { sha512: digest('sha512', forged) } });
+    const file = JSON.parse((await objects.getBuffer(assetSignatureKey(key), 1 << 14))!.toString());
+    file.statement = { ...file.statement, size: forged.length, sha256: digest('sha256', forged), sha512: digest('sha512', forged) };
+    await objects.put(assetSignatureKey(key), Buffer.from(JSON.stringify(file)));
     const res = await fetchText(asset);
     expect(res).toMatchObject({ status: 200, body });
     expect((await objects.getBuffer(quarantineKey(key), 1024))!.equals(forged)).toBe(true);

@@ -3,7 +3,7 @@
  * keys and wires these to the queue.
  */
 import type { KeyObject } from 'node:crypto';
-import { ASSET_OBJECT_KEY, AssetRecord, assetRecordFrom, assetStatement, destroyBody, digestStream, statementBytes, validatorOf } from '@factory/asset';
+import { AssetClaims, ASSET_OBJECT_KEY, assetRecordFrom, assetStatement, destroyBody, digestStream, statementBytes, validatorOf } from '@factory/asset';
 import { badRequest, FactoryError } from '@factory/errors';
 import { MediaTypes, simpleSigningPayload } from '@factory/oci';
 import type { PayloadOf, ResultOf } from '@factory/queue';
@@ -71,52 +71,71 @@ export function signingHandlers({ cosign, metrics, content, objects, registryHos
       metrics.signed('cosign');
       return { payloadBase64: payload.toString('base64'), signatureBase64: signEcdsa(cosign.privateKey, payload).toString('base64') };
     },
-    'signing.asset': async ({ key }) => {
+    'signing.asset': async (payload) => {
+      const { key } = payload;
       if (typeof key !== 'string' || !ASSET_OBJECT_KEY.test(key)) throw badRequest(`refusing to sign: ${JSON.stringify(key)} is not an asset of this factory`);
-      const statement = await checkedAssetStatement(objects, key);
+      const statement = await checkedAssetStatement(objects, key, claimsOf(payload));
       metrics.signed('cosign');
       return { statement, signatureBase64: signEcdsa(cosign.privateKey, statementBytes(statement)).toString('base64') };
     },
   };
 }
 
-/**
- * The stored object vouched for by the storage server itself: a digest the server computed from the bytes it holds
- * (a full-object SHA-256 checksum, else the MD5 ETag of a single-part upload) equals the one the build-worker recorded
- * from the same file it took the SHA-256 and SHA-512 of. Then the stored bytes are the bytes those digests describe
- * without reading them here.
- */
-function serverVouches(info: StoredObjectInfo, record: AssetRecord): boolean {
-  const server = info.serverDigests;
-  if (!server) return false;
-  return server.sha256 === record.sha256 || (record.md5 !== undefined && server.md5 === record.md5);
+const HEX = { md5: /^[0-9a-f]{32}$/, sha256: /^[0-9a-f]{64}$/, sha512: /^[0-9a-f]{128}$/ };
+
+/** The claims of a `signing.asset` payload, well-formed; undefined for `{key}` alone (digests in the metadata). */
+function claimsOf(payload: AssetClaims | { key: string }): AssetClaims | undefined {
+  const p = payload as Partial<AssetClaims>;
+  if (p.size === undefined && p.sha256 === undefined && p.sha512 === undefined && p.md5 === undefined) return undefined;
+  const bad = (why: string) => badRequest(`refusing to sign ${String(p.key)}: ${why}`);
+  if (!Number.isSafeInteger(p.size) || (p.size as number) < 0) throw bad('the claimed size is not a byte count');
+  if (typeof p.sha256 !== 'string' || !HEX.sha256.test(p.sha256)) throw bad('the claimed sha256 is not 64 lower-case hex digits');
+  if (typeof p.sha512 !== 'string' || !HEX.sha512.test(p.sha512)) throw bad('the claimed sha512 is not 128 lower-case hex digits');
+  if (p.md5 !== undefined && (typeof p.md5 !== 'string' || !HEX.md5.test(p.md5))) throw bad('the claimed md5 is not 32 lower-case hex digits');
+  return { key: p.key as string, size: p.size as number, sha256: p.sha256, sha512: p.sha512, ...(p.md5 !== undefined ? { md5: p.md5 } : {}) };
 }
 
 /**
- * The statement of a stored asset, derived here: its recorded digests, once the stored bytes are found to match them —
- * by the storage server's own digest of them (serverVouches), else read and hashed by this service in the same read as
- * the record. A mismatch is refused (409): never signed. The statement names the stored version that was checked.
+ * The stored object vouched for by the storage server itself: a digest the server computed from the bytes it holds
+ * (a full-object SHA-256 checksum, else the MD5 ETag of a single-part upload) equals the one claimed, which the
+ * build-worker computed from the same bytes it took the SHA-256 and SHA-512 of. Then the stored bytes are the bytes
+ * those digests describe without reading them here.
  */
-async function checkedAssetStatement(objects: StoredObjects, key: string) {
+function serverVouches(info: StoredObjectInfo, claims: Pick<AssetClaims, 'sha256' | 'md5'>): boolean {
+  const server = info.serverDigests;
+  if (!server) return false;
+  return server.sha256 === claims.sha256 || (claims.md5 !== undefined && server.md5 === claims.md5);
+}
+
+/**
+ * The statement of a stored asset, derived here: the claimed digests (or, for `{key}` alone, those recorded in the
+ * object's metadata), once the stored object is found to have the claimed size and bytes that match them — by the
+ * storage server's own digest of them (serverVouches), else read and hashed by this service. A mismatch is refused
+ * (409): never signed. The statement names the object's own key and the stored version that was checked.
+ */
+async function checkedAssetStatement(objects: StoredObjects, key: string, claimed: AssetClaims | undefined) {
   const refuse = (status: number, why: string) => new FactoryError(status, `refusing to sign ${key}: ${why}`);
   const head = await objects.head(key);
   if (!head) throw refuse(404, "it is not an object in the factory's store");
-  const headRecord = assetRecordFrom(key, head, 'application/octet-stream');
-  if (!headRecord) throw refuse(409, 'it carries no recorded digests');
-  if (serverVouches(head, headRecord)) return assetStatement(headRecord, validatorOf(head));
+  const claims = claimed ?? assetRecordFrom(key, head, 'application/octet-stream');
+  if (!claims) throw refuse(409, 'no digests were claimed and it carries no recorded digests');
+  if (head.size !== claims.size) throw refuse(409, `it holds ${head.size} bytes, not the ${claims.size} claimed`);
+  const statement = (stored: StoredObjectInfo) => assetStatement({ key, size: claims.size, sha256: claims.sha256, sha512: claims.sha512 }, validatorOf(stored));
+  if (serverVouches(head, { sha256: claims.sha256, md5: claimed?.md5 })) return statement(head);
 
   const got = await objects.get(key);
   if (!got) throw refuse(404, "it is not an object in the factory's store");
-  const record = assetRecordFrom(key, got.info, 'application/octet-stream');
-  if (!record) {
+  // {key} alone: the digests recorded with the version read (it may have been replaced since the HEAD)
+  const expected = claimed ?? assetRecordFrom(key, got.info, 'application/octet-stream');
+  if (!expected) {
     destroyBody(got.body);
     throw refuse(409, 'it carries no recorded digests');
   }
   const actual = await digestStream(got.body, { sha512: true });
-  if (actual.size !== record.size || actual.sha256 !== record.sha256 || actual.sha512 !== record.sha512) {
-    throw refuse(409, `its stored bytes (${actual.size} bytes, sha256 ${actual.sha256}) do not match its recorded digests (${record.size} bytes, sha256 ${record.sha256})`);
+  if (actual.size !== expected.size || actual.sha256 !== expected.sha256 || actual.sha512 !== expected.sha512) {
+    throw refuse(409, `its stored bytes (${actual.size} bytes, sha256 ${actual.sha256}) do not match the ${claimed ? 'claimed' : 'recorded'} digests (${expected.size} bytes, sha256 ${expected.sha256})`);
   }
-  return assetStatement(record, validatorOf(got.info));
+  return assetStatement({ key, size: expected.size, sha256: expected.sha256, sha512: expected.sha512 }, validatorOf(got.info));
 }
 
 /** The signing service's own metrics, registered on `registry`. */

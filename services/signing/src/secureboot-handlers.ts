@@ -14,6 +14,7 @@ import {
   enrollmentAuthFiles,
   EnrollmentKeyRole,
   signatureOwnerGuid,
+  wellKnownSignatureEntries,
 } from '@factory/authenticode';
 import { badRequest } from '@factory/errors';
 import type { PayloadOf, ResultOf } from '@factory/queue';
@@ -72,23 +73,29 @@ export async function signAuthenticode(keys: SecureBootKeyPair, { sha256 }: Payl
 export interface EnrollmentOptions {
   /** time of the authenticated writes; default the signing certificate's notBefore (reproducible, and later for a rotated key) */
   timestamp?: Date;
+  /** append the well-known Microsoft certificates (libs/authenticode/data/well-known) to KEK and db; PK never */
+  includeWellKnownCertificates?: boolean;
 }
 
 /**
  * `signing.secureBootEnrollment`: PK.auth (self-signed by PK), KEK.auth (signed by PK) and db.auth (signed by KEK)
- * enrolling PK, KEK and the signing certificate, owner GUID derived from the signing certificate PEM (§7.5). The
- * lists carry DER certificates (not the PEM bytes the anchor passes through, which OVMF refuses: §7.5).
+ * enrolling PK, KEK and the signing certificate, owner GUID derived from the signing certificate PEM (§7.5), and with
+ * `includeWellKnownCertificates` the well-known certificates after our own in KEK and db. The lists carry DER
+ * certificates (not the PEM bytes the anchor passes through, which OVMF refuses: §7.5).
  */
 export async function enrollmentFiles(keys: AuthenticodeKeys, opts: EnrollmentOptions = {}): Promise<ResultOf<'signing.secureBootEnrollment'>> {
   const signing = loadRole('signing', keys.signing);
   const pk = keys.pk ? loadRole('PK', keys.pk) : signing;
   const kek = keys.kek ? loadRole('KEK', keys.kek) : signing;
+  const wellKnown = opts.includeWellKnownCertificates ? wellKnownSignatureEntries() : undefined;
   const files = await enrollmentAuthFiles({
     pk: signer(pk),
     kek: signer(kek),
     db: signer(signing),
     owner: signatureOwnerGuid(keys.signing.certPem),
     timestamp: opts.timestamp ?? certificateNotBefore(signing.certificates[0]),
+    extraKek: wellKnown?.KEK,
+    extraDb: wellKnown?.db,
   });
   return { PK: files.PK.toString('base64'), KEK: files.KEK.toString('base64'), db: files.db.toString('base64') };
 }
@@ -110,12 +117,27 @@ export function secureBootHandlers(keys: AuthenticodeKeys | undefined, metrics?:
   loadRole('signing', keys.signing);
   if (keys.pk) loadRole('PK', keys.pk);
   if (keys.kek) loadRole('KEK', keys.kek);
+  // The files depend only on the keys (fixed for this handler map) and the variant: each is built once, on first ask.
+  // A failed build is not kept, so the next ask tries again.
+  const enrollment = new Map<boolean, Promise<ResultOf<'signing.secureBootEnrollment'>>>();
   return {
     'signing.authenticode': async (payload) => {
       const result = await signAuthenticode(keys.signing, payload);
       metrics?.signed('secureboot');
       return result;
     },
-    'signing.secureBootEnrollment': async () => enrollmentFiles(keys),
+    'signing.secureBootEnrollment': async (payload) => {
+      const includeWellKnownCertificates = payload?.includeWellKnownCertificates ?? false;
+      if (typeof includeWellKnownCertificates !== 'boolean') {
+        throw badRequest(`includeWellKnownCertificates must be a boolean, not ${JSON.stringify(includeWellKnownCertificates)}`);
+      }
+      let files = enrollment.get(includeWellKnownCertificates);
+      if (!files) {
+        files = enrollmentFiles(keys, { includeWellKnownCertificates });
+        enrollment.set(includeWellKnownCertificates, files);
+        files.catch(() => enrollment.delete(includeWellKnownCertificates));
+      }
+      return files;
+    },
   };
 }

@@ -8,9 +8,10 @@ import { generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { certificateNotBefore, signatureOwnerGuid, signPeFile } from '@factory/authenticode';
+import { certificateNotBefore, MICROSOFT_OWNER_GUID, readWellKnownManifest, signatureOwnerGuid, signPeFile, WELL_KNOWN_CERTIFICATES_DIR } from '@factory/authenticode';
 import { isFactoryError } from '@factory/errors';
 import { enrollmentFiles, secureBootHandlers, signAuthenticode } from '../src/secureboot-handlers';
+import { authVariableData, opensslSubject, sigListToCerts } from '../../../test/support/efi-sig-list';
 import { makeTestKeyPair, TestKeyPair } from '../../../test/support/secureboot-keys';
 import { testIf } from '../../../test/support/skip';
 
@@ -18,7 +19,7 @@ const SD_BOOT = '/usr/lib/systemd/boot/efi/systemd-bootx64.efi';
 const have = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
 const OPENSSL = have('openssl');
 const PE_TOOLS = OPENSSL && have('sbverify') && have('osslsigncode') && fs.existsSync(SD_BOOT);
-const EFITOOLS = OPENSSL && have('cert-to-efi-sig-list') && have('sign-efi-sig-list');
+const EFITOOLS = OPENSSL && have('cert-to-efi-sig-list') && have('sign-efi-sig-list') && have('sig-list-to-certs');
 const opensslIt = testIf(OPENSSL, 'needs openssl (scripts/setup.sh)');
 const peIt = testIf(PE_TOOLS, 'needs sbsigntool, osslsigncode and systemd-boot-efi (scripts/setup.sh)');
 const efitoolsIt = testIf(EFITOOLS, 'needs efitools (scripts/setup.sh)');
@@ -86,11 +87,19 @@ describe('signing.authenticode', () => {
 });
 
 describe('signing.secureBootEnrollment', () => {
-  /** sign-efi-sig-list's output for one variable: ESL of `cert` with `owner`, signed by `by` at `timestamp` */
-  function efitoolsAuth(name: string, cert: TestKeyPair, by: TestKeyPair, owner: string, timestamp: Date): Buffer {
+  /**
+   * sign-efi-sig-list's output for one variable: one ESL per certificate (PEM files; `cert` with `owner`, then the
+   * `more` ones), concatenated, signed by `by` at `timestamp`
+   */
+  function efitoolsAuth(name: string, cert: TestKeyPair, by: TestKeyPair, owner: string, timestamp: Date, more: Array<{ certPath: string; owner: string }> = []): Buffer {
     const esl = path.join(tmp, `${name}.esl`);
     const auth = path.join(tmp, `${name}.auth`);
-    execFileSync('cert-to-efi-sig-list', ['-g', owner, cert.certPath, esl], { stdio: 'ignore' });
+    const lists = [{ certPath: cert.certPath, owner }, ...more].map((entry, i) => {
+      const one = path.join(tmp, `${name}-${i}.esl`);
+      execFileSync('cert-to-efi-sig-list', ['-g', entry.owner, entry.certPath, one], { stdio: 'ignore' });
+      return fs.readFileSync(one);
+    });
+    fs.writeFileSync(esl, Buffer.concat(lists));
     const t = timestamp.toISOString().replace('T', ' ').replace(/\.\d+Z$/, '');
     execFileSync('sign-efi-sig-list', ['-t', t, '-k', by.keyPath, '-c', by.certPath, name, esl, auth], { stdio: 'ignore', env: { ...process.env, TZ: 'UTC' } });
     return fs.readFileSync(auth);
@@ -113,5 +122,70 @@ describe('signing.secureBootEnrollment', () => {
     expect(Buffer.from(files.PK, 'base64').equals(efitoolsAuth('PK', pairs.pk, pairs.pk, owner, timestamp))).toBe(true);
     expect(Buffer.from(files.KEK, 'base64').equals(efitoolsAuth('KEK', pairs.kek, pairs.pk, owner, timestamp))).toBe(true);
     expect(Buffer.from(files.db, 'base64').equals(efitoolsAuth('db', pairs.signing, pairs.kek, owner, timestamp))).toBe(true);
+  });
+  /** talos-formats §7.5, in enrolment order after our own certificate */
+  const WELL_KNOWN = {
+    KEK: ['Microsoft Corporation KEK CA 2011', 'Microsoft Corporation KEK 2K CA 2023'],
+    db: ['Microsoft Corporation UEFI CA 2011', 'Microsoft Option ROM UEFI CA 2023', 'Microsoft UEFI CA 2023'],
+  };
+
+  efitoolsIt('includeWellKnownCertificates: KEK and db list ours, then the well-known certificates in order with the Microsoft owner GUID; PK unchanged', async () => {
+    const handlers = secureBootHandlers({ signing: pairs.signing });
+    const plain = await handlers['signing.secureBootEnrollment']({});
+    const files = await handlers['signing.secureBootEnrollment']({ includeWellKnownCertificates: true });
+    expect(files.PK).toBe(plain.PK);
+    const owner = signatureOwnerGuid(pairs.signing.certPem);
+    const ownSubject = opensslSubject(execFileSync('openssl', ['x509', '-in', pairs.signing.certPath, '-outform', 'der']));
+    for (const name of ['KEK', 'db'] as const) {
+      const listed = sigListToCerts(authVariableData(Buffer.from(files[name], 'base64')), tmp, `listed-${name}`);
+      expect(listed.map((c) => c.owner)).toEqual([owner, ...WELL_KNOWN[name].map(() => MICROSOFT_OWNER_GUID)]);
+      expect(listed[0].subject).toBe(ownSubject);
+      expect(listed.slice(1).map((c) => c.subject.replace(/^.*CN = /, ''))).toEqual(WELL_KNOWN[name]);
+      // and PK's list is still our certificate alone
+      expect(sigListToCerts(authVariableData(Buffer.from(files.PK, 'base64')), tmp, `listed-PK-${name}`).map((c) => c.owner)).toEqual([owner]);
+    }
+  });
+
+  efitoolsIt('includeWellKnownCertificates: KEK.auth and db.auth equal sign-efi-sig-list over the same lists', async () => {
+    const files = await enrollmentFiles({ signing: pairs.signing }, { includeWellKnownCertificates: true });
+    const owner = signatureOwnerGuid(pairs.signing.certPem);
+    const timestamp = certificateNotBefore(pairs.signing.certPem);
+    const manifest = readWellKnownManifest();
+    for (const name of ['KEK', 'db'] as const) {
+      const more = manifest.certificates
+        .filter((c) => c.variable === name)
+        .map((c) => {
+          const certPath = path.join(tmp, `${c.file}.pem`);
+          execFileSync('openssl', ['x509', '-inform', 'der', '-in', path.join(WELL_KNOWN_CERTIFICATES_DIR, c.file), '-out', certPath]);
+          return { certPath, owner: MICROSOFT_OWNER_GUID };
+        });
+      expect(more).toHaveLength(WELL_KNOWN[name].length);
+      expect(Buffer.from(files[name], 'base64').equals(efitoolsAuth(name, pairs.signing, pairs.signing, owner, timestamp, more))).toBe(true);
+    }
+  });
+
+  efitoolsIt('without includeWellKnownCertificates (absent or false) the files are the ones without the well-known certificates', async () => {
+    const handlers = secureBootHandlers({ signing: pairs.signing });
+    const absent = await handlers['signing.secureBootEnrollment']({});
+    expect(await handlers['signing.secureBootEnrollment']({ includeWellKnownCertificates: false })).toEqual(absent);
+    expect(await enrollmentFiles({ signing: pairs.signing })).toEqual(absent);
+    const owner = signatureOwnerGuid(pairs.signing.certPem);
+    const timestamp = certificateNotBefore(pairs.signing.certPem);
+    expect(Buffer.from(absent.KEK, 'base64').equals(efitoolsAuth('KEK', pairs.signing, pairs.signing, owner, timestamp))).toBe(true);
+    expect(Buffer.from(absent.db, 'base64').equals(efitoolsAuth('db', pairs.signing, pairs.signing, owner, timestamp))).toBe(true);
+  });
+
+  opensslIt('each variant is built once per handler map; a non-boolean includeWellKnownCertificates is a 400', async () => {
+    const handlers = secureBootHandlers({ signing: pairs.signing });
+    const enroll = handlers['signing.secureBootEnrollment'];
+    const first = await enroll({ includeWellKnownCertificates: true });
+    expect(await enroll({ includeWellKnownCertificates: true })).toBe(first);
+    expect(await enroll({})).toBe(await enroll({ includeWellKnownCertificates: false }));
+    expect(await enroll({})).not.toEqual(first);
+    for (const bad of ['true', 1, {}]) {
+      const err = await enroll({ includeWellKnownCertificates: bad as unknown as boolean }).catch((e: unknown) => e);
+      expect(isFactoryError(err)).toBe(true);
+      expect((err as { status: number }).status).toBe(400);
+    }
   });
 });

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { Registry } from '@factory/telemetry';
-import { assetMetadata, encodeSignatureFile, signatureMatches, statementBytes, validatorOf } from '@factory/asset';
+import { encodeSignatureFile, signatureMatches, statementBytes, validatorOf } from '@factory/asset';
 import { MediaTypes, simpleSigningPayload } from '@factory/oci';
 import { createLocalStore, LocalObjectStore } from '@factory/storage';
 import { registerSigningMetrics, signingHandlers } from '../src/handlers';
@@ -125,15 +125,17 @@ describe('signing handlers', () => {
     expect(await registry.metrics()).not.toMatch(/^factory_signatures_total\{/m);
   });
 
-  describe('signing.asset: it reads the stored asset itself and signs its digests only when the bytes match them', () => {
+  describe('signing.asset: it checks the stored asset against the claimed digests itself and signs only what matches', () => {
     const KEY = `assets/${'a'.repeat(64)}`;
     const bytes = Buffer.from('an ISO, say');
     const hex = (algo: string, b: Buffer) => createHash(algo).update(b).digest('hex');
     const record = { key: KEY, size: bytes.length, sha256: hex('sha256', bytes), sha512: hex('sha512', bytes), contentType: 'application/octet-stream' };
+    /** What the build-worker claims about bytes it stored under `key`. */
+    const claimsFor = (key: string, b: Buffer) => ({ key, size: b.length, sha256: hex('sha256', b), sha512: hex('sha512', b), md5: hex('md5', b) });
 
     test('a matching asset: the statement {key, size, sha256, sha512} signed, verifiable with the public key only', async () => {
-      await objects.put(KEY, bytes, { metadata: assetMetadata(record.sha512) });
-      const { statement, signatureBase64 } = await handlers['signing.asset']({ key: KEY });
+      await objects.put(KEY, bytes);
+      const { statement, signatureBase64 } = await handlers['signing.asset'](claimsFor(KEY, bytes));
       // `stored`: the stored version whose bytes were checked
       expect(statement).toEqual({ key: KEY, size: record.size, sha256: record.sha256, sha512: record.sha512, stored: validatorOf((await objects.head(KEY))!) });
       const publicKey = createPublicKey(cosign.publicPem);
@@ -143,24 +145,40 @@ describe('signing handlers', () => {
       expect(await registry.metrics()).toMatch(/^factory_signatures_total\{key="cosign"\} 1$/m);
     });
 
-    test('refused: other keys, missing objects, no recorded digests, bytes that do not match them', async () => {
-      await objects.put(`assets/${'b'.repeat(64)}`, bytes); // no sha512 recorded
-      await objects.put(`assets/${'c'.repeat(64)}`, Buffer.from('other bytes'), { metadata: assetMetadata(record.sha512) }); // a forged sha512
-      await objects.put(`assets/${'d'.repeat(64)}`, bytes, { metadata: assetMetadata(record.sha512) });
-      const file = objects.pathFor(`assets/${'d'.repeat(64)}`);
+    test('an object stored by an earlier version ({key} alone): the digests recorded in its metadata are checked and signed', async () => {
+      await objects.put(KEY, bytes, { metadata: { sha512: record.sha512 } });
+      const { statement } = await handlers['signing.asset']({ key: KEY });
+      expect(statement).toMatchObject({ key: KEY, size: record.size, sha256: record.sha256, sha512: record.sha512 });
+    });
+
+    test('refused: other keys, missing objects, malformed claims, claims the stored bytes do not match', async () => {
+      const at = (c: string) => `assets/${c.repeat(64)}`;
+      await objects.put(at('b'), bytes); // {key} alone: no recorded digests
+      await objects.put(at('c'), Buffer.from('other bytes')); // the claims describe other bytes
+      await objects.put(at('d'), bytes);
+      const file = objects.pathFor(at('d'));
       const flipped = readFileSync(file);
-      flipped[0] ^= 0xff; // in place, after the store recorded the digest
+      flipped[0] ^= 0xff; // in place, after it was stored
       writeFileSync(file, flipped);
-      const refusals: Array<[string, number, string]> = [
-        ['schematics/x', 400, 'is not an asset of this factory'],
-        [`assets/${'a'.repeat(64)}.sig`, 400, 'is not an asset of this factory'],
-        [`assets/${'e'.repeat(64)}`, 404, "it is not an object in the factory's store"],
-        [`assets/${'b'.repeat(64)}`, 409, 'it carries no recorded digests'],
-        [`assets/${'c'.repeat(64)}`, 409, 'do not match its recorded digests'],
-        [`assets/${'d'.repeat(64)}`, 409, 'do not match its recorded digests'],
+      await objects.put(at('f'), bytes);
+      await objects.put(at('9'), bytes, { metadata: { sha512: hex('sha512', Buffer.from('forged')) } }); // earlier version, forged sha512
+      const refusals: Array<[Record<string, unknown>, number, string]> = [
+        [{ key: 'schematics/x' }, 400, 'is not an asset of this factory'],
+        [{ key: `${KEY}.sig` }, 400, 'is not an asset of this factory'],
+        [claimsFor(at('e'), bytes), 404, "it is not an object in the factory's store"],
+        [{ key: at('b') }, 409, 'no digests were claimed and it carries no recorded digests'],
+        [{ ...claimsFor(at('f'), bytes), size: -1 }, 400, 'the claimed size is not a byte count'],
+        [{ ...claimsFor(at('f'), bytes), sha256: 'x' }, 400, 'the claimed sha256'],
+        [{ ...claimsFor(at('f'), bytes), sha512: undefined }, 400, 'the claimed sha512'],
+        [{ ...claimsFor(at('f'), bytes), md5: 'A'.repeat(32) }, 400, 'the claimed md5'],
+        [claimsFor(at('c'), Buffer.from('other bytez')), 409, 'do not match the claimed digests'],
+        [claimsFor(at('c'), Buffer.from('longer than what is stored')), 409, 'it holds 11 bytes, not the 26 claimed'],
+        [claimsFor(at('d'), bytes), 409, 'do not match the claimed digests'],
+        [{ ...claimsFor(at('f'), bytes), sha512: hex('sha512', Buffer.from('forged')) }, 409, 'do not match the claimed digests'],
+        [{ key: at('9') }, 409, 'do not match the recorded digests'],
       ];
-      for (const [key, status, text] of refusals) {
-        await expect(handlers['signing.asset']({ key })).rejects.toMatchObject({ name: 'FactoryError', status, message: expect.stringContaining(text) });
+      for (const [payload, status, text] of refusals) {
+        await expect(handlers['signing.asset'](payload as { key: string })).rejects.toMatchObject({ name: 'FactoryError', status, message: expect.stringContaining(text) });
       }
       expect(await registry.metrics()).not.toMatch(/^factory_signatures_total\{/m);
     });
@@ -168,32 +186,43 @@ describe('signing handlers', () => {
     describe('a store that vouches for the stored bytes (S3: its own digest of them) is not read', () => {
       const md5 = hex('md5', bytes);
       const lastModified = new Date('2026-01-02T03:04:05Z');
-      /** An S3-like store answering HEAD with the given server digests; counts downloads. */
+      /** An S3-like store answering HEAD with the given server digests (no digests in metadata); counts downloads. */
       const s3Like = (serverDigests: { sha256?: string; md5?: string }, body: Buffer = bytes) => {
-        const info = { size: body.length, sha256: record.sha256, metadata: assetMetadata(record.sha512, undefined, md5), etag: serverDigests.md5 ?? 'etag', lastModified, serverDigests };
+        const info = { size: body.length, metadata: {}, etag: serverDigests.md5 ?? 'etag', lastModified, serverDigests };
         const store = { reads: 0, head: async () => info, get: async () => (store.reads++, { info, body: Readable.from([body]) }) };
         return store;
       };
       const handlersOver = (objects: ReturnType<typeof s3Like>) =>
         signingHandlers({ cosign, metrics: registerSigningMetrics(new Registry()), content: { getManifest: async () => null }, objects, registryHost: HOST });
 
-      test("the server's MD5 ETag or full-object SHA-256 equal to the recorded one: signed without a download", async () => {
+      test("the server's MD5 ETag equal to the claimed MD5, or its full-object SHA-256 to the claimed one: signed without a download", async () => {
         for (const vouching of [{ md5 }, { sha256: record.sha256 }]) {
           const store = s3Like(vouching);
-          const { statement } = await handlersOver(store)['signing.asset']({ key: KEY });
+          const { statement } = await handlersOver(store)['signing.asset'](claimsFor(KEY, bytes));
           expect(statement).toEqual({ key: KEY, size: record.size, sha256: record.sha256, sha512: record.sha512, stored: validatorOf(await store.head()) });
           expect(store.reads).toBe(0);
         }
       });
 
-      test('server digests that differ from the record: the bytes are read, and refused when they do not match', async () => {
-        const other = Buffer.from('an ISO, sax');
+      test('server digests that differ from the claims: the bytes are read, and refused when they do not match', async () => {
+        const other = Buffer.from('an ISO, sax'); // same length: only the bytes differ
         const store = s3Like({ md5: hex('md5', other), sha256: hex('sha256', other) }, other);
-        await expect(handlersOver(store)['signing.asset']({ key: KEY })).rejects.toMatchObject({ status: 409, message: expect.stringContaining('do not match its recorded digests') });
+        await expect(handlersOver(store)['signing.asset'](claimsFor(KEY, bytes))).rejects.toMatchObject({ status: 409, message: expect.stringContaining('do not match the claimed digests') });
         expect(store.reads).toBe(1);
+        // claims without an MD5 are never vouched for by an ETag: read
+        const noMd5 = s3Like({ md5 });
+        const { md5: _md5, ...withoutMd5 } = claimsFor(KEY, bytes);
+        await handlersOver(noMd5)['signing.asset'](withoutMd5);
+        expect(noMd5.reads).toBe(1);
         const honest = s3Like({ md5: 'f'.repeat(32) }); // e.g. an SSE-KMS ETag: no MD5
-        await handlersOver(honest)['signing.asset']({ key: KEY });
+        await handlersOver(honest)['signing.asset'](claimsFor(KEY, bytes));
         expect(honest.reads).toBe(1);
+      });
+
+      test('a size other than the claimed one is refused before anything is compared or read', async () => {
+        const store = s3Like({ md5 });
+        await expect(handlersOver(store)['signing.asset']({ ...claimsFor(KEY, bytes), size: bytes.length + 1 })).rejects.toMatchObject({ status: 409, message: expect.stringContaining('not the') });
+        expect(store.reads).toBe(0);
       });
     });
   });

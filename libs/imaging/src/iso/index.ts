@@ -8,12 +8,13 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { EnvOverrides, run } from '@factory/process';
 import { EnrollKeys, grubCfg, grubIsoUuid, isoDateStamp, loaderConf } from './config';
 import { digestWhileWritten, FileDigest } from '../digest';
 import { imageToolEnv, SOURCE_DATE_EPOCH } from '../reproducible';
 import { tempSibling, writeThenRename } from '../publish';
-import { runXorrisoImage } from './xorriso';
+import { GPT_HEAD_BYTES, gptDeclaredSize, runXorrisoImage } from './xorriso';
 
 export * from './config';
 
@@ -46,6 +47,13 @@ export interface IsoOptions {
 out: string;
   /** Compute the image's MD5 too (with its SHA-256 and SHA-512, while it is written). */
   md5?: boolean;
+  /**
+   * Takes the image's bytes while xorriso writes them (e.g. an upload that overlaps the write), once the image has
+   * declared its final size: images with a GPT (grub and hybrid flavours) name their last sector in the primary
+   * header, written first. `body` is exactly the bytes the result's digests describe and fails if the build does;
+   * the build waits for `take`. Images without a GPT are not streamed (`streamed` false in the result).
+   */
+  whileWritten?: (size: number, body: Readable) => Promise<void>;
   /** scratch directory; each build works in a fresh `iso-build-XXXXXX` subdirectory that is removed afterwards */
   workDir: string;
   /** fixes every date in the image; default SOURCE_DATE_EPOCH (reproducible.ts) */
@@ -77,6 +85,8 @@ export interface IsoBuildInfo {
   sha512: string;
   md5?: string;
   size: number;
+  /** the bytes went to `whileWritten` as they were written */
+  streamed: boolean;
   ms: number;
 }
 
@@ -313,7 +323,7 @@ export async function buildIso(o: IsoOptions): Promise<IsoBuildInfo> {
   await mkdirs(path.dirname(path.resolve(o.out)));
   let args!: string[];
   let espBytes = 0;
-  let written!: FileDigest;
+  let written!: FileDigest & { streamed: boolean };
   try {
     await writeThenRename(tmpOut, o.out, async () => {
       // Modes are set in the image (xorriso -chmod), not on the host: grafted inputs stay untouched.
@@ -368,16 +378,20 @@ export async function buildIso(o: IsoOptions): Promise<IsoBuildInfo> {
       }
       args.push('--', ...modes, ...nativeTail(c));
       const writing = runXorrisoImage(args, tmpOut, { env: c.env });
-      // hashed while xorriso writes (see digestWhileWritten); a failed run's digests are never used
-      const hashing = digestWhileWritten(tmpOut, writing, { md5: o.md5 === true });
-      hashing.catch(() => undefined);
-      await writing;
-      written = await hashing;
+      // hashed (and taken by whileWritten) while xorriso writes (see digestWhileWritten); a failed run's digests are
+      // never used, and a failed run fails whileWritten's body
+      const take = o.whileWritten;
+      const hashing = digestWhileWritten(tmpOut, writing, { md5: o.md5 === true, ...(take ? { to: { headBytes: GPT_HEAD_BYTES, declaredSize: gptDeclaredSize, take } } : {}) });
+      // both settle before the build does (a failed whileWritten has cleaned up by then); xorriso's failure first
+      const [wrote, hashed] = await Promise.allSettled([writing, hashing]);
+      if (wrote.status === 'rejected') throw wrote.reason;
+      if (hashed.status === 'rejected') throw hashed.reason;
+      written = hashed.value;
     });
   } finally {
     if (!o.keepWorkDir) await fsp.rm(scratch, { recursive: true, force: true });
   }
-  return { flavour: o.flavour, scratchDir: scratch, xorrisoArgs: args.map((a) => (a === tmpOut ? o.out : a)), espBytes, sha256: written.sha256, sha512: written.sha512, ...(written.md5 ? { md5: written.md5 } : {}), size: written.size, ms: Date.now() - t0 };
+  return { flavour: o.flavour, scratchDir: scratch, xorrisoArgs: args.map((a) => (a === tmpOut ? o.out : a)), espBytes, sha256: written.sha256, sha512: written.sha512, ...(written.md5 ? { md5: written.md5 } : {}), size: written.size, streamed: written.streamed, ms: Date.now() - t0 };
 }
 
 /** true when every host tool the given flavour needs is on PATH */

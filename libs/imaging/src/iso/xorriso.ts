@@ -22,6 +22,21 @@ function gptHeaderValid(h: Buffer, myLba: bigint): boolean {
   return crc32(copy) === crc && h.readBigUInt64LE(24) === myLba;
 }
 
+/** Bytes of an image's start that hold its primary GPT header (LBA 1). */
+export const GPT_HEAD_BYTES = 2 * SECTOR;
+
+/**
+ * The final size of an image whose first bytes (at least GPT_HEAD_BYTES) hold a valid primary GPT header: the
+ * header, written first, names the backup header's LBA, the image's last sector. Undefined without one.
+ */
+export function gptDeclaredSize(head: Buffer): number | undefined {
+  if (head.length < GPT_HEAD_BYTES) return undefined;
+  const primary = head.subarray(SECTOR, GPT_HEAD_BYTES);
+  if (!gptHeaderValid(primary, 1n)) return undefined;
+  const size = (primary.readBigUInt64LE(32) + 1n) * BigInt(SECTOR);
+  return size <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(size) : undefined;
+}
+
 /**
  * An image with a GPT declares its final size up front (the primary header, written first, names the backup
  * header's LBA, the last sector). The image is complete when the file has exactly that size and the backup header

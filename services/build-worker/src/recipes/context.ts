@@ -2,6 +2,7 @@
  * What every recipe gets: the upstream inputs it may pull, the factory's OCI store, and the resolved profile with
  * the imager files of its version. Recipes trust the profile (the edge validated it) and only build.
  */
+import type { Readable } from 'node:stream';
 import type { AssetProfile, OciDescriptor } from '@factory/asset';
 import type { UpstreamCatalog } from '@factory/catalog';
 import type { FileDigest } from '@factory/imaging';
@@ -20,6 +21,11 @@ export interface BuildContext {
   progress(stage: string, percent: number): void;
   /** Builders that hash their output on the way compute its MD5 too (S3 stores record it; see the processor). */
   md5?: boolean;
+  /**
+   * Builders whose output declares its final size while it is being written (GPT ISOs) hand its bytes here as they
+   * are written: the processor stores them meanwhile (see BuiltFile.streamed). `body` fails if the build does.
+   */
+  storeWhileWritten?: (size: number, body: Readable) => Promise<void>;
   /** Secure Boot signatures from the signing service (required by `-secureboot` outputs only); recipes never see a key */
   secureBoot?: SecureBootSigner;
 }
@@ -42,6 +48,8 @@ export interface BuiltFile {
   digest?: FileDigest;
   /** installer tarballs: the same image as a manifest whose blobs are already in the OCI store */
   image?: OciDescriptor;
+  /** Its bytes were stored while it was written (BuildContext.storeWhileWritten), exactly those `digest` describes. */
+  streamed?: boolean;
 }
 
 export type Recipe = (job: BuildJob) => Promise<BuiltFile>;

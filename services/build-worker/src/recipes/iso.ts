@@ -1,7 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { FactoryError } from '@factory/errors';
 import { buildIso, IsoSecureBootKeys } from '@factory/imaging';
 import { grubResetEntries, isoFlavour, isoVolumeId, isoVolumeSetId } from '@factory/talos';
 import type { Recipe } from './context';
@@ -9,14 +8,12 @@ import { cmdlineFor, initramfsWithExtensions, secureBootSigning, signedSdBoot, u
 
 /**
  * ISO: GRUB (< 1.10), hybrid GRUB BIOS + sd-boot UEFI, or UEFI-only, by version and bootloader (talos-formats §7).
- * Secure Boot: UEFI-only with signed sd-boot and UKI, the enrollment files and `secure-boot-enroll` from the schematic
- * (default `if-safe`, §7.3).
+ * Secure Boot: UEFI-only with signed sd-boot and UKI, the enrollment files (with the well-known UEFI CA certificates
+ * when the schematic asks) and `secure-boot-enroll` from the schematic (default `if-safe`, §7.3).
  */
 export const iso: Recipe = async (job) => {
   const { ctx, profile, version, imager, workDir, overlay } = job;
   const sb = await secureBootSigning(job);
-  // the enrollment files would lack the certificates asked for: refused rather than built without them
-  if (sb && profile.includeWellKnownCertificates) throw new FactoryError(501, 'secure boot ISOs with includeWellKnownCertificates are not built by this factory yet');
   const initrd = path.join(workDir, 'initramfs.xz');
   await initramfsWithExtensions(job, initrd);
   const cmdline = cmdlineFor(job, 'iso');
@@ -32,7 +29,8 @@ export const iso: Recipe = async (job) => {
   if (sb) {
     ctx.progress('signing systemd-boot', 80);
     sdBoot = await signedSdBoot(job, sb);
-    secureBootKeys = { ...(await sb.signer.enrollment()), signingCertDer: new X509Certificate(sb.material.signingCertPem).raw };
+    const enrollment = await sb.signer.enrollment({ includeWellKnownCertificates: !!profile.includeWellKnownCertificates });
+    secureBootKeys = { ...enrollment, signingCertDer: new X509Certificate(sb.material.signingCertPem).raw };
   }
   ctx.progress('writing ISO', 85);
   const isoWork = path.join(workDir, 'iso');
@@ -54,6 +52,7 @@ export const iso: Recipe = async (job) => {
     out: job.out,
     workDir: isoWork,
     md5: ctx.md5,
+    ...(ctx.storeWhileWritten ? { whileWritten: ctx.storeWhileWritten } : {}),
   });
-  return { file: job.out, digest: { sha256: built.sha256, sha512: built.sha512, size: built.size, ...(built.md5 ? { md5: built.md5 } : {}) } };
+  return { file: job.out, digest: { sha256: built.sha256, sha512: built.sha512, size: built.size, ...(built.md5 ? { md5: built.md5 } : {}) }, streamed: built.streamed };
 };
