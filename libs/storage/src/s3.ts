@@ -176,6 +176,10 @@ function destroyBody(body: unknown): void {
   if (b && typeof b.destroy === 'function') b.destroy();
 }
 
+/** How long a truncated body left by an aborted PutObject is looked for (see removeTruncated). */
+const TRUNCATED_CHECKS = 5;
+const TRUNCATED_CHECK_MS = 100;
+
 export class S3ObjectStore implements ObjectStore {
   readonly kind = 's3' as const;
   readonly client: S3Client;
@@ -387,9 +391,24 @@ export class S3ObjectStore implements ObjectStore {
       return { key, size, ...(sha256 !== undefined ? { sha256 } : {}), etag };
     } catch (err) {
       digest.destroy();
-      if (opts.removeOnFailure) await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })).catch(() => {});
+      if (opts.removeOnFailure) await this.removeTruncated(key, size);
       // the body's own failure (digest, length, or the source's error, unchanged) is the one that matters
       throw digest.failure ?? err;
+    }
+  }
+
+  /**
+   * After an aborted PutObject: removes what is under the key. S3 stores nothing for a request that did not deliver
+   * its Content-Length, but some servers (s3rver) store the truncated body once they notice the abort, which can be
+   * after a first delete: an object of another size than the declared one is looked for a little longer.
+   */
+  private async removeTruncated(key: string, declaredSize: number): Promise<void> {
+    const remove = () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })).catch(() => {});
+    await remove();
+    for (let i = 0; i < TRUNCATED_CHECKS; i++) {
+      await new Promise((r) => setTimeout(r, TRUNCATED_CHECK_MS));
+      const info = await this.head(key).catch(() => null);
+      if (info && info.size !== declaredSize) await remove();
     }
   }
 
