@@ -164,6 +164,25 @@ describeIf(READY, 'needs skopeo, sbsigntool and the demo releases')('the factory
     }
   });
 
+  test(`<platform>-installer-secureboot (aws-installer-secureboot/<id>:${VERSION}): signed, with the platform's command line`, () => {
+    const t0 = Date.now();
+    const ref = `${host}/aws-installer-secureboot/${id}:${VERSION}`;
+    const index = JSON.parse(skopeo('inspect', '--raw', '--tls-verify=false', `docker://${ref}`)) as { manifests: Array<{ platform: { architecture: string } }> };
+    process.stdout.write(`[secureboot-installer] built and published aws-installer-secureboot (amd64+arm64) in ${seconds(t0)} s\n`);
+    expect(index.manifests.map((m) => m.platform.architecture)).toEqual(['amd64', 'arm64']);
+    const { manifest, blob } = pull(ref, 'arm64', 'pull-aws-arm64');
+    const artifacts = blob(manifest.layers[manifest.layers.length - 1].digest);
+    expect(layerListing(artifacts)).toEqual(['---------- usr/install/arm64/systemd-boot.efi', '---------- usr/install/arm64/vmlinuz.efi']);
+    expectSigned(extract(artifacts, 'usr/install/arm64/systemd-boot.efi', 'aws-systemd-boot-arm64.efi'));
+    const uki = extract(artifacts, 'usr/install/arm64/vmlinuz.efi', 'aws-vmlinuz-arm64.efi');
+    expectSigned(uki);
+    const bytes = fs.readFileSync(uki);
+    const cmdline = peSectionData(bytes, parsePe(bytes).sections.find((s) => s.name === '.cmdline')!).toString('utf8');
+    expect(cmdline).toContain('talos.platform=aws');
+    expect(cmdline).toContain('lockdown=confidentiality');
+    if (!cosignSkip) expect(cosignVerify(ref, cosignKey).code).toBe(0);
+  });
+
   test(`installer-amd64-secureboot.tar is the pulled amd64 image, layer for layer`, async () => {
     const t0 = Date.now();
     const tar = await download(VERSION, 'installer-amd64-secureboot.tar');
