@@ -4,15 +4,19 @@ import { FactoryError, isFactoryError } from '@factory/errors';
 import { buildInstallerImage, installerArtifactPaths, writeDockerArchive } from '@factory/imaging';
 import { unifiedInstaller } from '@factory/talos';
 import type { Recipe } from './context';
-import { cmdlineFor, initramfsWithExtensions, ukiFor } from './steps';
+import { cmdlineFor, initramfsWithExtensions, secureBootSigning, signedSdBoot, ukiFor } from './steps';
 
 /**
  * Installer image (talos-formats §1.4): the installer-base image (unified installer; the legacy installer image
  * before, without its artifacts layer) plus an artifacts layer (UKI + systemd-boot, or kernel + initramfs) and the
  * overlay layer. Its blobs and manifest go into the OCI store first; the asset itself is the docker-save tarball.
+ * Secure Boot: the artifacts layer holds systemd-boot and the UKI (with the `reset-maintenance` profile and
+ * `lockdown=confidentiality`), both signed by the signing service, whatever the version (§1.4 step 4).
  */
 export const installer: Recipe = async (job) => {
   const { ctx, profile, imager, workDir, version, overlay } = job;
+  // asked first: a Secure Boot build the signing service cannot sign fails before any download or initramfs work
+  const sb = await secureBootSigning(job);
   const component = unifiedInstaller(version) ? ctx.catalog.components.installerBase : ctx.catalog.components.installer;
   ctx.progress(`fetching ${component}`, 20);
   let base;
@@ -34,12 +38,13 @@ export const installer: Recipe = async (job) => {
         artifacts.push({ path: a.path, file: initrd });
         break;
       case 'systemd-boot':
-        artifacts.push({ path: a.path, file: imager.sdBoot });
+        if (sb) ctx.progress('signing systemd-boot', 55);
+        artifacts.push({ path: a.path, file: sb ? await signedSdBoot(job, sb) : imager.sdBoot });
         break;
       case 'uki': {
         ctx.progress('assembling UKI', 60);
         const uki = path.join(workDir, 'talos.efi');
-        await ukiFor(job, initrd, cmdlineFor(job, 'installer'), 'installer', uki);
+        await ukiFor(job, initrd, cmdlineFor(job, 'installer'), 'installer', uki, sb);
         artifacts.push({ path: a.path, file: uki });
         break;
       }
