@@ -16,6 +16,7 @@ import type { SecureBootKeys } from '../../signing/src/secureboot-keys';
 import { DEMO_DIR } from '../../../test/support/demo-imager';
 import type { TestKeyPair } from '../../../test/support/secureboot-keys';
 import { describeIf } from '../../../test/support/skip';
+import { parseAssetPath } from '@factory/talos';
 import { buildAsset } from '../src/recipes';
 import { testProfile } from './profiles';
 import { expectSignedBy, makeSecureBootTestKeys, secureBootBuildContext } from './secureboot-signer';
@@ -24,7 +25,7 @@ jest.setTimeout(300_000);
 
 const VERSION = 'v1.12.2';
 const have = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
-const READY = ['sbverify', 'osslsigncode', 'openssl', 'sgdisk', 'mkfs.vfat', 'mcopy', 'mdir', 'qemu-img'].every(have) && fs.existsSync(path.join(DEMO_DIR, 'releases.json'));
+const READY = ['sbverify', 'osslsigncode', 'openssl', 'sgdisk', 'mkfs.vfat', 'mcopy', 'mdir', 'qemu-img', 'zstd', 'xz', 'tar'].every(have) && fs.existsSync(path.join(DEMO_DIR, 'releases.json'));
 const UKI = `EFI/Linux/Talos-${VERSION}.efi`;
 const SD_BOOT = 'EFI/boot/BOOTX64.efi';
 
@@ -81,7 +82,40 @@ function esp(raw: string): { files: string[]; read(file: string): Buffer; extrac
   return { files, extract, read: (file) => fs.readFileSync(extract(file)) };
 }
 
-describeIf(READY, 'needs sbsigntool, osslsigncode, openssl, gdisk, dosfstools, mtools, qemu-utils and the demo releases')('Secure Boot disk images (signing service handlers behind the queue adapter)', () => {
+/** The raw disk inside a built disk image of any §8.1 format and compression (sparse, in a fresh directory). */
+function toRaw(file: string, outFormat: string, format: string): string {
+  const dir = fs.mkdtempSync(path.join(tmp, 'unpacked-'));
+  let disk = path.join(dir, `disk.${format}`);
+  switch (outFormat) {
+    case 'raw':
+      fs.copyFileSync(file, disk);
+      break;
+    case '.zst':
+      execFileSync('zstd', ['-q', '-d', '--sparse', file, '-o', disk]);
+      break;
+    case '.xz':
+      execFileSync('sh', ['-c', 'xz -d -c "$1" | cp --sparse=always /dev/stdin "$2"', 'sh', file, disk]);
+      break;
+    case '.tar.gz':
+      execFileSync('tar', ['-xzf', file, '-C', dir]);
+      disk = path.join(dir, 'disk.raw'); // the tar member is called disk.raw whatever the format
+      break;
+    default:
+      throw new Error(`unpack ${outFormat}`);
+  }
+  if (format === 'raw') return disk;
+  if (format === 'ova') {
+    execFileSync('tar', ['-xf', disk, '-C', dir, 'disk.vmdk']);
+    disk = path.join(dir, 'disk.vmdk');
+  }
+  const raw = path.join(dir, 'unpacked.raw');
+  // a fixed VHD has no header for qemu-img to recognise (only the footer): named, not probed
+  const qemuFormat = ({ qcow2: 'qcow2', vhd: 'vpc', ova: 'vmdk' } as Record<string, string>)[format];
+  execFileSync('qemu-img', ['convert', '-f', qemuFormat, '-O', 'raw', disk, raw]);
+  return raw;
+}
+
+describeIf(READY, 'needs sbsigntool, osslsigncode, openssl, gdisk, dosfstools, mtools, qemu-utils, zstd, xz-utils and the demo releases')('Secure Boot disk images (signing service handlers behind the queue adapter)', () => {
   beforeAll(() => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-disk-'));
     ({ signing, keys } = makeSecureBootTestKeys(tmp));
@@ -132,17 +166,31 @@ describeIf(READY, 'needs sbsigntool, osslsigncode, openssl, gdisk, dosfstools, m
     expect(e.read('loader/loader.conf').toString('utf8')).toBe('# systemd-boot configuration\n\ntimeout 10\n');
   });
 
-  test('qcow2, enrollKeys force, includeWellKnownCertificates: the converted image carries the same ESP with the well-known CAs', async () => {
-    const qcow2 = await build('qcow2', { path: 'metal-amd64-secureboot.qcow2', enrollKeys: 'force', includeWellKnownCertificates: true, disk: { format: 'qcow2', sizeMiB: 1246, formatOptions: 'cluster_size=8k' } });
-    const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', qcow2], { encoding: 'utf8' })) as { format: string; 'virtual-size': number };
-    expect(info.format).toBe('qcow2');
-    expect(info['virtual-size']).toBe(2246 * 2 ** 20);
-    const raw = path.join(tmp, 'from-qcow2.raw');
-    execFileSync('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', qcow2, raw]);
+  /**
+   * Every disk format and compression, by the platform paths the edge resolves (parseAssetPath: base size, format
+   * options): unpacked back to a raw disk, each has the Secure Boot ESP. Enrollment from the schematic as it varies.
+   */
+  test.each([
+    ['metal-amd64-secureboot.raw.zst', {}],
+    ['aws-amd64-secureboot.qcow2.tar.gz', { enrollKeys: 'force', includeWellKnownCertificates: true }],
+    ['vmware-amd64-secureboot.ova', { enrollKeys: 'manual' }],
+    ['metal-amd64-secureboot.vhd.xz', {}],
+  ] as Array<[string, Partial<AssetProfile>]>)('%s: the Secure Boot ESP in the converted, compressed image', async (assetPath, schematic) => {
+    const request = parseAssetPath(assetPath);
+    const file = await build(assetPath, { ...schematic, path: assetPath, platform: request.platform, outFormat: request.outFormat, disk: request.disk });
+    const raw = toRaw(file, request.outFormat, request.disk!.format);
+    const size = (request.disk!.sizeMiB + 1000) * 2 ** 20;
+    // a VHD without force_size is rounded up to its CHS geometry (as the non-Secure Boot ones)
+    if (request.disk!.format === 'vhd') expect(fs.statSync(raw).size).toBeGreaterThanOrEqual(size);
+    else expect(fs.statSync(raw).size).toBe(size);
+    expect(gpt(raw).map((p) => p.name)).toEqual(['EFI', 'META']);
     const e = esp(raw);
-    expect(e.read('loader/loader.conf').toString('utf8')).toContain('\nsecure-boot-enroll force\n');
-    const withCAs = await secureBootHandlers(keys)['signing.secureBootEnrollment']({ includeWellKnownCertificates: true });
-    for (const name of ['PK', 'KEK', 'db'] as const) expect(e.read(`loader/keys/auto/${name}.auth`)).toEqual(Buffer.from(withCAs[name], 'base64'));
+    const enroll = schematic.enrollKeys ?? 'if-safe';
+    expect(e.read('loader/loader.conf').toString('utf8')).toContain(`\nsecure-boot-enroll ${enroll}\n`);
+    const enrollment = await secureBootHandlers(keys)['signing.secureBootEnrollment'](schematic.includeWellKnownCertificates ? { includeWellKnownCertificates: true } : {});
+    for (const name of ['PK', 'KEK', 'db'] as const) expect(e.read(`loader/keys/auto/${name}.auth`)).toEqual(Buffer.from(enrollment[name], 'base64'));
     expectSignedBy(e.extract(SD_BOOT), signing.certPath);
+    expectSignedBy(e.extract(UKI), signing.certPath);
+    fs.rmSync(path.dirname(raw), { recursive: true, force: true });
   });
 });
