@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { bootQemu, expectKeysEnrolled, expectMainProfileBooted, OVMF_SECBOOT_CODE, OVMF_VARS, sdBootEntry, secureBootFirmwareArgs, serialLines, WIPE_ARG } from '../support/boot';
+import { expectKeysEnrolled, expectSecureBootMainBoot, OVMF_SECBOOT_CODE, OVMF_VARS, secureBootFirmwareArgs } from '../support/boot';
 import { DEMO_DIR } from '../support/demo-imager';
 import { launchFactory, LaunchedFactory, stopProcess } from '../support/launcher';
 import { freePort } from '../support/procs';
@@ -94,15 +94,7 @@ describeIf(READY, 'needs qemu-system-x86, ovmf, xz-utils, gdisk, mtools, sbsignt
   });
 
   test('run 2, same variable store: the signed UKI boots from the disk under enforced Secure Boot with the schematic and lockdown', async () => {
-    const r = await bootQemu({ args: [...secureBootFirmwareArgs(vars), ...drive()], timeoutMs: 150_000, memoryMb: 1024, input: sdBootEntry(0) });
-    process.stdout.write(`[boot] Secure Boot disk image, enrolled firmware: ${(r.ms / 1000).toFixed(1)} s\n${serialLines(r.serial, /[Ss]ecure boot|locked down|FIXTURE (secureboot|cmdline|schematic)/)}`);
-    if (!r.report.done) throw new Error(`no complete FIXTURE report; serial tail:\n${r.serial.slice(-3000)}`);
-    expect(r.report.secureBoot).toBe(true);
-    expect(r.serial).toContain('Secure boot enabled');
-    expectMainProfileBooted(r.report);
-    expect(r.report.cmdline).toContain('lockdown=confidentiality');
-    expect(r.report.cmdline).not.toContain(WIPE_ARG);
-    expect(r.report.talosVersion).toBe(VERSION);
+    const r = await expectSecureBootMainBoot([...secureBootFirmwareArgs(vars), ...drive()], 'Secure Boot disk image', VERSION);
     expect(r.report.schematics).toContain(id);
   });
 });

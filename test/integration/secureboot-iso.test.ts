@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parsePe } from '@factory/authenticode';
-import { bootQemu, expectKeysEnrolled, expectMainProfileBooted, OVMF_SECBOOT_CODE, OVMF_VARS, sdBootEntry, secureBootFirmwareArgs, serialLines, WIPE_ARG } from '../support/boot';
+import { bootQemu, expectKeysEnrolled, expectSecureBootMainBoot, OVMF_SECBOOT_CODE, OVMF_VARS, secureBootFirmwareArgs, serialLines } from '../support/boot';
 import { DEMO_DIR } from '../support/demo-imager';
 import { launchFactory, LaunchedFactory, stopProcess } from '../support/launcher';
 import { freePort } from '../support/procs';
@@ -101,15 +101,7 @@ describeIf(READY, 'needs qemu-system-x86, ovmf, xorriso, sbsigntool and the demo
   });
 
   test('run 2, same variable store: the signed UKI boots under enforced Secure Boot with the schematic, its extension and lockdown', async () => {
-    const r = await bootQemu({ args: [...secureBootFirmwareArgs(vars), '-cdrom', iso], timeoutMs: 150_000, memoryMb: 1024, input: sdBootEntry(0) });
-    process.stdout.write(`[boot] Secure Boot ISO, enrolled firmware: ${(r.ms / 1000).toFixed(1)} s\n${serialLines(r.serial, /[Ss]ecure boot|locked down|FIXTURE (secureboot|cmdline|schematic|extension)/)}`);
-    if (!r.report.done) throw new Error(`no complete FIXTURE report; serial tail:\n${r.serial.slice(-3000)}`);
-    expect(r.report.secureBoot).toBe(true);
-    expect(r.serial).toContain('Secure boot enabled');
-    expectMainProfileBooted(r.report);
-    expect(r.report.cmdline).toContain('lockdown=confidentiality');
-    expect(r.report.cmdline).not.toContain(WIPE_ARG);
-    expect(r.report.talosVersion).toBe(VERSION);
+    const r = await expectSecureBootMainBoot([...secureBootFirmwareArgs(vars), '-cdrom', iso], 'Secure Boot ISO', VERSION);
     expect(r.report.schematics).toContain(id);
     expect(r.report.extensions.map((e) => e.name)).toContain('hello');
   });
