@@ -15,8 +15,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { expectKeysEnrolled, expectSecureBootMainBoot, OVMF_SECBOOT_CODE, OVMF_VARS, secureBootFirmwareArgs } from '../support/boot';
 import { DEMO_DIR } from '../support/demo-imager';
-import { launchFactory, LaunchedFactory, stopProcess } from '../support/launcher';
-import { freePort } from '../support/procs';
+import { LaunchedFactory, stopProcess } from '../support/launcher';
+import { launchSecureBootFactory } from '../support/secureboot-factory';
 import { describeIf } from '../support/skip';
 
 jest.setTimeout(600_000);
@@ -38,19 +38,8 @@ describeIf(READY, 'needs qemu-system-x86, ovmf, xz-utils, gdisk, mtools, sbsignt
 
   beforeAll(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'secureboot-disk-'));
-    let t0 = Date.now();
-    factory = await launchFactory({ port: await freePort(), dataDir: path.join(tmp, 'data'), demoDir: DEMO_DIR });
-    process.stdout.write(`[secureboot-disk] embedded factory ready in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
-    const created = await fetch(`${factory.url}/schematics`, {
-      method: 'POST',
-      body: JSON.stringify({ customization: { extraKernelArgs: ['console=ttyS0', 'panic=-1'], secureboot: { enrollKeys: 'force' } } }),
-    });
-    id = ((await created.json()) as { id: string }).id;
-    const cert = await fetch(`${factory.url}/secureboot/signing-cert.pem`);
-    expect(cert.status).toBe(200);
-    certFile = path.join(tmp, 'signing-cert.pem');
-    fs.writeFileSync(certFile, await cert.text());
-    t0 = Date.now();
+    ({ factory, id, certFile } = await launchSecureBootFactory(tmp, 'secureboot-disk', { extraKernelArgs: ['console=ttyS0', 'panic=-1'], secureboot: { enrollKeys: 'force' } }));
+    const t0 = Date.now();
     const res = await fetch(`${factory.url}/image/${id}/${VERSION}/metal-amd64-secureboot.raw.xz`);
     if (res.status !== 200) throw new Error(`metal-amd64-secureboot.raw.xz: ${res.status} ${await res.text()}\n${factory.output().slice(-4000)}`);
     const xz = path.join(tmp, 'metal-amd64-secureboot.raw.xz');
