@@ -12,10 +12,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parsePe } from '@factory/authenticode';
-import { bootQemu, expectKeysEnrolled, expectMainProfileBooted, OVMF_SECBOOT_CODE, OVMF_VARS, sdBootEntry, secureBootFirmwareArgs, serialLines, WIPE_ARG } from '../support/boot';
+import { bootQemu, expectKeysEnrolled, expectSecureBootMainBoot, OVMF_SECBOOT_CODE, OVMF_VARS, secureBootFirmwareArgs, serialLines } from '../support/boot';
 import { DEMO_DIR } from '../support/demo-imager';
-import { launchFactory, LaunchedFactory, stopProcess } from '../support/launcher';
-import { freePort } from '../support/procs';
+import { LaunchedFactory, stopProcess } from '../support/launcher';
+import { launchSecureBootFactory } from '../support/secureboot-factory';
 import { describeIf } from '../support/skip';
 
 jest.setTimeout(600_000);
@@ -42,21 +42,12 @@ describeIf(READY, 'needs qemu-system-x86, ovmf, xorriso, sbsigntool and the demo
 
   beforeAll(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'secureboot-iso-'));
-    let t0 = Date.now();
-    factory = await launchFactory({ port: await freePort(), dataDir: path.join(tmp, 'data'), demoDir: DEMO_DIR });
-    process.stdout.write(`[secureboot-iso] embedded factory ready in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
-    const created = await fetch(`${factory.url}/schematics`, {
-      method: 'POST',
-      body: JSON.stringify({
-        customization: { extraKernelArgs: ['console=ttyS0', 'panic=-1'], secureboot: { enrollKeys: 'force' }, systemExtensions: { officialExtensions: ['siderolabs/hello'] } },
-      }),
-    });
-    id = ((await created.json()) as { id: string }).id;
-    const cert = await fetch(`${factory.url}/secureboot/signing-cert.pem`);
-    expect(cert.status).toBe(200);
-    certFile = path.join(tmp, 'signing-cert.pem');
-    fs.writeFileSync(certFile, await cert.text());
-    t0 = Date.now();
+    ({ factory, id, certFile } = await launchSecureBootFactory(tmp, 'secureboot-iso', {
+      extraKernelArgs: ['console=ttyS0', 'panic=-1'],
+      secureboot: { enrollKeys: 'force' },
+      systemExtensions: { officialExtensions: ['siderolabs/hello'] },
+    }));
+    const t0 = Date.now();
     const res = await fetch(`${factory.url}/image/${id}/${VERSION}/metal-amd64-secureboot.iso`);
     if (res.status !== 200) throw new Error(`metal-amd64-secureboot.iso: ${res.status} ${await res.text()}\n${factory.output().slice(-4000)}`);
     iso = path.join(tmp, 'metal-amd64-secureboot.iso');
@@ -101,15 +92,7 @@ describeIf(READY, 'needs qemu-system-x86, ovmf, xorriso, sbsigntool and the demo
   });
 
   test('run 2, same variable store: the signed UKI boots under enforced Secure Boot with the schematic, its extension and lockdown', async () => {
-    const r = await bootQemu({ args: [...secureBootFirmwareArgs(vars), '-cdrom', iso], timeoutMs: 150_000, memoryMb: 1024, input: sdBootEntry(0) });
-    process.stdout.write(`[boot] Secure Boot ISO, enrolled firmware: ${(r.ms / 1000).toFixed(1)} s\n${serialLines(r.serial, /[Ss]ecure boot|locked down|FIXTURE (secureboot|cmdline|schematic|extension)/)}`);
-    if (!r.report.done) throw new Error(`no complete FIXTURE report; serial tail:\n${r.serial.slice(-3000)}`);
-    expect(r.report.secureBoot).toBe(true);
-    expect(r.serial).toContain('Secure boot enabled');
-    expectMainProfileBooted(r.report);
-    expect(r.report.cmdline).toContain('lockdown=confidentiality');
-    expect(r.report.cmdline).not.toContain(WIPE_ARG);
-    expect(r.report.talosVersion).toBe(VERSION);
+    const r = await expectSecureBootMainBoot([...secureBootFirmwareArgs(vars), '-cdrom', iso], 'Secure Boot ISO', VERSION);
     expect(r.report.schematics).toContain(id);
     expect(r.report.extensions.map((e) => e.name)).toContain('hello');
   });

@@ -91,3 +91,20 @@ export async function expectKeysEnrolled(args: string[]): Promise<BootResult> {
   expect(r.report.begun).toBe(false);
   return r;
 }
+
+/**
+ * A boot on enrolled firmware (after expectKeysEnrolled, same variable store): systemd-boot's default entry starts the
+ * signed UKI, and the demo init reports Secure Boot enabled, the main profile's command line with
+ * `lockdown=confidentiality` (no reset argument) and `version`. Returns the result for further checks.
+ */
+export async function expectSecureBootMainBoot(args: string[], label: string, version: string): Promise<BootResult> {
+  const r = await bootQemu({ args, timeoutMs: 150_000, memoryMb: 1024, input: sdBootEntry(0) });
+  process.stdout.write(`[boot] ${label}, enrolled firmware: ${(r.ms / 1000).toFixed(1)} s\n${serialLines(r.serial, /[Ss]ecure boot|locked down|FIXTURE (secureboot|cmdline|schematic|extension)/)}`);
+  if (!r.report.done) throw new Error(`no complete FIXTURE report; serial tail:\n${r.serial.slice(-3000)}`);
+  expect(r.report.secureBoot).toBe(true);
+  expect(r.serial).toContain('Secure boot enabled');
+  expectMainProfileBooted(r.report);
+  expect(r.report.cmdline).toContain('lockdown=confidentiality');
+  expect(r.report.talosVersion).toBe(version);
+  return r;
+}

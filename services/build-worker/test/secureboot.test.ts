@@ -13,17 +13,16 @@ import path from 'node:path';
 import { AssetProfile, signingCertificateSha256 } from '@factory/asset';
 import { parsePe, peSectionData } from '@factory/authenticode';
 import { FactoryError } from '@factory/errors';
-import { digestSection, pcr11Values, pcrPublicKeyPem, pcrSignatureJson, profileSections, SectionDigest, signPcrPolicy, isMeasuredSection, BOOT_PHASES } from '@factory/pcr';
-import type { JobName, PayloadOf, ResultOf } from '@factory/queue';
+import { digestSection, pcr11Values, pcrSignatureJson, profileSections, SectionDigest, signPcrPolicy, isMeasuredSection, BOOT_PHASES } from '@factory/pcr';
 import { secureBootHandlers } from '../../signing/src/secureboot-handlers';
-import { secureBootKeyHandlers } from '../../signing/src/pcr-handlers';
 import type { SecureBootKeys } from '../../signing/src/secureboot-keys';
-import { DEMO_DIR, extractDemoImager } from '../../../test/support/demo-imager';
-import { makeTestKeyPair, TestKeyPair } from '../../../test/support/secureboot-keys';
+import { DEMO_DIR } from '../../../test/support/demo-imager';
+import type { TestKeyPair } from '../../../test/support/secureboot-keys';
 import { describeIf } from '../../../test/support/skip';
 import { buildAsset, BuildContext } from '../src/recipes';
 import { queueSecureBootSigner } from '../src/secureboot';
 import { testProfile } from './profiles';
+import { expectSignedBy, makeSecureBootTestKeys, secureBootBuildContext } from './secureboot-signer';
 
 jest.setTimeout(240_000);
 
@@ -37,47 +36,10 @@ let signing: TestKeyPair;
 let keys: SecureBootKeys;
 const calls: string[] = [];
 
-/** The build-worker's queue adapter over the signing service's handlers, called in-process as the queue would. */
-function signingJobs(k: SecureBootKeys) {
-  const handlers = { ...secureBootHandlers(k), ...secureBootKeyHandlers({ keys: k, metrics: { signed: () => undefined } as never }) };
-  return {
-    call: async <K extends JobName>(name: K, payload: PayloadOf<K>): Promise<ResultOf<K>> => {
-      calls.push(name);
-      // a JSON round trip, as over Redis
-      const handler = handlers[name as keyof typeof handlers] as unknown as (p: unknown) => Promise<ResultOf<K>>;
-      return JSON.parse(JSON.stringify(await handler(JSON.parse(JSON.stringify(payload)))));
-    },
-  };
-}
-
-function context(k: SecureBootKeys | undefined): BuildContext {
-  const demo = path.join(tmp, 'demo');
-  return {
-    catalog: {} as BuildContext['catalog'],
-    oci: {} as BuildContext['oci'],
-    externalUrl: 'https://factory.example',
-    progress: () => undefined,
-    inputs: { imager: async () => extractDemoImager(VERSION, 'amd64', demo) } as unknown as BuildContext['inputs'],
-    ...(k ? { secureBoot: queueSecureBootSigner(signingJobs(k), 10_000) } : {}),
-  };
-}
+const context = (k: SecureBootKeys | undefined): BuildContext => secureBootBuildContext(tmp, VERSION, k, calls);
 
 /** A Secure Boot UKI of the demo version unless `over` says otherwise. */
 const profile = (over: Partial<AssetProfile>): AssetProfile => testProfile({ version: VERSION, kind: 'uki', secureboot: true, path: 'metal-amd64-secureboot-uki.efi', ...over });
-
-function run(cmd: string, args: string[]): { status: number | null; out: string } {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  return { status: r.status, out: `${r.stdout}${r.stderr}` };
-}
-
-function expectSignedBy(file: string, certPath: string): void {
-  const sb = run('sbverify', ['--cert', certPath, file]);
-  expect(sb.out).toContain('Signature verification OK');
-  expect(sb.status).toBe(0);
-  const oss = run('osslsigncode', ['verify', '-CAfile', certPath, '-in', file]);
-  expect(oss.out).toMatch(/Signature verification: ok/);
-  expect(oss.status).toBe(0);
-}
 
 /** Section names in table order, as objdump prints them. */
 function objdumpSections(file: string): string[] {
@@ -124,11 +86,7 @@ async function expectPcrSignatures(bytes: Buffer, profiles: number): Promise<{ b
 describeIf(READY, 'needs sbsigntool, osslsigncode, openssl, binutils, xorriso, dosfstools, mtools, systemd-measure and the demo releases')('Secure Boot recipes (signing service handlers behind the queue adapter)', () => {
   beforeAll(() => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-recipes-'));
-    signing = makeTestKeyPair(tmp, 'signing', { pkcs1: true });
-    const pcrKeyPath = path.join(tmp, 'pcr.key');
-    execFileSync('openssl', ['genrsa', '-traditional', '-out', pcrKeyPath, '2048'], { stdio: 'ignore' });
-    const pcrKeyPem = fs.readFileSync(pcrKeyPath, 'utf8');
-    keys = { signing: { keyPem: signing.keyPem, certPem: signing.certPem }, pcr: { keyPem: pcrKeyPem, publicPem: pcrPublicKeyPem(pcrKeyPem) } };
+    ({ signing, keys } = makeSecureBootTestKeys(tmp));
   });
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 

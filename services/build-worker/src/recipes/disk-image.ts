@@ -1,16 +1,22 @@
-import { mkdir, open } from 'node:fs/promises';
+import { mkdir, open, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FactoryError } from '@factory/errors';
-import { buildDiskImage, compressOutput, convertDisk, overlayInstall, planDisk } from '@factory/imaging';
+import { buildDiskImage, compressOutput, convertDisk, DiskContents, overlayInstall, planDisk } from '@factory/imaging';
 import { diskBootloader } from '@factory/talos';
-import type { Recipe } from './context';
-import { cmdlineFor, initramfsWithExtensions, ukiFor } from './steps';
+import type { BuildJob, Recipe } from './context';
+import { cmdlineFor, initramfsWithExtensions, secureBootSigning, SecureBootSigning, signedSdBoot, ukiFor } from './steps';
 
 const MiB = 1024 * 1024;
 
-/** Disk image: partitions and filesystems, META, overlay, then disk format and output compression. */
+/**
+ * Disk image: partitions and filesystems, META, overlay, then disk format and output compression. Secure Boot: the
+ * sd-boot layout (talos-formats §8.2) with signed systemd-boot, the signed UKI (reset-maintenance profile), and
+ * `secure-boot-enroll` with `loader/keys/auto` from the schematic's enrollKeys (default if-safe; `off` omits both).
+ */
 export const diskImage: Recipe = async (job) => {
   const { ctx, profile, imager, workDir, version, overlay } = job;
+  // asked first: a Secure Boot build the signing service cannot sign fails before the initramfs work
+  const sb = await secureBootSigning(job);
   const initrd = path.join(workDir, 'initramfs.xz');
   await initramfsWithExtensions(job, initrd);
   const bootloader = diskBootloader({ version, arch: profile.arch, secureboot: profile.secureboot, bootloader: profile.bootloader ?? overlay?.bootloader });
@@ -19,8 +25,9 @@ export const diskImage: Recipe = async (job) => {
   if (bootloader !== 'grub') {
     ctx.progress('assembling UKI', 60);
     uki = path.join(workDir, 'talos.efi');
-    await ukiFor(job, initrd, cmdline, 'image', uki);
+    await ukiFor(job, initrd, cmdline, 'image', uki, sb);
   }
+  const secureBoot = sb ? await secureBootEsp(job, sb) : undefined;
   const plan = planDisk({
     version: profile.version,
     arch: profile.arch,
@@ -45,7 +52,9 @@ export const diskImage: Recipe = async (job) => {
       version: profile.version,
       arch: profile.arch,
       uki,
-      sdBoot: uki ? imager.sdBoot : undefined,
+      sdBoot: secureBoot?.sdBoot ?? (uki ? imager.sdBoot : undefined),
+      enrollKeys: secureBoot?.enrollKeys,
+      secureBootKeys: secureBoot?.secureBootKeys,
       meta,
       overlayInstall: overlay
         ? async (mountPrefix) => {
@@ -81,6 +90,23 @@ export const diskImage: Recipe = async (job) => {
   await compressOutput({ file: converted, outFormat: profile.outFormat, innerName: 'disk.raw', out: job.out });
   return { file: job.out };
 };
+
+/**
+ * The Secure Boot parts of the ESP: signed systemd-boot, `secure-boot-enroll` (the schematic's, default if-safe) and,
+ * unless that is `off`, the signing service's PK/KEK/db enrollment files (with the well-known UEFI CAs when asked).
+ */
+async function secureBootEsp(job: BuildJob, sb: SecureBootSigning): Promise<Pick<DiskContents, 'sdBoot' | 'enrollKeys' | 'secureBootKeys'>> {
+  job.ctx.progress('signing systemd-boot', 65);
+  const sdBoot = await signedSdBoot(job, sb);
+  const enrollKeys = job.profile.enrollKeys ?? 'if-safe';
+  if (enrollKeys === 'off') return { sdBoot, enrollKeys };
+  const enrollment = await sb.signer.enrollment({ includeWellKnownCertificates: !!job.profile.includeWellKnownCertificates });
+  const dir = path.join(job.workDir, 'secureboot-keys');
+  await mkdir(dir, { recursive: true });
+  const keys = { pk: path.join(dir, 'PK.auth'), kek: path.join(dir, 'KEK.auth'), db: path.join(dir, 'db.auth') };
+  await Promise.all([writeFile(keys.pk, enrollment.PK), writeFile(keys.kek, enrollment.KEK), writeFile(keys.db, enrollment.db)]);
+  return { sdBoot, enrollKeys, secureBootKeys: keys };
+}
 
 /** Copies what the overlay installer wrote between the GPT header (LBA 2) and the partition entries (LBA 2+offset). */
 async function copyBootBlobGap(from: string, to: string, sectorSize: number, offsetLba: number): Promise<void> {

@@ -24,7 +24,7 @@ const RECIPES: Record<OutputKind, Recipe> = { kernel, cmdline, initramfs, uki, i
  * Output kinds whose Secure Boot variant is built signed (the signing service's Authenticode and PCR signatures).
  * Any other `-secureboot` request fails rather than producing an unsigned image under a Secure Boot name.
  */
-const SECURE_BOOT_RECIPES: ReadonlySet<OutputKind> = new Set<OutputKind>(['cmdline', 'uki', 'iso', 'installer']);
+const SECURE_BOOT_RECIPES: ReadonlySet<OutputKind> = new Set<OutputKind>(['cmdline', 'uki', 'iso', 'installer', 'image']);
 
 /** Builds the asset into a file under workDir. */
 export async function buildAsset(ctx: BuildContext, profile: AssetProfile, workDir: string): Promise<BuiltFile> {
