@@ -106,6 +106,8 @@ describeIf(!missing, missing ?? '')('the chart runs: its rendered processes serv
   let workerMetrics: string[] = [];
   let publicKeyFile: string;
   let objects: K8sObject[];
+  /** the operator-provided Secure Boot signing certificate (PEM) */
+  let secureBootCert: string;
   const started = Date.now();
 
   const launch = (name: string, command: string[], env: Record<string, string>, cwd: string) => {
@@ -125,10 +127,19 @@ describeIf(!missing, missing ?? '')('the chart runs: its rendered processes serv
     [s3, upstream] = await Promise.all([startS3(), startRegistry(path.join(demoDir, 'registry'))]);
     const ingressPort = await freePort();
     ingressHost = `127.0.0.1:${ingressPort}`;
+    // The operator's Secure Boot keys (as `talosctl gen secureboot` makes them: RSA PKCS#1 PEM) in a Secret of their own.
+    const sbDir = path.join(tmp, 'secureboot-source');
+    mkdirSync(sbDir);
+    const openssl = (...args: string[]) => expect(spawnSync('openssl', args, { cwd: sbDir, encoding: 'utf8' }).status).toBe(0);
+    openssl('genrsa', '-traditional', '-out', 'uki-signing-key.pem', '2048');
+    openssl('req', '-new', '-x509', '-key', 'uki-signing-key.pem', '-sha256', '-days', '30', '-subj', '/CN=helm-runs Secure Boot/', '-out', 'uki-signing-cert.pem');
+    openssl('genrsa', '-traditional', '-out', 'pcr-signing-key.pem', '2048');
+    secureBootCert = readFileSync(path.join(sbDir, 'uki-signing-cert.pem'), 'utf8');
     objects = renderChart(
       {
         externalUrl: `http://${ingressHost}/`,
         s3: { bucket: s3.bucket, endpoint: s3.endpoint, existingSecret: 'factory-s3' },
+        signing: { secureBoot: { existingSecret: 'factory-secureboot' } },
         upstream: { registry: upstream.host, insecure: true, verify: true, publicKey: readFileSync(path.join(demoDir, 'cosign.pub'), 'utf8') },
         // one loopback address for every test client: no per-client limits
         config: { FACTORY_TRUST_PROXY: 'uniquelocal', FACTORY_RATE_SCHEMATICS: 'off', FACTORY_RATE_BUILDS: 'off', FACTORY_MAX_CLIENT_BUILDS: '0' },
@@ -136,6 +147,10 @@ describeIf(!missing, missing ?? '')('the chart runs: its rendered processes serv
       { release: RELEASE, namespace: NAMESPACE },
     );
     const outsideSecrets = { 'factory-s3': { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } };
+    /** Secrets that exist in the cluster beside the chart's own, mounted as files (name → file → content) */
+    const outsideSecretFiles: Record<string, Record<string, Buffer>> = {
+      'factory-secureboot': Object.fromEntries(['uki-signing-key.pem', 'uki-signing-cert.pem', 'pcr-signing-key.pem'].map((f) => [f, readFileSync(path.join(sbDir, f))])),
+    };
 
     // 1. The pre-install hook: the rendered Job's script, env and service account against the fake API server.
     const token = 'test-token';
@@ -198,6 +213,11 @@ describeIf(!missing, missing ?? '')('the chart runs: its rendered processes serv
             ? objectsOf<DataObject>(objects, 'Secret').find((o) => o.metadata.name === volume.secret!.secretName)
             : volume.configMap ? objectsOf<DataObject>(objects, 'ConfigMap').find((o) => o.metadata.name === volume.configMap!.name) : undefined;
           for (const [file, data] of Object.entries(source?.data ?? {})) writeFileSync(path.join(m.local, file), volume.secret ? Buffer.from(data, 'base64') : data, { mode: 0o440 });
+          if (volume.secret && !source) {
+            const files = outsideSecretFiles[volume.secret.secretName];
+            if (!files) throw new Error(`Secret ${volume.secret.secretName} is neither rendered nor provided`);
+            for (const [file, data] of Object.entries(files)) writeFileSync(path.join(m.local, file), data, { mode: 0o440 });
+          }
         }
         const env = containerEnv(c, objects, outsideSecrets);
         for (const [k, v] of Object.entries(env)) {
@@ -278,6 +298,20 @@ describeIf(!missing, missing ?? '')('the chart runs: its rendered processes serv
       expect(Buffer.from(await iso.arrayBuffer()).subarray(0x8001, 0x8006).toString()).toBe('CD001');
     }
     process.stdout.write(`schematic + ISO through 2 gateways: ${Date.now() - t0} ms\n`);
+  }, 240_000);
+
+  test('Secure Boot from the operator\'s key Secret: the certificate is served, and a Secure Boot UKI is signed with it', async () => {
+    for (const gateway of gatewayUrls) expect(await (await fetch(`${gateway}/secureboot/signing-cert.pem`)).text()).toBe(secureBootCert);
+    const created = await fetch(`${gatewayUrls[0]}/schematics`, { method: 'POST', body: JSON.stringify({ customization: { extraKernelArgs: ['helm.secureboot=yes'] } }) });
+    const { id } = (await created.json()) as { id: string };
+    const res = await fetch(`${gatewayUrls[1]}/image/${id}/v1.12.2/metal-amd64-secureboot-uki.efi`);
+    expect({ status: res.status, body: res.status === 200 ? '' : `${await res.text()}\n${logs()}` }).toEqual({ status: 200, body: '' });
+    const uki = path.join(tmp, 'secureboot-uki.efi');
+    writeFileSync(uki, Buffer.from(await res.arrayBuffer()));
+    const cert = path.join(tmp, 'secureboot-cert.pem');
+    writeFileSync(cert, secureBootCert);
+    const verified = spawnSync('sbverify', ['--cert', cert, uki], { encoding: 'utf8' });
+    expect({ code: verified.status, out: `${verified.stdout}${verified.stderr}`.includes('Signature verification OK') }).toEqual({ code: 0, out: true });
   }, 240_000);
 
   test('an installer is pulled with skopeo through the registry route and verifies with the chart\'s public key', async () => {

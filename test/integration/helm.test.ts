@@ -36,11 +36,12 @@ const VALUES_SETS: Record<string, Record<string, unknown>> = {
     serviceMonitor: { enabled: true },
     prometheusRule: { enabled: true },
   },
-  'external Redis with a password Secret, existing signing key, workload identity': {
+  'external Redis with a password Secret, existing signing key, Secure Boot keys, workload identity': {
     'redis.internal.enabled': false,
     'redis.url': 'rediss://redis.example.com:6380/0',
     'redis.existingSecret': 'factory-redis',
     'signing.existingSecret': 'factory-signing',
+    'signing.secureBoot.existingSecret': 'factory-secureboot',
     'serviceAccount.annotations': { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::123456789012:role/factory' },
   },
   'external Redis through Sentinel': {
@@ -112,8 +113,8 @@ describeIf(!missing, missing ?? '')('Helm chart', () => {
     const signing = deployments.find((d) => d.metadata.name.endsWith('-signing'))!;
     expect([signing.spec.replicas, signing.spec.strategy?.type]).toEqual([1, 'Recreate']);
     expect(objectsOf(defaults, 'StatefulSet')).toHaveLength(1);
-    expect(objectsOf(rendered.get('external Redis with a password Secret, existing signing key, workload identity')!, 'StatefulSet')).toHaveLength(0);
-    expect(objectsOf(rendered.get('external Redis with a password Secret, existing signing key, workload identity')!, 'Job')).toHaveLength(0);
+    expect(objectsOf(rendered.get('external Redis with a password Secret, existing signing key, Secure Boot keys, workload identity')!, 'StatefulSet')).toHaveLength(0);
+    expect(objectsOf(rendered.get('external Redis with a password Secret, existing signing key, Secure Boot keys, workload identity')!, 'Job')).toHaveLength(0);
     expect(objectsOf(rendered.get('Gateway API instead of Ingress')!, 'Ingress')).toHaveLength(0);
     expect(objectsOf(rendered.get('autoscaling: HPA')!, 'HorizontalPodAutoscaler')).toHaveLength(1);
     const keda = rendered.get('autoscaling: KEDA on the build queue')!;
@@ -126,16 +127,19 @@ describeIf(!missing, missing ?? '')('Helm chart', () => {
     expect(rules[0].spec.groups[0].rules.map((r) => r.alert)).toEqual(['ImageFactoryBuildQueueBacklog', 'ImageFactoryBuildFailures', 'ImageFactoryNoReadyBuildWorkers', 'ImageFactorySigningDown']);
   });
 
-  test('only the signing pod mounts the signing key Secret', () => {
+  test('only the signing pod mounts the signing key Secret (and the Secure Boot key Secret when given)', () => {
     for (const [name, objects] of rendered) {
       const keySecret = name.includes('existing signing key') ? 'factory-signing' : 'factory-talos-image-factory-signing-key';
-      const mounting = [...objectsOf<Workload>(objects, 'Deployment'), ...objectsOf<Workload>(objects, 'StatefulSet'), ...objectsOf<Workload>(objects, 'Job')]
-        .filter((w) => (w.spec.template.spec.volumes ?? []).some((v) => v.secret?.secretName === keySecret))
-        .map((w) => w.metadata.name);
-      expect({ name, mounting }).toEqual({ name, mounting: ['factory-talos-image-factory-signing'] });
+      const keySecrets = name.includes('Secure Boot keys') ? [keySecret, 'factory-secureboot'] : [keySecret];
+      for (const secret of keySecrets) {
+        const mounting = [...objectsOf<Workload>(objects, 'Deployment'), ...objectsOf<Workload>(objects, 'StatefulSet'), ...objectsOf<Workload>(objects, 'Job')]
+          .filter((w) => (w.spec.template.spec.volumes ?? []).some((v) => v.secret?.secretName === secret))
+          .map((w) => w.metadata.name);
+        expect({ name, secret, mounting }).toEqual({ name, secret, mounting: ['factory-talos-image-factory-signing'] });
+      }
       // and no other Secret is mounted as a file anywhere; other Secrets reach pods only as single env values
       const secretVolumes = objectsOf<Workload>(objects, 'Deployment').flatMap((w) => (w.spec.template.spec.volumes ?? []).filter((v) => v.secret).map((v) => v.secret!.secretName));
-      expect(secretVolumes).toEqual([keySecret]);
+      expect(secretVolumes).toEqual(keySecrets);
     }
   });
 
