@@ -3,7 +3,8 @@
  * @factory/authenticode through the signing service's Secure Boot handlers: OVMF with Secure Boot (secboot CODE,
  * SMM) and a blank variable store in setup mode. Run 1: our signed systemd-boot with `secure-boot-enroll force`
  * enrolls our PK/KEK/db `.auth` files and resets. Run 2, same variable store: our signed demo UKI boots with Secure
- * Boot enabled. Then the firmware refuses an unsigned UKI and one with a byte of `.cmdline` changed after signing.
+ * Boot enabled. Then the firmware refuses an unsigned UKI, one signed with another key, and one with a byte of
+ * `.cmdline` changed after signing.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -48,6 +49,7 @@ function espWith(dir: string, uki: string): string {
 describeIf(READY, 'needs qemu-system-x86, ovmf, openssl and the demo releases')('Secure Boot with the factory\'s own PK/KEK/db', () => {
   let signedUki: string;
   let unsignedUki: string;
+  let foreignUki: string;
 
   beforeAll(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'secureboot-enroll-'));
@@ -61,6 +63,12 @@ describeIf(READY, 'needs qemu-system-x86, ovmf, openssl and the demo releases')(
     await buildUki({ stub: demo.stub, kernel: demo.kernel, initrd: demo.initramfs, cmdline: CMDLINE, osRelease: talosOsRelease(VERSION), profiles: talosUkiProfiles(CMDLINE, 'iso'), out: unsignedUki });
     signedUki = path.join(tmp, 'uki.signed.efi');
     await signPeFile(unsignedUki, signedUki, signer);
+    // the same UKI signed with a key the firmware never enrolled
+    const otherHandlers = secureBootHandlers({ signing: makeTestKeyPair(tmp, 'other') });
+    foreignUki = path.join(tmp, 'uki.foreign.efi');
+    await signPeFile(unsignedUki, foreignUki, async (sha256) =>
+      Buffer.from((await otherHandlers['signing.authenticode']({ sha256: sha256.toString('hex') })).signedDataBase64, 'base64'),
+    );
 
     esp = path.join(tmp, 'esp');
     fs.mkdirSync(path.join(esp, 'EFI', 'BOOT'), { recursive: true });
@@ -91,13 +99,13 @@ describeIf(READY, 'needs qemu-system-x86, ovmf, openssl and the demo releases')(
     expect(r.report.talosVersion).toBe(VERSION);
   });
 
-  test('the enrolled firmware refuses an unsigned UKI and one with a .cmdline byte changed after signing', async () => {
+  test('the enrolled firmware refuses an unsigned UKI, one signed with another key, and one with a .cmdline byte changed after signing', async () => {
     const tampered = path.join(tmp, 'uki.tampered.efi');
     const b = fs.readFileSync(signedUki);
     const cmdline = parsePe(b).sections.find((s) => s.name === '.cmdline')!;
     b[cmdline.pointerToRawData + CMDLINE.indexOf('panic')] ^= 0x20;
     fs.writeFileSync(tampered, b);
-    for (const [label, uki] of [['unsigned', unsignedUki], ['tampered', tampered]] as const) {
+    for (const [label, uki] of [['unsigned', unsignedUki], ['foreign', foreignUki], ['tampered', tampered]] as const) {
       const refusedVars = path.join(tmp, `OVMF_VARS.${label}.fd`);
       fs.copyFileSync(vars, refusedVars);
       // stop at the firmware's report that systemd-boot gave up (after its own error line)
