@@ -2,6 +2,7 @@
 //   1. POST a schematic; 2. GET an ISO: 302 to the S3 server's public endpoint, whose body is an ISO 9660 image;
 //   3. `skopeo copy` an installer through the gateway's /v2 (plain http); 4. verify its cosign signature with the
 //   stack's own public key (GET /oci/cosign/signing-key.pub): the `cosign` binary when there is one
+//   (and the Secure Boot certificate, with a Secure Boot UKI checked against it by sbverify)
 //   (FACTORY_COSIGN_BIN, else the one scripts/setup.sh unpacks into .cache/tools), else libs/oci's verifier.
 // Usage: node deploy/test/smoke.js <gateway host:port>   Prints one line per check; exits non-zero on a failure.
 'use strict';
@@ -67,6 +68,21 @@ async function main() {
     const iso = Buffer.from(await obj.arrayBuffer());
     check(iso.length > 1 << 20 && iso.subarray(0x8001, 0x8006).toString('latin1') === 'CD001', 'an ISO 9660 image');
     return `${(iso.length / 1048576).toFixed(1)} MiB from ${new URL(location).host}`;
+  });
+
+  await step('Secure Boot: GET /secureboot/signing-cert.pem, and a metal-amd64-secureboot-uki.efi signed with it', async () => {
+    const res = await fetch(`${base}/secureboot/signing-cert.pem`);
+    const pem = await res.text();
+    check(res.status === 200 && pem.includes('BEGIN CERTIFICATE'), `certificate answered ${res.status}`);
+    const cert = path.join(tmp, 'secureboot.pem');
+    writeFileSync(cert, pem);
+    const uki = await fetch(`${base}/image/${id}/v1.12.2/metal-amd64-secureboot-uki.efi`, { signal: AbortSignal.timeout(600_000) });
+    check(uki.status === 200, `Secure Boot UKI answered ${uki.status}: ${uki.status === 200 ? '' : await uki.text()}`);
+    const file = path.join(tmp, 'uki.efi');
+    writeFileSync(file, Buffer.from(await uki.arrayBuffer()));
+    const r = run('sbverify', ['--cert', cert, file]);
+    check(r.status === 0, `sbverify: ${r.stdout}${r.stderr}`);
+    return 'sbverify: Signature verification OK';
   });
 
   const pub = path.join(tmp, 'factory.pub');
