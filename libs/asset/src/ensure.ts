@@ -3,8 +3,8 @@
  * cluster-wide (its job ID derives from the asset key).
  */
 import { FactoryError, JobVanishedError } from '@factory/errors';
-import { contentTypeFor } from '@factory/talos';
-import { assetJobId, assetKey, assetObjectKey } from './identity';
+import { contentTypeFor, talosctlContentType } from '@factory/talos';
+import { assetJobId, assetKey, assetObjectKey, TalosctlAssetSpec, TalosctlBinary, talosctlAssetKey } from './identity';
 import { AssetLookup, AssetVerifier, findAsset, StoredAsset } from './integrity';
 import { AssetBuildSpec, AssetProfile, buildSpecOf } from './profile';
 import type { AssetRecord } from './record';
@@ -47,24 +47,66 @@ export interface EnsureOptions {
 }
 
 /**
+ * One asset to obtain: where it is stored (its key and content type) and how to have it built when missing (one job
+ * per asset cluster-wide, its ID derived from the key). Boot assets, disk images and installers are built from an
+ * asset profile (profileTarget); talosctl binaries are extracted from their image (talosctlTarget).
+ */
+export interface AssetTarget {
+  /** the asset key (assetKey, talosctlAssetKey): object key and job ID derive from it */
+  key: string;
+  contentType: string;
+  /** Queues the build under `jobId` and waits for it. */
+  build(jobId: string, opts: { timeoutMs: number; priority?: number }): Promise<unknown>;
+}
+
+/** The target of an asset profile: its `build.asset` job. */
+export function profileTarget(jobs: AssetBuildCaller, profile: AssetProfile): AssetTarget {
+  const key = assetKey(profile);
+  return {
+    key,
+    contentType: contentTypeFor(profile.path),
+    build: (jobId, opts) => jobs.call('build.asset', { spec: buildSpecOf(profile), key }, { jobId, removeWhenDone: true, ...opts }),
+  };
+}
+
+/** Structural: the queue client's `call` for `build.talosctl`. */
+export interface TalosctlBuildCaller {
+  call(name: 'build.talosctl', payload: TalosctlAssetSpec, opts: { jobId: string; timeoutMs: number; removeWhenDone: boolean; priority?: number }): Promise<AssetRecord>;
+}
+
+/** The target of a talosctl binary: its `build.talosctl` job (extraction from the pinned image). */
+export function talosctlTarget(jobs: TalosctlBuildCaller, binary: TalosctlBinary): AssetTarget {
+  const key = talosctlAssetKey(binary);
+  return {
+    key,
+    contentType: talosctlContentType(binary.file),
+    build: (jobId, opts) => jobs.call('build.talosctl', { ...binary, key }, { jobId, removeWhenDone: true, ...opts }),
+  };
+}
+
+/**
  * The published asset (object and signature file, see findAsset), built first when missing. Build jobs are removed
  * when done (storage holds the result), so a job can vanish between enqueueing and waiting: then the object is
  * already published.
  */
-export async function ensureAsset(jobs: AssetBuildCaller, store: AssetLookup, profile: AssetProfile, o: EnsureOptions): Promise<StoredAsset> {
-  const key = assetKey(profile);
-  const objectKey = assetObjectKey(key);
-  const find = () => findAsset(store, objectKey, contentTypeFor(profile.path));
+export function ensureAsset(jobs: AssetBuildCaller, store: AssetLookup, profile: AssetProfile, o: EnsureOptions): Promise<StoredAsset> {
+  return ensureStoredAsset(store, profileTarget(jobs, profile), o);
+}
+
+/** ensureAsset for any target. */
+export async function ensureStoredAsset(store: AssetLookup, target: AssetTarget, o: EnsureOptions): Promise<StoredAsset> {
+  const objectKey = assetObjectKey(target.key);
+  const find = () => findAsset(store, objectKey, target.contentType);
   const hit = await find();
   o.onStored?.(!!hit);
   if (hit) {
     o.onHit?.(objectKey);
     return hit;
   }
-  const jobId = assetJobId(key);
+  const jobId = assetJobId(target.key);
   const ticket = (await o.beforeBuild?.(jobId)) ?? {};
   try {
-    await jobs.call('build.asset', { spec: buildSpecOf(profile), key }, { jobId, timeoutMs: o.timeoutMs, removeWhenDone: true, ...(ticket.priority ? { priority: ticket.priority } : {}) });
+    await target.build(jobId, { timeoutMs: o.timeoutMs, ...(ticket.priority ? { priority: ticket.priority } : {}) });
   } catch (err) {
     if (!(err instanceof JobVanishedError)) throw err;
   } finally {
@@ -82,9 +124,14 @@ const MAX_ATTEMPTS = 3;
  * The published asset, verified before anything is served from it (AssetVerifier): a corrupted or forged one is
  * quarantined and rebuilt through ensureAsset, and the rebuilt one is verified in turn.
  */
-export async function ensureVerifiedAsset(jobs: AssetBuildCaller, verifier: AssetVerifier, store: AssetLookup, profile: AssetProfile, o: EnsureOptions): Promise<AssetRecord> {
+export function ensureVerifiedAsset(jobs: AssetBuildCaller, verifier: AssetVerifier, store: AssetLookup, profile: AssetProfile, o: EnsureOptions): Promise<AssetRecord> {
+  return ensureVerifiedStoredAsset(verifier, store, profileTarget(jobs, profile), o);
+}
+
+/** ensureVerifiedAsset for any target. */
+export async function ensureVerifiedStoredAsset(verifier: AssetVerifier, store: AssetLookup, target: AssetTarget, o: EnsureOptions): Promise<AssetRecord> {
   for (let attempt = 1; ; attempt++) {
-    const asset = await ensureAsset(jobs, store, profile, o);
+    const asset = await ensureStoredAsset(store, target, o);
     const verdict = await verifier.check(asset);
     if (verdict.ok) return asset.record;
     if (verdict.problem !== 'changed') await verifier.quarantine(asset, verdict.problem, verdict.detail);

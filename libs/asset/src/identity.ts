@@ -47,6 +47,30 @@ export function assetKey(a: AssetIdentity): string {
   return createHash('sha256').update(JSON.stringify(identity)).digest('hex');
 }
 
+/** One talosctl binary: a root file of `siderolabs/talosctl-all:<version>`, pinned by the image's digest. */
+export interface TalosctlBinary {
+  /** `vX.Y.Z` */
+  version: string;
+  /** digest of the talosctl-all image (index) the file is read from */
+  digest: string;
+  /** `talosctl-<os>-<arch>[.exe]` (isTalosctlFileName) */
+  file: string;
+}
+
+/** What a `build.talosctl` job carries: the binary and its asset key. */
+export interface TalosctlAssetSpec extends TalosctlBinary {
+  key: string;
+}
+
+/**
+ * Content-derived key of a talosctl binary: a new upstream image for the version (another digest) is another asset.
+ * Its own namespace (`talosctl`) keeps it apart from every schematic asset's key.
+ */
+export function talosctlAssetKey(b: TalosctlBinary): string {
+  const identity = { recipe: ASSET_RECIPE, talosctl: { version: b.version, digest: b.digest, file: b.file } };
+  return createHash('sha256').update(JSON.stringify(identity)).digest('hex');
+}
+
 /** Every built asset's object key starts with this (the storage budget evicts only under it). */
 export const ASSET_OBJECT_PREFIX = 'assets/';
 export const assetObjectKey = (key: string) => `${ASSET_OBJECT_PREFIX}${key}`;

@@ -5,10 +5,10 @@
  */
 import { readFileSync } from 'node:fs';
 import type { UpstreamSettings } from '@factory/config';
-import { RegistryClient, verifyCosignSignature, readImageFiles, OciError, FetchedManifest } from '@factory/oci';
+import { RegistryClient, verifyCosignSignature, readImageFiles, listImageFiles, OciError, FetchedManifest } from '@factory/oci';
 import { FactoryError } from '@factory/errors';
 import { BoundedMap, memoPromise } from '@factory/runtime';
-import { formatSemver, offeredVersions, parseRequestVersion, SemVer, supportsOverlays } from '@factory/talos';
+import { formatSemver, isTalosctlFileName, offeredVersions, parseRequestVersion, SemVer, supportsOverlays, supportsTalosctl } from '@factory/talos';
 import type { Logger } from '@factory/telemetry';
 import { CatalogExtension, CatalogOverlay, parseExtensionsCatalog, parseOverlaysCatalog } from './parse';
 
@@ -26,6 +26,7 @@ export class UpstreamCatalog {
   // Catalogs are immutable per version: remembered (bounded), single-flight, failures forgotten so they are retried.
   private readonly extensionsCache = new BoundedMap<string, Promise<CatalogExtension[]>>(CATALOG_VERSIONS_REMEMBERED);
   private readonly overlaysCache = new BoundedMap<string, Promise<CatalogOverlay[]>>(CATALOG_VERSIONS_REMEMBERED);
+  private readonly talosctlCache = new BoundedMap<string, Promise<TalosctlRelease>>(CATALOG_VERSIONS_REMEMBERED);
   private readonly pinned = new BoundedMap<string, Promise<{ digest: string; manifest: FetchedManifest }>>(PINNED_CACHE_ENTRIES);
 
   constructor(
@@ -132,6 +133,39 @@ export class UpstreamCatalog {
   }
 
   /**
+   * The talosctl binaries of a version: the root files `talosctl-<os>-<arch>[.exe]` of its verified
+   * `siderolabs/talosctl-all` image (amd64 variant, like the anchor), with sizes, listed from the layers' tar headers
+   * (nothing is extracted or kept in memory), sorted by name, and the image digest they are pinned to. 404 `version X is
+   * not available` when the version is not offered, or has no talosctl-all image; `[]` before Talos 1.11.
+   */
+  async talosctl(rawVersion: string): Promise<TalosctlRelease> {
+    const v = await this.requireAvailable(rawVersion);
+    const tag = `v${formatSemver(v)}`;
+    if (!supportsTalosctl(v)) return { version: tag, digest: '', files: [] };
+    return memoPromise(this.talosctlCache, tag, async () => {
+      const repo = this.repo(this.settings.components.talosctl);
+      let resolved;
+      try {
+        resolved = await this.resolveVerified(repo, tag);
+      } catch (err) {
+        if (err instanceof FactoryError && err.status === 404) throw new FactoryError(404, `version ${formatSemver(v)} is not available`);
+        throw err;
+      }
+      let listed: Map<string, number>;
+      try {
+        listed = await listImageFiles(this.client, repo, resolved.manifest);
+      } catch (err) {
+        throw upstreamError(err, `listing ${repo}:${tag}`);
+      }
+      const files = [...listed]
+        .filter(([name]) => !name.includes('/') && isTalosctlFileName(name))
+        .map(([name, size]) => ({ name, size }))
+        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      return { version: tag, digest: resolved.digest, files };
+    });
+  }
+
+  /**
    * Resolves repo:ref to a digest, verifies its signature, and returns the image manifest for the architecture
    * (linux/amd64 by default: the imager and the catalogs are read from their amd64 variant, like the anchor does).
    */
@@ -178,6 +212,16 @@ export class UpstreamCatalog {
   async ping(): Promise<void> {
     await this.versions();
   }
+}
+
+/** The talosctl binaries of one Talos version (UpstreamCatalog.talosctl). */
+export interface TalosctlRelease {
+  /** `vX.Y.Z` */
+  version: string;
+  /** digest of the `talosctl-all` image (index) they come from; '' when there are none */
+  digest: string;
+  /** sorted by name */
+  files: Array<{ name: string; size: number }>;
 }
 
 export function parseVersionOrThrow(raw: string): SemVer {

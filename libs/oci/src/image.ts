@@ -123,7 +123,7 @@ function decompressor(source: Readable, mode: Compression): Readable {
 }
 
 type LayerEntry =
-  | { kind: 'file'; data?: Buffer }     // data only for wanted files
+  | { kind: 'file'; size: number; data?: Buffer }     // data only for wanted files
   | { kind: 'dir' }
   | { kind: 'link'; target: string }    // hard link (target normalized)
   | { kind: 'other' };                  // symlink, device, fifo, …
@@ -134,14 +134,17 @@ interface LayerChanges {
   opaque: string[];
 }
 
-/** The flattened view: wanted regular files, plus a count of files under each directory for cheap subtree removal. */
-class FileTree {
-  readonly files = new Map<string, Buffer>();
+/**
+ * The flattened view: what is kept of each regular file (its content, or only its size when listing), plus a count
+ * of files under each directory for cheap subtree removal.
+ */
+class FileTree<T> {
+  readonly files = new Map<string, T>();
   private readonly under = new Map<string, number>();
 
-  get(p: string): Buffer | undefined { return this.files.get(p); }
+  get(p: string): T | undefined { return this.files.get(p); }
 
-  set(p: string, data: Buffer): void {
+  set(p: string, data: T): void {
     if (!this.files.has(p)) this.bump(p, 1);
     this.files.set(p, data);
   }
@@ -189,13 +192,13 @@ async function readLayer(
       if (e.type === '1') { changes.entries.set(path, { kind: 'link', target: normalizeTarPath(e.linkname) }); continue; }
       // symlinks, devices and FIFOs replace lower content; any other type counts as a regular file
       if ('2346'.includes(e.type)) { changes.entries.set(path, { kind: 'other' }); continue; }
-      if (!wanted(path)) { changes.entries.set(path, { kind: 'file' }); continue; }
+      if (!wanted(path)) { changes.entries.set(path, { kind: 'file', size: e.size }); continue; }
       if (e.size > budget.file) throw new OciError('TOO_LARGE', `${what}: file ${path} is ${e.size} bytes, limit ${budget.file}`);
       if (e.size > budget.left) throw new OciError('TOO_LARGE', `${what}: wanted files exceed the total limit`);
       budget.left -= e.size;
       const chunks: Buffer[] = [];
       for await (const c of e.body()) chunks.push(c);
-      changes.entries.set(path, { kind: 'file', data: Buffer.concat(chunks) });
+      changes.entries.set(path, { kind: 'file', size: e.size, data: Buffer.concat(chunks) });
     }
     // read to the end of the blob (past the end-of-archive blocks), so that its digest is verified
     for await (const _ of r.rest());
@@ -206,7 +209,8 @@ async function readLayer(
   return changes;
 }
 
-function applyLayer(tree: FileTree, changes: LayerChanges): void {
+/** Applies one layer's changes to the flattened tree; `keep` says what is kept of a regular file (nothing: undefined). */
+function applyLayer<T>(tree: FileTree<T>, changes: LayerChanges, keep: (e: { size: number; data?: Buffer }) => T | undefined): void {
   // whiteouts and opaque markers hide content of lower layers only
   for (const d of changes.opaque) tree.removeTree(d, false);
   for (const w of changes.whiteouts) tree.removeTree(w, true);
@@ -215,16 +219,18 @@ function applyLayer(tree: FileTree, changes: LayerChanges): void {
       case 'dir':
         tree.delete(path); // a directory replaces a lower file; lower children stay
         break;
-      case 'file':
+      case 'file': {
         tree.removeTree(path, true);
-        if (e.data) tree.set(path, e.data);
+        const kept = keep(e);
+        if (kept !== undefined) tree.set(path, kept);
         break;
+      }
       case 'link': {
         tree.removeTree(path, true);
         // hard link: the content is the target's, from this layer or the flattened lower layers
         const own = changes.entries.get(e.target);
-        const data = own?.kind === 'file' ? own.data : own === undefined ? tree.get(e.target) : undefined;
-        if (data) tree.set(path, data);
+        const kept = own?.kind === 'file' ? keep(own) : own === undefined ? tree.get(e.target) : undefined;
+        if (kept !== undefined) tree.set(path, kept);
         break;
       }
       default:
@@ -240,6 +246,22 @@ function applyLayer(tree: FileTree, changes: LayerChanges): void {
 export async function readImageFiles(
   client: RegistryClient, repo: string, manifest: FetchedManifest, wanted: (path: string) => boolean, limits: ReadImageLimits = {},
 ): Promise<Map<string, Buffer>> {
+  const budget = { file: limits.maxFileBytes ?? DEFAULT_MAX_FILE, left: limits.maxTotalBytes ?? DEFAULT_MAX_TOTAL };
+  return flattenImage(client, repo, manifest, wanted, budget, (e) => e.data);
+}
+
+/**
+ * The regular files of an image (flattened as readImageFiles does) with their sizes, read from the layers' tar
+ * headers only: no file content is kept, whatever its size. Paths are normalized (no leading `./`).
+ */
+export async function listImageFiles(client: RegistryClient, repo: string, manifest: FetchedManifest): Promise<Map<string, number>> {
+  return flattenImage(client, repo, manifest, () => false, { file: 0, left: 0 }, (e) => e.size);
+}
+
+async function flattenImage<T>(
+  client: RegistryClient, repo: string, manifest: FetchedManifest, wanted: (path: string) => boolean, budget: { file: number; left: number },
+  keep: (e: { size: number; data?: Buffer }) => T | undefined,
+): Promise<Map<string, T>> {
   if (isIndexMediaType(manifest.mediaType)) {
     throw new OciError('INVALID', `${repo}@${manifest.digest} is an index; resolve a platform first (resolveImage)`);
   }
@@ -247,9 +269,8 @@ export async function readImageFiles(
     throw new OciError('INVALID', `${repo}@${manifest.digest}: ${manifest.mediaType} is not an image manifest`);
   }
   const layers: any[] = Array.isArray(manifest.json.layers) ? manifest.json.layers : [];
-  const budget = { file: limits.maxFileBytes ?? DEFAULT_MAX_FILE, left: limits.maxTotalBytes ?? DEFAULT_MAX_TOTAL };
   // a hard link is only resolved when its target is wanted too: which targets links will need is not known up front
-  const tree = new FileTree();
+  const tree = new FileTree<T>();
   for (let i = 0; i < layers.length; i++) {
     const l = layers[i];
     const what = `${repo} layer ${i} (${l?.digest})`;
@@ -269,7 +290,7 @@ export async function readImageFiles(
       blob.destroy();
       throw err;
     }
-    applyLayer(tree, changes);
+    applyLayer(tree, changes, keep);
   }
   return tree.files;
 }

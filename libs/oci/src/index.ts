@@ -8,7 +8,7 @@ export {
   COSIGN_SIGNATURE_ANNOTATION, COSIGN_PAYLOAD_TYPE,
 } from './cosign';
 export type { VerifyCosignOptions, CosignVerification, CosignSignOptions } from './cosign';
-export { readImageFiles, normalizeTarPath } from './image';
+export { readImageFiles, listImageFiles, normalizeTarPath } from './image';
 export type { ReadImageLimits } from './image';
 export {
   MediaTypes, MANIFEST_ACCEPT, isIndexMediaType, isImageManifestMediaType, isDigest, parseDigest, sha256Digest,

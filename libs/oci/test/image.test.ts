@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
-import { FetchedManifest, MediaTypes, OciError, RegistryClient, normalizeTarPath, readImageFiles } from '../src';
+import { FetchedManifest, MediaTypes, OciError, RegistryClient, listImageFiles, normalizeTarPath, readImageFiles } from '../src';
 import { MockRegistry } from './mock-registry';
 import { makeTar, TarEntry, zstdStored } from './tarball';
 
@@ -162,4 +162,14 @@ test('corrupt gzip → INVALID', async () => {
     layers: [{ mediaType: MediaTypes.ociLayerGzip, digest: await client.pushBlob('t/img', junk), size: junk.length }] }));
   await client.pushManifest('t/img', 'junk', MediaTypes.ociManifest, manifest);
   await expect(readImageFiles(client, 't/img', await client.getManifest('t/img', 'junk'), all)).rejects.toMatchObject({ code: 'INVALID' });
+});
+
+test('listImageFiles: regular files of the flattened image with their sizes, from tar headers only', async () => {
+  const big = Buffer.alloc(300 * 1024, 7);
+  const m = await image([
+    { entries: [{ name: './talosctl-linux-amd64', data: big }, { name: 'talosctl-darwin-arm64', data: 'old' }, { name: 'gone', data: 'x' }, { name: 'dir/', type: 'directory' }, { name: 'dir/inner', data: 'in' }] },
+    { entries: [{ name: 'talosctl-darwin-arm64', data: 'newer' }, { name: '.wh.gone' }, { name: 'link', type: 'symlink', linkname: 'talosctl-darwin-arm64' }, { name: 'hard', type: 'link', linkname: 'dir/inner' }], compress: 'zstd' },
+  ]);
+  const listed = await listImageFiles(client, 't/img', m);
+  expect(Object.fromEntries([...listed].sort())).toEqual({ 'dir/inner': 2, hard: 2, 'talosctl-darwin-arm64': 5, 'talosctl-linux-amd64': big.length });
 });

@@ -4,9 +4,9 @@
  * that carries an HTTP status, so BullMQ never retries it; only unexpected errors fail the job and are retried.
  */
 
-import type { AssetClaims, AssetRecord, AssetStatement, BuildAssetPayload, OciDescriptor, ScrubReport } from '@factory/asset';
+import type { AssetClaims, AssetRecord, AssetStatement, BuildAssetPayload, OciDescriptor, ScrubReport, TalosctlAssetSpec } from '@factory/asset';
 import type { EvictionReport } from '@factory/budget';
-import type { ExtensionEntry, OverlayEntry } from '@factory/catalog';
+import type { ExtensionEntry, OverlayEntry, TalosctlRelease } from '@factory/catalog';
 import type { SectionDigest } from '@factory/pcr';
 
 export const QUEUES = ['schematic', 'upstream', 'signing', 'build', 'registry', 'maintenance'] as const;
@@ -108,6 +108,18 @@ export interface JobContracts {
     payload: { includeWellKnownCertificates?: boolean };
     result: { PK: string; KEK: string; db: string };
   };
+
+  /**
+   * The talosctl binaries of a Talos version (root files of its verified `talosctl-all` image, listed from the layers'
+   * tar headers, sorted) and the image digest they are pinned to; 404 reply when the version is not offered or has no
+   * such image; no files before Talos 1.11.
+   */
+  'upstream.talosctl': { queue: 'upstream'; payload: { version: string }; result: TalosctlRelease };
+  /**
+   * Extract one talosctl binary from the `talosctl-all` image pinned by digest and publish it as an asset (stored,
+   * signed, `.sig` last), like any built asset. Job ID derived from the asset key (talosctlAssetKey).
+   */
+  'build.talosctl': { queue: 'build'; payload: TalosctlAssetSpec; result: AssetRecord };
 }
 
 export type SecureBootPublic = { enabled: false } | { enabled: true; signingCertPem: string; pcrPublicKeyPem: string };
@@ -135,6 +147,8 @@ export const JOB_QUEUE: { [K in JobName]: JobContracts[K]['queue'] } = {
   'signing.pcrPolicy': 'signing',
   'signing.authenticode': 'signing',
   'signing.secureBootEnrollment': 'signing',
+  'upstream.talosctl': 'upstream',
+  'build.talosctl': 'build',
 };
 
 export type Reply<T> = { ok: true; value: T } | { ok: false; status: number; message: string };

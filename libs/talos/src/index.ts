@@ -6,3 +6,4 @@ export * from './cmdline';
 export * from './meta';
 export * from './pxe';
 export * from './assets';
+export * from './talosctl';

@@ -60,6 +60,8 @@ export const isoBootloaderSelectable = since(1, 12);
 export const moduleSigEnforce = since(1, 12);
 /** ≥ 1.13: `proc_mem.force_override=never` default kernel argument. */
 export const procMemForceOverride = since(1, 13);
+/** ≥ 1.11 (prereleases too): `siderolabs/talosctl-all` exists and `/talosctl/<version>` lists it; older versions list `[]`. */
+export const supportsTalosctl = since(1, 11);
 /** ≥ 1.14: `init_on_alloc=1` is no longer a default kernel argument. */
 export const dropInitOnAlloc = since(1, 14);
 /** ≥ 1.14: `nvme_core.io_timeout=4294967295` moves from the defaults to the AWS platform args. */

@@ -75,6 +75,16 @@ export class InputCache {
   }
 
   /**
+   * The root directory of `siderolabs/talosctl-all` pinned by digest (its amd64 variant, as the anchor exports it):
+   * every binary of the version is extracted once, so the other files of the version need no second pull.
+   */
+  async talosctl(digest: string): Promise<string> {
+    const repo = this.catalog.repo(this.catalog.components.talosctl);
+    const { manifest } = await this.catalog.resolveVerified(repo, digest, 'amd64');
+    return this.extracted(`talosctl/${digest.replace('sha256:', '')}`, repo, manifest);
+  }
+
+  /**
    * An upstream image (e.g. installer-base:<tag>) for one architecture, unextracted: config JSON and layer blobs,
    * each blob downloaded once into `blobs/sha256/<hex>` (digest-verified while streaming, renamed into place).
    */

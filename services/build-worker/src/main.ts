@@ -59,7 +59,7 @@ async function main(): Promise<void> {
   });
   const { worker, connection } = builds;
   // Asset metrics by output kind, on top of the queue's job metrics.
-  const kindOf = (job: Job<PayloadOf<'build.asset'>> | undefined) => job?.data?.spec?.kind ?? 'unknown';
+  const kindOf = (job: Job<PayloadOf<'build.asset'>> | undefined) => (job?.name === 'build.talosctl' ? 'talosctl' : job?.data?.spec?.kind ?? 'unknown');
   worker.on('completed', (job: Job<PayloadOf<'build.asset'>>) => {
     const reply = job.returnvalue as Reply<unknown> | undefined;
     built.inc({ kind: kindOf(job), outcome: reply?.ok ? 'ok' : String(reply?.status ?? 'error') });

@@ -2,7 +2,7 @@
  * The sandboxed build processor: BullMQ runs this file in child processes, so a crashing or runaway build cannot
  * take the worker (or other builds) down. Each child sets up its own dependencies once and reuses them.
  */
-import { createReadStream, statSync } from 'node:fs';
+import { createReadStream, lstatSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -10,15 +10,15 @@ import type { SandboxedJob } from 'bullmq';
 import { UpstreamCatalog } from '@factory/catalog';
 import { EnvReader, readCommon, readExternal, readUpstream } from '@factory/config';
 import { FactoryError, isFactoryError } from '@factory/errors';
-import { AssetClaims, AssetRecord, assetMetadata, assetObjectKey, assetSignatureKey, completeProfile, encodeSignatureFile, findAsset } from '@factory/asset';
+import { AssetClaims, AssetRecord, assetMetadata, assetObjectKey, assetSignatureKey, completeProfile, encodeSignatureFile, findAsset, talosctlAssetKey } from '@factory/asset';
 import { JobClient, PayloadOf, sandboxedProcessor } from '@factory/queue';
 import { OciContentStore } from '@factory/registry';
 import { parseSchematic, readStoredSchematic } from '@factory/schematic';
 import { createObjectStore, isStorageError, ObjectStore, withStorageFaults } from '@factory/storage';
 import { hashFileSync, md5FileSync } from '@factory/imaging';
-import { contentTypeFor } from '@factory/talos';
+import { contentTypeFor, isTalosctlFileName, talosctlContentType } from '@factory/talos';
 import { createLogger, Logger } from '@factory/telemetry';
-import { buildAsset } from './recipes';
+import { buildAsset, BuiltFile } from './recipes';
 import { InputCache } from './inputs';
 import { makeScratchDir } from './scratch';
 import { queueSecureBootSigner, SecureBootSigner } from './secureboot';
@@ -143,50 +143,93 @@ async function run(job: SandboxedJob<PayloadOf<'build.asset'>>): Promise<AssetRe
       profile,
       workDir,
     );
-    // Nothing bigger than the limit is hashed, uploaded or published; the client gets a 4xx, never a retry.
-    const builtSize = built.digest?.size ?? statSync(built.file).size;
-    if (builtSize > ctx.maxAssetBytes) throw assetTooLarge(ctx.maxAssetBytes, { path: profile.path, size: builtSize });
-    enter('hashing');
-    await job.updateProgress({ stage: 'uploading', percent: 95 }).catch(() => undefined);
-    // Both digests are computed once, from the bytes stored (or about to be): they become the asset's record through
-    // the signed statement. S3: the MD5 too (the ISO builder computes it while the image is written), which the S3
-    // server's ETag of the stored bytes is, so the signing service can check them without downloading them.
-    const digest = built.digest ?? hashFileSync(built.file);
-    const { sha256, sha512, size } = digest;
-    const md5 = s3 ? (digest.md5 ?? md5FileSync(built.file)) : undefined;
-    enter('uploading');
-    if (!built.streamed) {
-      // The store verifies the uploaded bytes against the digest before the object becomes visible. Size and digest
-      // are known: S3 takes the file in one streamed PutObject with x-amz-checksum-sha256 and Content-MD5 (see
-      // @factory/storage). On failure nothing is left under the key (it is unpublished anyway: its signature file went
-      // first).
-      await ctx.store.put(objectKey, createReadStream(built.file, { highWaterMark: UPLOAD_CHUNK }), {
-        contentType,
-        expectedSha256: sha256,
-        size,
-        ...(md5 ? { expectedMd5: md5 } : {}),
-        removeOnFailure: true,
-        maxBytes: ctx.maxAssetBytes,
-        metadata: assetMetadata(built.image),
-      });
-    }
-    enter('signing');
-    // The signing service checks the stored object against these claims (the storage server's own digest of it, else
-    // by reading it) and signs them only if they match; the signature file, written last, publishes the asset.
-    const claims: AssetClaims = { key: objectKey, size, sha256, sha512, ...(md5 ? { md5 } : {}) };
-    const { statement, signatureBase64 } = await ctx.jobs.call('signing.asset', claims, { timeoutMs: ctx.timeoutMs }).catch((err: unknown) => {
-      // Refused: the stored bytes do not match what was uploaded. Not the client's fault: the job fails and its retry
-      // uploads again (a permanent reply would answer the client with the refusal).
-      if (isFactoryError(err) && err.status < 500) throw new Error(`the signing service refused the stored asset: ${err.message}`);
-      throw err;
-    });
-    await ctx.store.put(assetSignatureKey(objectKey), encodeSignatureFile(statement, signatureBase64), { contentType: 'application/json' });
+    const record = await publishBuilt(ctx, job, { objectKey, contentType, path: profile.path, built, enter });
     enter('done');
-    ctx.logger.info({ key, path: profile.path, version: profile.version, size, ms: Date.now() - started, stages, streamed: built.streamed === true }, 'asset built');
-    return { key: objectKey, size, sha256, sha512, contentType, ...(built.image ? { image: built.image } : {}) };
+    ctx.logger.info({ key, path: profile.path, version: profile.version, size: record.size, ms: Date.now() - started, stages, streamed: built.streamed === true }, 'asset built');
+    return record;
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A talosctl binary: the file as it is in the verified `talosctl-all` image pinned by digest (the whole image is
+ * extracted once into the input cache), published like any built asset.
+ */
+async function runTalosctl(job: SandboxedJob<PayloadOf<'build.talosctl'>>): Promise<AssetRecord> {
+  const ctx = setup();
+  const { version, digest, file, key } = job.data;
+  // The edge named a file of the listing; the worker checks the name again: it becomes a path under the cache.
+  if (!isTalosctlFileName(file) || !/^sha256:[0-9a-f]{64}$/.test(digest)) throw new FactoryError(400, `invalid talosctl file ${JSON.stringify(file)}`);
+  if (key !== talosctlAssetKey({ version, digest, file })) throw new Error('build.talosctl: the key does not match the binary it names');
+  const objectKey = assetObjectKey(key);
+  const contentType = talosctlContentType(file);
+  const existing = await findAsset(ctx.store, objectKey, contentType);
+  if (existing) return existing.record;
+  const started = Date.now();
+  await ctx.store.delete(assetSignatureKey(objectKey));
+  await job.updateProgress({ stage: 'fetching talosctl', percent: 5 }).catch(() => undefined);
+  const root = await ctx.inputs.talosctl(digest);
+  const source = path.join(root, file);
+  // a regular file of the image itself: never a link out of the extracted tree
+  const info = lstatSync(source, { throwIfNoEntry: false });
+  if (!info?.isFile()) throw new FactoryError(404, `talosctl file ${JSON.stringify(file)} is not available for Talos version ${version}`);
+  const record = await publishBuilt(ctx, job, { objectKey, contentType, path: file, built: { file: source }, enter: () => undefined });
+  ctx.logger.info({ key, path: file, version, size: record.size, ms: Date.now() - started }, 'talosctl extracted');
+  return record;
+}
+
+/**
+ * Publishes a built file as the asset `objectKey`: size limit, digests (once, from the bytes stored), upload (unless
+ * it was stored while written), the signing service's check and signature, and the signature file last — only then
+ * is the asset visible. The same path for every asset, built or extracted.
+ */
+async function publishBuilt(
+  ctx: Context,
+  job: { updateProgress(p: object): Promise<unknown> },
+  o: { objectKey: string; contentType: string; path: string; built: BuiltFile; enter: (stage: string) => void },
+): Promise<AssetRecord> {
+  const { objectKey, contentType, built, enter } = o;
+  const s3 = ctx.store.kind === 's3';
+  // Nothing bigger than the limit is hashed, uploaded or published; the client gets a 4xx, never a retry.
+  const builtSize = built.digest?.size ?? statSync(built.file).size;
+  if (builtSize > ctx.maxAssetBytes) throw assetTooLarge(ctx.maxAssetBytes, { path: o.path, size: builtSize });
+  enter('hashing');
+  await job.updateProgress({ stage: 'uploading', percent: 95 }).catch(() => undefined);
+  // Both digests are computed once, from the bytes stored (or about to be): they become the asset's record through
+  // the signed statement. S3: the MD5 too (the ISO builder computes it while the image is written), which the S3
+  // server's ETag of the stored bytes is, so the signing service can check them without downloading them.
+  const digest = built.digest ?? hashFileSync(built.file);
+  const { sha256, sha512, size } = digest;
+  const md5 = s3 ? (digest.md5 ?? md5FileSync(built.file)) : undefined;
+  enter('uploading');
+  if (!built.streamed) {
+    // The store verifies the uploaded bytes against the digest before the object becomes visible. Size and digest
+    // are known: S3 takes the file in one streamed PutObject with x-amz-checksum-sha256 and Content-MD5 (see
+    // @factory/storage). On failure nothing is left under the key (it is unpublished anyway: its signature file went
+    // first).
+    await ctx.store.put(objectKey, createReadStream(built.file, { highWaterMark: UPLOAD_CHUNK }), {
+      contentType,
+      expectedSha256: sha256,
+      size,
+      ...(md5 ? { expectedMd5: md5 } : {}),
+      removeOnFailure: true,
+      maxBytes: ctx.maxAssetBytes,
+      metadata: assetMetadata(built.image),
+    });
+  }
+  enter('signing');
+  // The signing service checks the stored object against these claims (the storage server's own digest of it, else
+  // by reading it) and signs them only if they match; the signature file, written last, publishes the asset.
+  const claims: AssetClaims = { key: objectKey, size, sha256, sha512, ...(md5 ? { md5 } : {}) };
+  const { statement, signatureBase64 } = await ctx.jobs.call('signing.asset', claims, { timeoutMs: ctx.timeoutMs }).catch((err: unknown) => {
+    // Refused: the stored bytes do not match what was uploaded. Not the client's fault: the job fails and its retry
+    // uploads again (a permanent reply would answer the client with the refusal).
+    if (isFactoryError(err) && err.status < 500) throw new Error(`the signing service refused the stored asset: ${err.message}`);
+    throw err;
+  });
+  await ctx.store.put(assetSignatureKey(objectKey), encodeSignatureFile(statement, signatureBase64), { contentType: 'application/json' });
+  return { key: objectKey, size, sha256, sha512, contentType, ...(built.image ? { image: built.image } : {}) };
 }
 
 /**
@@ -204,25 +247,30 @@ function assetTooLarge(limit: number, built?: { path: string; size: number }): F
  * the queue's sandboxedProcessor. A build that exceeds its deadline takes its sandbox down with it: BullMQ fails the
  * job and starts a fresh child.
  */
-export default sandboxedProcessor(
+// Each handler is chosen by its job's name, so the job carries that name's payload.
+export default sandboxedProcessor<SandboxedJob>(
   {
-    'build.asset': async (_payload: PayloadOf<'build.asset'>, job: SandboxedJob<PayloadOf<'build.asset'>>) => {
-      const ctx = setup();
-      const timer = setTimeout(() => {
-        ctx.logger.error({ jobId: job.id, timeoutMs: ctx.timeoutMs }, 'build deadline exceeded, killing sandbox');
-        process.exit(70);
-      }, ctx.timeoutMs);
-      try {
-        // Storage that cannot take the asset is a 503 naming the cause, not three failed attempts and a bare 500.
-        return await withStorageFaults(() => run(job), (err) => ctx.logger.warn({ err, jobId: job.id }, 'storage fault'));
-      } catch (err) {
-        // The store refused more than maxBytes (the file grew after it was measured): the same 4xx, never retried.
-        if (isStorageError(err, 'TOO_LARGE')) throw assetTooLarge(ctx.maxAssetBytes);
-        throw err;
-      } finally {
-        clearTimeout(timer);
-      }
-    },
+    'build.asset': (_payload: PayloadOf<'build.asset'>, job: SandboxedJob) => guarded(job, () => run(job as SandboxedJob<PayloadOf<'build.asset'>>)),
+    'build.talosctl': (_payload: PayloadOf<'build.talosctl'>, job: SandboxedJob) => guarded(job, () => runTalosctl(job as SandboxedJob<PayloadOf<'build.talosctl'>>)),
   },
   (err, job) => setup().logger.error({ err, jobId: job.id }, 'build failed'),
 );
+
+/** A build under its deadline, with storage faults and the store's size refusal answered as the client's replies. */
+async function guarded<T>(job: { id?: string }, build: () => Promise<T>): Promise<T> {
+  const ctx = setup();
+  const timer = setTimeout(() => {
+    ctx.logger.error({ jobId: job.id, timeoutMs: ctx.timeoutMs }, 'build deadline exceeded, killing sandbox');
+    process.exit(70);
+  }, ctx.timeoutMs);
+  try {
+    // Storage that cannot take the asset is a 503 naming the cause, not three failed attempts and a bare 500.
+    return await withStorageFaults(build, (err) => ctx.logger.warn({ err, jobId: job.id }, 'storage fault'));
+  } catch (err) {
+    // The store refused more than maxBytes (the file grew after it was measured): the same 4xx, never retried.
+    if (isStorageError(err, 'TOO_LARGE')) throw assetTooLarge(ctx.maxAssetBytes);
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}

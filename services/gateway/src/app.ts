@@ -15,6 +15,7 @@ import { cors, identityHeaders, Routes, sendBody, sendError } from './compat';
 import { AssetRoutes } from './assets';
 import { RateLimitedError, RateLimiter } from '@factory/ratelimit';
 import { readRequestBody } from '@factory/http';
+import type { TalosctlRoutes } from './talosctl';
 
 export interface JobCaller {
   call<K extends JobName>(name: K, payload: PayloadOf<K>, opts?: { timeoutMs?: number; jobId?: string; removeWhenDone?: boolean; priority?: number }): Promise<ResultOf<K>>;
@@ -37,6 +38,10 @@ export interface GatewayOptions {
   maxSchematicBytesInFlight?: number;
   /** per-client limits (absent: none) and who a request's client is */
   limits?: { limiter: RateLimiter; clientOf: (req: IncomingMessage) => string };
+  /** `/talosctl/...` (absent: not served) */
+  talosctl?: TalosctlRoutes;
+  /** the body of `/llms.txt` (absent: not served) */
+  llmsText?: string;
 }
 
 export function createApp(opts: GatewayOptions): express.Express {
@@ -187,6 +192,17 @@ export function createApp(opts: GatewayOptions): express.Express {
     }
     sendBody(res, 200, 'application/x-pem-file', signingCertPem);
   });
+
+  // --- talosctl downloads and /llms.txt (anchor-api §1.5, §1.6) -------------------------------------------------
+  if (opts.talosctl) {
+    const talosctl = opts.talosctl;
+    routes.add(['GET'], '/talosctl/:version', (req, res) => talosctl.list(req, res));
+    if (opts.assets) routes.add(['GET', 'HEAD'], '/talosctl/:version/:path', (req, res) => talosctl.download(req, res));
+  }
+  if (opts.llmsText !== undefined) {
+    const llms = opts.llmsText;
+    routes.add(['GET'], '/llms.txt', (_req, res) => sendBody(res, 200, 'text/plain; charset=utf-8', llms));
+  }
 
   app.use(routes.middleware(onError));
   app.use((_req, res) => sendError(res, 404, '404 page not found'));

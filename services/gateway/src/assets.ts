@@ -15,7 +15,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import type { Request, Response } from 'express';
-import { assetKey, AssetProfile, AssetRecord, AssetVerifier, BuildTicket, CatalogView, ensureVerifiedAsset, resolveAssetProfile } from '@factory/asset';
+import { AssetProfile, AssetRecord, AssetTarget, AssetVerifier, BuildTicket, CatalogView, ensureVerifiedStoredAsset, profileTarget, resolveAssetProfile } from '@factory/asset';
 import { FactoryError } from '@factory/errors';
 import { decideRequest, hasPreconditions, RequestDecision } from '@factory/http';
 import { BoundedMap } from '@factory/runtime';
@@ -72,7 +72,7 @@ export class AssetRoutes {
    * 302 without touching Redis or storage. Returns false when the request needs the full path.
    */
   fastRedirect(req: IncomingMessage, res: ServerResponse): boolean {
-    if (req.method !== 'GET' || !req.url?.startsWith('/image/') || req.headers.origin) return false;
+    if (req.method !== 'GET' || !(req.url?.startsWith('/image/') || req.url?.startsWith('/talosctl/')) || req.headers.origin) return false;
     // the cached redirect knows no validators: a conditional request takes the full path
     if (hasPreconditions(req.headers)) return false;
     if (this.o.noRedirectHost && req.headers.host === this.o.noRedirectHost) return false;
@@ -125,10 +125,10 @@ export class AssetRoutes {
    * The stored asset, building it first when missing (one build per asset cluster-wide), verified before anything
    * is served from it: a corrupted one is quarantined and rebuilt, never served.
    */
-  private ensure(req: Request, profile: AssetProfile): Promise<AssetRecord> {
+  private ensure(req: Request, target: AssetTarget): Promise<AssetRecord> {
     // Concurrent requests for one asset share one lookup (and one wait for its build): 50 clients asking for a cold
     // asset are one storage lookup and one verification when it is published, not 50 of each.
-    const key = assetKey(profile);
+    const key = target.key;
     const leader = this.ensuring.get(key);
     if (leader) {
       return leader.record.then((record) => {
@@ -138,7 +138,7 @@ export class AssetRoutes {
     }
     const beforeBuild = this.o.beforeBuild;
     const shared: { record: Promise<AssetRecord>; stored: boolean } = { record: Promise.resolve(undefined as unknown as AssetRecord), stored: false };
-    shared.record = ensureVerifiedAsset(this.o.jobs, this.o.verifier, this.o.store, profile, {
+    shared.record = ensureVerifiedStoredAsset(this.o.verifier, this.o.store, target, {
       timeoutMs: this.o.buildTimeoutMs,
       onStored: (hit) => {
         shared.stored = hit;
@@ -169,7 +169,7 @@ export class AssetRoutes {
     const profile = await this.resolve(req.params.schematic, req.params.version, () => parseAssetPath(rawPath), () => rawPath);
     const filenameParam = typeof req.query.filename === 'string' ? req.query.filename : '';
     const filename = sanitizeFilename(filenameParam) || rawPath;
-    const record = await this.ensure(req, profile);
+    const record = await this.ensure(req, profileTarget(this.o.jobs, profile));
 
     if (checksum) {
       // Checksums for every asset (an enterprise-only feature of the anchor): `<hex>  <filename>\n`, from the record
@@ -180,7 +180,20 @@ export class AssetRoutes {
       return;
     }
 
-    const contentType = contentTypeFor(rawPath);
+    await this.serve(req, res, record, contentTypeFor(rawPath), filename);
+  }
+
+  /**
+   * Any other stored asset (talosctl binaries): found or built once through its target, verified, then answered as
+   * `/image` assets are (conditionals, 302 to storage or streamed).
+   */
+  async serveTarget(req: Request, res: Response, target: AssetTarget, filename: string): Promise<void> {
+    const record = await this.ensure(req, target);
+    await this.serve(req, res, record, target.contentType, filename);
+  }
+
+  /** A verified stored asset: 304/412 first, then a redirect to storage where allowed, else the bytes. */
+  private async serve(req: Request, res: Response, record: AssetRecord, contentType: string, filename: string): Promise<void> {
     const etag = `"${record.sha256}"`;
     const decision = decideRequest(req.method, req.headers, { size: record.size, etag });
     if (decision.kind === 'not-modified') {
@@ -253,7 +266,7 @@ export class AssetRoutes {
       () => parsePxePath(req.params.path),
       (a) => `cmdline-${a.platform}-${a.arch}${a.secureboot ? '-secureboot' : ''}`,
     );
-    const record = await this.ensure(req, profile);
+    const record = await this.ensure(req, profileTarget(this.o.jobs, profile));
     const cmdline = await this.o.store.getBuffer(record.key, 64 * 1024);
     if (!cmdline) throw new FactoryError(503, 'asset disappeared from storage; retry');
     const script = pxeScript({

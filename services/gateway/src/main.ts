@@ -15,6 +15,8 @@ import { QueuedCatalogView } from './catalog-view';
 import { AssetRoutes } from './assets';
 import { buildTicket, createServiceLimiter, requestClient } from '@factory/ratelimit';
 import { createRegistryProxy, isRegistryPath } from './registry';
+import { TalosctlRoutes } from './talosctl';
+import { llmsText } from './llms';
 
 async function main(): Promise<void> {
   const env = new EnvReader();
@@ -55,9 +57,10 @@ async function main(): Promise<void> {
     // S3 assigns a new ETag/Last-Modified to every write: a version the signing service checked is not downloaded again.
     trustSignedVersion: store.kind === 's3',
   });
+  const catalog = new QueuedCatalogView(jobs);
   const assets = new AssetRoutes({
     jobs,
-    catalog: new QueuedCatalogView(jobs),
+    catalog,
     store,
     verifier,
     externalUrl: external.externalUrl,
@@ -71,7 +74,11 @@ async function main(): Promise<void> {
     onAccess: (objectKey) => access.touch(objectKey),
     beforeBuild: (req, jobId) => buildTicket(limiter, requestClient(req, limits.trustProxy), jobId),
   });
-  const app = createApp({ jobs, assets, logger, metrics, serverTag, allowedOrigins, maxSchematicBytes, maxSchematicBytesInFlight, limits: { limiter, clientOf: (req) => requestClient(req, limits.trustProxy) } });
+  const talosctl = new TalosctlRoutes({ jobs, catalog, assets, externalUrl: external.externalUrl });
+  const app = createApp({
+    jobs, assets, logger, metrics, serverTag, allowedOrigins, maxSchematicBytes, maxSchematicBytesInFlight, limits: { limiter, clientOf: (req) => requestClient(req, limits.trustProxy) },
+    talosctl, llmsText: llmsText(external),
+  });
 
   const registry = createRegistryProxy({
     target: registryUrl,

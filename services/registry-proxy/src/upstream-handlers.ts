@@ -6,9 +6,9 @@ import type { UpstreamCatalog } from '@factory/catalog';
 import type { PayloadOf, ResultOf } from '@factory/queue';
 
 /** What the handlers read of the upstream catalog. */
-export type CatalogReader = Pick<UpstreamCatalog, 'registry' | 'versions' | 'brokenVersions' | 'extensions' | 'overlays' | 'ping'>;
+export type CatalogReader = Pick<UpstreamCatalog, 'registry' | 'versions' | 'brokenVersions' | 'extensions' | 'overlays' | 'ping' | 'talosctl'>;
 
-type UpstreamJob = 'upstream.versions' | 'upstream.extensions' | 'upstream.overlays' | 'upstream.ping';
+type UpstreamJob = 'upstream.versions' | 'upstream.extensions' | 'upstream.overlays' | 'upstream.ping' | 'upstream.talosctl';
 /** Assignable to the queue's `Handlers`; the handlers do not use the BullMQ job, so tests call them with a payload only. */
 export type UpstreamHandlers = { [K in UpstreamJob]: (payload: PayloadOf<K>) => Promise<ResultOf<K>> };
 
@@ -24,6 +24,10 @@ export function upstreamHandlers(catalog: CatalogReader): UpstreamHandlers {
     'upstream.ping': async () => {
       await catalog.ping();
       return { registry: catalog.registry };
+    },
+    'upstream.talosctl': async ({ version }) => {
+      const { version: tag, digest, files } = await catalog.talosctl(version);
+      return { version: tag, digest, files: files.map(({ name, size }) => ({ name, size })) };
     },
   };
 }

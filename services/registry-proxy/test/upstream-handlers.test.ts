@@ -34,6 +34,9 @@ function fakeCatalog(overrides: Partial<CatalogReader> = {}): CatalogReader {
     extensions: async (v: string) => (calls.push(`extensions ${v}`), [GVISOR]),
     overlays: async (v: string) => (calls.push(`overlays ${v}`), [RPI]),
     ping: async () => void calls.push('ping'),
+    talosctl: async (v: string) => (
+      calls.push(`talosctl ${v}`), { version: 'v1.11.0', digest: 'sha256:' + 'c'.repeat(64), files: [{ name: 'talosctl-linux-amd64', size: 3 }] }
+    ),
     ...overrides,
   };
   return catalog;
@@ -97,5 +100,11 @@ describe('upstream handlers', () => {
       },
     });
     await expect(upstreamHandlers(down)['upstream.ping']({})).rejects.toThrow('ECONNREFUSED');
+  });
+
+  test('upstream.talosctl passes the version through and answers the release: version, pinned digest, files', async () => {
+    const reply = await upstreamHandlers(fakeCatalog())['upstream.talosctl']({ version: 'v1.11.0' });
+    expect(reply).toEqual({ version: 'v1.11.0', digest: 'sha256:' + 'c'.repeat(64), files: [{ name: 'talosctl-linux-amd64', size: 3 }] });
+    expect(calls).toEqual(['talosctl v1.11.0']);
   });
 });
