@@ -4,6 +4,7 @@
  * the files of the demo `talosctl-all` image as skopeo and tar read them from the demo registry.
  */
 import { spawnSync } from 'node:child_process';
+import http from 'node:http';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,7 +20,12 @@ let tmp: string;
 beforeAll(async () => {
   workerMetrics = await freePort();
   tmp = mkdtempSync(path.join(os.tmpdir(), 'talosctl-test-'));
-  env = await startFactoryOnS3({ tmpPrefix: 'talosctl-', perService: { 'build-worker': { METRICS_PORT: String(workerMetrics) } } });
+  env = await startFactoryOnS3({
+    tmpPrefix: 'talosctl-',
+    // requests to the PXE host are streamed, never redirected (as for /image)
+    env: (port) => ({ FACTORY_EXTERNAL_PXE_URL: `http://pxe.test:${port}/` }),
+    perService: { 'build-worker': { METRICS_PORT: String(workerMetrics) } },
+  });
 });
 
 afterAll(async () => {
@@ -44,6 +50,19 @@ function imageFiles(version: string): Map<string, Buffer> {
     if (untar.status !== 0) throw new Error(`tar: ${untar.stderr}`);
   }
   return new Map(readdirSync(root).map((name) => [name, readFileSync(path.join(root, name))]));
+}
+
+/** GET with a Host header of our choosing (fetch does not allow one). */
+function getWithHost(p: string, host: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port: env.factory.port, path: p, headers: { Host: host } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
 }
 
 async function extractions(): Promise<number> {
@@ -112,11 +131,22 @@ describe('GET|HEAD /talosctl/<version>/<file>', () => {
     expect(Buffer.from(await second.arrayBuffer()).equals(expected)).toBe(true);
     expect(await extractions()).toBe(before + 1);
 
+    // the PXE host gets the bytes themselves, with the anchor's headers
+    const streamed = await getWithHost(`/talosctl/${version}/${name}`, `pxe.test:${env.factory.port}`);
+    expect(streamed.status).toBe(200);
+    expect(streamed.body.equals(expected)).toBe(true);
+    expect(streamed.headers['content-length']).toBe(String(expected.length));
+    expect(streamed.headers['content-type']).toBe('application/octet-stream');
+    expect(streamed.headers['content-disposition']).toBe(`attachment; filename="${name}"`);
+    expect(await extractions()).toBe(before + 1);
+
     // another file of the same version is its own asset, from the same verified image
     const exe = 'talosctl-windows-amd64.exe';
     const windows = await fetch(url(`/talosctl/${version}/${exe}`));
     expect(windows.status).toBe(200);
     expect(Buffer.from(await windows.arrayBuffer()).equals(files.get(exe)!)).toBe(true);
+    const windowsHead = await fetch(url(`/talosctl/${version}/${exe}`), { method: 'HEAD' });
+    expect(windowsHead.headers.get('content-type')).toBe('application/vnd.microsoft.portable-executable');
     expect(await extractions()).toBe(before + 2);
   });
 

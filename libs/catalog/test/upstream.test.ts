@@ -116,3 +116,39 @@ test('digest-pinned resolutions are remembered; tags are resolved every time', a
   expect(spy.mock.calls.length).toBeGreaterThan(afterFirst); // a tag may move: asked again
   spy.mockRestore();
 });
+
+describe('talosctl', () => {
+  // its own namespace: the imager tags it adds do not change the other tests' version lists
+  const ns = 'talosctl-ns';
+  beforeAll(async () => {
+    for (const tag of ['v1.10.0', 'v1.11.0', 'v1.12.0']) await pushSigned(`${ns}/siderolabs/imager`, tag, { 'usr/install/amd64/vmlinuz': tag });
+    await pushSigned(`${ns}/siderolabs/talosctl-all`, 'v1.11.0', {
+      'talosctl-linux-amd64': 'linux binary',
+      'talosctl-windows-amd64.exe': 'exe',
+      'talosctl-darwin-arm64': 'mac',
+      'README.md': 'not a binary',
+      'talosctl-linux-amd64-extra': 'three parts after the prefix',
+      'sub/talosctl-linux-arm64': 'not at the root',
+    });
+  });
+
+  test('lists the root binaries of the verified image, sorted, with sizes and the pinned digest', async () => {
+    const cat = new UpstreamCatalog(settings({ namespace: ns }), pino({ level: 'silent' }));
+    const release = await cat.talosctl('1.11.0');
+    expect(release.version).toBe('v1.11.0');
+    expect(release.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(release.files).toEqual([
+      { name: 'talosctl-darwin-arm64', size: 3 },
+      { name: 'talosctl-linux-amd64', size: 12 },
+      { name: 'talosctl-windows-amd64.exe', size: 3 },
+    ]);
+  });
+
+  test('before 1.11 nothing, without reading an image; no image or a version not offered is a 404; malformed a 400', async () => {
+    const cat = new UpstreamCatalog(settings({ namespace: ns }), pino({ level: 'silent' }));
+    expect(await cat.talosctl('v1.10.0')).toEqual({ version: 'v1.10.0', digest: '', files: [] });
+    await expect(cat.talosctl('v1.12.0')).rejects.toMatchObject({ status: 404, message: 'version 1.12.0 is not available' });
+    await expect(cat.talosctl('v1.13.0')).rejects.toMatchObject({ status: 404, message: 'version 1.13.0 is not available' });
+    await expect(cat.talosctl('1.x')).rejects.toMatchObject({ status: 400 });
+  });
+});
