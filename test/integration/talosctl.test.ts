@@ -13,6 +13,7 @@ import { S3Factory, startFactoryOnS3 } from '../support/factory';
 
 jest.setTimeout(180_000);
 
+const MAX_ASSET_BYTES = 64;
 let env: S3Factory;
 let workerMetrics: number;
 let tmp: string;
@@ -24,7 +25,9 @@ beforeAll(async () => {
     tmpPrefix: 'talosctl-',
     // requests to the PXE host are streamed, never redirected (as for /image)
     env: (port) => ({ FACTORY_EXTERNAL_PXE_URL: `http://pxe.test:${port}/` }),
-    perService: { 'build-worker': { METRICS_PORT: String(workerMetrics) } },
+    // FACTORY_MAX_ASSET_BYTES between the demo binaries' sizes (62 and 63 bytes for linux-amd64 and darwin-arm64 of
+    // v1.12.2, 68 for windows-amd64.exe): the limit applies to extracted binaries as to built assets
+    perService: { 'build-worker': { METRICS_PORT: String(workerMetrics), FACTORY_MAX_ASSET_BYTES: String(MAX_ASSET_BYTES) } },
   });
 });
 
@@ -141,13 +144,22 @@ describe('GET|HEAD /talosctl/<version>/<file>', () => {
     expect(await extractions()).toBe(before + 1);
 
     // another file of the same version is its own asset, from the same verified image
-    const exe = 'talosctl-windows-amd64.exe';
-    const windows = await fetch(url(`/talosctl/${version}/${exe}`));
-    expect(windows.status).toBe(200);
-    expect(Buffer.from(await windows.arrayBuffer()).equals(files.get(exe)!)).toBe(true);
-    const windowsHead = await fetch(url(`/talosctl/${version}/${exe}`), { method: 'HEAD' });
-    expect(windowsHead.headers.get('content-type')).toBe('application/vnd.microsoft.portable-executable');
+    const mac = 'talosctl-darwin-arm64';
+    const darwin = await fetch(url(`/talosctl/${version}/${mac}`));
+    expect(darwin.status).toBe(200);
+    expect(Buffer.from(await darwin.arrayBuffer()).equals(files.get(mac)!)).toBe(true);
     expect(await extractions()).toBe(before + 2);
+  });
+
+  test('a binary larger than FACTORY_MAX_ASSET_BYTES is a 422 naming the limit, and nothing is published', async () => {
+    const exe = 'talosctl-windows-amd64.exe';
+    const size = imageFiles('v1.12.2').get(exe)!.length;
+    expect(size).toBeGreaterThan(MAX_ASSET_BYTES);
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(url(`/talosctl/v1.12.2/${exe}`), { method: i ? 'HEAD' : 'GET' });
+      expect(res.status).toBe(422);
+      if (!i) expect(await res.text()).toBe(`asset ${exe} is ${size} bytes, larger than the factory's asset size limit of ${MAX_ASSET_BYTES} bytes (FACTORY_MAX_ASSET_BYTES)\n`);
+    }
   });
 
   test('unknown files, traversal and versions without talosctl are 404s; a malformed version a 400', async () => {

@@ -14,7 +14,7 @@ import type { AssetRoutes } from '../src/assets';
 import { TalosctlRoutes } from '../src/talosctl';
 
 const DIGEST = 'sha256:' + 'd'.repeat(64);
-const RELEASE: TalosctlRelease = { version: 'v1.11.0', digest: DIGEST, files: [{ name: 'talosctl-linux-amd64', size: 5 }, { name: 'talosctl-darwin-arm64', size: 4 }] };
+const RELEASE: TalosctlRelease = { version: 'v1.11.0', digest: DIGEST, files: [{ name: 'talosctl-darwin-arm64', size: 4 }, { name: 'talosctl-linux-amd64', size: 5 }, { name: 'talosctl-windows-amd64.exe', size: 6 }] };
 
 async function serve(offered: string[]) {
   const calls: string[] = [];
@@ -49,7 +49,11 @@ test('the listing: absolute URLs, sorted, asked once per version', async () => {
       const res = await fetch(`${gw.base}/talosctl/${v}`);
       expect(res.status).toBe(200);
       expect(res.headers.get('content-type')).toBe('application/json');
-      expect(await res.json()).toEqual(['https://factory.example/talosctl/v1.11.0/talosctl-darwin-arm64', 'https://factory.example/talosctl/v1.11.0/talosctl-linux-amd64']);
+      expect(await res.json()).toEqual([
+        'https://factory.example/talosctl/v1.11.0/talosctl-darwin-arm64',
+        'https://factory.example/talosctl/v1.11.0/talosctl-linux-amd64',
+        'https://factory.example/talosctl/v1.11.0/talosctl-windows-amd64.exe',
+      ]);
     }
     expect(await (await fetch(`${gw.base}/talosctl/v1.7.0`)).text()).toBe('[]\n');
     expect(gw.calls).toEqual(['upstream.talosctl v1.11.0', 'upstream.talosctl v1.7.0']);
@@ -68,6 +72,9 @@ test('a download names the binary of the listing; anything else never reaches th
     expect(filename).toBe('talosctl-linux-amd64');
     expect(target.key).toBe(talosctlAssetKey({ version: 'v1.11.0', digest: DIGEST, file: 'talosctl-linux-amd64' }));
     expect(target.contentType).toBe('application/octet-stream');
+    expect((await fetch(`${gw.base}/talosctl/v1.11.0/talosctl-windows-amd64.exe`)).status).toBe(200);
+    expect(gw.served[1].target.contentType).toBe('application/vnd.microsoft.portable-executable');
+    gw.served.length = 1;
 
     const cases: Array<[string, number, string]> = [
       ['/talosctl/v1.11.0/talosctl-plan9-amd64', 404, 'talosctl file "talosctl-plan9-amd64" is not available for Talos version v1.11.0\n'],
