@@ -197,7 +197,7 @@ export function createApp(opts: GatewayOptions): express.Express {
   if (opts.talosctl) {
     const talosctl = opts.talosctl;
     routes.add(['GET'], '/talosctl/:version', (req, res) => talosctl.list(req, res));
-    if (opts.assets) routes.add(['GET', 'HEAD'], '/talosctl/:version/:path', (req, res) => talosctl.download(req, res));
+    routes.add(['GET', 'HEAD'], '/talosctl/:version/:path', (req, res) => talosctl.download(req, res));
   }
   if (opts.llmsText !== undefined) {
     const llms = opts.llmsText;

@@ -24,8 +24,8 @@ export interface TalosctlRouteOptions {
   jobs: JobCaller;
   /** offered versions (re-read after a short TTL), so a version withdrawn upstream stops being listed here too */
   catalog: Pick<CatalogView, 'versions'>;
-  /** serves the binaries (absent: only the listing) */
-  assets?: AssetRoutes;
+  /** serves the binaries: found, built or verified as every stored asset */
+  assets: AssetRoutes;
   /** `FACTORY_EXTERNAL_URL`: the listing's URLs are absolute */
   externalUrl: string;
 }
@@ -57,7 +57,6 @@ export class TalosctlRoutes {
 
   /** One binary: only names of the listing are served (no other path reaches storage or a build). */
   async download(req: Request, res: Response): Promise<void> {
-    if (!this.o.assets) throw new FactoryError(404, '404 page not found');
     const release = await this.release(req.params.version);
     // The anchor answers 404 `version X is not available` when the version has no talosctl-all image.
     if (!release.files.length) throw new FactoryError(404, `version ${release.version.slice(1)} is not available`);
