@@ -372,6 +372,44 @@ describe('assembleInitramfs', () => {
     expect(sha256(fs.readFileSync(c))).not.toBe(sha256(fs.readFileSync(a)));
   }, 120000);
 
+  test('layer cache: a cold and a warm cache give the bytes of no cache; a hit is really taken from the cache', async () => {
+    const keyed = async (name: string) => ({ ...(await demoExtension(V, name)), contentKey: `demo ${name} ${V}` });
+    const exts = [await keyed('hello'), await keyed('intel-ucode'), await keyed('dummy-module')];
+    const schematic = scratch('schematic');
+    await writeSchematicExtension(schematic, { id: EMPTY_SCHEMATIC_ID, canonicalYaml: 'customization: {}\n', externalUrl: 'https://f.example', version: V });
+    exts.push({ dir: schematic, selinux: undefined } as (typeof exts)[number]);
+    const layerCache = { dir: scratch('layers') };
+    const build = async (cache?: typeof layerCache) => {
+      const out = scratch('out');
+      await assembleInitramfs({ base: demoBase(V), version: V, extensions: exts, workDir: scratch('work'), out, ...(cache ? { layerCache: cache, baseContentKey: `demo base ${V}` } : {}) });
+      return sha256(fs.readFileSync(out));
+    };
+    const uncached = await build();
+    expect(await build(layerCache)).toBe(uncached); // cold: builds and publishes
+    const entries = fs.readdirSync(layerCache.dir).sort();
+    // hello, intel-ucode, dummy-module and modules.dep; the schematic's own layer (no contentKey) is never cached
+    expect(entries.filter((e) => e.endsWith('.sqsh'))).toHaveLength(4);
+    expect(entries.filter((e) => e.endsWith('.json'))).toHaveLength(4);
+    expect(entries.filter((e) => e.includes('.tmp-'))).toEqual([]);
+    expect(await build(layerCache)).toBe(uncached); // warm: every cacheable layer from the cache
+
+    // Proof that a hit is taken (not rebuilt): make every cached layer the same stand-in bytes, and the output changes.
+    const stash = scratch('stash');
+    fs.cpSync(layerCache.dir, stash, { recursive: true });
+    for (const e of entries.filter((x) => x.endsWith('.sqsh'))) fs.writeFileSync(path.join(layerCache.dir, e), 'stand-in layer');
+    expect(await build(layerCache)).not.toBe(uncached);
+    // A torn entry (layer without sidecar) is a miss: rebuilt and published again.
+    fs.rmSync(layerCache.dir, { recursive: true });
+    fs.cpSync(stash, layerCache.dir, { recursive: true });
+    for (const e of entries.filter((x) => x.endsWith('.json'))) fs.rmSync(path.join(layerCache.dir, e));
+    expect(await build(layerCache)).toBe(uncached);
+    expect(fs.readdirSync(layerCache.dir).sort()).toEqual(entries);
+    // Another base identity is another modules.dep entry (its index depends on the base's modules).
+    const out = scratch('out');
+    await assembleInitramfs({ base: demoBase(V), version: V, extensions: exts, workDir: scratch('work'), out, layerCache, baseContentKey: 'another base' });
+    expect(fs.readdirSync(layerCache.dir).filter((e) => e.endsWith('.sqsh'))).toHaveLength(5);
+  }, 180000);
+
   test('compression by version: zstd -18 from 1.8, xz crc32 before (initramfs segment and squashfs)', async () => {
     for (const [version, kind] of [['v1.11.3', 'zstd'], ['v1.7.7', 'xz']] as const) {
       const ext = makeExt({ name: 'plain', version: '1', files: { 'usr/local/etc/fixture-ext/plain': 'plain\n' } });

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { ExtensionRef, OverlayRef } from '@factory/asset';
 import type { UpstreamCatalog } from '@factory/catalog';
-import { extractLayers } from '@factory/imaging';
+import { extractLayers, LayerCache } from '@factory/imaging';
 import type { FetchedManifest } from '@factory/oci';
 
 /** Generous bounds for upstream images: a real imager layer is ~150 MiB, extensions up to a few GiB (nvidia). */
@@ -41,6 +41,14 @@ export class InputCache {
     private readonly catalog: UpstreamCatalog,
     private readonly dir: string,
   ) {}
+
+  /**
+   * Where initramfs layers built from these inputs are kept across builds (@factory/imaging LayerCache): entries
+   * derive only from the content-addressed entries below, so they live next to them.
+   */
+  get layerCache(): LayerCache {
+    return { dir: path.join(this.dir, 'layers') };
+  }
 
   /** `usr/install/<arch>/{vmlinuz,initramfs.xz,systemd-stub.efi,systemd-boot.efi}` of `siderolabs/imager:<tag>`. */
   async imager(versionTag: string, arch: 'amd64' | 'arm64'): Promise<ImagerFiles> {

@@ -13,14 +13,15 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { marshal } from '@factory/goyaml';
 import { firmwarePath, formatSemver, kernelModulesPath, parseTolerant, usesZstd } from '@factory/talos';
-import { feed, start } from '@factory/process';
+import { feed, run, start } from '@factory/process';
 import { CpioNode, newcArchive } from '@factory/archive';
 import { buildModulesDep } from './depmod';
 import { ExtensionCompatibilityError } from './errors';
 import { ExtensionMetadata, LoadedExtension, loadExtension, metadataForYaml } from './manifest';
 import { SOURCE_DATE_EPOCH } from '../reproducible';
 import { constraintAllows } from './semver-range';
-import { mksquashfsTree } from './squashfs';
+import { LayerCache, layerKey, publishLayer, takeCachedLayer } from './layer-cache';
+import { mksquashfsFeatures, mksquashfsTree, SquashOptions } from './squashfs';
 import { byteOrder, walkTree } from './tree';
 
 export interface ExtensionDir {
@@ -28,6 +29,11 @@ export interface ExtensionDir {
   dir: string;
   /** SELinux labels keyed by path relative to dir (e.g. rootfs/usr/local/etc/talos/config.yaml), from extractLayers */
   selinux?: Map<string, string>;
+  /**
+   * Identity of the directory's content when it never changes (an official extension pinned by digest, extracted
+   * once): its layers may then come from, and go to, the layer cache. Absent for per-build trees (schematic, config).
+   */
+  contentKey?: string;
 }
 
 export interface AssembleOptions {
@@ -45,6 +51,10 @@ export interface AssembleOptions {
   sourceDateEpoch?: number;
   /** progress lines (the imager's extension table, tool decisions) */
   log?: (line: string) => void;
+  /** where layers of immutable inputs are cached across builds (see layer-cache.ts); none: every layer is built */
+  layerCache?: LayerCache;
+  /** identity of the base initramfs's content (e.g. the imager's digest and arch); needed to cache `modules.dep` */
+  baseContentKey?: string;
 }
 
 export interface AssembleResult {
@@ -209,23 +219,34 @@ export async function assembleInitramfs(o: AssembleOptions): Promise<AssembleRes
     }
     // §4.2.3 squashfs of what is left
     const image = `${name}.sqsh`;
-    const sq = await mksquashfsTree(l.rootfs, path.join(stageDir, image), {
-      zstd,
-      mtime: epoch,
-      labels: rootfsLabels(ext.selinux),
-      exclude: excludeFw ? [fwPath] : [],
-    });
+    const squash: SquashOptions = { zstd, mtime: epoch, labels: rootfsLabels(ext.selinux), exclude: excludeFw ? [fwPath] : [] };
+    const sq = await cachedLayer(o.layerCache, ext.contentKey && { kind: 'extension', content: ext.contentKey, ...(await squashInputs(squash)) }, path.join(stageDir, image), (out) =>
+      mksquashfsTree(l.rootfs, out, squash),
+    );
     if (sq.labels === 'dropped') log(`warning: SELinux labels of ${l.manifest.metadata.name} dropped (mksquashfs cannot store them)`);
     layers.push({ image, metadata: l.manifest.metadata });
   }
 
   // §4.5 kernel modules -> modules.dep extension, last
   let modulesDep = false;
-  const withModules: string[] = [];
-  for (const { l } of loaded) if ((await lstatOrNull(path.join(l.rootfs, modulesPath)))?.isDirectory()) withModules.push(l.rootfs);
+  const withModules: Array<(typeof loaded)[number]> = [];
+  for (const x of loaded) if ((await lstatOrNull(path.join(x.l.rootfs, modulesPath)))?.isDirectory()) withModules.push(x);
   if (withModules.length) {
-    const md = await buildModulesDep({ base: o.base, modulesPath, extensionRootfs: loaded.map((x) => x.l.rootfs), workDir: o.workDir });
-    await mksquashfsTree(md.rootfs, path.join(stageDir, 'modules.dep.sqsh'), { zstd, mtime: epoch });
+    // Its bytes depend on the base's modules and on the module trees of the extensions that have one, in order:
+    // cacheable when all of those are immutable inputs (the schematic's own extension never has modules).
+    const contentKeys = withModules.map((x) => x.ext.contentKey);
+    const cacheable = o.baseContentKey !== undefined && contentKeys.every((k) => k !== undefined);
+    const squash: SquashOptions = { zstd, mtime: epoch };
+    const md = await cachedLayer(
+      o.layerCache,
+      cacheable && { kind: 'modules.dep', base: o.baseContentKey, extensions: contentKeys, modulesPath, depmod: await depmodVersion(), ...(await squashInputs(squash)) },
+      path.join(stageDir, 'modules.dep.sqsh'),
+      async (out) => {
+        const built = await buildModulesDep({ base: o.base, modulesPath, extensionRootfs: loaded.map((x) => x.l.rootfs), workDir: o.workDir });
+        await mksquashfsTree(built.rootfs, out, squash);
+        return { kver: built.kver, files: built.files.length };
+      },
+    );
     layers.push({
       image: 'modules.dep.sqsh',
       metadata: {
@@ -237,7 +258,7 @@ export async function assembleInitramfs(o: AssembleOptions): Promise<AssembleRes
       },
     });
     modulesDep = true;
-    log(`depmod ${md.kver}: ${md.files.length} index files`);
+    log(`depmod ${md.kver}: ${md.files} index files`);
   }
 
   for (const { image } of layers) {
@@ -291,4 +312,33 @@ export async function assembleInitramfs(o: AssembleOptions): Promise<AssembleRes
     throw e;
   }
   return { layers: layers.map((x) => ({ image: x.image, name: x.metadata.name, version: x.metadata.version })), modulesDep, microcode };
+}
+
+/** What a squashfs's bytes depend on besides the tree: the options and the mksquashfs that writes it. */
+async function squashInputs(o: SquashOptions): Promise<Record<string, unknown>> {
+  const f = await mksquashfsFeatures();
+  return { zstd: o.zstd, mtime: o.mtime, labels: [...(o.labels ?? new Map<string, string>())].sort(), exclude: o.exclude ?? [], mksquashfs: f.version, tar: f.tar, xattrsExclude: f.xattrsExclude };
+}
+
+let depmodVersionOnce: Promise<string> | undefined;
+function depmodVersion(): Promise<string> {
+  depmodVersionOnce ??= run('depmod', ['--version'], { allowFailure: true })
+    .then((r) => r.stdout.toString('utf8').trim() || 'unknown')
+    .catch(() => 'unknown');
+  return depmodVersionOnce;
+}
+
+/**
+ * The layer at `out`: from the cache when `inputs` names a cacheable layer already there, else built by `build` (and
+ * then published). `M` is what the build reports about the layer, kept in the entry's sidecar so a hit reports the
+ * same. Falsy `inputs` or no cache: always built, nothing published.
+ */
+async function cachedLayer<M>(cache: LayerCache | undefined, inputs: Record<string, unknown> | false | undefined | '', out: string, build: (out: string) => Promise<M>): Promise<M> {
+  if (!cache || !inputs) return build(out);
+  const key = layerKey(inputs);
+  const hit = await takeCachedLayer<M>(cache, key, out);
+  if (hit !== undefined) return hit;
+  const meta = await build(out);
+  await publishLayer(cache, key, out, meta);
+  return meta;
 }

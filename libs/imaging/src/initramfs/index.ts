@@ -13,6 +13,8 @@ export {
   EMBEDDED_CONFIG_SELINUX_LABEL,
 } from './virtual';
 export { assembleInitramfs } from './assemble';
+export { layerKey } from './layer-cache';
+export type { LayerCache } from './layer-cache';
 export type { AssembleOptions, AssembleResult, ExtensionDir } from './assemble';
 export { parseManifest, loadExtension, metadataForYaml } from './manifest';
 export type { ExtensionManifest, ExtensionMetadata, LoadedExtension } from './manifest';

@@ -40,7 +40,9 @@ export async function initramfsWithExtensions(job: BuildJob, out: string): Promi
   const { ctx, profile, imager, workDir } = job;
   const { extensions } = profile;
   ctx.progress(extensions.length ? `fetching ${extensions.length} extension(s)` : 'preparing extensions', 10);
-  const dirs: ExtensionDir[] = (await Promise.all(extensions.map((ext) => ctx.inputs.extension(ext, profile.arch)))).map((dir) => ({ dir }));
+  // Official extensions are pinned by digest and extracted once under a content-addressed path: that path is their
+  // content's identity, so their layers come from the layer cache when another build made them already.
+  const dirs: ExtensionDir[] = (await Promise.all(extensions.map((ext) => ctx.inputs.extension(ext, profile.arch)))).map((dir) => ({ dir, contentKey: dir }));
   const schematicDir = path.join(workDir, 'ext-schematic');
   await writeSchematicExtension(schematicDir, { id: profile.schematicId, canonicalYaml: profile.schematicYaml, externalUrl: ctx.externalUrl, version: profile.version });
   dirs.push({ dir: schematicDir });
@@ -53,7 +55,16 @@ export async function initramfsWithExtensions(job: BuildJob, out: string): Promi
   const assembleWork = path.join(workDir, 'assemble');
   await mkdir(assembleWork, { recursive: true });
   try {
-    await assembleInitramfs({ base: imager.initramfs, version: profile.version, extensions: dirs, workDir: assembleWork, out });
+    await assembleInitramfs({
+      base: imager.initramfs,
+      version: profile.version,
+      extensions: dirs,
+      workDir: assembleWork,
+      out,
+      layerCache: ctx.inputs.layerCache,
+      // the imager's files live under its digest in the input cache: the path is the content's identity
+      baseContentKey: imager.initramfs,
+    });
   } catch (err) {
     if (err instanceof ExtensionCompatibilityError) {
       throw new FactoryError(400, `error enhancing profile from schematic: extension "${err.extension}" is not compatible with Talos version ${err.version}: ${err.message}`);
