@@ -7,7 +7,7 @@ import express, { Request, Response } from 'express';
 import type { Logger } from '@factory/telemetry';
 import { Counter, Gauge, Histogram, Registry } from '@factory/telemetry';
 import { FactoryError, isFactoryError, JobVanishedError } from '@factory/errors';
-import { JobName, PayloadOf, QueueName, QUEUES, ResultOf } from '@factory/queue';
+import { CallOptions, JobName, PayloadOf, QueueName, QUEUES, ResultOf } from '@factory/queue';
 import { goJsonEncode } from '@factory/gocompat';
 import { decodeSchematicBody, SchematicError } from '@factory/schematic';
 import { storageFault } from '@factory/storage';
@@ -18,7 +18,7 @@ import { readRequestBody } from '@factory/http';
 import type { TalosctlRoutes } from './talosctl';
 
 export interface JobCaller {
-  call<K extends JobName>(name: K, payload: PayloadOf<K>, opts?: { timeoutMs?: number; jobId?: string; removeWhenDone?: boolean; priority?: number }): Promise<ResultOf<K>>;
+  call<K extends JobName>(name: K, payload: PayloadOf<K>, opts?: CallOptions): Promise<ResultOf<K>>;
   workerCount(queue: QueueName): Promise<number>;
   ping(): Promise<void>;
 }
