@@ -16,6 +16,7 @@ import { AssetRoutes } from './assets';
 import { RateLimitedError, RateLimiter } from '@factory/ratelimit';
 import { readRequestBody } from '@factory/http';
 import type { TalosctlRoutes } from './talosctl';
+import type { BuildRoutes } from './builds';
 
 export interface JobCaller {
   call<K extends JobName>(name: K, payload: PayloadOf<K>, opts?: CallOptions): Promise<ResultOf<K>>;
@@ -42,6 +43,9 @@ export interface GatewayOptions {
   talosctl?: TalosctlRoutes;
   /** the body of `/llms.txt` (absent: not served) */
   llmsText?: string;
+  // --- issue 14: build resources (h/builds) ---
+  /** `/builds...` (absent: not served) */
+  builds?: BuildRoutes;
 }
 
 export function createApp(opts: GatewayOptions): express.Express {
@@ -202,6 +206,15 @@ export function createApp(opts: GatewayOptions): express.Express {
   if (opts.llmsText !== undefined) {
     const llms = opts.llmsText;
     routes.add(['GET'], '/llms.txt', (_req, res) => sendBody(res, 200, 'text/plain; charset=utf-8', llms));
+  }
+
+  // --- build resources (issue 14) ------------------------------------------------------------------------------
+  if (opts.builds) {
+    const builds = opts.builds;
+    routes.add(['POST'], '/builds', (req, res) => builds.create(req, res));
+    routes.add(['GET'], '/builds', (req, res) => builds.list(req, res));
+    routes.add(['GET'], '/builds/:id', (req, res) => builds.get(req, res));
+    routes.add(['GET'], '/builds/:id/events', (req, res) => builds.events(req, res));
   }
 
   app.use(routes.middleware(onError));
