@@ -172,6 +172,16 @@ export class BuildRoutes {
     return build;
   }
 
+  /**
+   * Queues the build of `/image/<schematic>/<version>/<asset>` without waiting for it (or joins it, or finds it done):
+   * validated as that route validates (its 4xx FactoryErrors). The entry point for pre-warming: `priority: 'prewarm'`
+   * queues at PREWARM_PRIORITY (100) without per-client limits; 'user' (default) applies `req`'s client limits when
+   * given. State changes then appear on the `<prefix>:builds:events` stream (BuildStore.feedKey).
+   */
+  async queueBuild(schematic: string, version: string, asset: string, o: { priority?: BuildPriority; req?: Request } = {}): Promise<Build> {
+    return this.o.requests.request(o.req, await this.o.assets.resolveImage(schematic, version, asset), o.priority ?? 'user');
+  }
+
   /** `POST /builds`: every (version, asset) validated as `/image` would, in request order, before anything is queued. */
   async create(req: Request, res: Response): Promise<void> {
     const request = parseBuildsRequest(await readRequestBody(req, res, MAX_BUILD_REQUEST_BYTES));
