@@ -5,45 +5,18 @@
  */
 import type { AddressInfo } from 'node:net';
 import http from 'node:http';
-import { Build, BuildChange, BuildEvent, buildSubject, progressed, queued, started, succeeded } from '@factory/builds';
+import { Build, buildSubject, progressed, queued, started, succeeded } from '@factory/builds';
 import { createLogger, createMetricsRegistry } from '@factory/telemetry';
 import { createApp, JobCaller } from '../src/app';
 import type { AssetRoutes } from '../src/assets';
 import { BuildRoutes, GatewayBuilds, parseBuildsRequest, prefersAsync } from '../src/builds';
 import { openSse } from '../../../test/support/sse';
+import { MemoryBuilds } from '../../../test/support/memory-builds';
 
 const subject = buildSubject(
   { schematicId: 'a'.repeat(64), version: 'v1.11.3', path: 'metal-amd64.iso', kind: 'iso', platform: 'metal', arch: 'amd64', secureboot: false, outFormat: '.iso' } as never,
   'http://factory.test/',
 );
-
-/** BuildStore's behaviour in memory; `drop` loses the next publication (a subscriber reconnecting). */
-class MemoryBuilds {
-  events: BuildEvent[] = [];
-  listeners = new Set<(e: BuildEvent) => void>();
-  drop = false;
-  channel = (id: string) => `builds:${id}`;
-  async get(): Promise<BuildEvent | undefined> {
-    return this.events[this.events.length - 1];
-  }
-  async change(_id: string, change: BuildChange): Promise<BuildEvent | undefined> {
-    const current = this.events[this.events.length - 1];
-    const next = change(current?.build, new Date());
-    if (!next) return current;
-    const e = { n: this.events.length + 1, build: next };
-    this.events.push(e);
-    if (this.drop) this.drop = false;
-    else for (const l of this.listeners) l(e);
-    return e;
-  }
-  async eventsAfter(_id: string, after: number): Promise<BuildEvent[]> {
-    return this.events.filter((e) => e.n > after);
-  }
-  async watch(_id: string, l: (e: BuildEvent) => void): Promise<() => void> {
-    this.listeners.add(l);
-    return () => this.listeners.delete(l);
-  }
-}
 
 async function serve(maxStreams = 10) {
   const memory = new MemoryBuilds();
