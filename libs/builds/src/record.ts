@@ -133,16 +133,18 @@ export function started(subject: BuildSubject, attempt: number, priority: BuildP
 
 /**
  * Progress reported by the build (its stage and percent, bytes when known). Percent never goes down within a run;
- * a new stage closes the previous one and is logged.
+ * a new stage closes the previous one and is logged. Only a running job reports progress: a record that says queued
+ * (written again by a gateway after it had expired while the job ran) is running.
  */
 export function progressed(p: { stage?: string; percent?: number; bytes?: number }): BuildChange {
-  return (current, now) => {
-    if (!current || current.state !== 'running') return undefined;
+  return (found, now) => {
+    if (!found || isTerminal(found)) return undefined;
+    const current = found.state === 'running' ? found : only({ ...found, state: 'running' }, ['stage', 'percent', 'bytes']);
     const at = now.toISOString();
     const percent = typeof p.percent === 'number' && Number.isFinite(p.percent) ? Math.max(current.percent ?? 0, Math.min(100, Math.round(p.percent))) : current.percent;
     const stage = typeof p.stage === 'string' && p.stage ? p.stage : current.stage;
     const bytes = typeof p.bytes === 'number' && Number.isFinite(p.bytes) ? p.bytes : stage === current.stage ? current.bytes : undefined;
-    if (stage === current.stage && percent === current.percent && bytes === current.bytes) return undefined;
+    if (current === found && stage === current.stage && percent === current.percent && bytes === current.bytes) return undefined;
     const next: Build = { ...current, stage, percent };
     if (bytes === undefined) delete next.bytes;
     else next.bytes = bytes;

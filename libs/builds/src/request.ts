@@ -93,5 +93,8 @@ export async function currentBuild(deps: Pick<BuildRequestDeps, 'builds' | 'queu
   if (!current) return undefined;
   if (current.build.state !== 'queued') return current.build;
   const position = await deps.builds.queuePosition(deps.queueKey, assetJobId(id)).catch(() => undefined);
-  return position === undefined ? current.build : { ...current.build, queuePosition: position };
+  if (position !== undefined) return { ...current.build, queuePosition: position };
+  // not waiting right now (a retry's backoff): no position rather than an old one
+  const { queuePosition: _stale, ...build } = current.build;
+  return build;
 }

@@ -108,8 +108,11 @@ export async function followBuild(o: FollowOptions): Promise<'ended' | 'aborted'
   try {
     const current = await o.store.get(o.id);
     if (!current) return 'unknown';
-    if (o.after === undefined) send([current]);
-    else {
+    // an id beyond the record's (one of an expired record of the same build): start over with the current state
+    if (o.after === undefined || o.after > current.n) {
+      last = 0;
+      send([current]);
+    } else {
       await catchUp();
       // reconnected after the end: nothing more will come
       if (isTerminal(current.build) && current.n <= last) ended = true;

@@ -92,6 +92,12 @@ describe('build records', () => {
     expect(underWay).toBeUndefined();
   });
 
+  test('progress on a record that says queued (written again after it expired while the job ran) makes it running', () => {
+    const [, b] = run([queued(subject, 'user'), progressed({ stage: 'writing ISO', percent: 85 })]);
+    expect(b).toMatchObject({ state: 'running', stage: 'writing ISO', percent: 85 });
+    expect(b!.stages.map((s) => s.name)).toEqual(['writing ISO']);
+  });
+
   test('the log keeps the last lines only', () => {
     const changes: BuildChange[] = [queued(subject, 'user'), started(subject, 1, 'user', 'w')];
     for (let i = 1; i <= 80; i++) changes.push(progressed({ stage: `stage ${i}`, percent: i }));

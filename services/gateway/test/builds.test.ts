@@ -112,6 +112,18 @@ describe('GET /builds/<id>/events', () => {
     }
   });
 
+  test('a Last-Event-ID beyond the record (one of an expired earlier record) starts over with the current state', async () => {
+    const gw = await serve();
+    try {
+      await gw.memory.change(subject.id, queued(subject, 'user'));
+      await gw.memory.change(subject.id, started(subject, 1, 'user', 'w'));
+      await gw.memory.change(subject.id, succeeded(subject, { size: 3, sha256: 'f'.repeat(64) }, 'user'));
+      expect((await openSse(url(gw.base), { 'Last-Event-ID': '40' }).ended).map((e) => [e.id, (JSON.parse(e.data) as Build).state])).toEqual([['3', 'done']]);
+    } finally {
+      await gw.close();
+    }
+  });
+
   test('beyond the cap a stream is refused with a 503 that says so', async () => {
     const gw = await serve(1);
     try {
