@@ -32,6 +32,16 @@ async function serve(maxStreams = 10) {
   return { base, memory, builds, close: () => new Promise<void>((r) => server.close(() => r())) };
 }
 
+/** Runs `fn` against a gateway serving the build routes, closed afterwards. */
+async function withGateway(fn: (gw: Awaited<ReturnType<typeof serve>>) => Promise<void>, maxStreams?: number): Promise<void> {
+  const gw = await serve(maxStreams);
+  try {
+    await fn(gw);
+  } finally {
+    await gw.close();
+  }
+}
+
 const waitFor = async (check: () => boolean) => {
   for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
 };
@@ -67,9 +77,8 @@ test('Prefer: respond-async among other preferences', () => {
 describe('GET /builds/<id>/events', () => {
   const url = (base: string) => `${base}/builds/${subject.id}/events`;
 
-  test('the current state first, then each change with the next id; the stream ends after done', async () => {
-    const gw = await serve();
-    try {
+  test('the current state first, then each change with the next id; the stream ends after done', () =>
+    withGateway(async (gw) => {
       await gw.memory.change(subject.id, queued(subject, 'user'));
       const stream = openSse(url(gw.base));
       await stream.until(() => true);
@@ -87,14 +96,10 @@ describe('GET /builds/<id>/events', () => {
       ]);
       expect(JSON.parse(events[3].data)).toEqual(gw.memory.events[3].build);
       expect(stream.comments[0]).toBe('keepalive');
-    } finally {
-      await gw.close();
-    }
-  });
+    }));
 
-  test('a missed publication is read from the stream: no gap; Last-Event-ID replays what came after it', async () => {
-    const gw = await serve();
-    try {
+  test('a missed publication is read from the stream: no gap; Last-Event-ID replays what came after it', () =>
+    withGateway(async (gw) => {
       await gw.memory.change(subject.id, queued(subject, 'user'));
       const stream = openSse(url(gw.base));
       await stream.until(() => true);
@@ -107,26 +112,18 @@ describe('GET /builds/<id>/events', () => {
       const again = openSse(url(gw.base), { 'Last-Event-ID': '1' });
       await gw.memory.change(subject.id, succeeded(subject, { size: 3, sha256: 'f'.repeat(64) }, 'user'));
       expect((await again.ended).map((e) => e.id)).toEqual(['2', '3', '4']);
-    } finally {
-      await gw.close();
-    }
-  });
+    }));
 
-  test('a Last-Event-ID beyond the record (one of an expired earlier record) starts over with the current state', async () => {
-    const gw = await serve();
-    try {
+  test('a Last-Event-ID beyond the record (one of an expired earlier record) starts over with the current state', () =>
+    withGateway(async (gw) => {
       await gw.memory.change(subject.id, queued(subject, 'user'));
       await gw.memory.change(subject.id, started(subject, 1, 'user', 'w'));
       await gw.memory.change(subject.id, succeeded(subject, { size: 3, sha256: 'f'.repeat(64) }, 'user'));
       expect((await openSse(url(gw.base), { 'Last-Event-ID': '40' }).ended).map((e) => [e.id, (JSON.parse(e.data) as Build).state])).toEqual([['3', 'done']]);
-    } finally {
-      await gw.close();
-    }
-  });
+    }));
 
-  test('beyond the cap a stream is refused with a 503 that says so', async () => {
-    const gw = await serve(1);
-    try {
+  test('beyond the cap a stream is refused with a 503 that says so', () =>
+    withGateway(async (gw) => {
       await gw.memory.change(subject.id, queued(subject, 'user'));
       const first = openSse(url(gw.base));
       await first.until(() => true);
@@ -139,8 +136,5 @@ describe('GET /builds/<id>/events', () => {
       expect((await third.response).status).toBe(200);
       gw.builds.closeStreams();
       await third.ended;
-    } finally {
-      await gw.close();
-    }
-  });
+    }, 1));
 });
