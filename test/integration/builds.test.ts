@@ -180,6 +180,17 @@ describe('build resources', () => {
     expect(await built('iso')).toBe(isosBefore + 1);
   });
 
+  test('metrics: queue depth by state, build durations by output kind and queue waits (build-worker); event streams (gateway)', async () => {
+    const worker = await (await fetch(`http://127.0.0.1:${workerMetrics}/metrics`)).text();
+    for (const state of ['wait', 'prioritized', 'active', 'delayed', 'failed']) expect(worker).toMatch(new RegExp(`factory_queue_jobs\\{[^}]*queue="build",state="${state}"[^}]*\\} \\d+`));
+    expect(worker).toMatch(/image_factory_assets_build_latency_seconds_count\{[^}]*kind="iso"[^}]*\} 1\n/);
+    expect(worker).toMatch(/image_factory_assets_build_latency_seconds_count\{[^}]*kind="image"[^}]*\} [1-9]/);
+    expect(worker).toMatch(/factory_build_queue_wait_seconds_count\{[^}]*priority="user"[^}]*\} [1-9]/);
+    const gateway = await (await fetch(url('/metrics'))).text();
+    expect(gateway).toMatch(/factory_build_event_streams\{[^}]*\} 0/);
+    expect(gateway).toMatch(/factory_build_event_streams_refused_total\{[^}]*\} 0/);
+  });
+
   test('Prefer: respond-async → 202 + Location + the build; it reaches done; a stored asset is answered as usual', async () => {
     const path = `/image/${schematic}/v1.12.2/kernel-amd64`;
     const res = await fetch(url(path), { redirect: 'manual', headers: { Prefer: 'respond-async' } });
