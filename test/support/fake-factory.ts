@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Build } from '@factory/client';
+import type { Build, BuildStage } from '@factory/client';
 
 export interface FakeFactoryOptions {
   /** delay between a build's steps (queued → stages → done), ms */
@@ -93,7 +93,7 @@ export async function startFakeFactory(opts: FakeFactoryOptions = {}): Promise<F
     let step = 0;
     const tick = () => {
       if (step < STAGES.length) {
-        const stages = b.build.stages.map((s) => ({ ...s, durationMs: s.durationMs ?? stepMs }));
+        const stages: BuildStage[] = b.build.stages.map((s) => ({ ...s, durationMs: s.durationMs ?? stepMs }));
         stages.push({ name: STAGES[step], startedAt: new Date().toISOString() });
         emit(b, { state: 'running', queuePosition: undefined, stage: STAGES[step], percent: Math.round((step * 100) / STAGES.length), stages });
         step++;
