@@ -1,0 +1,127 @@
+/**
+ * Progress on a terminal, without a dependency: a block of lines on stderr redrawn in place (carriage return, cursor
+ * up, clear line), at most every 100 ms, each line cut to the terminal's width so nothing wraps. When stderr is not
+ * a terminal nothing is drawn at all (logs and pipes get only the results).
+ */
+import type { Build } from '@factory/client';
+
+export interface ProgressStream {
+  write(s: string): unknown;
+  isTTY?: boolean;
+  columns?: number;
+}
+
+const REDRAW_MS = 100;
+
+export class ProgressLines {
+  private drawn = 0;
+  private lastDraw = 0;
+  private latest: string[] = [];
+
+  constructor(
+    private readonly stream: ProgressStream,
+    readonly enabled: boolean,
+  ) {}
+
+  /** Shows these lines (throttled unless `force`). */
+  update(lines: string[], force = false): void {
+    if (!this.enabled) return;
+    this.latest = lines;
+    const now = Date.now();
+    if (!force && now - this.lastDraw < REDRAW_MS) return;
+    this.lastDraw = now;
+    this.draw();
+  }
+
+  /** Draws the last lines once more and leaves them on screen. */
+  finish(): void {
+    if (!this.enabled || this.drawn === 0) return;
+    this.draw();
+    this.stream.write('\n');
+    this.drawn = 0;
+  }
+
+  private draw(): void {
+    const width = Math.max(20, (this.stream.columns ?? 80) - 1);
+    let out = '\r';
+    if (this.drawn > 1) out += `\x1b[${this.drawn - 1}A`;
+    out += this.latest.map((l) => `\x1b[2K${l.length > width ? l.slice(0, width) : l}`).join('\n');
+    // lines drawn before but not now are cleared
+    for (let i = this.latest.length; i < this.drawn; i++) out += '\n\x1b[2K';
+    if (this.drawn > this.latest.length) out += `\x1b[${this.drawn - this.latest.length}A`;
+    this.stream.write(out);
+    this.drawn = Math.max(this.latest.length, 1);
+  }
+}
+
+export function bar(fraction: number | undefined, width = 24): string {
+  if (fraction === undefined || !Number.isFinite(fraction)) return `[${'?'.repeat(width)}]`;
+  const filled = Math.round(Math.min(1, Math.max(0, fraction)) * width);
+  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}]`;
+}
+
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+
+export function formatBytes(n: number): string {
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < UNITS.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${v} B` : `${v.toFixed(1)} ${UNITS[u]}`;
+}
+
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/** Transfer speed over the last few seconds (bytes/s), for a rate and an ETA that follow changes. */
+export class SpeedMeter {
+  private readonly samples: { t: number; bytes: number }[] = [];
+
+  constructor(private readonly windowMs = 5000) {}
+
+  record(bytes: number, now = Date.now()): void {
+    this.samples.push({ t: now, bytes });
+    while (this.samples.length > 2 && now - this.samples[1].t > this.windowMs) this.samples.shift();
+  }
+
+  bytesPerSecond(): number | undefined {
+    if (this.samples.length < 2) return undefined;
+    const first = this.samples[0];
+    const last = this.samples[this.samples.length - 1];
+    const ms = last.t - first.t;
+    return ms > 0 ? ((last.bytes - first.bytes) * 1000) / ms : undefined;
+  }
+}
+
+/** One line for a build: where it is now. */
+export function buildLine(label: string, build: Build): string {
+  const pct = build.state === 'done' ? 100 : build.percent;
+  const head = `${label}  ${bar(pct === undefined ? (build.state === 'queued' ? 0 : undefined) : pct / 100)} ${String(pct ?? 0).padStart(3)}%`;
+  switch (build.state) {
+    case 'queued':
+      return `${head}  queued${build.queuePosition !== undefined ? ` (position ${build.queuePosition + 1})` : ''}`;
+    case 'running':
+      return `${head}  ${build.stage ?? 'running'}${build.bytes !== undefined ? `  ${formatBytes(build.bytes)}` : ''}`;
+    case 'done':
+      return `${head}  done${build.size !== undefined ? `  ${formatBytes(build.size)}` : ''}`;
+    case 'failed':
+      return `${head}  failed: ${build.error?.message ?? 'unknown error'}`;
+  }
+}
+
+/** One line for a download: bytes so far, speed and time left. */
+export function downloadLine(label: string, received: number, total: number | undefined, bytesPerSecond: number | undefined): string {
+  const fraction = total ? received / total : undefined;
+  const pct = fraction === undefined ? '   ?' : `${String(Math.floor(fraction * 100)).padStart(3)}%`;
+  const amount = total !== undefined ? `${formatBytes(received)} / ${formatBytes(total)}` : formatBytes(received);
+  const speed = bytesPerSecond !== undefined ? `${formatBytes(bytesPerSecond)}/s` : '-- /s';
+  const eta = total !== undefined && bytesPerSecond ? `ETA ${formatDuration((total - received) / bytesPerSecond)}` : 'ETA --';
+  return `${label}  ${bar(fraction)} ${pct}  ${amount}  ${speed}  ${eta}`;
+}
