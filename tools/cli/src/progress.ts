@@ -42,7 +42,8 @@ export class ProgressLines {
   }
 
   private draw(): void {
-    const width = Math.max(20, (this.stream.columns ?? 80) - 1);
+    // a pseudo-terminal without a size reports 0 columns
+    const width = Math.max(20, (this.stream.columns || 80) - 1);
     let out = '\r';
     if (this.drawn > 1) out += `\x1b[${this.drawn - 1}A`;
     out += this.latest.map((l) => `\x1b[2K${l.length > width ? l.slice(0, width) : l}`).join('\n');
