@@ -15,6 +15,8 @@ export interface CallOptions {
   /** Remove the job once finished (its result lives elsewhere, e.g. in object storage). */
   removeWhenDone?: boolean;
   priority?: number;
+  /** Called once the job is in the queue (added, or an existing job of the same ID joined), before the wait. */
+  onEnqueued?: () => void;
 }
 
 /**
@@ -101,6 +103,7 @@ export class JobClient {
       this.logger.warn({ err, job: name }, 'could not enqueue job');
       throw new FactoryError(503, 'service temporarily unavailable');
     }
+    opts.onEnqueued?.();
     let reply: Reply<ResultOf<K>>;
     try {
       reply = (await outcome.settle(this.queue(queueName))) as Reply<ResultOf<K>>;

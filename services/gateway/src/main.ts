@@ -3,7 +3,8 @@
  */
 import { createPublicKey } from 'node:crypto';
 import { AssetVerifier, integrityEvents } from '@factory/asset';
-import { EnvReader, readCommon, readExternal, readHandoffSecret, readLimits, readReceiveTimeouts } from '@factory/config';
+import { EnvReader, readBuildRetention, readCommon, readExternal, readHandoffSecret, readLimits, readReceiveTimeouts } from '@factory/config';
+import { BuildStore, BuildWatcher } from '@factory/builds';
 import { createBoundedServer } from '@factory/http';
 import { createObjectStore } from '@factory/storage';
 import { AccessTracker } from '@factory/budget';
@@ -17,6 +18,7 @@ import { buildTicket, createServiceLimiter, requestClient } from '@factory/ratel
 import { createRegistryProxy, isRegistryPath } from './registry';
 import { TalosctlRoutes } from './talosctl';
 import { llmsText } from './llms';
+import { BuildRoutes, GatewayBuilds } from './builds';
 
 async function main(): Promise<void> {
   const env = new EnvReader();
@@ -37,6 +39,9 @@ async function main(): Promise<void> {
   const registryUrl = env.url('FACTORY_REGISTRY_URL', 'http://127.0.0.1:8081') as string;
   const handoffSecret = readHandoffSecret(env);
   const limits = readLimits(env);
+  const buildRetentionMs = readBuildRetention(env);
+  const maxBuildsPerRequest = env.int('FACTORY_MAX_BUILDS_PER_REQUEST', 32, 1, 1000);
+  const maxBuildStreams = env.int('FACTORY_MAX_BUILD_STREAMS', 1000, 1, 100_000);
   env.done();
 
   const logger = createLogger('gateway', common.logLevel);
@@ -58,6 +63,20 @@ async function main(): Promise<void> {
     trustSignedVersion: store.kind === 's3',
   });
   const catalog = new QueuedCatalogView(jobs);
+  // Build records (issue 14): read and written in Redis, followed live through a subscriber connection of their own.
+  const buildsConnection = redisConnection(common.redis.url, 'producer', `${common.redis.prefix}-builds`);
+  const buildStore = new BuildStore(buildsConnection, common.redis.prefix, buildRetentionMs);
+  const buildWatcher = new BuildWatcher(redisConnection(common.redis.url, 'blocking', `${common.redis.prefix}-builds-watch`), buildStore);
+  const gatewayBuilds = new GatewayBuilds({
+    builds: buildStore,
+    jobs,
+    objects: store,
+    queueKey: `${common.redis.prefix}:build`,
+    externalUrl: external.externalUrl,
+    logger,
+    buildTimeoutMs,
+    admit: (req, jobId) => buildTicket(limiter, requestClient(req, limits.trustProxy), jobId),
+  });
   const assets = new AssetRoutes({
     jobs,
     catalog,
@@ -73,11 +92,13 @@ async function main(): Promise<void> {
     onDelivered: (cached) => delivered.inc({ cached: String(cached) }),
     onAccess: (objectKey) => access.touch(objectKey),
     beforeBuild: (req, jobId) => buildTicket(limiter, requestClient(req, limits.trustProxy), jobId),
+    builds: gatewayBuilds,
   });
+  const buildRoutes = new BuildRoutes({ requests: gatewayBuilds, assets, watcher: buildWatcher, maxBuildsPerRequest, maxStreams: maxBuildStreams, metrics, logger });
   const talosctl = new TalosctlRoutes({ jobs, catalog, assets, externalUrl: external.externalUrl });
   const app = createApp({
     jobs, assets, logger, metrics, serverTag, allowedOrigins, maxSchematicBytes, maxSchematicBytesInFlight, limits: { limiter, clientOf: (req) => requestClient(req, limits.trustProxy) },
-    talosctl, llmsText: llmsText(external),
+    talosctl, llmsText: llmsText(external), builds: buildRoutes,
   });
 
   const registry = createRegistryProxy({
@@ -97,7 +118,7 @@ async function main(): Promise<void> {
       if (isRegistryPath(req.url)) registry(req, res);
       else if (!assets.fastRedirect(req, res)) app(req, res);
     },
-    { maxBodyBytes: maxSchematicBytes, ...receive, readsBody: (req) => req.method === 'POST' && (req.url ?? '').split('?')[0] === '/schematics' },
+    { maxBodyBytes: maxSchematicBytes, ...receive, readsBody: (req) => req.method === 'POST' && ['/schematics', '/builds'].includes((req.url ?? '').split('?')[0]) },
   );
   const drain = drainable(server);
   await new Promise<void>((resolve, reject) => {
@@ -109,8 +130,16 @@ async function main(): Promise<void> {
   onShutdown(logger, [
     // A rolling restart loses no request: refuse new connections, finish what is in flight, end keep-alive
     // connections with `Connection: close` (README, "Scaling out").
-    () => drain.drain(),
+    () => {
+      const drained = drain.drain();
+      // Build event streams never end on their own: once the listener is closed they are ended, and their clients
+      // reconnect to another gateway with Last-Event-ID.
+      buildRoutes.closeStreams();
+      return drained;
+    },
     () => jobs.close(),
+    () => buildWatcher.close(),
+    () => buildsConnection.quit(),
     () => accessConnection.quit(),
     async () => serviceLimiter.close(),
   ]);
