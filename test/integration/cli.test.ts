@@ -139,7 +139,7 @@ describe('talos-factory against the real factory', () => {
     const r = cliOnTerminal(['download', id, VERSION, 'cmdline-metal-amd64', '-o', 'cmdline']);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('\r\x1b[2K');
-    expect(r.stdout).toMatch(/cmdline  \[#{24}\] 100%  \d+ B \/ \d+ B  .*\/s  ETA /);
+    expect(r.stdout).toMatch(/cmdline  \[#{16}\] 100%  \d+\/\d+ B  .*\/s  ETA /);
     expect(r.stdout).toContain(`${path.join(dir, 'cmdline')}\r\n`);
     const piped = await cli(['download', id, VERSION, 'cmdline-metal-amd64', '-o', 'cmdline2']);
     expect(piped).toEqual({ code: 0, stdout: `${path.join(dir, 'cmdline2')}\n`, stderr: '' });
@@ -180,17 +180,22 @@ describeIf(HAS_BUILD_API, NO_BUILD_API)('talos-factory build commands (build API
   testIf(HAS_SCRIPT, 'util-linux script is not installed')('build --wait under a pseudo-terminal draws one bar per build; piped, none', async () => {
     const r = cliOnTerminal(['build', id, VERSION, 'metal-amd64.qcow2', 'kernel-arm64', '--wait']);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/v1\.11\.3 metal-amd64\.qcow2  \[#{24}\] 100%  done/);
-    expect(r.stdout).toMatch(/v1\.11\.3 kernel-arm64       \[#{24}\] 100%  done/);
+    expect(r.stdout).toMatch(/v1\.11\.3 metal-amd64\.qcow2  \[#{16}\] 100%  done/);
+    expect(r.stdout).toMatch(/v1\.11\.3 kernel-arm64       \[#{16}\] 100%  done/);
     const piped = await cli(['build', id, VERSION, 'metal-amd64.qcow2', '--wait']);
     expect(piped.stderr).toBe('');
     expect(piped.stdout).toMatch(/ metal-amd64\.qcow2  done  [0-9a-f]{64}\n$/);
   });
 
   test('download of a cold asset shows the build, then the download, on a terminal', async () => {
-    const r = cliOnTerminal(['download', id, VERSION, 'metal-arm64.iso']);
-    expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/v1\.11\.3 metal-arm64\.iso  \[#{24}\] 100%  done/);
-    expect(r.stdout).toMatch(/metal-arm64\.iso  \[#{24}\] 100%  .* \/ .*\/s  ETA /);
+    // a schematic of its own, so its ISO is certainly cold
+    writeFileSync(path.join(dir, 'cold.yaml'), 'customization:\n  extraKernelArgs:\n    - talos.cli=cold\n');
+    const cold = (await cli(['schematic', 'create', '-f', 'cold.yaml'])).stdout.trim();
+    const r = cliOnTerminal(['download', cold, VERSION, 'metal-amd64.iso']);
+    // with the output, so a failure shows what the terminal showed
+    expect(`exit ${r.code}: ${r.code === 0 ? '' : r.stdout}`).toBe('exit 0: ');
+    expect(r.stdout).toMatch(/v1\.11\.3 metal-amd64\.iso  \[-{16}\]   0%  queued/);
+    expect(r.stdout).toMatch(/v1\.11\.3 metal-amd64\.iso  \[#{16}\] 100%  done/);
+    expect(r.stdout).toMatch(/metal-amd64\.iso  \[#{16}\] 100%  \S+\/\S+ \S+  \S+ \S+\/s  ETA /);
   });
 });

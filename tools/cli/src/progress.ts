@@ -1,7 +1,8 @@
 /**
  * Progress on a terminal, without a dependency: a block of lines on stderr redrawn in place (carriage return, cursor
- * up, clear line), at most every 100 ms, each line cut to the terminal's width so nothing wraps. When stderr is not
- * a terminal nothing is drawn at all (logs and pipes get only the results).
+ * up, clear line), at most every 100 ms, each line fitted to the terminal's width so nothing wraps (a line is a label
+ * and its figures: a long label is shortened first, so the figures stay). When stderr is not a terminal nothing is
+ * drawn at all (logs and pipes get only the results).
  */
 import type { Build } from '@factory/client';
 
@@ -13,10 +14,16 @@ export interface ProgressStream {
 
 const REDRAW_MS = 100;
 
+/** A progress line: what it is about, and where it stands. */
+export interface ProgressLine {
+  label: string;
+  status: string;
+}
+
 export class ProgressLines {
   private drawn = 0;
   private lastDraw = 0;
-  private latest: string[] = [];
+  private latest: ProgressLine[] = [];
 
   constructor(
     private readonly stream: ProgressStream,
@@ -24,7 +31,7 @@ export class ProgressLines {
   ) {}
 
   /** Shows these lines (throttled unless `force`). */
-  update(lines: string[], force = false): void {
+  update(lines: ProgressLine[], force = false): void {
     if (!this.enabled) return;
     this.latest = lines;
     const now = Date.now();
@@ -46,7 +53,7 @@ export class ProgressLines {
     const width = Math.max(20, (this.stream.columns || 80) - 1);
     let out = '\r';
     if (this.drawn > 1) out += `\x1b[${this.drawn - 1}A`;
-    out += this.latest.map((l) => `\x1b[2K${l.length > width ? l.slice(0, width) : l}`).join('\n');
+    out += this.latest.map((l) => `\x1b[2K${fit(l, width)}`).join('\n');
     // lines drawn before but not now are cleared
     for (let i = this.latest.length; i < this.drawn; i++) out += '\n\x1b[2K';
     if (this.drawn > this.latest.length) out += `\x1b[${this.drawn - this.latest.length}A`;
@@ -55,7 +62,16 @@ export class ProgressLines {
   }
 }
 
-export function bar(fraction: number | undefined, width = 24): string {
+/** `label  status` in at most `width` characters: the label shortened (…) down to 8 characters, then the end cut. */
+export function fit(line: ProgressLine, width: number): string {
+  const whole = `${line.label}  ${line.status}`;
+  if (whole.length <= width) return whole;
+  const room = width - line.status.length - 2;
+  const label = room >= 8 ? `${line.label.slice(0, room - 1)}…` : line.label.slice(0, 8);
+  return `${label}  ${line.status}`.slice(0, width);
+}
+
+export function bar(fraction: number | undefined, width = 16): string {
   if (fraction === undefined || !Number.isFinite(fraction)) return `[${'?'.repeat(width)}]`;
   const filled = Math.round(Math.min(1, Math.max(0, fraction)) * width);
   return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}]`;
@@ -71,6 +87,13 @@ export function formatBytes(n: number): string {
     u++;
   }
   return u === 0 ? `${v} B` : `${v.toFixed(1)} ${UNITS[u]}`;
+}
+
+/** `27.4/55.3 MiB`, or `900.0 KiB/1.2 MiB` when the units differ. */
+function amountOf(received: number, total: number): string {
+  const [r, t] = [formatBytes(received), formatBytes(total)];
+  const unit = / \S+$/.exec(t)![0];
+  return r.endsWith(unit) ? `${r.slice(0, -unit.length)}/${t}` : `${r}/${t}`;
 }
 
 export function formatDuration(seconds: number): string {
@@ -102,27 +125,31 @@ export class SpeedMeter {
 }
 
 /** One line for a build: where it is now. */
-export function buildLine(label: string, build: Build): string {
+export function buildLine(label: string, build: Build): ProgressLine {
   const pct = build.state === 'done' ? 100 : build.percent;
-  const head = `${label}  ${bar(pct === undefined ? (build.state === 'queued' ? 0 : undefined) : pct / 100)} ${String(pct ?? 0).padStart(3)}%`;
+  const head = `${bar(pct === undefined ? (build.state === 'queued' ? 0 : undefined) : pct / 100)} ${String(pct ?? 0).padStart(3)}%`;
+  return { label, status: `${head}  ${buildStatus(build)}` };
+}
+
+function buildStatus(build: Build): string {
   switch (build.state) {
     case 'queued':
-      return `${head}  queued${build.queuePosition !== undefined ? ` (position ${build.queuePosition + 1})` : ''}`;
+      return `queued${build.queuePosition !== undefined ? ` (position ${build.queuePosition + 1})` : ''}`;
     case 'running':
-      return `${head}  ${build.stage ?? 'running'}${build.bytes !== undefined ? `  ${formatBytes(build.bytes)}` : ''}`;
+      return `${build.stage ?? 'running'}${build.bytes !== undefined ? `  ${formatBytes(build.bytes)}` : ''}`;
     case 'done':
-      return `${head}  done${build.size !== undefined ? `  ${formatBytes(build.size)}` : ''}`;
+      return `done${build.size !== undefined ? `  ${formatBytes(build.size)}` : ''}`;
     case 'failed':
-      return `${head}  failed: ${build.error?.message ?? 'unknown error'}`;
+      return `failed: ${build.error?.message ?? 'unknown error'}`;
   }
 }
 
 /** One line for a download: bytes so far, speed and time left. */
-export function downloadLine(label: string, received: number, total: number | undefined, bytesPerSecond: number | undefined): string {
+export function downloadLine(label: string, received: number, total: number | undefined, bytesPerSecond: number | undefined): ProgressLine {
   const fraction = total ? received / total : undefined;
   const pct = fraction === undefined ? '   ?' : `${String(Math.floor(fraction * 100)).padStart(3)}%`;
-  const amount = total !== undefined ? `${formatBytes(received)} / ${formatBytes(total)}` : formatBytes(received);
+  const amount = total !== undefined ? amountOf(received, total) : formatBytes(received);
   const speed = bytesPerSecond !== undefined ? `${formatBytes(bytesPerSecond)}/s` : '-- /s';
   const eta = total !== undefined && bytesPerSecond ? `ETA ${formatDuration((total - received) / bytesPerSecond)}` : 'ETA --';
-  return `${label}  ${bar(fraction)} ${pct}  ${amount}  ${speed}  ${eta}`;
+  return { label, status: `${bar(fraction)} ${pct}  ${amount}  ${speed}  ${eta}` };
 }

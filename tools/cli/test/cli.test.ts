@@ -138,8 +138,8 @@ describe('talos-factory build', () => {
     const r = await cli(['build', id, 'v1.12.2', 'metal-amd64.iso', 'kernel-amd64', '--wait'], { tty: true });
     expect(r.code).toBe(0);
     expect(r.stderr).toContain('\r');
-    expect(r.stderr).toMatch(/v1\.12\.2 metal-amd64\.iso  \[#{24}\] 100%  done/);
-    expect(r.stderr).toMatch(/v1\.12\.2 kernel-amd64     \[#{24}\] 100%  done/);
+    expect(r.stderr).toMatch(/v1\.12\.2 metal-amd64\.iso  \[#{16}\] 100%  done/);
+    expect(r.stderr).toMatch(/v1\.12\.2 kernel-amd64     \[#{16}\] 100%  done/);
     // two lines redrawn in place: the cursor goes back up one line
     expect(r.stderr).toContain('\x1b[1A');
   });
@@ -203,7 +203,7 @@ describe('talos-factory download', () => {
     const id = await schematic();
     const r = await cli(['download', id, 'v1.12.2', 'metal-amd64.iso'], { tty: true });
     expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(/v1\.12\.2 metal-amd64\.iso  \[#{24}\] 100%  done/);
-    expect(r.stderr).toMatch(/metal-amd64\.iso  \[#{24}\] 100%  256\.0 KiB \/ 256\.0 KiB  \S+ \S+\/s  ETA \S+/);
+    expect(r.stderr).toMatch(/v1\.12\.2 metal-amd64\.iso  \[#{16}\] 100%  done/);
+    expect(r.stderr).toMatch(/metal-amd64\.iso  \[#{16}\] 100%  256.0\/256.0 KiB  \S+ \S+\/s  ETA \S+/);
   });
 });
