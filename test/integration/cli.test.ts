@@ -114,6 +114,34 @@ describe('talos-factory against the real factory', () => {
     expect(readFileSync(path.join(dir, 'initramfs')).equals(truth.bytes)).toBe(true);
   });
 
+  test('a download killed mid-way resumes from where it stopped, to identical bytes', async () => {
+    const truth = await served('metal-amd64.iso');
+    const part = path.join(dir, 'killed.iso.part');
+    // kill the first run as soon as its .part holds some bytes (a few tries: a fast machine may finish first)
+    let kept = 0;
+    for (let attempt = 0; attempt < 5 && kept === 0; attempt++) {
+      rmSync(path.join(dir, 'killed.iso'), { force: true });
+      const proc = spawn(process.execPath, [BIN, 'download', id, VERSION, 'metal-amd64.iso', '-o', 'killed.iso'], { cwd: dir, env: { ...process.env, TALOS_FACTORY_URL: env.factory.url }, stdio: 'ignore' });
+      const exited = new Promise((r) => proc.once('exit', r));
+      while (proc.exitCode === null) {
+        const size = existsSync(part) ? statSync(part).size : 0;
+        if (size > 0 && size < truth.bytes.length) {
+          proc.kill('SIGKILL');
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      await exited;
+      kept = existsSync(part) ? statSync(part).size : 0;
+      if (kept >= truth.bytes.length) kept = 0;
+    }
+    expect(kept).toBeGreaterThan(0);
+    const r = await cli(['download', id, VERSION, 'metal-amd64.iso', '-o', 'killed.iso', '--json']);
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(r.stdout)).toMatchObject({ resumedFrom: kept, size: truth.bytes.length, sha256: truth.sha256 });
+    expect(readFileSync(path.join(dir, 'killed.iso')).equals(truth.bytes)).toBe(true);
+  });
+
   test('a .part that is not the asset fails the checksum: exit 6, the .part removed', async () => {
     const truth = await served('kernel-amd64');
     writeFileSync(path.join(dir, 'bad.part'), Buffer.alloc(1000, 0x41));
