@@ -65,6 +65,11 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
 
 /** The process: real streams and environment; the exit code once everything is written. */
 export function run(): void {
+  // Ctrl-C: end a progress line being drawn before the shell prompt returns; a download's .part stays for the next run
+  process.once('SIGINT', () => {
+    process.stderr.write(`${process.stderr.isTTY ? '\n' : ''}talos-factory: interrupted\n`);
+    process.exit(130);
+  });
   main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env, cwd: process.cwd() }).then(
     (code) => {
       process.exitCode = code;
