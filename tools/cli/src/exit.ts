@@ -21,13 +21,13 @@ export const EXIT = {
 } as const;
 
 export const EXIT_CODE_HELP = `Exit codes:
-  0  success
-  1  unexpected failure
-  2  usage: bad command line or unreadable input file
-  3  not found (404): schematic, version, build or asset
-  4  refused (other 4xx): invalid input, or a build that failed with a 4xx
-  5  unavailable: factory unreachable, 5xx, rate-limited (429), or a build that failed with a 5xx
-  6  checksum mismatch of a download
+    0  success
+    1  unexpected failure
+    2  usage: bad command line or unreadable input file
+    3  not found (404): schematic, version, build or asset
+    4  refused (other 4xx): invalid input, or a build that failed with a 4xx
+    5  unavailable: factory unreachable, 5xx, rate-limited (429), or a build that failed with a 5xx
+    6  checksum mismatch of a download
   130  interrupted (Ctrl-C); a download's .part stays to resume`;
 
 /** The exit code of a factory answer's status (0 = no answer). */

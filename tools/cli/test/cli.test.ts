@@ -114,7 +114,7 @@ describe('talos-factory failures: one line on stderr, an exit code that says wha
   it('prints help with the exit codes (exit 0), and usage without a command (exit 2)', async () => {
     const help = await cli(['--help']);
     expect(help.code).toBe(0);
-    expect(help.stdout).toContain('6  checksum mismatch of a download');
+    expect(help.stdout).toContain('    6  checksum mismatch of a download');
     expect((await cli(['download', '--help'])).stdout).toMatch(/^Usage: talos-factory download <id> <version> <asset> \[--output <file>\]/);
     expect(await cli([])).toMatchObject({ code: 2, stdout: '' });
   });
