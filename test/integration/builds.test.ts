@@ -7,29 +7,9 @@ import { createHash } from 'node:crypto';
 import { freePort } from '../support/procs';
 import { S3Factory, startFactoryOnS3 } from '../support/factory';
 import { openSse, SseEvent } from '../support/sse';
+import type { Build } from '@factory/client';
 
 jest.setTimeout(300_000);
-
-interface Build {
-  id: string;
-  schematic: string;
-  version: string;
-  asset: string;
-  state: 'queued' | 'running' | 'done' | 'failed';
-  queuePosition?: number;
-  stage?: string;
-  percent?: number;
-  bytes?: number;
-  size?: number;
-  sha256?: string;
-  url: string;
-  error?: { status: number; message: string };
-  priority: string;
-  createdAt: string;
-  updatedAt: string;
-  stages: Array<{ name: string; startedAt: string; durationMs?: number }>;
-  log: string[];
-}
 
 let env: S3Factory;
 let workerMetrics: number;
