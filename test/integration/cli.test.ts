@@ -142,14 +142,15 @@ describe('talos-factory against the real factory', () => {
     expect(readFileSync(path.join(dir, 'killed.iso')).equals(truth.bytes)).toBe(true);
   });
 
-  test('a .part that is not the asset fails the checksum: exit 6, the .part removed', async () => {
+  test('a .part that is not the asset fails the check and is fetched again from the start', async () => {
     const truth = await served('kernel-amd64');
-    writeFileSync(path.join(dir, 'bad.part'), Buffer.alloc(1000, 0x41));
-    const r = await cli(['download', id, VERSION, 'kernel-amd64', '-o', 'bad']);
-    expect(r.code).toBe(6);
-    expect(r.stderr).toBe(`talos-factory: checksum mismatch for kernel-amd64: expected sha256 ${truth.sha256}, got ${sha256(Buffer.concat([Buffer.alloc(1000, 0x41), truth.bytes.subarray(1000)]))}\n`);
-    expect(existsSync(path.join(dir, 'bad.part'))).toBe(false);
-    expect(existsSync(path.join(dir, 'bad'))).toBe(false);
+    writeFileSync(path.join(dir, 'other.part'), Buffer.alloc(1000, 0x41));
+    const r = await cli(['download', id, VERSION, 'kernel-amd64', '-o', 'other', '--json']);
+    expect(r.stderr).toBe('talos-factory: other.part did not match the asset; downloading it again from the start\n');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ resumedFrom: 0, sha256: truth.sha256, verified: true });
+    expect(readFileSync(path.join(dir, 'other')).equals(truth.bytes)).toBe(true);
+    expect(existsSync(path.join(dir, 'other.part'))).toBe(false);
   });
 
   test('bad input: one line on stderr and the exit code of what failed', async () => {

@@ -168,7 +168,7 @@ export const COMMANDS: Command[] = [
       const [schematic, version, asset] = ctx.args;
       const output = ctx.options.get('output') || path.basename(asset);
       const file = path.resolve(ctx.io.cwd, output);
-      const result = await downloadAsset(ctx.client, { schematic, version, asset, file }, ctx.progress);
+      const result = await downloadAsset(ctx.client, { schematic, version, asset, file }, ctx.progress, (line) => ctx.io.stderr.write(`talos-factory: ${line}\n`));
       if (ctx.json) printJson(ctx, { file: result.file, size: result.size, sha256: result.sha256, verified: true, resumedFrom: result.resumedFrom, build: result.build?.id });
       else print(ctx, result.file);
       return EXIT.ok;

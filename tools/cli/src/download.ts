@@ -2,8 +2,9 @@
  * `talos-factory download`: have the asset built (showing the build's progress when it is cold), fetch it into
  * `<file>.part` — continuing an existing `.part` with a Range request — with a progress line (speed, ETA), check the
  * whole file against the sha256 the factory recorded when it built the asset (`<asset>.sha256`, the Build's sha256
- * when that is not served), and only then rename it to `<file>`. A mismatch removes the `.part` (a resume would only
- * repeat it) and exits 6.
+ * when that is not served), and only then rename it to `<file>`. A resumed file that does not match is fetched once
+ * more from the start (the kept bytes may have been another asset's); a mismatch of a whole download removes the
+ * `.part` and exits 6.
  */
 import { createHash, Hash } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
@@ -31,9 +32,28 @@ export interface DownloadResult {
   build?: Build;
 }
 
-export async function downloadAsset(client: FactoryClient, req: DownloadRequest, progress: ProgressLines): Promise<DownloadResult> {
+export async function downloadAsset(client: FactoryClient, req: DownloadRequest, progress: ProgressLines, notice: (line: string) => void): Promise<DownloadResult> {
   const part = `${req.file}.part`;
-  let offset = await sizeOf(part);
+  let got = await transfer(client, req, part, await sizeOf(part), progress);
+  const expected = await expectedSha256(client, req, got.build);
+  if (got.sha256 !== expected && got.resumedFrom > 0) {
+    // the kept bytes were not this asset's (a .part of another download under the same name): once more, whole
+    notice(`${path.basename(part)} did not match the asset; downloading it again from the start`);
+    got = { ...(await transfer(client, req, part, 0, progress)), build: got.build };
+  }
+  if (got.sha256 !== expected) {
+    await fsp.rm(part, { force: true });
+    throw new CliError(`checksum mismatch for ${req.asset}: expected sha256 ${expected}, got ${got.sha256}`, EXIT.checksum);
+  }
+  await fsp.rename(part, req.file);
+  return { file: req.file, ...got };
+}
+
+/**
+ * Brings `part` to the whole asset: waits for its build if it is cold, then continues from `offset` (or starts over
+ * when the server sends it whole, or the .part is longer than the asset). Returns the sha256 of the whole file.
+ */
+async function transfer(client: FactoryClient, req: DownloadRequest, part: string, offset: number, progress: ProgressLines): Promise<Omit<DownloadResult, 'file'>> {
   const get = (from: number) => client.download(req.schematic, req.version, req.asset, { respondAsync: true, range: from > 0 ? { start: from } : undefined });
 
   let answer: AssetDownload = await get(offset);
@@ -66,15 +86,7 @@ export async function downloadAsset(client: FactoryClient, req: DownloadRequest,
   } else {
     await hashFile(part, hash);
   }
-
-  const actual = hash.digest('hex');
-  const expected = await expectedSha256(client, req, build);
-  if (actual !== expected) {
-    await fsp.rm(part, { force: true });
-    throw new CliError(`checksum mismatch for ${req.asset}: expected sha256 ${expected}, got ${actual}`, EXIT.checksum);
-  }
-  await fsp.rename(part, req.file);
-  return { file: req.file, size, sha256: actual, resumedFrom: offset, build };
+  return { size, sha256: hash.digest('hex'), resumedFrom: offset, build };
 }
 
 /** Streams the body into the file (appending after `offset`), hashing as it goes; returns the bytes received. */

@@ -189,12 +189,31 @@ describe('talos-factory download', () => {
     expect(readFileSync(path.join(dir, 'kernel-amd64')).equals(bytes)).toBe(true);
   });
 
+  it('a .part with other bytes fails the check and is fetched once more from the start', async () => {
+    const id = await schematic();
+    await cli(['build', id, 'v1.12.2', 'kernel-amd64', '--wait']);
+    const bytes = fake.assetBytes(id, 'v1.12.2', 'kernel-amd64');
+    writeFileSync(path.join(dir, 'kernel-amd64.part'), Buffer.alloc(5000, 1));
+    const r = await cli(['download', id, 'v1.12.2', 'kernel-amd64', '--json']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('talos-factory: kernel-amd64.part did not match the asset; downloading it again from the start\n');
+    expect(JSON.parse(r.stdout)).toMatchObject({ resumedFrom: 0, sha256: sha256(bytes) });
+    expect(fake.requests.filter((q) => q.path.endsWith('/kernel-amd64')).map((q) => q.headers.range)).toEqual(['bytes=5000-', undefined]);
+    expect(readFileSync(path.join(dir, 'kernel-amd64')).equals(bytes)).toBe(true);
+  });
+
   it('a checksum mismatch exits 6 and removes the partial file', async () => {
     await restart({ stepMs: 5, wrongChecksum: true });
     const id = await schematic();
     const r = await cli(['download', id, 'v1.12.2', 'kernel-amd64']);
     expect(r.code).toBe(6);
     expect(r.stderr).toMatch(/^talos-factory: checksum mismatch for kernel-amd64: expected sha256 [0-9a-f]{64}, got [0-9a-f]{64}\n$/);
+    expect(existsSync(path.join(dir, 'kernel-amd64.part'))).toBe(false);
+    // resumed: fetched again whole once, then the same verdict
+    writeFileSync(path.join(dir, 'kernel-amd64.part'), fake.assetBytes(id, 'v1.12.2', 'kernel-amd64').subarray(0, 100));
+    const resumed = await cli(['download', id, 'v1.12.2', 'kernel-amd64']);
+    expect(resumed.code).toBe(6);
+    expect(resumed.stderr.split('\n')).toHaveLength(3);
     expect(existsSync(path.join(dir, 'kernel-amd64.part'))).toBe(false);
     expect(existsSync(path.join(dir, 'kernel-amd64'))).toBe(false);
   });
