@@ -19,6 +19,8 @@ export interface FakeFactoryOptions {
   wrongChecksum?: boolean;
   /** the events route closes each stream after this many events (reconnect tests) */
   dropEventsAfter?: number;
+  /** the events route falls silent after this many events of a stream, keeping the connection open (idle tests) */
+  stallEventsAfter?: number;
   /** seen versions */
   versions?: string[];
 }
@@ -152,6 +154,10 @@ export async function startFakeFactory(opts: FakeFactoryOptions = {}): Promise<F
         if (opts.dropEventsAfter !== undefined && sentHere >= opts.dropEventsAfter) {
           b.listeners.delete(pump);
           res.destroy();
+          return;
+        }
+        if (opts.stallEventsAfter !== undefined && sentHere >= opts.stallEventsAfter) {
+          b.listeners.delete(pump);
           return;
         }
         const data = b.events[next];

@@ -23,6 +23,8 @@ export interface BuildEventsOptions {
   reconnectDelayMs?: number;
   /** reconnects in a row without a new event before giving up; default 5 */
   maxReconnects?: number;
+  /** a stream silent this long (the server sends a keepalive every 15 s) is given up and reopened; default 45 s */
+  idleTimeoutMs?: number;
 }
 
 /** An event of a build's stream: the build as it is now, and the event's ID (for `lastEventId` after a restart). */
@@ -144,6 +146,7 @@ export class FactoryClient {
   async *buildEventStream(id: string, opts: BuildEventsOptions = {}): AsyncGenerator<BuildEvent> {
     const url = this.url(['builds', id, 'events']);
     const maxReconnects = opts.maxReconnects ?? 5;
+    const idleMs = opts.idleTimeoutMs ?? 45_000;
     let lastEventId = opts.lastEventId;
     let reconnects = 0;
     for (;;) {
@@ -152,33 +155,52 @@ export class FactoryClient {
       // why this attempt ended without the build's end; thrown once the reconnects in a row are used up
       let failure = new FactoryClientError(0, `event stream of build ${id} ended before the build did`);
       const parser = new EventStreamParser();
-      const res = await this.send(url, { headers, signal: opts.signal }).catch((err: unknown) => {
-        if (err instanceof FactoryClientError) return err;
-        throw err;
-      });
-      if (res instanceof FactoryClientError) {
-        failure = res;
-      } else if (res.status >= 400 && res.status < 500) {
-        throw await errorFromResponse(res);
-      } else if (!res.ok || !res.body) {
-        failure = await errorFromResponse(res);
-      } else {
-        try {
+      // this attempt ends when the caller aborts, or when the server says nothing (not even a keepalive) for idleMs
+      const attempt = new AbortController();
+      const onAbort = () => attempt.abort(opts.signal?.reason);
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      let silent = false;
+      let idle: NodeJS.Timeout | undefined;
+      const watch = () => {
+        clearTimeout(idle);
+        idle = setTimeout(() => {
+          silent = true;
+          attempt.abort();
+        }, idleMs);
+      };
+      try {
+        watch();
+        const res = await this.send(url, { headers, signal: attempt.signal });
+        if (res.status >= 400 && res.status < 500) throw await errorFromResponse(res);
+        if (!res.ok || !res.body) {
+          failure = await errorFromResponse(res);
+        } else {
           for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+            watch();
             for (const event of parser.push(chunk)) {
               if (event.event !== 'build') continue;
               const build = JSON.parse(event.data) as Build;
               lastEventId = event.id ?? lastEventId;
               // news: only reconnects in a row without any count against the limit
               reconnects = 0;
+              // the caller's time with an event is not the server's silence
+              clearTimeout(idle);
               yield { eventId: event.id, build };
               if (isFinished(build)) return;
+              watch();
             }
           }
-        } catch (err) {
-          if (opts.signal?.aborted || err instanceof SyntaxError) throw err;
-          failure = unreachable(url, err);
         }
+      } catch (err) {
+        if (opts.signal?.aborted || err instanceof SyntaxError) throw err;
+        if (err instanceof FactoryClientError && err.status >= 400 && err.status < 500) throw err;
+        if (silent) failure = new FactoryClientError(0, `event stream of build ${id} was silent for ${idleMs} ms`);
+        else if (err instanceof FactoryClientError) failure = err;
+        else failure = unreachable(url, err);
+      } finally {
+        clearTimeout(idle);
+        opts.signal?.removeEventListener('abort', onAbort);
+        attempt.abort();
       }
       if (++reconnects > maxReconnects) throw failure;
       await sleep(parser.retryMs ?? opts.reconnectDelayMs ?? 1000, opts.signal);

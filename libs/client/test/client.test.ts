@@ -77,6 +77,28 @@ describe('FactoryClient', () => {
     expect(eventRequests.map((r) => r.headers['last-event-id'])).toEqual([undefined, '2', '4']);
   });
 
+  it('reopens a stream that falls silent (no event, no keepalive) from its last event', async () => {
+    await fake.close();
+    fake = await startFakeFactory({ stallEventsAfter: 3 });
+    client = new FactoryClient({ baseUrl: fake.url });
+    schematic = (await client.createSchematic('a: b\n')).id;
+    const [build] = await client.createBuilds({ schematic, version: 'v1.12.2', assets: ['kernel-amd64'] });
+    const seen = await collect(client.buildEventStream(build.id, { idleTimeoutMs: 150, reconnectDelayMs: 5 }));
+    expect(seen.map((e) => e.eventId)).toEqual(['1', '2', '3', '4', '5']);
+    expect(fake.requests.filter((r) => r.path.endsWith('/events')).map((r) => r.headers['last-event-id'])).toEqual([undefined, '3']);
+  });
+
+  it('says the stream was silent when the reconnects run out', async () => {
+    await fake.close();
+    fake = await startFakeFactory({ stallEventsAfter: 0 });
+    client = new FactoryClient({ baseUrl: fake.url });
+    schematic = (await client.createSchematic('a: b\n')).id;
+    const [build] = await client.createBuilds({ schematic, version: 'v1.12.2', assets: ['kernel-amd64'] });
+    await expect(collect(client.buildEvents(build.id, { idleTimeoutMs: 50, reconnectDelayMs: 1, maxReconnects: 1 }))).rejects.toEqual(
+      new FactoryClientError(0, `event stream of build ${build.id} was silent for 50 ms`),
+    );
+  });
+
   it('resumes the event stream after a given event ID', async () => {
     const [build] = await client.createBuilds({ schematic, version: 'v1.12.2', assets: ['kernel-amd64'] });
     await collect(client.buildEvents(build.id));
