@@ -139,6 +139,7 @@ describe('build resources', () => {
     expectContiguous(eventsA);
     expectContiguous(eventsB);
     const builds = buildsOf(eventsA);
+    process.stdout.write(`[builds] ISO events: ${builds.map((x, i) => `${eventsA[i].id}:${x.state}${x.queuePosition !== undefined ? `#${x.queuePosition}` : ''}${x.stage ? `/${x.stage}` : ''}${x.percent !== undefined ? `/${x.percent}%` : ''}${x.bytes !== undefined ? `/${x.bytes}B` : ''}`).join(' ')}\n`);
     expect(builds[0]).toMatchObject({ state: 'queued', queuePosition: 0 });
     expectLifecycle(builds, ['starting', 'fetching imager', 'assembling initramfs', 'writing ISO', 'uploading', 'signing']);
     expect(buildsOf(eventsB).pop()).toEqual(builds[builds.length - 1]);

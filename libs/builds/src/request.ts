@@ -18,6 +18,8 @@ export interface BuildRequestDeps {
   logger: Logger;
   /** how long the background wait for the job lasts (the build timeout and then some) */
   timeoutMs: number;
+  /** gives a queued job a new BullMQ priority (a user request taking over a pre-warm build) */
+  promote?: (jobId: string, priority: number) => Promise<void>;
 }
 
 export interface BuildRequest {
@@ -47,7 +49,7 @@ export async function requestBuild(deps: BuildRequestDeps, request: BuildRequest
   let enqueued!: () => void;
   const added = new Promise<void>((resolve) => (enqueued = resolve));
   try {
-    await deps.builds.change(subject.id, queued(subject, request.priority));
+    await recordQueued(deps, subject, request.priority, ticket.priority ?? USER_PRIORITY);
     const waited = target.build(jobId, { timeoutMs: deps.timeoutMs, ...(ticket.priority ? { priority: ticket.priority } : {}), onEnqueued: enqueued });
     const settled = waited.then(
       () => undefined,
@@ -70,6 +72,19 @@ export async function requestBuild(deps: BuildRequestDeps, request: BuildRequest
   const build = await currentBuild(deps, subject.id);
   if (!build) throw new FactoryError(503, 'service temporarily unavailable');
   return build;
+}
+
+/**
+ * The record says queued (a new build, or joined: unchanged). A user request joining a build only pre-warming had
+ * asked for takes it over: its record says `user` and its job moves up to the user's priority (BullMQ keeps the first
+ * options of a job ID otherwise, and the user would wait behind every pre-warm build).
+ */
+export async function recordQueued(deps: Pick<BuildRequestDeps, 'builds' | 'promote' | 'logger'>, subject: BuildSubject, priority: BuildPriority, jobPriority: number): Promise<void> {
+  const before = await deps.builds.get(subject.id);
+  await deps.builds.change(subject.id, queued(subject, priority));
+  if (deps.promote && priority === 'user' && before?.build.state === 'queued' && before.build.priority === 'prewarm') {
+    await deps.promote(assetJobId(subject.id), jobPriority).catch((err: unknown) => deps.logger.warn({ err, build: subject.id }, 'could not move a pre-warm build up'));
+  }
 }
 
 /** The record with its live queue position (read, not written). */

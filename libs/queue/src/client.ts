@@ -121,6 +121,14 @@ export class JobClient {
     return reply.value;
   }
 
+  /** Moves a job still waiting to another priority (lower runs first); nothing when it is gone or running. */
+  async changePriority(name: QueueName, jobId: string, priority: number): Promise<void> {
+    const job = await Job.fromId(this.queue(name), jobId);
+    if (!job) return;
+    const state = await job.getState();
+    if (state === 'prioritized' || state === 'waiting' || state === 'delayed') await job.changePriority({ priority });
+  }
+
   /** Number of workers currently connected to a queue (used by readiness checks). */
   async workerCount(name: QueueName): Promise<number> {
     return (await this.queue(name).getWorkers()).length;

@@ -157,7 +157,7 @@ export class AssetRoutes {
       beforeBuild: (beforeBuild || builds) && (async (jobId) => {
         const ticket = beforeBuild ? await beforeBuild(req, jobId) : {};
         // admitted (or joining): the build's record says queued before its job is added
-        if (builds && profile) await builds.recordQueued(profile);
+        if (builds && profile) await builds.recordQueued(profile, ticket.priority);
         return ticket;
       }),
     }).finally(() => this.ensuring.delete(key));

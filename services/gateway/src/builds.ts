@@ -22,8 +22,10 @@ import {
   followBuild,
   isTerminal,
   positioned,
-  queued,
+  recordQueued,
+  BuildRequestDeps,
   requestBuild,
+  USER_PRIORITY,
 } from '@factory/builds';
 import { FactoryError } from '@factory/errors';
 import { readRequestBody } from '@factory/http';
@@ -91,6 +93,8 @@ export interface GatewayBuildOptions {
   buildTimeoutMs: number;
   /** per-client admission of a new build (rate limits, fair priority) */
   admit?: (req: Request, jobId: string) => Promise<BuildTicket>;
+  /** moves a queued job to another priority (a user request taking over a pre-warm build) */
+  promote?: (jobId: string, priority: number) => Promise<void>;
 }
 
 /** Asking for builds on behalf of HTTP requests, and the records of builds a `GET /image` queues. */
@@ -106,18 +110,22 @@ export class GatewayBuilds {
   }
 
   /** Queues (or joins, or finds done) the build of `profile` without waiting for it. */
+  private get deps(): BuildRequestDeps {
+    return { builds: this.o.builds, objects: this.o.objects, queueKey: this.o.queueKey, logger: this.o.logger, timeoutMs: this.o.buildTimeoutMs, promote: this.o.promote };
+  }
+
   request(req: Request | undefined, profile: AssetProfile, priority: BuildPriority = 'user'): Promise<Build> {
     const admit = this.o.admit;
     return requestBuild(
-      { builds: this.o.builds, objects: this.o.objects, queueKey: this.o.queueKey, logger: this.o.logger, timeoutMs: this.o.buildTimeoutMs },
+      this.deps,
       { subject: this.subject(profile), target: this.target(profile), priority, ...(admit && req ? { admit: (jobId: string) => admit(req, jobId) } : {}) },
     );
   }
 
-  /** A `GET /image` is about to queue the build of `profile` and wait for it: its record says queued. */
-  async recordQueued(profile: AssetProfile): Promise<void> {
+  /** A `GET /image` is about to queue the build of `profile` at `jobPriority` and wait for it: its record says queued. */
+  async recordQueued(profile: AssetProfile, jobPriority: number = USER_PRIORITY): Promise<void> {
     const subject = this.subject(profile);
-    await this.o.builds.change(subject.id, queued(subject, 'user')).catch((err: unknown) => this.o.logger.warn({ err, build: subject.id }, 'could not record a queued build'));
+    await recordQueued(this.deps, subject, 'user', jobPriority).catch((err: unknown) => this.o.logger.warn({ err, build: subject.id }, 'could not record a queued build'));
   }
 
   current(id: string): Promise<Build | undefined> {
@@ -170,6 +178,16 @@ export class BuildRoutes {
     const build = await this.o.requests.current(id);
     if (!build) throw new FactoryError(404, `build ${id} not found`);
     return build;
+  }
+
+  /**
+   * Queues the build of `/image/<schematic>/<version>/<asset>` without waiting for it (or joins it, or finds it done):
+   * validated as that route validates (its 4xx FactoryErrors). The entry point for pre-warming: `priority: 'prewarm'`
+   * queues at PREWARM_PRIORITY (100) without per-client limits; 'user' (default) applies `req`'s client limits when
+   * given. State changes then appear on the `<prefix>:builds:events` stream (BuildStore.feedKey).
+   */
+  async queueBuild(schematic: string, version: string, asset: string, o: { priority?: BuildPriority; req?: Request } = {}): Promise<Build> {
+    return this.o.requests.request(o.req, await this.o.assets.resolveImage(schematic, version, asset), o.priority ?? 'user');
   }
 
   /** `POST /builds`: every (version, asset) validated as `/image` would, in request order, before anything is queued. */

@@ -76,6 +76,7 @@ async function main(): Promise<void> {
     logger,
     buildTimeoutMs,
     admit: (req, jobId) => buildTicket(limiter, requestClient(req, limits.trustProxy), jobId),
+    promote: (jobId, priority) => jobs.changePriority('build', jobId, priority),
   });
   const assets = new AssetRoutes({
     jobs,
