@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Build, FactoryClient, FactoryClientError } from '@factory/client';
-import { FakeFactory, startFakeFactory } from '../../../test/support/fake-factory';
+import { FakeFactory, FakeFactoryOptions, startFakeFactory } from '../../../test/support/fake-factory';
 
 let fake: FakeFactory;
 let client: FactoryClient;
@@ -12,6 +12,15 @@ beforeEach(async () => {
   schematic = (await client.createSchematic('customization:\n  extraKernelArgs: [vga=791]\n')).id;
 });
 afterEach(() => fake.close());
+
+/** A fake factory started with `opts` (replacing the default one), and a build of kernel-amd64 queued on it. */
+async function kernelBuildOn(opts: FakeFactoryOptions): Promise<Build> {
+  await fake.close();
+  fake = await startFakeFactory(opts);
+  client = new FactoryClient({ baseUrl: fake.url });
+  schematic = (await client.createSchematic('a: b\n')).id;
+  return (await client.createBuilds({ schematic, version: 'v1.12.2', assets: ['kernel-amd64'] }))[0];
+}
 
 async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
@@ -65,11 +74,7 @@ describe('FactoryClient', () => {
   });
 
   it('reconnects a broken event stream with Last-Event-ID and misses nothing', async () => {
-    await fake.close();
-    fake = await startFakeFactory({ dropEventsAfter: 2 });
-    client = new FactoryClient({ baseUrl: fake.url });
-    schematic = (await client.createSchematic('a: b\n')).id;
-    const [build] = await client.createBuilds({ schematic, version: 'v1.12.2', assets: ['kernel-amd64'] });
+    const build = await kernelBuildOn({ dropEventsAfter: 2 });
     const seen = await collect(client.buildEventStream(build.id, { reconnectDelayMs: 5 }));
     expect(seen.map((e) => e.eventId)).toEqual(['1', '2', '3', '4', '5']);
     expect(seen.at(-1)!.build.state).toBe('done');
@@ -78,22 +83,14 @@ describe('FactoryClient', () => {
   });
 
   it('reopens a stream that falls silent (no event, no keepalive) from its last event', async () => {
-    await fake.close();
-    fake = await startFakeFactory({ stallEventsAfter: 3 });
-    client = new FactoryClient({ baseUrl: fake.url });
-    schematic = (await client.createSchematic('a: b\n')).id;
-    const [build] = await client.createBuilds({ schematic, version: 'v1.12.2', assets: ['kernel-amd64'] });
+    const build = await kernelBuildOn({ stallEventsAfter: 3 });
     const seen = await collect(client.buildEventStream(build.id, { idleTimeoutMs: 150, reconnectDelayMs: 5 }));
     expect(seen.map((e) => e.eventId)).toEqual(['1', '2', '3', '4', '5']);
     expect(fake.requests.filter((r) => r.path.endsWith('/events')).map((r) => r.headers['last-event-id'])).toEqual([undefined, '3']);
   });
 
   it('says the stream was silent when the reconnects run out', async () => {
-    await fake.close();
-    fake = await startFakeFactory({ stallEventsAfter: 0 });
-    client = new FactoryClient({ baseUrl: fake.url });
-    schematic = (await client.createSchematic('a: b\n')).id;
-    const [build] = await client.createBuilds({ schematic, version: 'v1.12.2', assets: ['kernel-amd64'] });
+    const build = await kernelBuildOn({ stallEventsAfter: 0 });
     await expect(collect(client.buildEvents(build.id, { idleTimeoutMs: 50, reconnectDelayMs: 1, maxReconnects: 1 }))).rejects.toEqual(
       new FactoryClientError(0, `event stream of build ${build.id} was silent for 50 ms`),
     );
