@@ -10,6 +10,7 @@ import path from 'node:path';
 import { freePort } from '../support/procs';
 import { ROOT, S3Factory, startFactoryOnS3, waitReady } from '../support/factory';
 import { openSse, SseEvent } from '../support/sse';
+import type { Build } from '@factory/client';
 
 jest.setTimeout(300_000);
 

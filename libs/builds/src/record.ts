@@ -8,40 +8,10 @@
  */
 import { assetKey, AssetIdentity } from '@factory/asset';
 
-export type BuildState = 'queued' | 'running' | 'done' | 'failed';
-export type BuildPriority = 'user' | 'prewarm';
-
-export interface BuildStage {
-  name: string;
-  startedAt: string;
-  /** absent on the stage under way */
-  durationMs?: number;
-}
-
-export interface Build {
-  /** the asset key (64 hex): the build job is `asset-<id>` */
-  id: string;
-  schematic: string;
-  version: string;
-  asset: string;
-  state: BuildState;
-  /** queued only: builds that start before this one (0 = next) */
-  queuePosition?: number;
-  stage?: string;
-  percent?: number;
-  /** bytes written so far, while running, when known */
-  bytes?: number;
-  size?: number;
-  sha256?: string;
-  url: string;
-  error?: { status: number; message: string };
-  priority: BuildPriority;
-  createdAt: string;
-  updatedAt: string;
-  stages: BuildStage[];
-  /** the last MAX_LOG_LINES lines, `<ISO> <text>` */
-  log: string[];
-}
+// The Build JSON of contract-14 is declared once, with the client that reads it (@factory/client); re-exported here
+// for the writers of build records.
+import type { Build, BuildPriority, BuildStage, BuildState } from '@factory/client';
+export type { Build, BuildPriority, BuildStage, BuildState } from '@factory/client';
 
 /** What names a build: its asset. */
 export interface BuildSubject {

@@ -7,3 +7,4 @@ export * from './meta';
 export * from './pxe';
 export * from './assets';
 export * from './talosctl';
+export * from './installer-ref';

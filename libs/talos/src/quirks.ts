@@ -68,6 +68,8 @@ export const dropInitOnAlloc = since(1, 14);
 export const nvmeTimeoutAwsOnly = since(1, 14);
 /** ≥ 1.14: mkfs.xfs is bounded by a 64 GiB minimum allocation group size. */
 export const xfsMinAllocationGroup = since(1, 14);
+/** ≥ 1.10: installer images are referenced per platform (`metal-installer`), before as `installer` (anchor §9). */
+export const platformInstallerImages = since(1, 10);
 
 /** Kernel modules directory inside the rootfs/initramfs. */
 export function kernelModulesPath(v: SemVer): string {
