@@ -16,6 +16,7 @@ import { AssetRoutes } from './assets';
 import { RateLimitedError, RateLimiter } from '@factory/ratelimit';
 import { readRequestBody } from '@factory/http';
 import type { TalosctlRoutes } from './talosctl';
+import { OPENAPI_DOCUMENT } from '@factory/openapi';
 
 export interface JobCaller {
   call<K extends JobName>(name: K, payload: PayloadOf<K>, opts?: { timeoutMs?: number; jobId?: string; removeWhenDone?: boolean; priority?: number }): Promise<ResultOf<K>>;
@@ -203,6 +204,10 @@ export function createApp(opts: GatewayOptions): express.Express {
     const llms = opts.llmsText;
     routes.add(['GET'], '/llms.txt', (_req, res) => sendBody(res, 200, 'text/plain; charset=utf-8', llms));
   }
+
+  // --- the OpenAPI 3.1 document of every public route (libs/openapi), serialised once -------------------------
+  const openApiJson = JSON.stringify(OPENAPI_DOCUMENT);
+  routes.add(['GET'], '/openapi.json', (_req, res) => sendBody(res, 200, 'application/json; charset=utf-8', openApiJson));
 
   app.use(routes.middleware(onError));
   app.use((_req, res) => sendError(res, 404, '404 page not found'));
