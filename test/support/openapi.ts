@@ -39,7 +39,8 @@ export class OpenApiChecker {
   private readonly validators = new Map<string, ValidateFunction>();
 
   constructor(private readonly doc: JsonObject = OPENAPI_DOCUMENT) {
-    this.ajv = new Ajv2020({ strict: true, allErrors: true });
+    // strict: a keyword ajv does not know is a mistake in the document; `required` in if/then names properties declared beside it
+    this.ajv = new Ajv2020({ strict: true, strictRequired: false, allErrors: true });
     addFormats(this.ajv);
     const components = doc.components as { schemas: Record<string, JsonObject> };
     for (const [name, schema] of Object.entries(components.schemas)) this.ajv.addSchema(rebase(schema), SCHEMA_BASE + name);

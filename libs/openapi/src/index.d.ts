@@ -1,0 +1,3 @@
+export { OPENAPI_DOCUMENT } from './document';
+export type { Json, JsonObject } from './document';
+//# sourceMappingURL=index.d.ts.map
