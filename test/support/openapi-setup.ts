@@ -6,8 +6,11 @@
  * receivers) are not checked.
  */
 import { formatViolations, responseRecorder } from './openapi';
+import { listenToResponses } from './response-hooks';
 
 const recorder = responseRecorder();
+// factories started by test/support/factory.ts and raw exchanges of test/support/raw-http.ts
+listenToResponses({ factoryStarted: (url) => recorder.noteFactoryOrigin(url), rawExchange: (port, head, response) => recorder.observeRaw(port, head, response) });
 const realFetch = globalThis.fetch;
 
 globalThis.fetch = async function checkedFetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {

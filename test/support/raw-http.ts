@@ -3,7 +3,7 @@
  * in the request line, headers that never end. Measures when the server closed the connection.
  */
 import net from 'node:net';
-import { responseRecorder } from './openapi';
+import { announceRawExchange } from './response-hooks';
 
 export interface RawExchange {
   /** everything the server sent (latin1) */
@@ -43,7 +43,7 @@ export function rawExchange(
       if (timer) clearInterval(timer);
       const response = received();
       // the factory's answer is checked against the OpenAPI document like every fetch response
-      responseRecorder().observeRaw(port, typeof head === 'string' ? head : head.toString('latin1'), response);
+      announceRawExchange(port, head, response);
       resolve({ response, status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(response)?.[1] ?? 0), closedAfterMs: Date.now() - started });
     });
     socket.on('connect', () => {
