@@ -38,5 +38,6 @@ afterEach(async () => {
 
 afterAll(async () => {
   await recorder.settle(30_000);
+  if (recorder.checked) process.stderr.write(`[openapi] ${recorder.checked} factory responses checked against the OpenAPI document\n`);
   fail('outside the tests');
 });

@@ -1,3 +1,0 @@
-export { OPENAPI_DOCUMENT } from './document';
-export type { Json, JsonObject } from './document';
-//# sourceMappingURL=index.d.ts.map
