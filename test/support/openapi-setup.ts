@@ -9,8 +9,12 @@ import { formatViolations, responseRecorder } from './openapi';
 import { listenToResponses } from './response-hooks';
 
 const recorder = responseRecorder();
-// factories started by test/support/factory.ts and raw exchanges of test/support/raw-http.ts
-listenToResponses({ factoryStarted: (url) => recorder.noteFactoryOrigin(url), rawExchange: (port, head, response) => recorder.observeRaw(port, head, response) });
+// factories started by test/support (factory.ts, launcher.ts), raw exchanges of raw-http.ts, node:http answers of the fuzz
+listenToResponses({
+  factoryStarted: (url) => recorder.noteFactoryOrigin(url),
+  rawExchange: (port, head, response) => recorder.observeRaw(port, head, response),
+  response: (r) => recorder.observe(r),
+});
 const realFetch = globalThis.fetch;
 
 globalThis.fetch = async function checkedFetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {

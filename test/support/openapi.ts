@@ -77,8 +77,7 @@ export class OpenApiChecker {
 
   /** Problems of one response; empty when it is what the document says. */
   check(r: ObservedResponse): string[] {
-    const pathname = new URL(r.url, 'http://factory.invalid').pathname;
-    const { where, responses } = this.allowedResponses(r.method, pathname);
+    const { where, responses } = this.allowedResponses(r.method, pathnameOf(r.url));
     const status = String(r.status);
     const documented = responses[status] ?? responses[`${status[0]}XX`] ?? responses.default;
     if (!documented) return [`${where}: status ${status} is not documented (documented: ${Object.keys(responses).join(', ')})`];
@@ -95,7 +94,7 @@ export class OpenApiChecker {
 
   /** A request the client followed to another host (storage): the operation must document a redirect. */
   checkFollowedRedirect(method: string, url: string): string[] {
-    const { where, responses } = this.allowedResponses(method, new URL(url, 'http://factory.invalid').pathname);
+    const { where, responses } = this.allowedResponses(method, pathnameOf(url));
     return Object.keys(responses).some((s) => /^3(\d\d|XX)$/.test(s) && s !== '304') ? [] : [`${where}: answered with a redirect, but no redirect is documented`];
   }
 
@@ -158,6 +157,11 @@ export class OpenApiChecker {
     }
     return current;
   }
+}
+
+/** The path of a request URL as the server's router sees it: as sent (no dot-segment or percent normalisation). */
+function pathnameOf(url: string): string {
+  return url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '').split(/[?#]/)[0] || '/';
 }
 
 /** `#/components/schemas/X` → the URI the schema was registered under with ajv. */
@@ -234,17 +238,11 @@ export class ResponseRecorder {
 
   /** A factory's base URL (its gateway): every response from it is checked, even those without the Server header. */
   noteFactoryOrigin(url: string): void {
-    this.origins.add(new URL(url).origin);
+    this.origins.add(originOf(url));
   }
 
   private fromFactory(url: string, headers: Record<string, string>): boolean {
-    let origin: string;
-    try {
-      origin = new URL(url).origin;
-    } catch {
-      return false;
-    }
-    return this.origins.has(origin) || (headers.server ?? '').startsWith('Image Factory');
+    return this.origins.has(originOf(url)) || (headers.server ?? '').startsWith('Image Factory');
   }
 
   /** Called by the fetch wrapper with the response it is about to hand back (before the test reads its body). */
@@ -275,17 +273,18 @@ export class ResponseRecorder {
     this.pending.add(read);
   }
 
-  /** A raw-socket exchange (test/support/raw-http.ts): the first response of `response` (latin1) to `head`. */
+  /** A response received some other way (node:http in the fuzz), body included when it was kept. */
+  observe(r: ObservedResponse, via = ''): void {
+    if (!this.fromFactory(r.url, r.headers) || answeredByNode(r)) return;
+    this.add(currentTest(), `${r.method} ${r.url}${via}`, this.checker.check({ ...r, body: r.body !== undefined && readsBody(r.method, r.headers) ? r.body : undefined }));
+  }
+
+  /** A raw-socket exchange (test/support/raw-http.ts): the first final response of `response` (latin1) to `head`. */
   observeRaw(port: number, head: string, response: string): void {
     const requestLine = /^([A-Z]+) (\S+) HTTP\/1\.[01]\r?\n/.exec(head);
     const parsed = parseRawResponse(response);
     if (!requestLine || !parsed) return;
-    const url = `http://127.0.0.1:${port}${requestLine[2].startsWith('/') ? requestLine[2] : '/'}`;
-    if (!this.fromFactory(url, parsed.headers)) return;
-    // Node's HTTP parser answers malformed or too slow requests itself (no route ran, no Server header): not the API.
-    if (parsed.headers.server === undefined && [400, 408, 431, 505].includes(parsed.status)) return;
-    const method = requestLine[1];
-    this.add(currentTest(), `${method} ${url} (raw)`, this.checker.check({ method, url, status: parsed.status, headers: parsed.headers, body: readsBody(method, parsed.headers) ? parsed.body : undefined }));
+    this.observe({ method: requestLine[1], url: `http://127.0.0.1:${port}${requestLine[2]}`, ...parsed }, ' (raw)');
   }
 
   /** The checker itself failed on a response: reported as that response's violation. */
@@ -314,12 +313,18 @@ export class ResponseRecorder {
   }
 }
 
+/**
+ * Node's HTTP server answers some requests itself before any route (or the factory's code) runs: malformed requests
+ * (400), header or request timeouts (408), headers too large (431), unsupported versions (505), an `Expect` it does
+ * not know (417). These carry no `Server` header and are not the API's.
+ */
+function answeredByNode(r: ObservedResponse): boolean {
+  return r.headers.server === undefined && [400, 408, 417, 431, 505].includes(r.status);
+}
+
+/** `scheme://host[:port]` of a URL as sent (fuzzed paths need not parse as a URL). */
 function originOf(url: string): string {
-  try {
-    return new URL(url).origin;
-  } catch {
-    return '';
-  }
+  return (/^[a-z][a-z0-9+.-]*:\/\/[^/?#*]*/i.exec(url)?.[0] ?? '').toLowerCase();
 }
 
 function currentTest(): string {
@@ -330,13 +335,15 @@ function currentTest(): string {
   }
 }
 
-/** Status, headers and body of the first HTTP/1.x response in `raw` (latin1); chunked bodies are decoded. */
+/** Status, headers and body of the first final HTTP/1.x response in `raw` (latin1); chunked bodies are decoded. */
 export function parseRawResponse(raw: string): { status: number; headers: Record<string, string>; body: string } | undefined {
   const end = raw.indexOf('\r\n\r\n');
   if (end < 0) return undefined;
   const lines = raw.slice(0, end).split('\r\n');
   const status = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0]);
   if (!status) return undefined;
+  // an interim response (100 Continue) has no body: the final one follows
+  if (status[1].startsWith('1')) return parseRawResponse(raw.slice(end + 4));
   const headers: Record<string, string> = {};
   for (const line of lines.slice(1)) {
     const colon = line.indexOf(':');

@@ -8,6 +8,16 @@ export interface ResponseListener {
   factoryStarted(url: string): void;
   /** a raw-socket exchange with 127.0.0.1:`port`: the request `head` as sent and the `response` (latin1) */
   rawExchange(port: number, head: string, response: string): void;
+  /** a response a helper received through node:http (lower-case header names; body when it was kept) */
+  response(r: AnnouncedResponse): void;
+}
+
+export interface AnnouncedResponse {
+  method: string;
+  url: string;
+  status: number;
+  headers: Record<string, string>;
+  body?: string;
 }
 
 const LISTENER = Symbol.for('factory.test.responseListener');
@@ -23,4 +33,8 @@ export function announceFactory(url: string): void {
 
 export function announceRawExchange(port: number, head: Buffer | string, response: string): void {
   (globalThis as WithListener)[LISTENER]?.rawExchange(port, typeof head === 'string' ? head : head.toString('latin1'), response);
+}
+
+export function announceResponse(r: AnnouncedResponse): void {
+  (globalThis as WithListener)[LISTENER]?.response(r);
 }
