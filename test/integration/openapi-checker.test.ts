@@ -40,6 +40,8 @@ describe('documented responses pass', () => {
     ['an unknown path', { method: 'GET', url: '/nowhere', status: 404, headers: TEXT, body: '404 page not found\n' }],
     ['another method', { method: 'DELETE', url: '/versions', status: 405, headers: { ...TEXT, allow: 'GET, OPTIONS' }, body: 'Method Not Allowed\n' }],
     ['a registry manifest', { method: 'GET', url: `/v2/installer/${ID}/manifests/v1.11.3`, status: 200, headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' }, body: '{"schemaVersion":2,"manifests":[]}' }],
+    ['the registry ping with extra slashes', { method: 'GET', url: '/v2//', status: 200, headers: {}, body: '' }],
+    ['an upstream status passed through by the source-image proxy', { method: 'HEAD', url: '/v2/siderolabs/imager/tags/list', status: 405, headers: {} }],
     ['a source-image proxy error', { method: 'GET', url: '/v2/siderolabs/imager/manifests/v9', status: 404, headers: { 'content-type': 'application/json; charset=utf-8' }, body: '{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}' }],
   ])('%s', (_name, response) => {
     expect(checker.check(response)).toEqual([]);
@@ -73,6 +75,9 @@ test('path templates: the most specific documented path wins, a parameter is one
   expect(checker.matchPath(`/builds/${ID}/events`)).toBe('/builds/{id}/events');
   expect(checker.matchPath('/builds//events')).toBeUndefined();
   expect(checker.matchPath('/versions/')).toBeUndefined();
+  // the registry path is trimmed of slashes (anchor-api §5.1), other paths are not
+  expect(checker.matchPath(`/v2/installer/${ID}/manifests/v1.11.3/`)).toBe('/v2/{image}/{schematic}/manifests/{reference}');
+  expect(checker.matchPath('/v2///')).toBe('/v2');
 });
 
 test('raw responses are parsed (chunked bodies decoded)', () => {

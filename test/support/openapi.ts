@@ -52,7 +52,7 @@ export class OpenApiChecker {
 
   /** The documented path (template) a request path falls under; the most specific one when several match. */
   matchPath(pathname: string): string | undefined {
-    const parts = pathname.split('/');
+    const parts = this.routedPath(pathname).split('/');
     let best: PathTemplate | undefined;
     for (const t of this.templates) {
       if (t.segments.length !== parts.length) continue;
@@ -60,6 +60,16 @@ export class OpenApiChecker {
       if (!best || t.literals > best.literals) best = t;
     }
     return best?.key;
+  }
+
+  /** The path as the router sees it: under a prefix of `x-path-normalisation` (`/v2/`) without its extra slashes. */
+  private routedPath(pathname: string): string {
+    for (const [prefix, rule] of Object.entries((this.doc['x-path-normalisation'] ?? {}) as Record<string, string>)) {
+      if (rule !== 'trim-slashes' || !pathname.startsWith(prefix)) continue;
+      const rest = pathname.slice(prefix.length).replace(/^\/+|\/+$/g, '');
+      return rest ? prefix + rest : prefix.replace(/\/$/, '');
+    }
+    return pathname;
   }
 
   /** What may answer `method` on `pathname`: the operation's responses, or the router's (x-router-responses). */

@@ -97,7 +97,8 @@ const OCI_DOCUMENT_TYPES = [
 
 const downloadHeaders: JsonObject = {
   'Content-Disposition': { required: true, schema: { type: 'string' } },
-  ETag: { required: true, description: '`"<sha256 of the asset>"`', schema: { type: 'string' } },
+  // not on the checksum lines of `/image/…/<asset>.sha256|.sha512`
+  ETag: { description: '`"<sha256 of the asset>"` (on the asset, not on its checksum line)', schema: { type: 'string' } },
   'Accept-Ranges': { schema: { type: 'string', const: 'bytes' } },
 };
 
@@ -459,13 +460,9 @@ const paths: JsonObject = {
   '/v2/siderolabs/{image}/blobs/{reference}': sourceProxyPath('Blob'),
   '/v2/siderolabs/{image}/referrers/{reference}': sourceProxyPath('Referrers'),
   '/v2/siderolabs/{image}/tags/list': {
-    get: {
-      tags: ['registry'],
-      operationId: 'listSourceImageTags',
-      summary: 'Tags of an upstream source image (proxied)',
-      parameters: [paramRef('SourceImagePath')],
-      responses: registryResponses(),
-    },
+    get: { tags: ['registry'], operationId: 'listSourceImageTags', summary: 'Tags of an upstream source image (proxied)', parameters: [paramRef('SourceImagePath')], responses: sourceProxyResponses() },
+    // every /v2 path answers HEAD as GET (anchor-api §1.2)
+    head: { tags: ['registry'], operationId: 'headSourceImageTags', summary: 'Tags of an upstream source image (headers only)', parameters: [paramRef('SourceImagePath')], responses: sourceProxyResponses() },
   },
 };
 
@@ -539,6 +536,12 @@ function registryResponses(success?: JsonObject): JsonObject {
   };
 }
 
+/** The source-image proxy passes the upstream registry's answers through: any error status it gives. */
+function sourceProxyResponses(): JsonObject {
+  const failure = responseRef('RegistryFailure');
+  return { ...registryResponses(), '206': { description: 'A byte range of a blob.', content: { '*/*': {} } }, '4XX': failure, '5XX': failure };
+}
+
 function registryPath(kind: 'Manifest' | 'Blob' | 'Referrers', summary: string, parameters: Json[]): JsonObject {
   const documentContent = Object.fromEntries(OCI_DOCUMENT_TYPES.map((t) => [t, { schema: schemaRef('OciDocument') }]));
   const success: JsonObject =
@@ -564,7 +567,7 @@ function sourceProxyPath(kind: 'Manifest' | 'Blob' | 'Referrers'): JsonObject {
     operationId: `${method}SourceImage${kind}`,
     summary: 'Upstream source image (installer-base, installer, imager, extensions, overlays, talosctl-all), proxied unchanged',
     parameters: [paramRef('SourceImagePath'), { name: 'reference', in: 'path', required: true, schema: { type: 'string' } }],
-    responses: registryResponses(),
+    responses: sourceProxyResponses(),
   });
   return { get: op('get'), head: op('head') };
 }
@@ -863,7 +866,9 @@ export const OPENAPI_DOCUMENT: JsonObject = {
       'The routes of siderolabs/image-factory (schematics, versions, assets, PXE, the `/v2` registry) and the build API of ' +
       'this factory (`/builds`, `/prewarm`, `/webhooks`). Errors are plain text: a status and one line ending in `\\n`. ' +
       'An unknown path is `404 page not found`, a known path with another method `405 Method Not Allowed` (with ' +
-      '`Allow`), and a request body announced larger than the limit is 413 on any route (`x-router-responses`).',
+      '`Allow`), and a request body announced larger than the limit is 413 on any route (`x-router-responses`). Under ' +
+      '`/v2/` the registry path is trimmed of leading and trailing slashes before it is routed (`/v2//` is the ping, ' +
+      'anchor-api §5.1; `x-path-normalisation`).',
     license: { name: 'MPL-2.0', identifier: 'MPL-2.0' },
   },
   tags,
@@ -871,4 +876,5 @@ export const OPENAPI_DOCUMENT: JsonObject = {
   webhooks,
   components: { schemas, responses, parameters },
   'x-router-responses': routerResponses,
+  'x-path-normalisation': { '/v2/': 'trim-slashes' },
 };
