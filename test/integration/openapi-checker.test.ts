@@ -58,7 +58,7 @@ describe('wrong responses fail', () => {
     ['an error without the trailing newline', { method: 'POST', url: '/builds', status: 400, headers: TEXT, body: 'invalid build request: x' }, /must match pattern/],
     ['a build with a field the contract does not have', { method: 'GET', url: `/builds/${ID}`, status: 200, headers: JSON_CT, body: JSON.stringify(build({ progress: 5 })) }, /additional properties/],
     ['a failed build without its error', { method: 'GET', url: `/builds/${ID}`, status: 200, headers: JSON_CT, body: JSON.stringify(build({ state: 'failed' })) }, /must have required property 'error'/],
-    ['a queued build without its position', { method: 'GET', url: `/builds/${ID}`, status: 200, headers: JSON_CT, body: JSON.stringify(build({ state: 'queued' })) }, /queuePosition/],
+    ['a running build with a queue position', { method: 'GET', url: `/builds/${ID}`, status: 200, headers: JSON_CT, body: JSON.stringify(build({ queuePosition: 0 })) }, /must NOT be valid/],
     ['a 202 of /image without Location', { method: 'GET', url: `/image/${ID}/v1.11.3/metal-amd64.iso`, status: 202, headers: { ...JSON_CT, 'preference-applied': 'respond-async' }, body: JSON.stringify(build()) }, /required header Location is missing/],
     ['a body where none is documented', { method: 'GET', url: '/healthz', status: 200, headers: TEXT, body: 'ok\n' }, /documented without a body/],
     ['a 200 for an unknown path', { method: 'GET', url: '/nowhere', status: 200, headers: TEXT, body: 'hello\n' }, /status 200 is not documented/],

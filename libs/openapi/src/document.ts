@@ -34,6 +34,7 @@ const ERROR_RESPONSES: Record<number, string> = {
   400: 'BadRequest',
   402: 'PaymentRequired',
   404: 'NotFound',
+  409: 'Conflict',
   412: 'PreconditionFailed',
   413: 'PayloadTooLarge',
   416: 'RangeNotSatisfiable',
@@ -384,9 +385,9 @@ const paths: JsonObject = {
     delete: {
       tags: ['webhooks'],
       operationId: 'deleteWebhook',
-      summary: 'Remove a webhook',
+      summary: 'Remove a webhook (409 for one configured by FACTORY_WEBHOOKS)',
       parameters: [paramRef('WebhookIdPath')],
-      responses: { '204': emptyResponse('Removed.'), ...errors(400, 404, ...SERVICE_FAULTS) },
+      responses: { '204': emptyResponse('Removed.'), ...errors(400, 404, 409, ...SERVICE_FAULTS) },
     },
   },
   '/webhooks/{id}/deliveries': {
@@ -654,7 +655,7 @@ const schemas: JsonObject = {
       version: schemaRef('VersionTag'),
       asset: { type: 'string', minLength: 1 },
       state: { type: 'string', enum: ['queued', 'running', 'done', 'failed'] },
-      queuePosition: { type: 'integer', minimum: 0, description: 'Only when queued (0 = next to start).' },
+      queuePosition: { type: 'integer', minimum: 0, description: 'Only when queued, when known (0 = next to start).' },
       stage: { type: 'string', description: 'Current stage while running; kept on done.' },
       percent: { type: 'number', minimum: 0, maximum: 100 },
       bytes: { type: 'integer', minimum: 0, description: 'Bytes written so far, while running, when known.' },
@@ -682,7 +683,8 @@ const schemas: JsonObject = {
       log: { type: 'array', maxItems: 50, items: { type: 'string' }, description: 'The last lines of the build log, `<ISO time> <text>`.' },
     },
     allOf: [
-      { if: { properties: { state: { const: 'queued' } } }, then: { required: ['queuePosition'] }, else: { not: { required: ['queuePosition'] } } },
+      // the position is given when it is known (the job may be between the queue and a worker)
+      { if: { properties: { state: { const: 'queued' } } }, else: { not: { required: ['queuePosition'] } } },
       { if: { properties: { state: { const: 'done' } } }, then: { required: ['size', 'sha256'] } },
       { if: { properties: { state: { const: 'failed' } } }, then: { required: ['error'] }, else: { not: { required: ['error'] } } },
     ],
@@ -786,6 +788,7 @@ const responses: JsonObject = {
   BadRequest: textError('Invalid input, e.g. `error parsing profile from path: invalid profile path: "x"`, `invalid build request: …`.'),
   PaymentRequired: textError('An enterprise-only feature of the anchor (`.sigstore.json`).'),
   NotFound: textError('Not found, e.g. `schematic ID "x" not found`, `version 1.2.3 is not available`, `build <id> not found`.'),
+  Conflict: textError('The resource cannot change this way (a webhook configured by FACTORY_WEBHOOKS cannot be deleted).'),
   PreconditionFailed: textError('If-Match did not match.'),
   PayloadTooLarge: textError('The request body is larger than the limit (`request body too large: …`).'),
   RangeNotSatisfiable: textError('The Range cannot be satisfied (`Content-Range: bytes */<size>`).'),
