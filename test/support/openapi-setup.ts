@@ -1,6 +1,7 @@
 /**
  * jest setupFilesAfterEnv of the integration project: every response a test file receives from a factory through
- * global fetch (and test/support/raw-http.ts) is checked against the OpenAPI document (test/support/openapi.ts).
+ * global fetch, test/support/raw-http.ts or the fuzz's node:http client (test/support/response-hooks.ts) is checked
+ * against the OpenAPI document (test/support/openapi.ts). Other node:http requests of tests are not seen.
  * A test that received an undocumented response fails in its afterEach; responses received outside tests
  * (beforeAll/afterAll) fail the file in afterAll. Responses of other servers (S3, the upstream registry, webhook
  * receivers) are not checked.
@@ -35,13 +36,14 @@ const fail = (where: string) => {
   if (violations.length) throw new Error(`responses not described by the OpenAPI document (${where}):\n${formatViolations(violations)}`);
 };
 
+// explicit hook timeouts: waiting for bodies still being read must not run into jest's default 5 s
 afterEach(async () => {
-  await recorder.settle();
+  await recorder.settle(10_000);
   fail('this test');
-});
+}, 20_000);
 
 afterAll(async () => {
   await recorder.settle(30_000);
   if (recorder.checked) process.stderr.write(`[openapi] ${recorder.checked} factory responses checked against the OpenAPI document\n`);
   fail('outside the tests');
-});
+}, 40_000);
