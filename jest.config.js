@@ -6,7 +6,8 @@ module.exports = {
   projects: [
     { displayName: 'unit', testEnvironment: 'node', transform, moduleNameMapper,
       testMatch: ['<rootDir>/{libs,services,tools}/*/test/**/*.test.ts'] },
+    // every factory response an integration test receives is checked against the OpenAPI document (libs/openapi)
     { displayName: 'integration', testEnvironment: 'node', transform, moduleNameMapper,
-      testMatch: ['<rootDir>/test/integration/**/*.test.ts'] },
+      testMatch: ['<rootDir>/test/integration/**/*.test.ts'], setupFilesAfterEnv: ['<rootDir>/test/support/openapi-setup.ts'] },
   ],
 };

@@ -6,6 +6,7 @@
 import http from 'node:http';
 import { LaunchedFactory } from '../support/launcher';
 import { rawExchange } from '../support/raw-http';
+import { announceResponse } from '../support/response-hooks';
 import { megabytes, RssSampler } from '../support/rss';
 import { ACCEPTED, Family, FuzzCase, FuzzWorld, generateCases, HttpCase, PREBUILT } from './cases';
 
@@ -110,6 +111,8 @@ export async function prepareWorld(url: string): Promise<FuzzWorld> {
   return { defaultId, knownIds, version, versions, kernelEtag, upstreamDigests: upstreamDigests.filter(Boolean), installerDigests: installerDigests.filter(Boolean) };
 }
 
+const MAX_ANNOUNCED_BODY = 64 * 1024;
+
 /** Sends one case; never throws. */
 async function send(port: number, c: FuzzCase, hangMs: number): Promise<CaseOutcome> {
   const started = Date.now();
@@ -149,10 +152,20 @@ async function send(port: number, c: FuzzCase, hangMs: number): Promise<CaseOutc
     req.on('error', (err) => done({ statuses: status ? [status] : [], error: `connection: ${err.message}`, snippet }));
     req.on('response', (res) => {
       status = res.statusCode ?? 0;
+      // the body as far as it is kept for the OpenAPI check of the integration tests (response-hooks)
+      const kept: Buffer[] = [];
+      let keptBytes = 0;
       res.on('data', (d: Buffer) => {
         if (snippet.length < 300) snippet += d.toString('latin1').slice(0, 300 - snippet.length);
+        keptBytes += d.length;
+        if (keptBytes <= MAX_ANNOUNCED_BODY) kept.push(d);
       });
-      res.on('end', () => done({ statuses: [status], snippet }));
+      res.on('end', () => {
+        const headers = Object.fromEntries(Object.entries(res.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : String(v)]));
+        const body = keptBytes <= MAX_ANNOUNCED_BODY ? Buffer.concat(kept).toString('utf8') : undefined;
+        announceResponse({ method: c.method, url: `http://127.0.0.1:${port}${c.path}`, status, headers, body });
+        done({ statuses: [status], snippet });
+      });
       res.on('error', (err) => done({ statuses: [status], error: `connection: ${err.message}`, snippet }));
     });
     req.end(c.body);

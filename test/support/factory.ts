@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { findCheckout } from './checkout';
 import { freePort, ProcHandle, startRedis, startRegistry, startS3, waitForPort } from './procs';
+import { announceFactory } from './response-hooks';
 
 export const ROOT = findCheckout(__dirname);
 export const SERVICE_NAMES = ['signing', 'schematic-store', 'registry-proxy', 'build-worker', 'gateway'] as const;
@@ -60,6 +61,8 @@ export async function startServices(
     procs.set(name, proc);
   }
   const url = `http://127.0.0.1:${port}`;
+  // every response of this gateway is checked against the OpenAPI document (test/support/openapi-setup.ts)
+  announceFactory(url);
   const factory: RunningFactory = {
     url,
     port,

@@ -3,6 +3,7 @@ import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT, waitReady } from './factory';
+import { announceFactory } from './response-hooks';
 
 export interface LaunchedFactory {
   proc: ChildProcess;
@@ -26,6 +27,7 @@ export async function launchFactory(o: { port: number; dataDir: string; demoDir:
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
   const url = `http://127.0.0.1:${o.port}`;
+  announceFactory(url);
   try {
     await waitReady(url, 120_000);
     // The launcher announces readiness once its own check passes.

@@ -3,6 +3,7 @@
  * in the request line, headers that never end. Measures when the server closed the connection.
  */
 import net from 'node:net';
+import { announceRawExchange } from './response-hooks';
 
 export interface RawExchange {
   /** everything the server sent (latin1) */
@@ -41,6 +42,8 @@ export function rawExchange(
       clearTimeout(giveUp);
       if (timer) clearInterval(timer);
       const response = received();
+      // the factory's answer is checked against the OpenAPI document like every fetch response
+      announceRawExchange(port, head, response);
       resolve({ response, status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(response)?.[1] ?? 0), closedAfterMs: Date.now() - started });
     });
     socket.on('connect', () => {

@@ -17,6 +17,7 @@ import { RateLimitedError, RateLimiter } from '@factory/ratelimit';
 import { readRequestBody } from '@factory/http';
 import type { TalosctlRoutes } from './talosctl';
 import type { BuildRoutes } from './builds';
+import { OPENAPI_DOCUMENT } from '@factory/openapi';
 
 export interface JobCaller {
   call<K extends JobName>(name: K, payload: PayloadOf<K>, opts?: CallOptions): Promise<ResultOf<K>>;
@@ -216,6 +217,9 @@ export function createApp(opts: GatewayOptions): express.Express {
     routes.add(['GET'], '/builds/:id', (req, res) => builds.get(req, res));
     routes.add(['GET'], '/builds/:id/events', (req, res) => builds.events(req, res));
   }
+  // --- the OpenAPI 3.1 document of every public route (libs/openapi), serialised once -------------------------
+  const openApiJson = JSON.stringify(OPENAPI_DOCUMENT);
+  routes.add(['GET'], '/openapi.json', (_req, res) => sendBody(res, 200, 'application/json; charset=utf-8', openApiJson));
 
   app.use(routes.middleware(onError));
   app.use((_req, res) => sendError(res, 404, '404 page not found'));

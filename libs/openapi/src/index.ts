@@ -1,0 +1,2 @@
+export { OPENAPI_DOCUMENT } from './document';
+export type { Json, JsonObject } from './document';
