@@ -4,7 +4,6 @@
  * a client would; the build-worker's own metric counts how many builds really ran.
  */
 import { createHash } from 'node:crypto';
-import type { Build } from '@factory/builds';
 import { spawn, ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { freePort } from '../support/procs';
