@@ -8,6 +8,7 @@ import { OPENAPI_DOCUMENT } from '@factory/openapi';
 import { createLogger, createMetricsRegistry } from '@factory/telemetry';
 import { createApp, JobCaller } from '../src/app';
 import type { AssetRoutes } from '../src/assets';
+import type { BuildRoutes } from '../src/builds';
 import { Routes } from '../src/compat';
 import type { TalosctlRoutes } from '../src/talosctl';
 
@@ -16,10 +17,6 @@ import type { TalosctlRoutes } from '../src/talosctl';
  * merged, they are registered and this list may shrink; it never needs to grow.)
  */
 const DOCUMENTED_AHEAD = new Set([
-  'POST /builds',
-  'GET /builds',
-  'GET /builds/{id}',
-  'GET /builds/{id}/events',
   'PUT /prewarm/{schematic}',
   'GET /prewarm/{schematic}',
   'DELETE /prewarm/{schematic}',
@@ -40,6 +37,7 @@ const gatewayOptions = () => ({
   // every optional route on (they are only registered, never called here)
   assets: {} as AssetRoutes,
   talosctl: {} as TalosctlRoutes,
+  builds: {} as BuildRoutes,
   llmsText: 'llms',
 });
 
