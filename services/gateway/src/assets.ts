@@ -104,6 +104,16 @@ export class AssetRoutes {
     return resolveAssetProfile({ schematicId: id, schematic, schematicYaml: yaml, rawVersion, parsePath, assetPath }, this.o.catalog);
   }
 
+  /** The profile of `/image/<schematic>/<version>/<path>`, resolved and validated exactly as that route does. */
+  imageProfile(schematicId: string, rawVersion: string, rawPath: string): Promise<AssetProfile> {
+    return this.resolve(schematicId, rawVersion, () => parseAssetPath(rawPath), () => rawPath);
+  }
+
+  /** Throws the edge's 404 (`schematic ID "x" not found`) unless the schematic is stored. */
+  async requireSchematic(id: string): Promise<void> {
+    await this.schematic(id);
+  }
+
   private async schematic(id: string): Promise<StoredSchematic> {
     if (!isSchematicId(id)) throw new FactoryError(404, `schematic ID ${JSON.stringify(id)} not found`);
     const cached = this.schematics.get(id);

@@ -3,11 +3,11 @@
  */
 import { createPublicKey } from 'node:crypto';
 import { AssetVerifier, integrityEvents } from '@factory/asset';
-import { EnvReader, readCommon, readExternal, readHandoffSecret, readLimits, readReceiveTimeouts } from '@factory/config';
+import { EnvReader, readCommon, readExternal, readHandoffSecret, readLimits, readNotify, readReceiveTimeouts } from '@factory/config';
 import { createBoundedServer } from '@factory/http';
 import { createObjectStore } from '@factory/storage';
 import { AccessTracker } from '@factory/budget';
-import { JobClient, redisConnection } from '@factory/queue';
+import { JobClient, redisConnection, serveQueue } from '@factory/queue';
 import { drainable, fatal, onShutdown } from '@factory/runtime';
 import { Counter, createLogger, createMetricsRegistry } from '@factory/telemetry';
 import { createApp } from './app';
@@ -17,6 +17,11 @@ import { buildTicket, createServiceLimiter, requestClient } from '@factory/ratel
 import { createRegistryProxy, isRegistryPath } from './registry';
 import { TalosctlRoutes } from './talosctl';
 import { llmsText } from './llms';
+import { NotifyStore } from './notify/store';
+import { Notifier } from './notify/service';
+import { queueAssetBuild } from './notify/queue-build';
+import { webhookRetryDelayMs } from './notify/delivery';
+import { lookup } from 'node:dns/promises';
 
 async function main(): Promise<void> {
   const env = new EnvReader();
@@ -37,6 +42,9 @@ async function main(): Promise<void> {
   const registryUrl = env.url('FACTORY_REGISTRY_URL', 'http://127.0.0.1:8081') as string;
   const handoffSecret = readHandoffSecret(env);
   const limits = readLimits(env);
+  const notifySettings = readNotify(env);
+  // the version check runs as often as the upstream catalog re-reads its tag list
+  const versionCheckMs = env.duration('FACTORY_VERSION_RECHECK_INTERVAL', 15 * 60_000);
   env.done();
 
   const logger = createLogger('gateway', common.logLevel);
@@ -75,9 +83,48 @@ async function main(): Promise<void> {
     beforeBuild: (req, jobId) => buildTicket(limiter, requestClient(req, limits.trustProxy), jobId),
   });
   const talosctl = new TalosctlRoutes({ jobs, catalog, assets, externalUrl: external.externalUrl });
+
+  // Pre-warm and webhooks (issue 14): records in the object store, deliveries and the version check on the `notify`
+  // queue, served here (see notify/service.ts for why the gateway delivers).
+  const notifyStore = new NotifyStore(store);
+  const notifyConnection = redisConnection(common.redis.url, 'producer', `${common.redis.prefix}-notify`);
+  const notifier = new Notifier({
+    store: notifyStore,
+    redis: notifyConnection,
+    notifyQueue: jobs.queue('notify'),
+    redisUrl: common.redis.url,
+    prefix: common.redis.prefix,
+    settings: notifySettings,
+    versions: async () => (await jobs.call('upstream.versions', { broken: false })).versions,
+    queueBuild: queueAssetBuild({ profile: (s, v, p) => assets.imageProfile(s, v, p), store, buildQueue: () => jobs.queue('build') }),
+    externalUrl: external.externalUrl,
+    userAgent: `Image Factory ${serverTag}`,
+    metrics,
+    logger,
+    blockingConnection: () => redisConnection(common.redis.url, 'blocking', `${common.redis.prefix}-notify-build-events`),
+  });
+  await notifier.watchBuilds();
+  const notifyWorker = serveQueue(
+    'notify',
+    {
+      'notify.deliver': (payload, job) => notifier.deliver(payload, job),
+      'notify.versionCheck': () => notifier.checkVersions(),
+    },
+    { redisUrl: common.redis.url, prefix: common.redis.prefix, logger, metrics, concurrency: 8, backoffStrategy: (attemptsMade) => webhookRetryDelayMs(attemptsMade, notifySettings.retryBaseDelayMs) },
+  );
+  // one check per interval cluster-wide: every gateway upserts the same scheduler
+  await jobs.queue('notify').upsertJobScheduler('talos-version-check', { every: versionCheckMs }, { name: 'notify.versionCheck', data: {}, opts: { removeOnComplete: true, removeOnFail: true, attempts: 1 } });
+
   const app = createApp({
     jobs, assets, logger, metrics, serverTag, allowedOrigins, maxSchematicBytes, maxSchematicBytesInFlight, limits: { limiter, clientOf: (req) => requestClient(req, limits.trustProxy) },
     talosctl, llmsText: llmsText(external),
+    notify: {
+      notifier,
+      store: notifyStore,
+      requireSchematic: (id) => assets.requireSchematic(id),
+      allowPrivateTargets: notifySettings.allowPrivateTargets,
+      resolve: async (host) => (await lookup(host, { all: true })).map((a) => a.address),
+    },
   });
 
   const registry = createRegistryProxy({
@@ -97,7 +144,7 @@ async function main(): Promise<void> {
       if (isRegistryPath(req.url)) registry(req, res);
       else if (!assets.fastRedirect(req, res)) app(req, res);
     },
-    { maxBodyBytes: maxSchematicBytes, ...receive, readsBody: (req) => req.method === 'POST' && (req.url ?? '').split('?')[0] === '/schematics' },
+    { maxBodyBytes: maxSchematicBytes, ...receive, readsBody: (req) => readsBody(req.method, (req.url ?? '').split('?')[0]) },
   );
   const drain = drainable(server);
   await new Promise<void>((resolve, reject) => {
@@ -110,10 +157,19 @@ async function main(): Promise<void> {
     // A rolling restart loses no request: refuse new connections, finish what is in flight, end keep-alive
     // connections with `Connection: close` (README, "Scaling out").
     () => drain.drain(),
+    () => notifyWorker.stop(10_000).then(() => notifyWorker.connection.quit()),
+    () => notifier.close(),
     () => jobs.close(),
+    () => notifyConnection.quit(),
     () => accessConnection.quit(),
     async () => serviceLimiter.close(),
   ]);
+}
+
+/** The requests a route reads the body of (the others' bodies close the connection after the answer). */
+function readsBody(method: string | undefined, path: string): boolean {
+  if (method === 'POST' && path === '/schematics') return true;
+  return (method === 'PUT' && path.startsWith('/prewarm/')) || (method === 'POST' && path === '/webhooks');
 }
 
 main().catch((err) => fatal('gateway', err));

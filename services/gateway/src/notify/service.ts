@@ -1,0 +1,301 @@
+/**
+ * Pre-warm and webhooks (issue 14 items 2 and 3), run by the gateway.
+ *
+ * Why the gateway delivers: delivering means making HTTP requests to URLs that clients chose. The gateway already is
+ * the factory's HTTP edge, holds no keys (unlike signing) and needs no upstream-registry or build tooling; it is the
+ * service a cluster gives outbound web access for receivers (NetworkPolicies), while schematic-store, build-worker
+ * and signing stay without it. Deliveries are still jobs on the `notify` queue — retried with backoff, shared by all
+ * gateway replicas — and the hook's secret is read from the object store at delivery time, never carried in Redis.
+ *
+ * Seams to the build resources (h/builds): `queueBuild` (a build for schematic, version, asset path and priority) and
+ * the build queue's completion events (BullMQ QueueEvents `completed`/`failed` of `build.asset` jobs).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { Job, Queue, QueueEvents } from 'bullmq';
+import type IORedis from 'ioredis';
+import type { NotifySettings, WebhookEvent, WebhookSpec } from '@factory/config';
+import type { AssetRecord, BuildAssetPayload } from '@factory/asset';
+import type { PayloadOf, Reply, ResultOf } from '@factory/queue';
+import type { Logger } from '@factory/telemetry';
+import { Counter, Registry } from '@factory/telemetry';
+import { attemptDelivery, WEBHOOK_ATTEMPTS } from './delivery';
+import { NotifyStore, StoredWebhook } from './store';
+
+/** BullMQ priority of pre-warm builds (lower runs sooner; user requests are 1 + their outstanding builds). */
+export const PREWARM_PRIORITY = 100;
+/** Deliveries kept per hook in its log. */
+export const DELIVERY_LOG_LENGTH = 100;
+
+/** Queues a build of one asset unless it is stored already (the seam to the build resources). */
+export type QueueBuild = (schematic: string, version: string, assetPath: string, priority: number) => Promise<'queued' | 'stored'>;
+
+export interface DeliveryLogEntry {
+  id: string;
+  event: string;
+  attempt: number;
+  /** the receiver's HTTP status; null when none was received */
+  status: number | null;
+  /** why the attempt did not deliver; null when it did */
+  error: string | null;
+  at: string;
+}
+
+/** What a hook's API shows: everything but the secret. */
+export interface WebhookView {
+  id: string;
+  url: string;
+  events: WebhookEvent[];
+  schematic: string | null;
+  createdAt: string;
+}
+
+export const isWebhookId = (id: string) => /^([0-9a-f]{32}|global-\d{1,4})$/.test(id);
+
+export function webhookView(hook: StoredWebhook): WebhookView {
+  return { id: hook.id, url: hook.url, events: hook.events, schematic: hook.schematic ?? null, createdAt: hook.createdAt };
+}
+
+/** What a build event's data says (the Build object of the contract, as far as a finished job tells it). */
+interface BuildFacts {
+  schematic: string;
+  version: string;
+  asset: string;
+  priority: number;
+  createdAt: number;
+}
+
+export interface NotifierOptions {
+  store: NotifyStore;
+  /** producer connection: delivery logs and what the build watcher remembers of queued builds */
+  redis: IORedis;
+  /** where deliveries are queued */
+  notifyQueue: Queue;
+  redisUrl: string;
+  prefix: string;
+  settings: NotifySettings;
+  versions: () => Promise<string[]>;
+  queueBuild: QueueBuild;
+  externalUrl: string;
+  userAgent: string;
+  metrics: Registry;
+  logger: Logger;
+  /** opens the blocking connection the build watcher reads events with */
+  blockingConnection: () => IORedis;
+}
+
+export class Notifier {
+  private readonly globals: StoredWebhook[];
+  private readonly deliveries: Counter<string>;
+  private watcher?: QueueEvents;
+  private buildQueue?: Queue;
+  /** build facts being remembered, by job ID: a completion waits for its job's facts to be written */
+  private readonly remembering = new Map<string, Promise<BuildFacts | undefined>>();
+
+  constructor(private readonly o: NotifierOptions) {
+    this.globals = o.settings.globalWebhooks.map((spec: WebhookSpec, i) => ({ ...spec, id: `global-${i}`, createdAt: new Date(0).toISOString() }));
+    this.deliveries = new Counter({
+      name: 'image_factory_webhook_deliveries_total',
+      help: 'Webhook delivery attempts by event and outcome (delivered, retried, failed: refused for good or out of attempts)',
+      labelNames: ['event', 'outcome'],
+      registers: [o.metrics],
+    });
+  }
+
+  // --- hooks --------------------------------------------------------------------------------------------------------
+  async webhook(id: string): Promise<StoredWebhook | undefined> {
+    return this.globals.find((h) => h.id === id) ?? (id.startsWith('global-') ? undefined : this.o.store.getWebhook(id));
+  }
+
+  isGlobal(id: string): boolean {
+    return id.startsWith('global-');
+  }
+
+  newWebhookId(): string {
+    return randomBytes(16).toString('hex');
+  }
+
+  async deliveryLog(id: string): Promise<DeliveryLogEntry[]> {
+    const entries = await this.o.redis.lrange(this.logKey(id), 0, DELIVERY_LOG_LENGTH - 1);
+    return entries.map((e) => JSON.parse(e) as DeliveryLogEntry);
+  }
+
+  async forgetDeliveryLog(id: string): Promise<void> {
+    await this.o.redis.del(this.logKey(id));
+  }
+
+  private logKey(hookId: string): string {
+    return `${this.o.prefix}:notify:deliveries:${hookId}`;
+  }
+
+  // --- events -------------------------------------------------------------------------------------------------------
+  /**
+   * Queues one delivery of `event` per hook it reaches. `eventKey` names the occurrence (the same in every gateway
+   * that sees it), so the delivery IDs — and the jobs — are the same everywhere: an event is delivered once per hook.
+   */
+  async emit(event: WebhookEvent, data: unknown, eventKey: string, schematic: string | undefined): Promise<number> {
+    const reaches = (h: StoredWebhook) => h.events.includes(event) && (schematic === undefined || h.schematic === undefined || h.schematic === schematic);
+    const hooks = [...this.globals.filter(reaches), ...(await this.o.store.webhooksFor(event, schematic))];
+    const createdAt = new Date().toISOString();
+    await Promise.all(
+      hooks.map((hook) => {
+        const deliveryId = `d-${createHash('sha256').update(`${hook.id}\n${event}\n${eventKey}`).digest('hex').slice(0, 32)}`;
+        const body = JSON.stringify({ id: deliveryId, event, createdAt, data });
+        const payload: PayloadOf<'notify.deliver'> = { hookId: hook.id, deliveryId, event, body };
+        return this.o.notifyQueue.add('notify.deliver', payload, {
+          jobId: deliveryId,
+          attempts: WEBHOOK_ATTEMPTS,
+          backoff: { type: 'custom' },
+          // kept for a day: a gateway that sees the event later adds a duplicate, which BullMQ ignores
+          removeOnComplete: { age: 24 * 3600 },
+          removeOnFail: { age: 7 * 24 * 3600 },
+        });
+      }),
+    );
+    if (hooks.length) this.o.logger.info({ event, eventKey, hooks: hooks.length }, 'webhook deliveries queued');
+    return hooks.length;
+  }
+
+  /** The `notify.deliver` handler: one attempt, logged; a transient failure throws so BullMQ retries it. */
+  async deliver(payload: PayloadOf<'notify.deliver'>, job: { attemptsMade: number }): Promise<ResultOf<'notify.deliver'>> {
+    const attempt = job.attemptsMade + 1;
+    const hook = await this.webhook(payload.hookId);
+    const at = () => new Date().toISOString();
+    if (!hook) {
+      // deleted since the event: nothing to deliver, nothing to retry
+      return { delivered: false, error: 'webhook deleted' };
+    }
+    const result = await attemptDelivery(
+      { url: hook.url, secret: hook.secret, event: payload.event, deliveryId: payload.deliveryId, body: payload.body },
+      { timeoutMs: this.o.settings.deliveryTimeoutMs, allowPrivate: this.o.settings.allowPrivateTargets, userAgent: this.o.userAgent },
+    );
+    const entry: DeliveryLogEntry = { id: payload.deliveryId, event: payload.event, attempt, status: result.status ?? null, error: result.error ?? null, at: at() };
+    await this.o.redis
+      .multi()
+      .lpush(this.logKey(hook.id), JSON.stringify(entry))
+      .ltrim(this.logKey(hook.id), 0, DELIVERY_LOG_LENGTH - 1)
+      .expire(this.logKey(hook.id), 30 * 24 * 3600)
+      .exec()
+      .catch((err: unknown) => this.o.logger.warn({ err, hookId: hook.id }, 'could not log a webhook delivery'));
+    if (result.verdict === 'retry' && attempt < WEBHOOK_ATTEMPTS) {
+      this.deliveries.inc({ event: payload.event, outcome: 'retried' });
+      throw new Error(`webhook ${hook.id} delivery ${payload.deliveryId} attempt ${attempt}: ${result.error}`);
+    }
+    this.deliveries.inc({ event: payload.event, outcome: result.verdict === 'delivered' ? 'delivered' : 'failed' });
+    if (result.verdict !== 'delivered') this.o.logger.warn({ hookId: hook.id, deliveryId: payload.deliveryId, attempt, error: result.error }, 'webhook delivery failed for good');
+    return { delivered: result.verdict === 'delivered', ...(result.status !== undefined ? { status: result.status } : {}), ...(result.error ? { error: result.error } : {}) };
+  }
+
+  // --- versions -----------------------------------------------------------------------------------------------------
+  /**
+   * The `notify.versionCheck` handler. The first check of a factory records what is offered (nothing is "new" on a
+   * fresh install); later checks queue the pre-warm builds of every version never seen before, then announce it. What
+   * was seen is only added to, so a version withdrawn and offered again is not announced twice.
+   */
+  async checkVersions(): Promise<ResultOf<'notify.versionCheck'>> {
+    const offered = await this.o.versions();
+    const seen = await this.o.store.seenVersions();
+    if (!seen) {
+      await this.o.store.saveSeenVersions(offered);
+      this.o.logger.info({ versions: offered.length }, 'version check: first run, offered versions recorded');
+      return { newVersions: [] };
+    }
+    const fresh = offered.filter((v) => !seen.includes(v));
+    if (fresh.length === 0) return { newVersions: [] };
+    const sets = await this.o.store.listPrewarm();
+    for (const version of fresh) {
+      for (const set of sets) {
+        for (const asset of set.assets) {
+          try {
+            await this.o.queueBuild(set.schematic, version, asset, PREWARM_PRIORITY);
+          } catch (err) {
+            // an asset this version cannot build (too old/new for it) is skipped; the others are queued
+            this.o.logger.warn({ schematic: set.schematic, version, asset, err: (err as Error).message }, 'pre-warm build not queued');
+          }
+        }
+      }
+      await this.emit('version.available', { version }, `version-${version}`, undefined);
+    }
+    await this.o.store.saveSeenVersions([...seen, ...fresh]);
+    this.o.logger.info({ newVersions: fresh, prewarmSchematics: sets.length }, 'version check: new Talos versions');
+    return { newVersions: fresh };
+  }
+
+  // --- builds -------------------------------------------------------------------------------------------------------
+  /**
+   * Watches the build queue's events: a `build.asset` job added is remembered (its schematic, version and asset,
+   * which its completion event does not carry and which is gone once the job is removed), its end becomes a
+   * `build.succeeded` or `build.failed` event. Every gateway watches; the delivery IDs derive from the event's ID in
+   * the queue's event stream, so each hook gets one delivery.
+   */
+  async watchBuilds(): Promise<void> {
+    const connection = this.o.blockingConnection();
+    this.buildQueue = new Queue('build', { connection: this.o.redis, prefix: this.o.prefix });
+    const ev = new QueueEvents('build', { connection, prefix: this.o.prefix });
+    ev.on('error', (err) => this.o.logger.warn({ err }, 'build events error'));
+    ev.on('added', ({ jobId, name }) => {
+      if (name === 'build.asset') this.remember(jobId);
+    });
+    ev.on('completed', ({ jobId, returnvalue }, id) => {
+      const reply = returnvalue as unknown as Reply<AssetRecord> | undefined;
+      void this.buildEnded(jobId, id, reply?.ok ? { record: reply.value } : { error: { status: reply?.status ?? 500, message: reply?.message ?? 'internal server error' } });
+    });
+    ev.on('failed', ({ jobId, failedReason }, id) => {
+      void this.buildEnded(jobId, id, { error: { status: 500, message: failedReason || 'internal server error' } });
+    });
+    this.watcher = ev;
+    await ev.waitUntilReady();
+  }
+
+  private factsKey(jobId: string): string {
+    return `${this.o.prefix}:notify:build:${jobId}`;
+  }
+
+  private remember(jobId: string): void {
+    const facts = (async (): Promise<BuildFacts | undefined> => {
+      const job = (await Job.fromId(this.buildQueue!, jobId)) as Job<BuildAssetPayload> | undefined;
+      if (!job?.data?.spec) return undefined;
+      const f: BuildFacts = { schematic: job.data.spec.schematicId, version: job.data.spec.version, asset: job.data.spec.path, priority: job.opts.priority ?? 0, createdAt: job.timestamp };
+      await this.o.redis.set(this.factsKey(jobId), JSON.stringify(f), 'EX', 2 * 24 * 3600);
+      return f;
+    })().catch((err: unknown) => {
+      this.o.logger.warn({ err, jobId }, 'could not remember a queued build');
+      return undefined;
+    });
+    this.remembering.set(jobId, facts);
+    void facts.finally(() => setTimeout(() => this.remembering.delete(jobId), 60_000).unref());
+  }
+
+  private async buildEnded(jobId: string, eventId: string, outcome: { record: AssetRecord } | { error: { status: number; message: string } }): Promise<void> {
+    try {
+      if (!jobId.startsWith('asset-')) return;
+      let facts = await this.remembering.get(jobId);
+      if (!facts) {
+        const stored = await this.o.redis.get(this.factsKey(jobId));
+        facts = stored ? (JSON.parse(stored) as BuildFacts) : undefined;
+      }
+      if (!facts) return; // a talosctl build, or queued before this watcher started
+      const id = jobId.slice('asset-'.length);
+      const now = new Date().toISOString();
+      const build = {
+        id,
+        schematic: facts.schematic,
+        version: facts.version,
+        asset: facts.asset,
+        state: 'record' in outcome ? 'done' : 'failed',
+        ...('record' in outcome ? { percent: 100, size: outcome.record.size, sha256: outcome.record.sha256 } : { error: outcome.error }),
+        url: new URL(`image/${facts.schematic}/${facts.version}/${facts.asset}`, this.o.externalUrl).toString(),
+        priority: facts.priority >= PREWARM_PRIORITY ? 'prewarm' : 'user',
+        createdAt: new Date(facts.createdAt).toISOString(),
+        updatedAt: now,
+      };
+      await this.emit('record' in outcome ? 'build.succeeded' : 'build.failed', build, `build-${jobId}-${eventId}`, facts.schematic);
+    } catch (err) {
+      this.o.logger.warn({ err, jobId }, 'could not queue build webhooks');
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.watcher?.close();
+    await this.buildQueue?.close();
+  }
+}
