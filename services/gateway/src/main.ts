@@ -65,7 +65,9 @@ async function main(): Promise<void> {
     // S3 assigns a new ETag/Last-Modified to every write: a version the signing service checked is not downloaded again.
     trustSignedVersion: store.kind === 's3',
   });
-  const catalog = new QueuedCatalogView(jobs);
+  // never an older version list than the version check's (which reads this very list, so that a version it finds new
+  // resolves at once for its pre-warm builds)
+  const catalog = new QueuedCatalogView(jobs, Math.min(30_000, versionCheckMs));
   const assets = new AssetRoutes({
     jobs,
     catalog,
@@ -95,7 +97,7 @@ async function main(): Promise<void> {
     redisUrl: common.redis.url,
     prefix: common.redis.prefix,
     settings: notifySettings,
-    versions: async () => (await jobs.call('upstream.versions', { broken: false })).versions,
+    versions: () => catalog.versions(),
     queueBuild: queueAssetBuild({ profile: (s, v, p) => assets.imageProfile(s, v, p), store, buildQueue: () => jobs.queue('build') }),
     externalUrl: external.externalUrl,
     userAgent: `Image Factory ${serverTag}`,
