@@ -23,6 +23,9 @@ import { NotifyStore, StoredWebhook } from './store';
 
 /** BullMQ priority of pre-warm builds (lower runs sooner; user requests are 1 + their outstanding builds). */
 export const PREWARM_PRIORITY = 100;
+/** The longest a version check may hold its lock (a gateway that died holding it is waited out). */
+const VERSION_CHECK_LOCK_MS = 5 * 60_000;
+const RELEASE_LOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 /** Deliveries kept per hook in its log. */
 export const DELIVERY_LOG_LENGTH = 100;
 
@@ -86,6 +89,7 @@ export interface NotifierOptions {
 export class Notifier {
   private readonly globals: StoredWebhook[];
   private readonly deliveries: Counter<string>;
+  private readonly versionChecks: Counter<string>;
   private watcher?: QueueEvents;
   private buildQueue?: Queue;
   /** build facts being remembered, by job ID: a completion waits for its job's facts to be written */
@@ -97,6 +101,12 @@ export class Notifier {
       name: 'image_factory_webhook_deliveries_total',
       help: 'Webhook delivery attempts by event and outcome (delivered, retried, failed: refused for good or out of attempts)',
       labelNames: ['event', 'outcome'],
+      registers: [o.metrics],
+    });
+    this.versionChecks = new Counter({
+      name: 'image_factory_version_checks_total',
+      help: 'Talos version checks by result (first: offered versions recorded; unchanged; new: versions announced; busy: another check was running)',
+      labelNames: ['result'],
       registers: [o.metrics],
     });
   }
@@ -192,15 +202,36 @@ export class Notifier {
    * was seen is only added to, so a version withdrawn and offered again is not announced twice.
    */
   async checkVersions(): Promise<ResultOf<'notify.versionCheck'>> {
+    // One check at a time cluster-wide: a check may outlast the interval (pre-warm builds to resolve and queue), and
+    // the scheduler starts the next one on time in whichever gateway is free.
+    const lockKey = `${this.o.prefix}:notify:version-check-lock`;
+    const token = randomBytes(8).toString('hex');
+    if ((await this.o.redis.set(lockKey, token, 'PX', VERSION_CHECK_LOCK_MS, 'NX')) !== 'OK') {
+      this.versionChecks.inc({ result: 'busy' });
+      return { newVersions: [] };
+    }
+    try {
+      return await this.checkVersionsLocked();
+    } finally {
+      // released only by its holder (an expired lock may have a new one)
+      await this.o.redis.eval(RELEASE_LOCK, 1, lockKey, token).catch(() => undefined);
+    }
+  }
+
+  private async checkVersionsLocked(): Promise<ResultOf<'notify.versionCheck'>> {
     const offered = await this.o.versions();
     const seen = await this.o.store.seenVersions();
     if (!seen) {
       await this.o.store.saveSeenVersions(offered);
       this.o.logger.info({ versions: offered.length }, 'version check: first run, offered versions recorded');
+      this.versionChecks.inc({ result: 'first' });
       return { newVersions: [] };
     }
     const fresh = offered.filter((v) => !seen.includes(v));
-    if (fresh.length === 0) return { newVersions: [] };
+    if (fresh.length === 0) {
+      this.versionChecks.inc({ result: 'unchanged' });
+      return { newVersions: [] };
+    }
     const sets = await this.o.store.listPrewarm();
     for (const version of fresh) {
       for (const set of sets) {
@@ -216,6 +247,7 @@ export class Notifier {
       await this.emit('version.available', { version }, `version-${version}`, undefined);
     }
     await this.o.store.saveSeenVersions([...seen, ...fresh]);
+    this.versionChecks.inc({ result: 'new' });
     this.o.logger.info({ newVersions: fresh, prewarmSchematics: sets.length }, 'version check: new Talos versions');
     return { newVersions: fresh };
   }
