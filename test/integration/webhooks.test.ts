@@ -243,8 +243,11 @@ async function restartRegistryProxy(): Promise<void> {
   proc.stdout!.on('data', keep);
   proc.stderr!.on('data', keep);
   env.factory.procs.set('registry-proxy', proc);
-  await until('the new registry-proxy to serve', async () => (await upstream.getWorkersCount()) > before, { ms: 30_000, everyMs: 50, context });
-  await upstream.close();
+  try {
+    await until('the new registry-proxy to serve', async () => (await upstream.getWorkersCount()) > before, { ms: 30_000, everyMs: 50, context });
+  } finally {
+    await upstream.close();
+  }
   await new Promise<void>((resolve) => {
     old.once('exit', () => resolve());
     old.kill('SIGTERM');
