@@ -20,7 +20,15 @@ export interface BuildAssetPayload {
 
 /** Structural: the queue client's `call` for `build.asset`. */
 export interface AssetBuildCaller {
-  call(name: 'build.asset', payload: BuildAssetPayload, opts: { jobId: string; timeoutMs: number; removeWhenDone: boolean; priority?: number }): Promise<AssetRecord>;
+  call(name: 'build.asset', payload: BuildAssetPayload, opts: { jobId: string; timeoutMs: number; removeWhenDone: boolean } & BuildWaitOptions): Promise<AssetRecord>;
+}
+
+/** How a build is queued and waited for (see AssetTarget.build). */
+export interface BuildWaitOptions {
+  timeoutMs: number;
+  priority?: number;
+  /** called once the job is in the queue (added, or joined), before the wait */
+  onEnqueued?: () => void;
 }
 
 /**
@@ -56,7 +64,7 @@ export interface AssetTarget {
   key: string;
   contentType: string;
   /** Queues the build under `jobId` and waits for it. */
-  build(jobId: string, opts: { timeoutMs: number; priority?: number }): Promise<unknown>;
+  build(jobId: string, opts: BuildWaitOptions): Promise<unknown>;
 }
 
 /** The target of an asset profile: its `build.asset` job. */
@@ -71,7 +79,7 @@ export function profileTarget(jobs: AssetBuildCaller, profile: AssetProfile): As
 
 /** Structural: the queue client's `call` for `build.talosctl`. */
 export interface TalosctlBuildCaller {
-  call(name: 'build.talosctl', payload: TalosctlAssetSpec, opts: { jobId: string; timeoutMs: number; removeWhenDone: boolean; priority?: number }): Promise<AssetRecord>;
+  call(name: 'build.talosctl', payload: TalosctlAssetSpec, opts: { jobId: string; timeoutMs: number; removeWhenDone: boolean } & BuildWaitOptions): Promise<AssetRecord>;
 }
 
 /** The target of a talosctl binary: its `build.talosctl` job (extraction from the pinned image). */

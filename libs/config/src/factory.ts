@@ -241,6 +241,15 @@ export function readSecureBoot(r: EnvReader): SecureBootSettings {
   return { enabled, generateKeys, ...s };
 }
 
+// --- issue 14: build records (h/builds) ---------------------------------------------------------------------------
+
+/** How long a build record (GET /builds/<id>, its events) is kept after the build ended. */
+export function readBuildRetention(r: EnvReader): number {
+  const ms = r.duration('FACTORY_BUILD_RETENTION', 24 * 3600_000);
+  if (ms < 1000) r.problem('FACTORY_BUILD_RETENTION must be at least 1s');
+  return ms;
+}
+
 /** The events a webhook may subscribe to (issue 14). */
 export const WEBHOOK_EVENTS = ['build.succeeded', 'build.failed', 'version.available'] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];

@@ -15,6 +15,8 @@ export interface CallOptions {
   /** Remove the job once finished (its result lives elsewhere, e.g. in object storage). */
   removeWhenDone?: boolean;
   priority?: number;
+  /** Called once the job is in the queue (added, or an existing job of the same ID joined), before the wait. */
+  onEnqueued?: () => void;
 }
 
 /**
@@ -101,6 +103,7 @@ export class JobClient {
       this.logger.warn({ err, job: name }, 'could not enqueue job');
       throw new FactoryError(503, 'service temporarily unavailable');
     }
+    opts.onEnqueued?.();
     let reply: Reply<ResultOf<K>>;
     try {
       reply = (await outcome.settle(this.queue(queueName))) as Reply<ResultOf<K>>;
@@ -116,6 +119,14 @@ export class JobClient {
     if (!reply || typeof reply !== 'object' || !('ok' in reply)) throw new FactoryError(500, 'internal server error');
     if (!reply.ok) throw new FactoryError(reply.status, reply.message);
     return reply.value;
+  }
+
+  /** Moves a job still waiting to another priority (lower runs first); nothing when it is gone or running. */
+  async changePriority(name: QueueName, jobId: string, priority: number): Promise<void> {
+    const job = await Job.fromId(this.queue(name), jobId);
+    if (!job) return;
+    const state = await job.getState();
+    if (state === 'prioritized' || state === 'waiting' || state === 'delayed') await job.changePriority({ priority });
   }
 
   /** Number of workers currently connected to a queue (used by readiness checks). */

@@ -187,7 +187,7 @@ const depthSources = new WeakMap<Registry, Map<QueueName, { worker: Worker; pref
 const DEPTH_READ_TIMEOUT_MS = 2000;
 
 /**
- * `factory_queue_jobs{queue,state}`: jobs by state (wait, prioritized, active, delayed), read from Redis at scrape
+ * `factory_queue_jobs{queue,state}`: jobs by state (wait, prioritized, active, delayed, failed: kept failed jobs), read from Redis at scrape
  * time. Every consumer of a queue reports the same numbers (take `max` across them): the backlog alert and KEDA
  * autoscaling of build-workers use it. BullMQ keeps prioritized jobs (all builds) in a zset beside the wait list.
  */
@@ -199,7 +199,7 @@ function observeQueueDepth(worker: Worker, queue: QueueName, prefix: string, met
     sources = registered;
     new Gauge({
       name: 'factory_queue_jobs',
-      help: 'Jobs in a queue by state (wait + prioritized = waiting to start), as stored in Redis at scrape time',
+      help: 'Jobs in a queue by state (wait + prioritized = waiting to start, the queue depth; failed = failed jobs kept), as stored in Redis at scrape time',
       labelNames: ['queue', 'state'],
       registers: [metrics],
       async collect() {
@@ -209,12 +209,12 @@ function observeQueueDepth(worker: Worker, queue: QueueName, prefix: string, met
             const key = `${source.prefix}:${name}`;
             const read = (async () => {
               const client = await source.worker.client;
-              return client.multi().llen(`${key}:wait`).zcard(`${key}:prioritized`).llen(`${key}:active`).zcard(`${key}:delayed`).exec();
+              return client.multi().llen(`${key}:wait`).zcard(`${key}:prioritized`).llen(`${key}:active`).zcard(`${key}:delayed`).zcard(`${key}:failed`).exec();
             })();
             const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), DEPTH_READ_TIMEOUT_MS).unref());
             const replies = await Promise.race([read.catch(() => undefined), timeout]);
             if (!replies) return; // Redis unreachable: no sample rather than a wrong one
-            (['wait', 'prioritized', 'active', 'delayed'] as const).forEach((state, i) => {
+            (['wait', 'prioritized', 'active', 'delayed', 'failed'] as const).forEach((state, i) => {
               const [err, count] = replies[i];
               if (!err) this.set({ queue: name, state }, Number(count));
             });

@@ -5,17 +5,20 @@
  * IDs make N concurrent requests for one asset one build cluster-wide.
  */
 import { statfsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Job } from 'bullmq';
 import { ASSET_OBJECT_PREFIX, ASSET_SIGNATURE_SUFFIX, AssetRecord, integrityEvents, QUARANTINE_PREFIX } from '@factory/asset';
 import { AccessTracker, BudgetSettings, registerBudgetMetrics, runEvictionPass, TOUCH_INTERVAL_MS } from '@factory/budget';
-import { EnvReader, readCommon, readExternal, readUpstream, StorageSettings } from '@factory/config';
+import { BuildStore, PREWARM_PRIORITY } from '@factory/builds';
+import { EnvReader, readBuildRetention, readCommon, readExternal, readUpstream, StorageSettings } from '@factory/config';
 import { BUILD_JOB_LOCKING, JobClient, PayloadOf, redisConnection, Reply, serveQueue } from '@factory/queue';
 import { OCI_KEY_PREFIX } from '@factory/registry';
 import { SCHEMATICS_PREFIX } from '@factory/schematic';
 import { fatal, onShutdown } from '@factory/runtime';
 import { createObjectStore } from '@factory/storage';
 import { removeOrphanedScratch } from './scratch';
+import { recordBuilds } from './build-records';
 import { scheduleScrubs, scrubHandler } from './scrub';
 import { Counter, createLogger, createMetricsRegistry, Histogram, startMetricsServer } from '@factory/telemetry';
 
@@ -23,7 +26,8 @@ async function main(): Promise<void> {
   const env = new EnvReader();
   const common = readCommon(env);
   readUpstream(env);
-  readExternal(env);
+  const external = readExternal(env);
+  const buildRetentionMs = readBuildRetention(env);
   const concurrency = env.int('BUILD_CONCURRENCY', 2, 1, 64);
   // On SIGTERM, how long running builds may take to finish before they are handed back to the queue (README,
   // "Scaling out"): within Kubernetes' default 30 s termination grace, with time left to hand back and close.
@@ -66,6 +70,19 @@ async function main(): Promise<void> {
     if (reply?.ok && job.processedOn && job.finishedOn) latency.observe({ kind: kindOf(job) }, (job.finishedOn - job.processedOn) / 1000);
   });
   worker.on('failed', (job: Job<PayloadOf<'build.asset'>> | undefined) => built.inc({ kind: kindOf(job), outcome: 'failed' }));
+  // How long builds waited for a worker, by who asked (user requests or pre-warming): first attempts only.
+  const queueWait = new Histogram({ name: 'factory_build_queue_wait_seconds', help: 'Time from queueing to the start of a build', labelNames: ['priority'], buckets: [0.1, 1, 10, 60, 300, 1800], registers: [metrics] });
+  worker.on('active', (job: Job<PayloadOf<'build.asset'>>) => {
+    if (job.name === 'build.asset' && job.attemptsMade === 0 && job.timestamp) queueWait.observe({ priority: (job.opts.priority ?? 0) >= PREWARM_PRIORITY ? 'prewarm' : 'user' }, Math.max(0, Date.now() - job.timestamp) / 1000);
+  });
+  // Build records (GET /builds, its events): written from this worker's job events.
+  const recordsConnection = redisConnection(common.redis.url, 'producer', `${common.redis.prefix}-builds`);
+  recordBuilds(worker, {
+    builds: new BuildStore(recordsConnection, common.redis.prefix, buildRetentionMs),
+    externalUrl: external.externalUrl,
+    logger,
+    workerName: `${os.hostname()}/${process.pid}`,
+  });
 
   // Maintenance of what is stored, on one queue served one job at a time per worker: the scrub (scheduled and on
   // demand, `npm run scrub`) and the storage budget's eviction passes (one at a time cluster-wide, on a schedule and
@@ -126,6 +143,7 @@ async function main(): Promise<void> {
       () => maintenance.worker.close(),
       () => connection.quit(),
       () => maintenance.connection.quit(),
+      () => recordsConnection.quit(),
       () => jobs.close(),
       () => server && new Promise((r) => server.close(r)),
     ],

@@ -50,6 +50,8 @@ process.on('disconnect', () => process.exit(75));
 
 /** Read size when streaming a built file to the store: fewer, larger reads than the 64 KiB default. */
 const UPLOAD_CHUNK = 1024 * 1024;
+/** How often an upload reports the bytes sent. */
+const UPLOAD_PROGRESS_MS = 1000;
 
 function setup(): Context {
   if (context) return context;
@@ -195,7 +197,7 @@ async function publishBuilt(
   const builtSize = built.digest?.size ?? statSync(built.file).size;
   if (builtSize > ctx.maxAssetBytes) throw assetTooLarge(ctx.maxAssetBytes, { path: o.path, size: builtSize });
   enter('hashing');
-  await job.updateProgress({ stage: 'uploading', percent: 95 }).catch(() => undefined);
+  await job.updateProgress({ stage: 'hashing', percent: 93 }).catch(() => undefined);
   // Both digests are computed once, from the bytes stored (or about to be): they become the asset's record through
   // the signed statement. S3: the MD5 too (the ISO builder computes it while the image is written), which the S3
   // server's ETag of the stored bytes is, so the signing service can check them without downloading them.
@@ -203,22 +205,34 @@ async function publishBuilt(
   const { sha256, sha512, size } = digest;
   const md5 = s3 ? (digest.md5 ?? md5FileSync(built.file)) : undefined;
   enter('uploading');
+  await job.updateProgress({ stage: 'uploading', percent: 95 }).catch(() => undefined);
   if (!built.streamed) {
     // The store verifies the uploaded bytes against the digest before the object becomes visible. Size and digest
     // are known: S3 takes the file in one streamed PutObject with x-amz-checksum-sha256 and Content-MD5 (see
     // @factory/storage). On failure nothing is left under the key (it is unpublished anyway: its signature file went
     // first).
-    await ctx.store.put(objectKey, createReadStream(built.file, { highWaterMark: UPLOAD_CHUNK }), {
-      contentType,
-      expectedSha256: sha256,
-      size,
-      ...(md5 ? { expectedMd5: md5 } : {}),
-      removeOnFailure: true,
-      maxBytes: ctx.maxAssetBytes,
-      metadata: assetMetadata(built.image),
-    });
+    const upload = createReadStream(built.file, { highWaterMark: UPLOAD_CHUNK });
+    // Bytes read so far, reported once a second (the build's record shows them): cheap, and no listener on the stream.
+    const reporter = setInterval(() => {
+      const bytes = upload.bytesRead;
+      void job.updateProgress({ stage: 'uploading', percent: 95 + Math.floor((4 * bytes) / Math.max(1, size)), bytes }).catch(() => undefined);
+    }, UPLOAD_PROGRESS_MS);
+    try {
+      await ctx.store.put(objectKey, upload, {
+        contentType,
+        expectedSha256: sha256,
+        size,
+        ...(md5 ? { expectedMd5: md5 } : {}),
+        removeOnFailure: true,
+        maxBytes: ctx.maxAssetBytes,
+        metadata: assetMetadata(built.image),
+      });
+    } finally {
+      clearInterval(reporter);
+    }
   }
   enter('signing');
+  await job.updateProgress({ stage: 'signing', percent: 99 }).catch(() => undefined);
   // The signing service checks the stored object against these claims (the storage server's own digest of it, else
   // by reading it) and signs them only if they match; the signature file, written last, publishes the asset.
   const claims: AssetClaims = { key: objectKey, size, sha256, sha512, ...(md5 ? { md5 } : {}) };

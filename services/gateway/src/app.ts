@@ -7,7 +7,7 @@ import express, { Request, Response } from 'express';
 import type { Logger } from '@factory/telemetry';
 import { Counter, Gauge, Histogram, Registry } from '@factory/telemetry';
 import { FactoryError, isFactoryError, JobVanishedError } from '@factory/errors';
-import { JobName, PayloadOf, QueueName, QUEUES, ResultOf } from '@factory/queue';
+import { CallOptions, JobName, PayloadOf, QueueName, QUEUES, ResultOf } from '@factory/queue';
 import { goJsonEncode } from '@factory/gocompat';
 import { decodeSchematicBody, SchematicError } from '@factory/schematic';
 import { storageFault } from '@factory/storage';
@@ -16,10 +16,11 @@ import { AssetRoutes } from './assets';
 import { RateLimitedError, RateLimiter } from '@factory/ratelimit';
 import { readRequestBody } from '@factory/http';
 import type { TalosctlRoutes } from './talosctl';
+import type { BuildRoutes } from './builds';
 import { addNotifyRoutes, NotifyRouteOptions } from './notify/routes';
 
 export interface JobCaller {
-  call<K extends JobName>(name: K, payload: PayloadOf<K>, opts?: { timeoutMs?: number; jobId?: string; removeWhenDone?: boolean; priority?: number }): Promise<ResultOf<K>>;
+  call<K extends JobName>(name: K, payload: PayloadOf<K>, opts?: CallOptions): Promise<ResultOf<K>>;
   workerCount(queue: QueueName): Promise<number>;
   ping(): Promise<void>;
 }
@@ -43,6 +44,9 @@ export interface GatewayOptions {
   talosctl?: TalosctlRoutes;
   /** the body of `/llms.txt` (absent: not served) */
   llmsText?: string;
+  // --- issue 14: build resources (h/builds) ---
+  /** `/builds...` (absent: not served) */
+  builds?: BuildRoutes;
   /** `/prewarm` and `/webhooks` (absent: not served) */
   notify?: NotifyRouteOptions;
 }
@@ -207,6 +211,14 @@ export function createApp(opts: GatewayOptions): express.Express {
     routes.add(['GET'], '/llms.txt', (_req, res) => sendBody(res, 200, 'text/plain; charset=utf-8', llms));
   }
 
+  // --- build resources (issue 14) ------------------------------------------------------------------------------
+  if (opts.builds) {
+    const builds = opts.builds;
+    routes.add(['POST'], '/builds', (req, res) => builds.create(req, res));
+    routes.add(['GET'], '/builds', (req, res) => builds.list(req, res));
+    routes.add(['GET'], '/builds/:id', (req, res) => builds.get(req, res));
+    routes.add(['GET'], '/builds/:id/events', (req, res) => builds.events(req, res));
+  }
   // --- pre-warm and webhooks (issue 14) ---------------------------------------------------------------------------
   if (opts.notify) addNotifyRoutes(routes, opts.notify);
 

@@ -24,6 +24,7 @@ import type { ObjectStore } from '@factory/storage';
 import { AssetRequest, contentDisposition, contentTypeFor, parseAssetPath, parsePxePath, pxeScript } from '@factory/talos';
 import type { JobCaller } from './app';
 import { sendBody, sendError } from './compat';
+import { GatewayBuilds, prefersAsync } from './builds';
 
 export interface AssetRouteOptions {
   jobs: JobCaller;
@@ -49,6 +50,8 @@ export interface AssetRouteOptions {
   onDelivered?: (cached: boolean) => void;
   /** Called with the object key of every stored asset served (its last access, for the storage budget). */
   onAccess?: (objectKey: string) => void;
+  /** Build records: `Prefer: respond-async` answers with the build, and the builds `/image` and `/pxe` queue are recorded. */
+  builds?: Pick<GatewayBuilds, 'request' | 'recordQueued'>;
 }
 
 const MAX_CACHED = 50_000;
@@ -104,8 +107,8 @@ export class AssetRoutes {
     return resolveAssetProfile({ schematicId: id, schematic, schematicYaml: yaml, rawVersion, parsePath, assetPath }, this.o.catalog);
   }
 
-  /** The profile of `/image/<schematic>/<version>/<path>`, resolved and validated exactly as that route does. */
-  imageProfile(schematicId: string, rawVersion: string, rawPath: string): Promise<AssetProfile> {
+  /** The profile of `/image/<schematic>/<version>/<path>`: every permanent 4xx of that route, in its order. */
+  resolveImage(schematicId: string, rawVersion: string, rawPath: string): Promise<AssetProfile> {
     return this.resolve(schematicId, rawVersion, () => parseAssetPath(rawPath), () => rawPath);
   }
 
@@ -135,7 +138,7 @@ export class AssetRoutes {
    * The stored asset, building it first when missing (one build per asset cluster-wide), verified before anything
    * is served from it: a corrupted one is quarantined and rebuilt, never served.
    */
-  private ensure(req: Request, target: AssetTarget): Promise<AssetRecord> {
+  private ensure(req: Request, target: AssetTarget, profile?: AssetProfile): Promise<AssetRecord> {
     // Concurrent requests for one asset share one lookup (and one wait for its build): 50 clients asking for a cold
     // asset are one storage lookup and one verification when it is published, not 50 of each.
     const key = target.key;
@@ -147,6 +150,7 @@ export class AssetRoutes {
       });
     }
     const beforeBuild = this.o.beforeBuild;
+    const builds = this.o.builds;
     const shared: { record: Promise<AssetRecord>; stored: boolean } = { record: Promise.resolve(undefined as unknown as AssetRecord), stored: false };
     shared.record = ensureVerifiedStoredAsset(this.o.verifier, this.o.store, target, {
       timeoutMs: this.o.buildTimeoutMs,
@@ -155,7 +159,12 @@ export class AssetRoutes {
         this.o.onDelivered?.(hit);
       },
       onHit: this.o.onAccess,
-      beforeBuild: beforeBuild && ((jobId) => beforeBuild(req, jobId)),
+      beforeBuild: (beforeBuild || builds) && (async (jobId) => {
+        const ticket = beforeBuild ? await beforeBuild(req, jobId) : {};
+        // admitted (or joining): the build's record says queued before its job is added
+        if (builds && profile) await builds.recordQueued(profile, ticket.priority);
+        return ticket;
+      }),
     }).finally(() => this.ensuring.delete(key));
     this.ensuring.set(key, shared);
     return shared.record;
@@ -176,10 +185,20 @@ export class AssetRoutes {
       checksum = m[1] as 'sha256' | 'sha512';
       rawPath = rawPath.slice(0, -m[0].length);
     }
-    const profile = await this.resolve(req.params.schematic, req.params.version, () => parseAssetPath(rawPath), () => rawPath);
+    const profile = await this.resolveImage(req.params.schematic, req.params.version, rawPath);
+    if (this.o.builds && prefersAsync(req.headers.prefer)) {
+      // The client would rather not wait: a build under way is answered with its record; a stored asset as usual.
+      const build = await this.o.builds.request(req, profile);
+      if (build.state !== 'done') {
+        res.setHeader('Location', `/builds/${build.id}`);
+        res.setHeader('Preference-Applied', 'respond-async');
+        sendBody(res, 202, 'application/json; charset=utf-8', JSON.stringify(build));
+        return;
+      }
+    }
     const filenameParam = typeof req.query.filename === 'string' ? req.query.filename : '';
     const filename = sanitizeFilename(filenameParam) || rawPath;
-    const record = await this.ensure(req, profileTarget(this.o.jobs, profile));
+    const record = await this.ensure(req, profileTarget(this.o.jobs, profile), profile);
 
     if (checksum) {
       // Checksums for every asset (an enterprise-only feature of the anchor): `<hex>  <filename>\n`, from the record
@@ -276,7 +295,7 @@ export class AssetRoutes {
       () => parsePxePath(req.params.path),
       (a) => `cmdline-${a.platform}-${a.arch}${a.secureboot ? '-secureboot' : ''}`,
     );
-    const record = await this.ensure(req, profileTarget(this.o.jobs, profile));
+    const record = await this.ensure(req, profileTarget(this.o.jobs, profile), profile);
     const cmdline = await this.o.store.getBuffer(record.key, 64 * 1024);
     if (!cmdline) throw new FactoryError(503, 'asset disappeared from storage; retry');
     const script = pxeScript({

@@ -3,7 +3,8 @@
  */
 import { createPublicKey } from 'node:crypto';
 import { AssetVerifier, integrityEvents } from '@factory/asset';
-import { EnvReader, readCommon, readExternal, readHandoffSecret, readLimits, readNotify, readReceiveTimeouts } from '@factory/config';
+import { EnvReader, readBuildRetention, readCommon, readExternal, readHandoffSecret, readLimits, readNotify, readReceiveTimeouts } from '@factory/config';
+import { BuildStore, BuildWatcher } from '@factory/builds';
 import { createBoundedServer } from '@factory/http';
 import { createObjectStore } from '@factory/storage';
 import { AccessTracker } from '@factory/budget';
@@ -17,9 +18,9 @@ import { buildTicket, createServiceLimiter, requestClient } from '@factory/ratel
 import { createRegistryProxy, isRegistryPath } from './registry';
 import { TalosctlRoutes } from './talosctl';
 import { llmsText } from './llms';
+import { BuildRoutes, GatewayBuilds } from './builds';
 import { NotifyStore } from './notify/store';
 import { Notifier } from './notify/service';
-import { queueAssetBuild } from './notify/queue-build';
 import { webhookRetryDelayMs } from './notify/delivery';
 import { lookup } from 'node:dns/promises';
 
@@ -42,6 +43,9 @@ async function main(): Promise<void> {
   const registryUrl = env.url('FACTORY_REGISTRY_URL', 'http://127.0.0.1:8081') as string;
   const handoffSecret = readHandoffSecret(env);
   const limits = readLimits(env);
+  const buildRetentionMs = readBuildRetention(env);
+  const maxBuildsPerRequest = env.int('FACTORY_MAX_BUILDS_PER_REQUEST', 32, 1, 1000);
+  const maxBuildStreams = env.int('FACTORY_MAX_BUILD_STREAMS', 1000, 1, 100_000);
   const notifySettings = readNotify(env);
   // the version check runs as often as the upstream catalog re-reads its tag list
   const versionCheckMs = env.duration('FACTORY_VERSION_RECHECK_INTERVAL', 15 * 60_000);
@@ -68,6 +72,21 @@ async function main(): Promise<void> {
   // never an older version list than the version check's (which reads this very list, so that a version it finds new
   // resolves at once for its pre-warm builds)
   const catalog = new QueuedCatalogView(jobs, Math.min(30_000, versionCheckMs));
+  // Build records (issue 14): read and written in Redis, followed live through a subscriber connection of their own.
+  const buildsConnection = redisConnection(common.redis.url, 'producer', `${common.redis.prefix}-builds`);
+  const buildStore = new BuildStore(buildsConnection, common.redis.prefix, buildRetentionMs);
+  const buildWatcher = new BuildWatcher(redisConnection(common.redis.url, 'blocking', `${common.redis.prefix}-builds-watch`), buildStore);
+  const gatewayBuilds = new GatewayBuilds({
+    builds: buildStore,
+    jobs,
+    objects: store,
+    queueKey: `${common.redis.prefix}:build`,
+    externalUrl: external.externalUrl,
+    logger,
+    buildTimeoutMs,
+    admit: (req, jobId) => buildTicket(limiter, requestClient(req, limits.trustProxy), jobId),
+    promote: (jobId, priority) => jobs.changePriority('build', jobId, priority),
+  });
   const assets = new AssetRoutes({
     jobs,
     catalog,
@@ -83,7 +102,9 @@ async function main(): Promise<void> {
     onDelivered: (cached) => delivered.inc({ cached: String(cached) }),
     onAccess: (objectKey) => access.touch(objectKey),
     beforeBuild: (req, jobId) => buildTicket(limiter, requestClient(req, limits.trustProxy), jobId),
+    builds: gatewayBuilds,
   });
+  const buildRoutes = new BuildRoutes({ requests: gatewayBuilds, assets, watcher: buildWatcher, maxBuildsPerRequest, maxStreams: maxBuildStreams, metrics, logger });
   const talosctl = new TalosctlRoutes({ jobs, catalog, assets, externalUrl: external.externalUrl });
 
   // Pre-warm and webhooks (issue 14): records in the object store, deliveries and the version check on the `notify`
@@ -94,16 +115,15 @@ async function main(): Promise<void> {
     store: notifyStore,
     redis: notifyConnection,
     notifyQueue: jobs.queue('notify'),
-    redisUrl: common.redis.url,
     prefix: common.redis.prefix,
     settings: notifySettings,
     versions: () => catalog.versions(),
-    queueBuild: queueAssetBuild({ profile: (s, v, p) => assets.imageProfile(s, v, p), store, buildQueue: () => jobs.queue('build') }),
-    externalUrl: external.externalUrl,
+    queuePrewarmBuild: (schematic, version, asset) => buildRoutes.queueBuild(schematic, version, asset, { priority: 'prewarm' }),
+    buildFeedKey: buildStore.feedKey,
     userAgent: `Image Factory ${serverTag}`,
     metrics,
     logger,
-    blockingConnection: () => redisConnection(common.redis.url, 'blocking', `${common.redis.prefix}-notify-build-events`),
+    blockingConnection: () => redisConnection(common.redis.url, 'blocking', `${common.redis.prefix}-notify-build-feed`),
   });
   await notifier.watchBuilds();
   const notifyWorker = serveQueue(
@@ -119,7 +139,7 @@ async function main(): Promise<void> {
 
   const app = createApp({
     jobs, assets, logger, metrics, serverTag, allowedOrigins, maxSchematicBytes, maxSchematicBytesInFlight, limits: { limiter, clientOf: (req) => requestClient(req, limits.trustProxy) },
-    talosctl, llmsText: llmsText(external),
+    talosctl, llmsText: llmsText(external), builds: buildRoutes,
     notify: {
       notifier,
       store: notifyStore,
@@ -158,10 +178,18 @@ async function main(): Promise<void> {
   onShutdown(logger, [
     // A rolling restart loses no request: refuse new connections, finish what is in flight, end keep-alive
     // connections with `Connection: close` (README, "Scaling out").
-    () => drain.drain(),
+    () => {
+      const drained = drain.drain();
+      // Build event streams never end on their own: once the listener is closed they are ended, and their clients
+      // reconnect to another gateway with Last-Event-ID.
+      buildRoutes.closeStreams();
+      return drained;
+    },
     () => notifyWorker.stop(10_000).then(() => notifyWorker.connection.quit()),
     () => notifier.close(),
     () => jobs.close(),
+    () => buildWatcher.close(),
+    () => buildsConnection.quit(),
     () => notifyConnection.quit(),
     () => accessConnection.quit(),
     async () => serviceLimiter.close(),
@@ -170,7 +198,7 @@ async function main(): Promise<void> {
 
 /** The requests a route reads the body of (the others' bodies close the connection after the answer). */
 function readsBody(method: string | undefined, path: string): boolean {
-  if (method === 'POST' && path === '/schematics') return true;
+  if (method === 'POST' && (path === '/schematics' || path === '/builds')) return true;
   return (method === 'PUT' && path.startsWith('/prewarm/')) || (method === 'POST' && path === '/webhooks');
 }
 

@@ -7,30 +7,37 @@
  * and signing stay without it. Deliveries are still jobs on the `notify` queue — retried with backoff, shared by all
  * gateway replicas — and the hook's secret is read from the object store at delivery time, never carried in Redis.
  *
- * Seams to the build resources (h/builds): `queueBuild` (a build for schematic, version, asset path and priority) and
- * the build queue's completion events (BullMQ QueueEvents `completed`/`failed` of `build.asset` jobs).
+ * Seams to the build resources (@factory/builds): `queuePrewarmBuild` (BuildRoutes.queueBuild at priority `prewarm`)
+ * and the cluster-wide feed of build state changes (BuildStore.feedKey), read through a consumer group.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { Job, Queue, QueueEvents } from 'bullmq';
+import os from 'node:os';
+import type { Queue } from 'bullmq';
 import type IORedis from 'ioredis';
+import type { Build } from '@factory/builds';
 import type { NotifySettings, WebhookEvent, WebhookSpec } from '@factory/config';
-import type { AssetRecord, BuildAssetPayload } from '@factory/asset';
-import type { PayloadOf, Reply, ResultOf } from '@factory/queue';
+import type { PayloadOf, ResultOf } from '@factory/queue';
 import type { Logger } from '@factory/telemetry';
 import { Counter, Registry } from '@factory/telemetry';
 import { attemptDelivery, WEBHOOK_ATTEMPTS } from './delivery';
 import { NotifyStore, StoredWebhook } from './store';
 
-/** BullMQ priority of pre-warm builds (lower runs sooner; user requests are 1 + their outstanding builds). */
-export const PREWARM_PRIORITY = 100;
 /** The longest a version check may hold its lock (a gateway that died holding it is waited out). */
 const VERSION_CHECK_LOCK_MS = 5 * 60_000;
 const RELEASE_LOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 /** Deliveries kept per hook in its log. */
 export const DELIVERY_LOG_LENGTH = 100;
 
-/** Queues a build of one asset unless it is stored already (the seam to the build resources). */
-export type QueueBuild = (schematic: string, version: string, assetPath: string, priority: number) => Promise<'queued' | 'stored'>;
+/**
+ * Queues the build of `/image/<schematic>/<version>/<asset>` at pre-warm priority without waiting for it (nothing when
+ * the asset is stored already; 4xx FactoryErrors as that route answers them): the seam to the build resources.
+ */
+export type QueuePrewarmBuild = (schematic: string, version: string, asset: string) => Promise<unknown>;
+
+/** The consumer group every gateway reads the build feed in: each state change is handled by one of them. */
+const FEED_GROUP = 'notify-webhooks';
+/** A feed entry a consumer took and did not acknowledge for this long (its gateway died) is taken over. */
+const FEED_CLAIM_IDLE_MS = 60_000;
 
 export interface DeliveryLogEntry {
   id: string;
@@ -58,31 +65,22 @@ export function webhookView(hook: StoredWebhook): WebhookView {
   return { id: hook.id, url: hook.url, events: hook.events, schematic: hook.schematic ?? null, createdAt: hook.createdAt };
 }
 
-/** What a build event's data says (the Build object of the contract, as far as a finished job tells it). */
-interface BuildFacts {
-  schematic: string;
-  version: string;
-  asset: string;
-  priority: number;
-  createdAt: number;
-}
-
 export interface NotifierOptions {
   store: NotifyStore;
-  /** producer connection: delivery logs and what the build watcher remembers of queued builds */
+  /** producer connection: delivery logs, the version check's lock */
   redis: IORedis;
   /** where deliveries are queued */
   notifyQueue: Queue;
-  redisUrl: string;
   prefix: string;
   settings: NotifySettings;
   versions: () => Promise<string[]>;
-  queueBuild: QueueBuild;
-  externalUrl: string;
+  queuePrewarmBuild: QueuePrewarmBuild;
+  /** the stream of build state changes (entries `id`, `state`, `build`: BuildStore.feedKey) */
+  buildFeedKey: string;
   userAgent: string;
   metrics: Registry;
   logger: Logger;
-  /** opens the blocking connection the build watcher reads events with */
+  /** opens the blocking connection the build feed is read with */
   blockingConnection: () => IORedis;
 }
 
@@ -90,10 +88,8 @@ export class Notifier {
   private readonly globals: StoredWebhook[];
   private readonly deliveries: Counter<string>;
   private readonly versionChecks: Counter<string>;
-  private watcher?: QueueEvents;
-  private buildQueue?: Queue;
-  /** build facts being remembered, by job ID: a completion waits for its job's facts to be written */
-  private readonly remembering = new Map<string, Promise<BuildFacts | undefined>>();
+  private feed?: { connection: IORedis; done: Promise<void> };
+  private closed = false;
 
   constructor(private readonly o: NotifierOptions) {
     this.globals = o.settings.globalWebhooks.map((spec: WebhookSpec, i) => ({ ...spec, id: `global-${i}`, createdAt: new Date(0).toISOString() }));
@@ -237,7 +233,7 @@ export class Notifier {
       for (const set of sets) {
         for (const asset of set.assets) {
           try {
-            await this.o.queueBuild(set.schematic, version, asset, PREWARM_PRIORITY);
+            await this.o.queuePrewarmBuild(set.schematic, version, asset);
           } catch (err) {
             // an asset this version cannot build (too old/new for it) is skipped; the others are queued
             this.o.logger.warn({ schematic: set.schematic, version, asset, err: (err as Error).message }, 'pre-warm build not queued');
@@ -254,80 +250,73 @@ export class Notifier {
 
   // --- builds -------------------------------------------------------------------------------------------------------
   /**
-   * Watches the build queue's events: a `build.asset` job added is remembered (its schematic, version and asset,
-   * which its completion event does not carry and which is gone once the job is removed), its end becomes a
-   * `build.succeeded` or `build.failed` event. Every gateway watches; the delivery IDs derive from the event's ID in
-   * the queue's event stream, so each hook gets one delivery.
+   * Reads the build feed in a consumer group shared by every gateway: each state change is handled by one of them, and
+   * a change taken by a gateway that died before acknowledging it is taken over after FEED_CLAIM_IDLE_MS. A change
+   * handled twice anyway is delivered once per hook (the delivery ID derives from the feed entry's ID). The group
+   * starts at the feed's end when first created; from then on a gateway restart misses nothing.
    */
   async watchBuilds(): Promise<void> {
     const connection = this.o.blockingConnection();
-    this.buildQueue = new Queue('build', { connection: this.o.redis, prefix: this.o.prefix });
-    const ev = new QueueEvents('build', { connection, prefix: this.o.prefix });
-    ev.on('error', (err) => this.o.logger.warn({ err }, 'build events error'));
-    ev.on('added', ({ jobId, name }) => {
-      if (name === 'build.asset') this.remember(jobId);
-    });
-    ev.on('completed', ({ jobId, returnvalue }, id) => {
-      const reply = returnvalue as unknown as Reply<AssetRecord> | undefined;
-      void this.buildEnded(jobId, id, reply?.ok ? { record: reply.value } : { error: { status: reply?.status ?? 500, message: reply?.message ?? 'internal server error' } });
-    });
-    ev.on('failed', ({ jobId, failedReason }, id) => {
-      void this.buildEnded(jobId, id, { error: { status: 500, message: failedReason || 'internal server error' } });
-    });
-    this.watcher = ev;
-    await ev.waitUntilReady();
-  }
-
-  private factsKey(jobId: string): string {
-    return `${this.o.prefix}:notify:build:${jobId}`;
-  }
-
-  private remember(jobId: string): void {
-    const facts = (async (): Promise<BuildFacts | undefined> => {
-      const job = (await Job.fromId(this.buildQueue!, jobId)) as Job<BuildAssetPayload> | undefined;
-      if (!job?.data?.spec) return undefined;
-      const f: BuildFacts = { schematic: job.data.spec.schematicId, version: job.data.spec.version, asset: job.data.spec.path, priority: job.opts.priority ?? 0, createdAt: job.timestamp };
-      await this.o.redis.set(this.factsKey(jobId), JSON.stringify(f), 'EX', 2 * 24 * 3600);
-      return f;
-    })().catch((err: unknown) => {
-      this.o.logger.warn({ err, jobId }, 'could not remember a queued build');
-      return undefined;
-    });
-    this.remembering.set(jobId, facts);
-    void facts.finally(() => setTimeout(() => this.remembering.delete(jobId), 60_000).unref());
-  }
-
-  private async buildEnded(jobId: string, eventId: string, outcome: { record: AssetRecord } | { error: { status: number; message: string } }): Promise<void> {
+    const key = this.o.buildFeedKey;
     try {
-      if (!jobId.startsWith('asset-')) return;
-      let facts = await this.remembering.get(jobId);
-      if (!facts) {
-        const stored = await this.o.redis.get(this.factsKey(jobId));
-        facts = stored ? (JSON.parse(stored) as BuildFacts) : undefined;
-      }
-      if (!facts) return; // a talosctl build, or queued before this watcher started
-      const id = jobId.slice('asset-'.length);
-      const now = new Date().toISOString();
-      const build = {
-        id,
-        schematic: facts.schematic,
-        version: facts.version,
-        asset: facts.asset,
-        state: 'record' in outcome ? 'done' : 'failed',
-        ...('record' in outcome ? { percent: 100, size: outcome.record.size, sha256: outcome.record.sha256 } : { error: outcome.error }),
-        url: new URL(`image/${facts.schematic}/${facts.version}/${facts.asset}`, this.o.externalUrl).toString(),
-        priority: facts.priority >= PREWARM_PRIORITY ? 'prewarm' : 'user',
-        createdAt: new Date(facts.createdAt).toISOString(),
-        updatedAt: now,
-      };
-      await this.emit('record' in outcome ? 'build.succeeded' : 'build.failed', build, `build-${jobId}-${eventId}`, facts.schematic);
+      await connection.xgroup('CREATE', key, FEED_GROUP, '$', 'MKSTREAM');
     } catch (err) {
-      this.o.logger.warn({ err, jobId }, 'could not queue build webhooks');
+      if (!/BUSYGROUP/.test(String((err as Error).message))) throw err;
+    }
+    const consumer = `${os.hostname()}/${process.pid}`;
+    const done = (async () => {
+      let lastClaim = 0;
+      while (!this.closed) {
+        try {
+          let entries: Array<[string, string[]]> = [];
+          if (Date.now() - lastClaim > FEED_CLAIM_IDLE_MS / 2) {
+            lastClaim = Date.now();
+            const claimed = (await connection.xautoclaim(key, FEED_GROUP, consumer, FEED_CLAIM_IDLE_MS, '0-0', 'COUNT', 100)) as [string, Array<[string, string[]] | null>];
+            entries = claimed[1].filter((e): e is [string, string[]] => !!e);
+          }
+          if (entries.length === 0) {
+            const read = (await connection.xreadgroup('GROUP', FEED_GROUP, consumer, 'COUNT', 100, 'BLOCK', 5000, 'STREAMS', key, '>')) as Array<[string, Array<[string, string[]]>]> | null;
+            entries = read?.[0]?.[1] ?? [];
+          }
+          for (const [entryId, fields] of entries) {
+            // unacknowledged on failure: taken over (by this gateway or another) once idle
+            if (await this.buildChanged(entryId, fields)) await connection.xack(key, FEED_GROUP, entryId);
+          }
+        } catch (err) {
+          if (this.closed) break;
+          this.o.logger.warn({ err }, 'could not read the build feed; retrying');
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      }
+    })();
+    this.feed = { connection, done };
+  }
+
+  /** One feed entry: a build that ended becomes build.succeeded / build.failed. True once handled. */
+  private async buildChanged(entryId: string, fields: string[]): Promise<boolean> {
+    const entry: Record<string, string> = {};
+    for (let i = 0; i + 1 < fields.length; i += 2) entry[fields[i]] = fields[i + 1];
+    if (entry.state !== 'done' && entry.state !== 'failed') return true;
+    let build: Build;
+    try {
+      build = JSON.parse(entry.build) as Build;
+    } catch {
+      return true;
+    }
+    // a `done` that never ran (asked for when already stored: "already stored") was not a build
+    if (entry.state === 'done' && build.stages.length === 0) return true;
+    try {
+      await this.emit(entry.state === 'done' ? 'build.succeeded' : 'build.failed', build, `build-${build.id}-${entryId}`, build.schematic);
+      return true;
+    } catch (err) {
+      this.o.logger.warn({ err, build: build.id }, 'could not queue build webhooks');
+      return false;
     }
   }
 
   async close(): Promise<void> {
-    await this.watcher?.close();
-    await this.buildQueue?.close();
+    this.closed = true;
+    this.feed?.connection.disconnect();
+    await this.feed?.done;
   }
 }

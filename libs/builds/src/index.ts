@@ -1,0 +1,4 @@
+export * from './record';
+export * from './store';
+export * from './watch';
+export * from './request';
