@@ -2,10 +2,11 @@
  * Pre-warm and webhooks (issue 14 items 2 and 3), run by the gateway.
  *
  * Why the gateway delivers: delivering means making HTTP requests to URLs that clients chose. The gateway already is
- * the factory's HTTP edge, holds no keys (unlike signing) and needs no upstream-registry or build tooling; it is the
- * service a cluster gives outbound web access for receivers (NetworkPolicies), while schematic-store, build-worker
- * and signing stay without it. Deliveries are still jobs on the `notify` queue — retried with backoff, shared by all
- * gateway replicas — and the hook's secret is read from the object store at delivery time, never carried in Redis.
+ * the factory's HTTP edge, holds no keys (unlike signing) and runs no build tooling or upstream-registry client, so a
+ * request led astray reaches the least; it already has what delivery needs (the hooks in the object store, Redis) and
+ * it is where the routes and the pre-warm seam live. Where egress is narrowed per component, only the gateway needs to
+ * reach receivers. Deliveries are still jobs on the `notify` queue — retried with backoff, shared by all gateway
+ * replicas — and the hook's secret is read from the object store at delivery time, never carried in Redis.
  *
  * Seams to the build resources (@factory/builds): `queuePrewarmBuild` (BuildRoutes.queueBuild at priority `prewarm`)
  * and the cluster-wide feed of build state changes (BuildStore.feedKey), read through a consumer group.
