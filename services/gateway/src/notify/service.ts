@@ -295,22 +295,13 @@ export class Notifier {
 
   /** One feed entry: a build that ended becomes build.succeeded / build.failed. True once handled. */
   private async buildChanged(entryId: string, fields: string[]): Promise<boolean> {
-    const entry: Record<string, string> = {};
-    for (let i = 0; i + 1 < fields.length; i += 2) entry[fields[i]] = fields[i + 1];
-    if (entry.state !== 'done' && entry.state !== 'failed') return true;
-    let build: Build;
+    const ended = buildEventOfFeedEntry(fields);
+    if (!ended) return true;
     try {
-      build = JSON.parse(entry.build) as Build;
-    } catch {
-      return true;
-    }
-    // a `done` that never ran (asked for when already stored: "already stored") was not a build
-    if (entry.state === 'done' && build.stages.length === 0) return true;
-    try {
-      await this.emit(entry.state === 'done' ? 'build.succeeded' : 'build.failed', build, `build-${build.id}-${entryId}`, build.schematic);
+      await this.emit(ended.event, ended.build, `build-${ended.build.id}-${entryId}`, ended.build.schematic);
       return true;
     } catch (err) {
-      this.o.logger.warn({ err, build: build.id }, 'could not queue build webhooks');
+      this.o.logger.warn({ err, build: ended.build.id }, 'could not queue build webhooks');
       return false;
     }
   }
@@ -320,4 +311,24 @@ export class Notifier {
     this.feed?.connection.disconnect();
     await this.feed?.done;
   }
+}
+
+/**
+ * The webhook event of one build feed entry (fields `id`, `state`, `build`): build.succeeded for a build that ran and
+ * is done, build.failed for one that failed; nothing for other states, for a `done` that never ran (asked for when the
+ * asset was already stored: no stages) and for an entry that is not a build.
+ */
+export function buildEventOfFeedEntry(fields: string[]): { event: 'build.succeeded' | 'build.failed'; build: Build } | undefined {
+  const entry: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) entry[fields[i]] = fields[i + 1];
+  if (entry.state !== 'done' && entry.state !== 'failed') return undefined;
+  let build: Build;
+  try {
+    build = JSON.parse(entry.build) as Build;
+  } catch {
+    return undefined;
+  }
+  if (typeof build !== 'object' || build === null || typeof build.id !== 'string' || typeof build.schematic !== 'string') return undefined;
+  if (entry.state === 'done' && !(build.stages?.length > 0)) return undefined;
+  return { event: entry.state === 'done' ? 'build.succeeded' : 'build.failed', build };
 }
