@@ -5,8 +5,10 @@
  */
 import { createHash } from 'node:crypto';
 import type { Build } from '@factory/builds';
+import { spawn, ChildProcess } from 'node:child_process';
+import path from 'node:path';
 import { freePort } from '../support/procs';
-import { S3Factory, startFactoryOnS3 } from '../support/factory';
+import { ROOT, S3Factory, startFactoryOnS3, waitReady } from '../support/factory';
 import { openSse, SseEvent } from '../support/sse';
 
 jest.setTimeout(300_000);
@@ -14,6 +16,9 @@ jest.setTimeout(300_000);
 let env: S3Factory;
 let workerMetrics: number;
 let schematic: string;
+/** A second gateway on the same Redis: builds are cluster-wide. */
+let gateway2: ChildProcess;
+let gateway2Url: string;
 
 beforeAll(async () => {
   workerMetrics = await freePort();
@@ -22,11 +27,20 @@ beforeAll(async () => {
     env: () => ({ BUILD_CONCURRENCY: '1' }),
     perService: { 'build-worker': { METRICS_PORT: String(workerMetrics) }, gateway: { FACTORY_MAX_BUILDS_PER_REQUEST: '32' } },
   });
+  const port2 = await freePort();
+  gateway2 = spawn(process.execPath, [path.join(ROOT, 'services', 'gateway', 'dist', 'main.js')], { env: { ...env.factory.env, PORT: String(port2) }, stdio: 'ignore' });
+  gateway2Url = `http://127.0.0.1:${port2}`;
+  await waitReady(gateway2Url, 30_000);
   const created = await fetch(url('/schematics'), { method: 'POST', body: JSON.stringify({ customization: { extraKernelArgs: [`builds-test-${Date.now()}`] } }) });
   schematic = ((await created.json()) as { id: string }).id;
 });
 
 afterAll(async () => {
+  if (gateway2 && gateway2.exitCode === null) {
+    const exited = new Promise((r) => gateway2.once('exit', r));
+    gateway2.kill('SIGTERM');
+    await exited;
+  }
   await env?.stop();
 });
 
@@ -124,7 +138,7 @@ describe('build resources', () => {
     );
   });
 
-  test('two subscribers and a concurrent GET /image share one build: queued behind another, then running, then done with the sha256 of the bytes served', async () => {
+  test('two subscribers (on two gateways) and a concurrent GET /image share one build: queued behind another, then running, then done with the sha256 of the bytes served', async () => {
     const isosBefore = await built('iso');
     // keep the slot busy again so the ISO waits its turn
     const busy = (await (await postBuilds({ schematic, version: 'v1.12.2', assets: ['metal-amd64.raw.zst'] })).json()) as { builds: Build[] };
@@ -139,7 +153,8 @@ describe('build resources', () => {
     expect(target.queuePosition).toBe(0);
 
     const a = openSse(url(`/builds/${target.id}/events`));
-    const b = openSse(url(`/builds/${target.id}/events`));
+    // the other subscriber follows it through the other gateway
+    const b = openSse(`${gateway2Url}/builds/${target.id}/events`);
     const download = fetch(url(`/image/${schematic}/v1.11.3/metal-amd64.iso`), { redirect: 'manual' });
     const [eventsA, eventsB, got] = await Promise.all([a.ended, b.ended, download]);
     targetEvents = eventsA;
@@ -157,11 +172,23 @@ describe('build resources', () => {
     expect(done.sha256).toBe(createHash('sha256').update(bytes).digest('hex'));
     expect(done.size).toBe(bytes.length);
     expect(await built('iso')).toBe(isosBefore + 1);
-    // the record agrees, and asking again for a stored asset is a done build without a job
+    // the record agrees on both gateways, and asking again for a stored asset is a done build without a job
     expect(await (await fetch(url(`/builds/${target.id}`))).json()).toEqual(done);
+    expect(await (await fetch(`${gateway2Url}/builds/${target.id}`)).json()).toEqual(done);
     const again = (await (await postBuilds({ schematic, version: 'v1.11.3', assets: ['metal-amd64.iso'] })).json()) as { builds: Build[] };
     expect(again.builds[0]).toMatchObject({ id: target.id, state: 'done', size: done.size, sha256: done.sha256 });
     expect(await built('iso')).toBe(isosBefore + 1);
+  });
+
+  test('metrics: queue depth by state, build durations by output kind and queue waits (build-worker); event streams (gateway)', async () => {
+    const worker = await (await fetch(`http://127.0.0.1:${workerMetrics}/metrics`)).text();
+    for (const state of ['wait', 'prioritized', 'active', 'delayed', 'failed']) expect(worker).toMatch(new RegExp(`factory_queue_jobs\\{[^}]*queue="build",state="${state}"[^}]*\\} \\d+`));
+    expect(worker).toMatch(/image_factory_assets_build_latency_seconds_count\{[^}]*kind="iso"[^}]*\} 1\n/);
+    expect(worker).toMatch(/image_factory_assets_build_latency_seconds_count\{[^}]*kind="image"[^}]*\} [1-9]/);
+    expect(worker).toMatch(/factory_build_queue_wait_seconds_count\{[^}]*priority="user"[^}]*\} [1-9]/);
+    const gateway = await (await fetch(url('/metrics'))).text();
+    expect(gateway).toMatch(/factory_build_event_streams\{[^}]*\} 0/);
+    expect(gateway).toMatch(/factory_build_event_streams_refused_total\{[^}]*\} 0/);
   });
 
   test('Prefer: respond-async → 202 + Location + the build; it reaches done; a stored asset is answered as usual', async () => {

@@ -192,3 +192,12 @@ test('an installer pull that starts a build counts as a cold build of the pullin
   expect(pulled.status).toBe(200);
   expect(pulled.headers['docker-content-digest']).toMatch(/^sha256:[0-9a-f]{64}$/);
 });
+
+test('POST /builds counts as cold builds of its client: refused when spent; a stored asset is a done build, free', async () => {
+  const post = (from: string, body: object) => ask(from, 'POST', '/builds', JSON.stringify(body));
+  // A spent its builds above
+  expectLimited(await post(A, { schematic: schematics.a3, version: VERSION, assets: ['cmdline-gcp-amd64'] }), /new builds are limited to 9 per hour per client/);
+  const stored = await post(A, { schematic: schematics.a1, version: VERSION, assets: ['cmdline-aws-amd64'] });
+  expect(stored.status).toBe(202);
+  expect(JSON.parse(stored.body).builds).toEqual([expect.objectContaining({ state: 'done', asset: 'cmdline-aws-amd64' })]);
+});
