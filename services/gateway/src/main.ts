@@ -125,7 +125,7 @@ async function main(): Promise<void> {
     logger,
     blockingConnection: () => redisConnection(common.redis.url, 'blocking', `${common.redis.prefix}-notify-build-feed`),
   });
-  await notifier.watchBuilds();
+  notifier.watchBuilds();
   const notifyWorker = serveQueue(
     'notify',
     {
@@ -134,8 +134,18 @@ async function main(): Promise<void> {
     },
     { redisUrl: common.redis.url, prefix: common.redis.prefix, logger, metrics, concurrency: 8, backoffStrategy: (attemptsMade) => webhookRetryDelayMs(attemptsMade, notifySettings.retryBaseDelayMs) },
   );
-  // one check per interval cluster-wide: every gateway upserts the same scheduler
-  await jobs.queue('notify').upsertJobScheduler('talos-version-check', { every: versionCheckMs }, { name: 'notify.versionCheck', data: {}, opts: { removeOnComplete: true, removeOnFail: true, attempts: 1 } });
+  // one check per interval cluster-wide: every gateway upserts the same scheduler (retried until Redis answers: the
+  // gateway starts, and says it is not ready, without Redis)
+  const scheduleVersionChecks = (): void => {
+    jobs
+      .queue('notify')
+      .upsertJobScheduler('talos-version-check', { every: versionCheckMs }, { name: 'notify.versionCheck', data: {}, opts: { removeOnComplete: true, removeOnFail: true, attempts: 1 } })
+      .catch((err: unknown) => {
+        logger.warn({ err }, 'could not schedule the version check; retrying');
+        setTimeout(scheduleVersionChecks, 2000).unref();
+      });
+  };
+  scheduleVersionChecks();
 
   const app = createApp({
     jobs, assets, logger, metrics, serverTag, allowedOrigins, maxSchematicBytes, maxSchematicBytesInFlight, limits: { limiter, clientOf: (req) => requestClient(req, limits.trustProxy) },

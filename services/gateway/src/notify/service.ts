@@ -256,19 +256,22 @@ export class Notifier {
    * handled twice anyway is delivered once per hook (the delivery ID derives from the feed entry's ID). The group
    * starts at the feed's end when first created; from then on a gateway restart misses nothing.
    */
-  async watchBuilds(): Promise<void> {
+  watchBuilds(): void {
     const connection = this.o.blockingConnection();
     const key = this.o.buildFeedKey;
-    try {
-      await connection.xgroup('CREATE', key, FEED_GROUP, '$', 'MKSTREAM');
-    } catch (err) {
-      if (!/BUSYGROUP/.test(String((err as Error).message))) throw err;
-    }
     const consumer = `${os.hostname()}/${process.pid}`;
     const done = (async () => {
       let lastClaim = 0;
+      // made on the first read, and again when Redis lost it (a restart without persistence): NOGROUP
+      let grouped = false;
       while (!this.closed) {
         try {
+          if (!grouped) {
+            await connection.xgroup('CREATE', key, FEED_GROUP, '$', 'MKSTREAM').catch((err: Error) => {
+              if (!/BUSYGROUP/.test(err.message)) throw err;
+            });
+            grouped = true;
+          }
           let entries: Array<[string, string[]]> = [];
           if (Date.now() - lastClaim > FEED_CLAIM_IDLE_MS / 2) {
             lastClaim = Date.now();
@@ -285,6 +288,7 @@ export class Notifier {
           }
         } catch (err) {
           if (this.closed) break;
+          if (/NOGROUP/.test(String((err as Error)?.message))) grouped = false;
           this.o.logger.warn({ err }, 'could not read the build feed; retrying');
           await new Promise((r) => setTimeout(r, 1000));
         }
