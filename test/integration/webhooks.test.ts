@@ -185,6 +185,7 @@ test('registration and pre-warm routes answer bad input with the anchor’s styl
     ['PUT', `/prewarm/${schematic}`, { assets: ['kernel-amd64'], extra: true }, 400, 'invalid prewarm request: unknown field "extra"\n'],
     ['PUT', `/prewarm/${schematic}`, { assets: ['metal-amd64.exe'] }, 400, 'error parsing profile from path: invalid profile path: "metal-amd64.exe"\n'],
     ['GET', `/prewarm/${schematic}`, undefined, 404, `no prewarm set for schematic ${schematic}\n`],
+    ['GET', '/prewarm/not%0Aan-id', undefined, 404, 'schematic ID "not\\nan-id" not found\n'],
   ];
   for (const [method, p, body, status, text] of cases) {
     const res = await send(method, p, body);

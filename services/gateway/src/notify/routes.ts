@@ -77,13 +77,19 @@ export function addNotifyRoutes(routes: Routes, o: NotifyRouteOptions): void {
     await store.putPrewarm(set);
     sendJson(res, 200, set);
   });
+  // a malformed ID is answered as the edge answers it (quoted: it may hold anything)
+  const schematicParam = (raw: string): string => {
+    if (!isSchematicId(raw)) throw new FactoryError(404, `schematic ID ${JSON.stringify(raw)} not found`);
+    return raw;
+  };
   routes.add(['GET'], '/prewarm/:schematic', async (req, res) => {
-    const set = isSchematicId(req.params.schematic) ? await store.getPrewarm(req.params.schematic) : undefined;
-    if (!set) throw new FactoryError(404, `no prewarm set for schematic ${req.params.schematic}`);
+    const schematic = schematicParam(req.params.schematic);
+    const set = await store.getPrewarm(schematic);
+    if (!set) throw new FactoryError(404, `no prewarm set for schematic ${schematic}`);
     sendJson(res, 200, set);
   });
   routes.add(['DELETE'], '/prewarm/:schematic', async (req, res) => {
-    if (isSchematicId(req.params.schematic)) await store.deletePrewarm(req.params.schematic);
+    await store.deletePrewarm(schematicParam(req.params.schematic));
     res.status(204).end();
   });
 
