@@ -348,3 +348,30 @@ test('a new Talos version: version.available is delivered, the pre-warm batch is
   expect(PREWARM_ASSETS).toContain(JSON.parse(prewarmBuilt.body).data.asset);
   expect(await metric('image_factory_version_checks_total', 'result="new"')).toBe(1);
 });
+
+test('a build that fails is announced as build.failed, with its error (a second factory, refusing assets over 1 KiB)', async () => {
+  redis.disconnect();
+  await env.stop();
+  env = await startFactoryOnS3({
+    tmpPrefix: 'webhooks-failed-',
+    env: () => ({ FACTORY_WEBHOOK_ALLOW_PRIVATE: 'on' }),
+    // a kernel is megabytes: its build fails for good (422); a kernel command line fits
+    perService: { 'build-worker': { FACTORY_MAX_ASSET_BYTES: '1KiB' } },
+  });
+  redis = new IORedis(env.redis.url, { maxRetriesPerRequest: null });
+  const schematic = await createSchematic('hooks-failed');
+  await register({ url: `${receiverUrl}/failed`, secret: SECRET, events: ['build.succeeded', 'build.failed'], schematic });
+
+  const refused = await fetch(url(`/image/${schematic}/${OLD}/kernel-amd64`));
+  expect(refused.status).toBe(422);
+  const message = (await refused.text()).trim();
+  const [failed] = await until('the build.failed delivery', () => deliveriesTo('/failed', 'build.failed').length > 0 && deliveriesTo('/failed', 'build.failed'), { ms: 30_000, context });
+  expect(verifyWebhookSignature(SECRET, failed.body, failed.headers['x-factory-signature'] as string)).toBe(true);
+  expect(JSON.parse(failed.body).data).toEqual(
+    expect.objectContaining({ schematic, version: OLD, asset: 'kernel-amd64', state: 'failed', error: { status: 422, message }, priority: 'user' }),
+  );
+
+  expect((await fetch(url(`/image/${schematic}/${OLD}/cmdline-metal-amd64`))).status).toBe(200);
+  await until('the build.succeeded delivery', () => deliveriesTo('/failed', 'build.succeeded').length > 0, { ms: 30_000, context });
+  expect(deliveriesTo('/failed', 'build.failed')).toHaveLength(1);
+});
