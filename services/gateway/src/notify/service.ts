@@ -197,6 +197,10 @@ export class Notifier {
    * The `notify.versionCheck` handler. The first check of a factory records what is offered (nothing is "new" on a
    * fresh install); later checks queue the pre-warm builds of every version never seen before, then announce it. What
    * was seen is only added to, so a version withdrawn and offered again is not announced twice.
+   *
+   * What was seen is kept in Redis, not in the object store: losing it is safe (the next check is a first check again:
+   * it records, announces nothing and builds nothing; at worst a version that appeared meanwhile is not pre-warmed),
+   * and a factory nobody asked for pre-warm or webhooks writes nothing to its object store.
    */
   async checkVersions(): Promise<ResultOf<'notify.versionCheck'>> {
     // One check at a time cluster-wide: a check may outlast the interval (pre-warm builds to resolve and queue), and
@@ -217,9 +221,10 @@ export class Notifier {
 
   private async checkVersionsLocked(): Promise<ResultOf<'notify.versionCheck'>> {
     const offered = await this.o.versions();
-    const seen = await this.o.store.seenVersions();
-    if (!seen) {
-      await this.o.store.saveSeenVersions(offered);
+    const seenKey = `${this.o.prefix}:notify:talos-versions-seen`;
+    const seen = await this.o.redis.smembers(seenKey);
+    if (seen.length === 0) {
+      if (offered.length) await this.o.redis.sadd(seenKey, ...offered);
       this.o.logger.info({ versions: offered.length }, 'version check: first run, offered versions recorded');
       this.versionChecks.inc({ result: 'first' });
       return { newVersions: [] };
@@ -243,7 +248,7 @@ export class Notifier {
       }
       await this.emit('version.available', { version }, `version-${version}`, undefined);
     }
-    await this.o.store.saveSeenVersions([...seen, ...fresh]);
+    await this.o.redis.sadd(seenKey, ...fresh);
     this.versionChecks.inc({ result: 'new' });
     this.o.logger.info({ newVersions: fresh, prewarmSchematics: sets.length }, 'version check: new Talos versions');
     return { newVersions: fresh };

@@ -10,7 +10,8 @@
  *   notify/prewarm/<schematic>.json          {schematic, assets, updatedAt}
  *   notify/webhooks/<id>.json                the hook, with its secret
  *   notify/webhook-scope/<schematic|all>/<id> empty: the index of the hooks for one schematic (or for all)
- *   notify/talos-versions-seen.json          {versions, updatedAt}: what the version check has seen
+ * Nothing is written here until a client registers something (the versions the check has seen are in Redis: see
+ * Notifier.checkVersions).
  */
 import type { ObjectStore } from '@factory/storage';
 import type { WebhookEvent, WebhookSpec } from '@factory/config';
@@ -100,14 +101,5 @@ export class NotifyStore {
         : [...(await this.webhookIds(schematic)), ...(await this.webhookIds(undefined))];
     const hooks = await Promise.all(ids.map((id) => this.getWebhook(id)));
     return hooks.filter((h): h is StoredWebhook => !!h && h.events.includes(event));
-  }
-
-  // --- versions seen ----------------------------------------------------------------------------------------------
-  async seenVersions(): Promise<string[] | undefined> {
-    return (await this.read<{ versions: string[] }>('notify/talos-versions-seen.json'))?.versions;
-  }
-
-  saveSeenVersions(versions: string[]): Promise<void> {
-    return this.write('notify/talos-versions-seen.json', { versions, updatedAt: new Date().toISOString() });
   }
 }
