@@ -249,3 +249,83 @@ export function readBuildRetention(r: EnvReader): number {
   if (ms < 1000) r.problem('FACTORY_BUILD_RETENTION must be at least 1s');
   return ms;
 }
+
+/** The events a webhook may subscribe to (issue 14). */
+export const WEBHOOK_EVENTS = ['build.succeeded', 'build.failed', 'version.available'] as const;
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+
+/** A webhook as configured (FACTORY_WEBHOOKS) or registered: where to POST which events, signed with `secret`. */
+export interface WebhookSpec {
+  url: string;
+  secret: string;
+  events: WebhookEvent[];
+  /** only this schematic's build events (version.available is for every hook subscribed to it); absent: all */
+  schematic?: string;
+}
+
+/** Pre-warm and webhook settings (gateway): global hooks, the SSRF guard's switch, delivery timing. */
+export interface NotifySettings {
+  /** FACTORY_WEBHOOKS: hooks every event goes to, besides the registered ones */
+  globalWebhooks: WebhookSpec[];
+  /** FACTORY_WEBHOOK_ALLOW_PRIVATE: loopback/private/link-local targets allowed (tests, closed networks) */
+  allowPrivateTargets: boolean;
+  /** FACTORY_WEBHOOK_TIMEOUT: one delivery attempt, connect to response headers */
+  deliveryTimeoutMs: number;
+  /** FACTORY_WEBHOOK_RETRY_DELAY: the first retry's delay; each next one doubles (6 attempts in all) */
+  retryBaseDelayMs: number;
+}
+
+/**
+ * Shape checks of one webhook object (a registration body or a FACTORY_WEBHOOKS entry); the first problem, or the
+ * spec. Reachability (the SSRF guard) and the schematic's existence are checked by the caller.
+ */
+export function parseWebhookSpec(value: unknown): { problem: string } | { spec: WebhookSpec } {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { problem: 'expected a JSON object' };
+  const o = value as Record<string, unknown>;
+  const unknown = Object.keys(o).filter((k) => !['url', 'secret', 'events', 'schematic'].includes(k));
+  if (unknown.length) return { problem: `unknown field ${JSON.stringify(unknown[0])}` };
+  if (typeof o.url !== 'string' || o.url.length > 2048) return { problem: '"url" must be a string (at most 2048 characters)' };
+  let url: URL;
+  try {
+    url = new URL(o.url);
+  } catch {
+    return { problem: `"url" is not a URL: ${JSON.stringify(o.url)}` };
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return { problem: '"url" must be an http or https URL' };
+  if (url.username || url.password) return { problem: '"url" must not carry credentials (sign with "secret")' };
+  if (typeof o.secret !== 'string' || o.secret.length < 1 || o.secret.length > 1024) return { problem: '"secret" must be a string of 1 to 1024 characters' };
+  if (!Array.isArray(o.events) || o.events.length === 0) return { problem: `"events" must be a non-empty array of ${WEBHOOK_EVENTS.join(', ')}` };
+  for (const e of o.events) {
+    if (!(WEBHOOK_EVENTS as readonly unknown[]).includes(e)) return { problem: `unknown event ${JSON.stringify(e)} (one of ${WEBHOOK_EVENTS.join(', ')})` };
+  }
+  if (o.schematic !== undefined && (typeof o.schematic !== 'string' || !/^[0-9a-f]{64}$/.test(o.schematic))) return { problem: '"schematic" must be a schematic ID' };
+  const events = WEBHOOK_EVENTS.filter((e) => (o.events as unknown[]).includes(e));
+  return { spec: { url: o.url, secret: o.secret, events, ...(o.schematic !== undefined ? { schematic: o.schematic as string } : {}) } };
+}
+
+export function readNotify(r: EnvReader): NotifySettings {
+  const globalWebhooks: WebhookSpec[] = [];
+  const raw = r.string('FACTORY_WEBHOOKS');
+  if (raw !== undefined) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw);
+    } catch {
+      parsed = undefined;
+    }
+    if (!Array.isArray(parsed)) r.problem('FACTORY_WEBHOOKS must be a JSON array of {"url","secret","events","schematic"} objects');
+    else {
+      parsed.forEach((entry, i) => {
+        const checked = parseWebhookSpec(entry);
+        if ('problem' in checked) r.problem(`FACTORY_WEBHOOKS[${i}]: ${checked.problem}`);
+        else globalWebhooks.push(checked.spec);
+      });
+    }
+  }
+  return {
+    globalWebhooks,
+    allowPrivateTargets: r.bool('FACTORY_WEBHOOK_ALLOW_PRIVATE', false),
+    deliveryTimeoutMs: r.duration('FACTORY_WEBHOOK_TIMEOUT', 10_000),
+    retryBaseDelayMs: r.duration('FACTORY_WEBHOOK_RETRY_DELAY', 30_000),
+  };
+}

@@ -9,7 +9,7 @@ import type { EvictionReport } from '@factory/budget';
 import type { ExtensionEntry, OverlayEntry, TalosctlRelease } from '@factory/catalog';
 import type { SectionDigest } from '@factory/pcr';
 
-export const QUEUES = ['schematic', 'upstream', 'signing', 'build', 'registry', 'maintenance'] as const;
+export const QUEUES = ['schematic', 'upstream', 'signing', 'build', 'registry', 'maintenance', 'notify'] as const;
 export type QueueName = (typeof QUEUES)[number];
 
 /** An installer repository of the factory's registry (`<image>/<schematic>`), see anchor-api §5.2. */
@@ -120,6 +120,28 @@ export interface JobContracts {
    * signed, `.sig` last), like any built asset. Job ID derived from the asset key (talosctlAssetKey).
    */
   'build.talosctl': { queue: 'build'; payload: TalosctlAssetSpec; result: AssetRecord };
+
+  /**
+   * One webhook delivery (gateway; issue 14): POST `body` (the exact bytes that are signed, the same on every attempt)
+   * to the hook's URL. The job ID is the delivery's ID, derived from the hook and the event, so every gateway that
+   * sees an event queues the same job once. 6 attempts with exponential backoff; a permanent refusal (see
+   * services/gateway/src/notify/delivery.ts) is an answer, not a failure, and is not retried.
+   */
+  'notify.deliver': { queue: 'notify'; payload: WebhookDeliveryPayload; result: { delivered: boolean; status?: number; error?: string } };
+  /**
+   * The periodic Talos version check (one per cluster: a job scheduler with a fixed ID): versions never seen before
+   * get their pre-warm builds queued (priority `prewarm`) and a `version.available` event.
+   */
+  'notify.versionCheck': { queue: 'notify'; payload: Record<string, never>; result: { newVersions: string[] } };
+}
+
+/** What a `notify.deliver` job carries: references and the signed body, never the hook's secret. */
+export interface WebhookDeliveryPayload {
+  hookId: string;
+  deliveryId: string;
+  event: string;
+  /** the JSON body as sent (the signature is over these bytes) */
+  body: string;
 }
 
 export type SecureBootPublic = { enabled: false } | { enabled: true; signingCertPem: string; pcrPublicKeyPem: string };
@@ -149,6 +171,8 @@ export const JOB_QUEUE: { [K in JobName]: JobContracts[K]['queue'] } = {
   'signing.secureBootEnrollment': 'signing',
   'upstream.talosctl': 'upstream',
   'build.talosctl': 'build',
+  'notify.deliver': 'notify',
+  'notify.versionCheck': 'notify',
 };
 
 export type Reply<T> = { ok: true; value: T } | { ok: false; status: number; message: string };

@@ -26,6 +26,8 @@ export interface ServeOptions {
   metrics?: Registry;
   /** Lock and stall settings for long jobs (BullMQ's defaults otherwise: 30 s lock, 30 s checks, 1 stall). */
   locking?: JobLocking;
+  /** Delay before a failed job's next attempt when its `backoff` names type `custom` (attemptsMade counts from 1). */
+  backoffStrategy?: (attemptsMade: number) => number;
 }
 
 /** What serveQueue started: the worker, its blocking connection, and the graceful stop of both. */
@@ -91,6 +93,7 @@ export function serveQueue(queue: QueueName, handlers: Handlers | { processorFil
     name: `${os.hostname()}/${process.pid}`,
     // Only pass the settings when set: an explicit undefined would override BullMQ's defaults and break its scripts.
     ...(opts.locking ?? {}),
+    ...(opts.backoffStrategy ? { settings: { backoffStrategy: opts.backoffStrategy } } : {}),
   });
   worker.on('error', (err) => opts.logger.warn({ err, queue }, 'worker error'));
   if (opts.metrics) {

@@ -18,6 +18,7 @@ import { readRequestBody } from '@factory/http';
 import type { TalosctlRoutes } from './talosctl';
 import type { BuildRoutes } from './builds';
 import { OPENAPI_DOCUMENT } from '@factory/openapi';
+import { addNotifyRoutes, NotifyRouteOptions } from './notify/routes';
 
 export interface JobCaller {
   call<K extends JobName>(name: K, payload: PayloadOf<K>, opts?: CallOptions): Promise<ResultOf<K>>;
@@ -47,6 +48,8 @@ export interface GatewayOptions {
   // --- issue 14: build resources (h/builds) ---
   /** `/builds...` (absent: not served) */
   builds?: BuildRoutes;
+  /** `/prewarm` and `/webhooks` (absent: not served) */
+  notify?: NotifyRouteOptions;
 }
 
 export function createApp(opts: GatewayOptions): express.Express {
@@ -220,6 +223,8 @@ export function createApp(opts: GatewayOptions): express.Express {
   // --- the OpenAPI 3.1 document of every public route (libs/openapi), serialised once -------------------------
   const openApiJson = JSON.stringify(OPENAPI_DOCUMENT);
   routes.add(['GET'], '/openapi.json', (_req, res) => sendBody(res, 200, 'application/json; charset=utf-8', openApiJson));
+  // --- pre-warm and webhooks (issue 14) ---------------------------------------------------------------------------
+  if (opts.notify) addNotifyRoutes(routes, opts.notify);
 
   app.use(routes.middleware(onError));
   app.use((_req, res) => sendError(res, 404, '404 page not found'));

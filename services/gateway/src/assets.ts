@@ -112,6 +112,11 @@ export class AssetRoutes {
     return this.resolve(schematicId, rawVersion, () => parseAssetPath(rawPath), () => rawPath);
   }
 
+  /** Throws the edge's 404 (`schematic ID "x" not found`) unless the schematic is stored. */
+  async requireSchematic(id: string): Promise<void> {
+    await this.schematic(id);
+  }
+
   private async schematic(id: string): Promise<StoredSchematic> {
     if (!isSchematicId(id)) throw new FactoryError(404, `schematic ID ${JSON.stringify(id)} not found`);
     const cached = this.schematics.get(id);

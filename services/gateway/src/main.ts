@@ -3,12 +3,12 @@
  */
 import { createPublicKey } from 'node:crypto';
 import { AssetVerifier, integrityEvents } from '@factory/asset';
-import { EnvReader, readBuildRetention, readCommon, readExternal, readHandoffSecret, readLimits, readReceiveTimeouts } from '@factory/config';
+import { EnvReader, readBuildRetention, readCommon, readExternal, readHandoffSecret, readLimits, readNotify, readReceiveTimeouts } from '@factory/config';
 import { BuildStore, BuildWatcher } from '@factory/builds';
 import { createBoundedServer } from '@factory/http';
 import { createObjectStore } from '@factory/storage';
 import { AccessTracker } from '@factory/budget';
-import { JobClient, redisConnection } from '@factory/queue';
+import { JobClient, redisConnection, serveQueue } from '@factory/queue';
 import { drainable, fatal, onShutdown } from '@factory/runtime';
 import { Counter, createLogger, createMetricsRegistry } from '@factory/telemetry';
 import { createApp } from './app';
@@ -19,6 +19,10 @@ import { createRegistryProxy, isRegistryPath } from './registry';
 import { TalosctlRoutes } from './talosctl';
 import { llmsText } from './llms';
 import { BuildRoutes, GatewayBuilds } from './builds';
+import { NotifyStore } from './notify/store';
+import { Notifier } from './notify/service';
+import { webhookRetryDelayMs } from './notify/delivery';
+import { lookup } from 'node:dns/promises';
 
 async function main(): Promise<void> {
   const env = new EnvReader();
@@ -42,6 +46,9 @@ async function main(): Promise<void> {
   const buildRetentionMs = readBuildRetention(env);
   const maxBuildsPerRequest = env.int('FACTORY_MAX_BUILDS_PER_REQUEST', 32, 1, 1000);
   const maxBuildStreams = env.int('FACTORY_MAX_BUILD_STREAMS', 1000, 1, 100_000);
+  const notifySettings = readNotify(env);
+  // the version check runs as often as the upstream catalog re-reads its tag list
+  const versionCheckMs = env.duration('FACTORY_VERSION_RECHECK_INTERVAL', 15 * 60_000);
   env.done();
 
   const logger = createLogger('gateway', common.logLevel);
@@ -62,7 +69,9 @@ async function main(): Promise<void> {
     // S3 assigns a new ETag/Last-Modified to every write: a version the signing service checked is not downloaded again.
     trustSignedVersion: store.kind === 's3',
   });
-  const catalog = new QueuedCatalogView(jobs);
+  // never an older version list than the version check's (which reads this very list, so that a version it finds new
+  // resolves at once for its pre-warm builds)
+  const catalog = new QueuedCatalogView(jobs, Math.min(30_000, versionCheckMs));
   // Build records (issue 14): read and written in Redis, followed live through a subscriber connection of their own.
   const buildsConnection = redisConnection(common.redis.url, 'producer', `${common.redis.prefix}-builds`);
   const buildStore = new BuildStore(buildsConnection, common.redis.prefix, buildRetentionMs);
@@ -97,9 +106,57 @@ async function main(): Promise<void> {
   });
   const buildRoutes = new BuildRoutes({ requests: gatewayBuilds, assets, watcher: buildWatcher, maxBuildsPerRequest, maxStreams: maxBuildStreams, metrics, logger });
   const talosctl = new TalosctlRoutes({ jobs, catalog, assets, externalUrl: external.externalUrl });
+
+  // Pre-warm and webhooks (issue 14): records in the object store, deliveries and the version check on the `notify`
+  // queue, served here (see notify/service.ts for why the gateway delivers).
+  const notifyStore = new NotifyStore(store);
+  const notifyConnection = redisConnection(common.redis.url, 'producer', `${common.redis.prefix}-notify`);
+  const notifier = new Notifier({
+    store: notifyStore,
+    redis: notifyConnection,
+    notifyQueue: jobs.queue('notify'),
+    prefix: common.redis.prefix,
+    settings: notifySettings,
+    versions: () => catalog.versions(),
+    queuePrewarmBuild: (schematic, version, asset) => buildRoutes.queueBuild(schematic, version, asset, { priority: 'prewarm' }),
+    buildFeedKey: buildStore.feedKey,
+    userAgent: `Image Factory ${serverTag}`,
+    metrics,
+    logger,
+    blockingConnection: () => redisConnection(common.redis.url, 'blocking', `${common.redis.prefix}-notify-build-feed`),
+  });
+  notifier.watchBuilds();
+  const notifyWorker = serveQueue(
+    'notify',
+    {
+      'notify.deliver': (payload, job) => notifier.deliver(payload, job),
+      'notify.versionCheck': () => notifier.checkVersions(),
+    },
+    { redisUrl: common.redis.url, prefix: common.redis.prefix, logger, metrics, concurrency: 8, backoffStrategy: (attemptsMade) => webhookRetryDelayMs(attemptsMade, notifySettings.retryBaseDelayMs) },
+  );
+  // one check per interval cluster-wide: every gateway upserts the same scheduler (retried until Redis answers: the
+  // gateway starts, and says it is not ready, without Redis)
+  const scheduleVersionChecks = (): void => {
+    jobs
+      .queue('notify')
+      .upsertJobScheduler('talos-version-check', { every: versionCheckMs }, { name: 'notify.versionCheck', data: {}, opts: { removeOnComplete: true, removeOnFail: true, attempts: 1 } })
+      .catch((err: unknown) => {
+        logger.warn({ err }, 'could not schedule the version check; retrying');
+        setTimeout(scheduleVersionChecks, 2000).unref();
+      });
+  };
+  scheduleVersionChecks();
+
   const app = createApp({
     jobs, assets, logger, metrics, serverTag, allowedOrigins, maxSchematicBytes, maxSchematicBytesInFlight, limits: { limiter, clientOf: (req) => requestClient(req, limits.trustProxy) },
     talosctl, llmsText: llmsText(external), builds: buildRoutes,
+    notify: {
+      notifier,
+      store: notifyStore,
+      requireSchematic: (id) => assets.requireSchematic(id),
+      allowPrivateTargets: notifySettings.allowPrivateTargets,
+      resolve: async (host) => (await lookup(host, { all: true })).map((a) => a.address),
+    },
   });
 
   const registry = createRegistryProxy({
@@ -119,7 +176,7 @@ async function main(): Promise<void> {
       if (isRegistryPath(req.url)) registry(req, res);
       else if (!assets.fastRedirect(req, res)) app(req, res);
     },
-    { maxBodyBytes: maxSchematicBytes, ...receive, readsBody: (req) => req.method === 'POST' && ['/schematics', '/builds'].includes((req.url ?? '').split('?')[0]) },
+    { maxBodyBytes: maxSchematicBytes, ...receive, readsBody: (req) => readsBody(req.method, (req.url ?? '').split('?')[0]) },
   );
   const drain = drainable(server);
   await new Promise<void>((resolve, reject) => {
@@ -138,12 +195,21 @@ async function main(): Promise<void> {
       buildRoutes.closeStreams();
       return drained;
     },
+    () => notifyWorker.stop(10_000).then(() => notifyWorker.connection.quit()),
+    () => notifier.close(),
     () => jobs.close(),
     () => buildWatcher.close(),
     () => buildsConnection.quit(),
+    () => notifyConnection.quit(),
     () => accessConnection.quit(),
     async () => serviceLimiter.close(),
   ]);
+}
+
+/** The requests a route reads the body of (the others' bodies close the connection after the answer). */
+function readsBody(method: string | undefined, path: string): boolean {
+  if (method === 'POST' && (path === '/schematics' || path === '/builds')) return true;
+  return (method === 'PUT' && path.startsWith('/prewarm/')) || (method === 'POST' && path === '/webhooks');
 }
 
 main().catch((err) => fatal('gateway', err));
