@@ -344,10 +344,11 @@ export async function buildIso(o: IsoOptions): Promise<IsoBuildInfo> {
         ];
         modes = RR_READ_ONLY;
       } else if (o.flavour === 'hybrid') {
-        await populateGrubTree(c);
-        const files = await populateUefiTree(c);
+        // The GRUB core (grub-mkimage) and the ESP (mkfs.vfat, mtools) are independent: made side by side, the ISO
+        // waits for the slower of them, not for both. (Graft points are written sorted, whatever order they come in.)
         const esp = path.join(scratch, 'efiboot.img');
-        espBytes = await buildEsp(c, esp, files);
+        const [, espSize] = await Promise.all([populateGrubTree(c), populateUefiTree(c).then((files) => buildEsp(c, esp, files))]);
+        espBytes = espSize;
         args = [
           '-as', 'mkisofs',
           ...grubBiosArgs(c),
