@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { PassThrough, Readable } from 'node:stream';
+import { startDigests } from './hash-thread';
 
 export interface FileDigest {
   /** lower-case hex SHA-256 */
@@ -95,9 +96,8 @@ export async function digestWhileWritten(file: string, writerDone: Promise<unkno
     });
     if (!fh) await idle();
   }
-  const sha256 = createHash('sha256');
-  const sha512 = createHash('sha512');
-  const md5 = o.md5 ? createHash('md5') : undefined;
+  // on the hash thread: the reads, and the consumer's upload, go on while the digests are computed
+  const digests = startDigests(o.md5 ? ['sha256', 'sha512', 'md5'] : ['sha256', 'sha512']);
   const consumer = o.to;
   /** the first bytes, kept until they say whether (and how much) to stream */
   let head: Buffer[] | undefined = consumer ? [] : undefined;
@@ -120,9 +120,7 @@ export async function digestWhileWritten(file: string, writerDone: Promise<unkno
           chunk = buf.subarray(0, bytesRead);
           buf = Buffer.allocUnsafe(FOLLOW_CHUNK);
         } else chunk = Buffer.from(buf.subarray(0, bytesRead));
-        sha256.update(chunk);
-        sha512.update(chunk);
-        md5?.update(chunk);
+        await digests.update(chunk);
         size += bytesRead;
         if (head) {
           head.push(chunk);
@@ -149,6 +147,7 @@ export async function digestWhileWritten(file: string, writerDone: Promise<unkno
     }
     if (failure !== undefined) throw failure;
   } catch (err) {
+    digests.abort();
     body?.destroy(err instanceof Error ? err : new Error(String(err)));
     const consumerFailure: unknown = await taking?.then(() => undefined, (e: unknown) => e);
     // a consumer that stopped taking says why; else the writer's or the reader's failure
@@ -156,11 +155,16 @@ export async function digestWhileWritten(file: string, writerDone: Promise<unkno
   } finally {
     await fh.close();
   }
-  if (body) {
-    body.end();
-    await taking;
+  let hex: string[];
+  try {
+    if (body) body.end();
+    [hex] = await Promise.all([digests.digest(), taking]);
+  } catch (err) {
+    digests.abort();
+    throw err;
   }
-  return { sha256: sha256.digest('hex'), sha512: sha512.digest('hex'), ...(md5 ? { md5: md5.digest('hex') } : {}), size, streamed: body !== undefined };
+  const [sha256, sha512, md5] = hex;
+  return { sha256, sha512, ...(md5 ? { md5 } : {}), size, streamed: body !== undefined };
 }
 
 class ConsumerGone extends Error {
