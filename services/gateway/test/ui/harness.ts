@@ -10,7 +10,7 @@ import { canonicalYaml, parseSchematic, schematicId } from '@factory/schematic';
 import { createLogger, createMetricsRegistry } from '@factory/telemetry';
 import { createApp, JobCaller } from '../../src/app';
 
-export const VERSIONS = ['v1.5.5', 'v1.7.7', 'v1.11.3', 'v1.12.2', 'v1.13.0-alpha.1'];
+export const VERSIONS = ['v1.5.5', 'v1.7.7', 'v1.11.3', 'v1.12.2', 'v1.12.4', 'v1.13.0-alpha.1'];
 
 const ext = (name: string, tag: string, description: string): ExtensionEntry => ({ name, ref: `ghcr.io/${name}:${tag}`, digest: `sha256:${'a'.repeat(64)}`, author: 'Sidero Labs', description });
 export const EXTENSIONS: ExtensionEntry[] = [
