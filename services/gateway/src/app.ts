@@ -16,6 +16,7 @@ import { AssetRoutes } from './assets';
 import { RateLimitedError, RateLimiter } from '@factory/ratelimit';
 import { readRequestBody } from '@factory/http';
 import type { TalosctlRoutes } from './talosctl';
+import { registerUiRoutes, UiOptions } from './ui/routes';
 
 export interface JobCaller {
   call<K extends JobName>(name: K, payload: PayloadOf<K>, opts?: { timeoutMs?: number; jobId?: string; removeWhenDone?: boolean; priority?: number }): Promise<ResultOf<K>>;
@@ -42,6 +43,8 @@ export interface GatewayOptions {
   talosctl?: TalosctlRoutes;
   /** the body of `/llms.txt` (absent: not served) */
   llmsText?: string;
+  /** the web UI: `/`, `/ui/*`, its CSS and script (absent: not served) */
+  ui?: UiOptions;
 }
 
 export function createApp(opts: GatewayOptions): express.Express {
@@ -203,6 +206,9 @@ export function createApp(opts: GatewayOptions): express.Express {
     const llms = opts.llmsText;
     routes.add(['GET'], '/llms.txt', (_req, res) => sendBody(res, 200, 'text/plain; charset=utf-8', llms));
   }
+
+  // --- web UI (anchor-api §9) ---------------------------------------------------------------------------------
+  if (opts.ui) registerUiRoutes(routes, { ...opts.ui, createSchematic });
 
   app.use(routes.middleware(onError));
   app.use((_req, res) => sendError(res, 404, '404 page not found'));

@@ -18,6 +18,9 @@ import { createRegistryProxy, isRegistryPath } from './registry';
 import { TalosctlRoutes } from './talosctl';
 import { llmsText } from './llms';
 
+/** The routes that read a request body: schematics, and the wizard's form posts. */
+const BODY_ROUTES = new Set(['/schematics', '/ui/wizard', '/ui/extensions-list']);
+
 async function main(): Promise<void> {
   const env = new EnvReader();
   const common = readCommon(env);
@@ -78,6 +81,7 @@ async function main(): Promise<void> {
   const app = createApp({
     jobs, assets, logger, metrics, serverTag, allowedOrigins, maxSchematicBytes, maxSchematicBytesInFlight, limits: { limiter, clientOf: (req) => requestClient(req, limits.trustProxy) },
     talosctl, llmsText: llmsText(external),
+    ui: { jobs, catalog, store, talosctlFiles: (tag) => talosctl.files(tag), externalUrl: external.externalUrl, externalPxeUrl: external.externalPxeUrl, serverTag },
   });
 
   const registry = createRegistryProxy({
@@ -97,7 +101,7 @@ async function main(): Promise<void> {
       if (isRegistryPath(req.url)) registry(req, res);
       else if (!assets.fastRedirect(req, res)) app(req, res);
     },
-    { maxBodyBytes: maxSchematicBytes, ...receive, readsBody: (req) => req.method === 'POST' && (req.url ?? '').split('?')[0] === '/schematics' },
+    { maxBodyBytes: maxSchematicBytes, ...receive, readsBody: (req) => req.method === 'POST' && BODY_ROUTES.has((req.url ?? '').split('?')[0]) },
   );
   const drain = drainable(server);
   await new Promise<void>((resolve, reject) => {
