@@ -84,12 +84,14 @@ export function page(ctx: PageContext, title: string, content: Html, o: { status
       ? html`<li><span aria-current="true" lang="${code}">${LOCALE_NAMES[code]}</span></li>`
       : html`<li><a href="${href}" lang="${code}" hreflang="${code}">${LOCALE_NAMES[code]}</a></li>`;
   });
+  // The empty `data:` icon keeps browsers from asking for /favicon.ico (a 404 in the console on every first visit).
   return html`<!doctype html>
 <html lang="${ctx.locale}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
+<link rel="icon" href="data:,">
 <title>${title} · ${t('app.title')}</title>
 <link rel="stylesheet" href="${ctx.cssUrl}">
 <script src="${ctx.jsUrl}" defer></script>
