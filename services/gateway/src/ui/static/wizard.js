@@ -32,12 +32,23 @@
           var title = r.headers.get('X-Wizard-Title');
           if (title) doc.title = decodeURIComponent(title);
           if (url && push) history.pushState({ wizard: url }, '', url);
+          if (url) relinkLanguages(url);
           var heading = f.querySelector('.step-title, h2');
           if (heading) { heading.setAttribute('tabindex', '-1'); heading.focus({ preventScroll: true }); }
           window.scrollTo(0, 0);
         });
       })
       .catch(function () { f.removeAttribute('aria-busy'); location.reload(); });
+  }
+
+  // The language links sit outside the swapped form: they follow the step's address so a switch keeps the choices.
+  function relinkLanguages(url) {
+    var q = url.indexOf('?') >= 0 ? url.slice(url.indexOf('?') + 1) : '';
+    doc.querySelectorAll('a[hreflang]').forEach(function (a) {
+      var p = new URLSearchParams(q);
+      p.set('lang', a.getAttribute('hreflang') || '');
+      a.setAttribute('href', '/?' + p.toString());
+    });
   }
 
   doc.addEventListener('submit', function (e) {
