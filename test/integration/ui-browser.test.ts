@@ -259,15 +259,15 @@ describeBrowser('the wizard in Chromium', () => {
     };
   }
 
-  /** Walks a flow from `/`, checking the address after every step; returns the final page. */
-  async function walk(page: Page, flow: FlowPlan, o: { js: boolean; watch: PageWatch; shots: boolean; blocking: string[] }): Promise<FinalPage> {
+  /** Walks a flow from `/` (audited when `blocking` collects axe's findings), checking the address after every step. */
+  async function walk(page: Page, flow: FlowPlan, o: { js: boolean; watch: PageWatch; shots?: boolean; blocking?: string[] }): Promise<FinalPage> {
     const mode = o.js ? 'js' : 'nojs';
     await page.goto(url('/'));
     const expected: Record<string, string[]> = {};
     let implied: Record<string, string[]> = {};
     for (const [i, step] of flow.steps.entries()) {
       await waitForStep(page, step.slug);
-      if (o.js) await audit(page, `${flow.name} ${step.slug}`, o.blocking);
+      if (o.blocking) await audit(page, `${flow.name} ${step.slug}`, o.blocking);
       if (o.shots) await screenshotWidths(page, `${flow.name}-${step.slug}`);
       await step.act?.(page, o.js);
       await next(page);
@@ -279,7 +279,7 @@ describeBrowser('the wizard in Chromium', () => {
       }
       expectAddress(page, expected, `${flow.name} (${mode}) after ${step.slug}`);
     }
-    if (o.js) await audit(page, `${flow.name} final`, o.blocking);
+    if (o.blocking) await audit(page, `${flow.name} final`, o.blocking);
     if (o.shots) await screenshotWidths(page, `${flow.name}-final`);
     expect(o.watch.dialogs).toEqual([]);
     expect(o.watch.errors).toEqual([]);
@@ -360,7 +360,7 @@ describeBrowser('the wizard in Chromium', () => {
     test('without JavaScript: plain GET forms reach the same final page', async () => {
       const { context, page, watch } = await openPage(browser, { javaScript: false });
       try {
-        const final = await walk(page, flow, { js: false, watch, shots: false, blocking: [] });
+        const final = await walk(page, flow, { js: false, watch });
         await checkFinal(flow, final);
         const withJs = finals.get(flow.name);
         if (withJs) {
@@ -370,6 +370,168 @@ describeBrowser('the wizard in Chromium', () => {
       } finally {
         await context.close();
       }
+    });
+  });
+
+  /** A fresh context and page; closed (and its page checked for dialogs and errors) after `fn`. */
+  async function withPage(js: boolean, fn: (page: Page, watch: PageWatch) => Promise<void>, locale?: string): Promise<void> {
+    const { context, page, watch } = await openPage(browser, { javaScript: js, locale });
+    try {
+      await fn(page, watch);
+      expect({ dialogs: watch.dialogs, errors: watch.errors }).toEqual({ dialogs: [], errors: [] });
+    } finally {
+      await context.close();
+    }
+  }
+
+  const MODES = [
+    ['with JavaScript', true],
+    ['without JavaScript', false],
+  ] as const;
+  const metal = FLOWS[0];
+
+  describe.each(MODES)('%s', (_mode, js) => {
+    test('Back keeps every earlier choice, and Next again gives the same schematic; the browser history holds the steps', async () => {
+      await withPage(js, async (page, watch) => {
+        const first = await walk(page, metal, { js, watch });
+        const back = () => page.getByRole('link', { name: 'Back', exact: true }).click();
+
+        await back();
+        await waitForStep(page, 'customization');
+        expect(await page.getByLabel('Extra kernel command line arguments').inputValue()).toBe(METAL_ARGS);
+        await back();
+        await waitForStep(page, 'extensions');
+        for (const name of ['hello', 'intel-ucode', 'dummy-module', 'gasket-driver']) {
+          expect([name, await checkbox(page, new RegExp(`^siderolabs/${name} \\(`)).isChecked()]).toEqual([name, name === 'hello' || name === 'intel-ucode']);
+        }
+        await back();
+        await waitForStep(page, 'arch');
+        expect(await radio(page, /^amd64/).isChecked()).toBe(true);
+        await back();
+        await waitForStep(page, 'version');
+        expect(await page.getByLabel('Talos Linux version').inputValue()).toBe(VERSION);
+        await back();
+        await waitForStep(page, 'hardware');
+        expect(await radio(page, /^Bare-metal Machine/).isChecked()).toBe(true);
+
+        // forward again without touching anything
+        for (const slug of ['version', 'arch', 'extensions', 'customization', 'final'] as const) {
+          await next(page);
+          await waitForStep(page, slug);
+        }
+        expect((await readFinal(page)).id).toBe(first.id);
+
+        // the browser's own Back and Forward move between the steps' addresses
+        await page.goBack();
+        await waitForStep(page, 'customization');
+        await page.goForward();
+        await waitForStep(page, 'final');
+        expect((await readFinal(page)).id).toBe(first.id);
+      });
+    });
+
+    test('?schematic-id= preloads a stored schematic into every step', async () => {
+      const created = await fetch(url('/schematics'), { method: 'POST', body: JSON.stringify(metal.schematic) });
+      const { id } = (await created.json()) as { id: string };
+      await withPage(js, async (page) => {
+        await page.goto(url(`/?schematic-id=${id}`));
+        await waitForStep(page, 'hardware');
+        expect(await radio(page, /^Bare-metal Machine/).isChecked()).toBe(true);
+        for (const slug of ['version', 'arch', 'extensions', 'customization', 'final'] as const) {
+          await next(page);
+          await waitForStep(page, slug);
+          // the steps carry the ID (the final address describes the schematic itself)
+          if (slug !== 'final') expect(new URL(page.url()).searchParams.get('schematic-id')).toBe(id);
+          if (slug === 'extensions') {
+            expect(await checkbox(page, /^siderolabs\/hello \(/).isChecked()).toBe(true);
+            expect(await checkbox(page, /^siderolabs\/intel-ucode \(/).isChecked()).toBe(true);
+            expect(await checkbox(page, /^siderolabs\/gasket-driver \(/).isChecked()).toBe(false);
+          }
+          if (slug === 'customization') expect(await page.getByLabel('Extra kernel command line arguments').inputValue()).toBe(METAL_ARGS);
+        }
+        expect((await readFinal(page)).id).toBe(id);
+      });
+    });
+
+    test('?lang=fr switches to French (cookie), the language menu switches back', async () => {
+      await withPage(js, async (page) => {
+        await page.goto(url('/?lang=fr'));
+        await page.getByRole('group', { name: 'Type de matériel', exact: true }).waitFor();
+        expect(await page.locator('html').getAttribute('lang')).toBe('fr');
+        expect((await page.context().cookies()).find((c) => c.name === 'lang')?.value).toBe('fr');
+        // with JavaScript the address drops `lang` (the anchor's Hx-Redirect); the cookie keeps the choice
+        if (js) await page.waitForURL(url('/'));
+        await page.goto(url('/'));
+        await radio(page, /^Machine physique/).check();
+        await page.getByRole('button', { name: 'Suivant', exact: true }).click();
+        await page.getByRole('group', { name: 'Choisir la version de Talos Linux', exact: true }).waitFor();
+        if (js) {
+          const blocking: string[] = [];
+          await audit(page, 'version (fr)', blocking);
+          expect(blocking).toEqual([]);
+        }
+        await page.getByRole('navigation', { name: 'Langue' }).getByRole('link', { name: 'English' }).click();
+        await waitForStep(page, 'version');
+        expect(await page.locator('html').getAttribute('lang')).toBe('en');
+        expect(new URL(page.url()).searchParams.get('target')).toBe('metal');
+        expect((await page.context().cookies()).find((c) => c.name === 'lang')?.value).toBe('en');
+      });
+    });
+
+    test('unknown versions, platforms, boards, extensions and oversized fields in the address give a 400 page', async () => {
+      await withPage(js, async (page) => {
+        const cases: Array<[string, string]> = [
+          ['/?target=metal&version=9.9.9', 'Unknown Talos version "9.9.9".'],
+          [`/?target=cloud&version=${VERSION}&platform=mars`, 'Unknown cloud platform "mars" for this version.'],
+          [`/?target=sbc&version=${VERSION}&board=toaster`, 'Unknown single board computer "toaster" for this version.'],
+          [`/?target=metal&version=${VERSION}&arch=amd64&extensions=siderolabs/nope`, `Unknown system extension "siderolabs/nope" for Talos ${VERSION}.`],
+          ['/?target=<script>alert(1)</script>', 'Unknown hardware type "<script>alert(1)</script>".'],
+          [`/?target=metal&version=${VERSION}&arch=amd64&extensions=-&cmdline-set=1&cmdline=${'a'.repeat(5000)}`, 'The field "cmdline" is too long (at most 4096 characters).'],
+        ];
+        for (const [path, message] of cases) {
+          const res = await page.goto(url(path));
+          expect([path, res?.status()]).toEqual([path, 400]);
+          const alert = page.getByRole('alert');
+          expect([path, (await alert.textContent())?.includes(message)]).toEqual([path, true]);
+          expect(await page.getByRole('link', { name: 'Start over' }).getAttribute('href')).toBe('/');
+        }
+        if (js) {
+          const blocking: string[] = [];
+          await audit(page, '400 page', blocking);
+          expect(blocking).toEqual([]);
+        }
+      });
+    });
+  });
+
+  test('<script> typed into the kernel arguments and overlay options is shown as text (no dialog, no element)', async () => {
+    const cmdline = 'console=ttyS0 <script>alert("cmdline")</script>';
+    const overlay = `note: "<script>alert('overlay')</script><img src=x onerror=alert(2)>"`;
+    await withPage(true, async (page, watch) => {
+      await page.goto(url(`/?target=sbc&version=${VERSION}&board=rpi_generic&extensions=-`));
+      await waitForStep(page, 'customization');
+      await page.getByLabel('Extra kernel command line arguments').fill(cmdline);
+      await page.getByLabel('Overlay options').fill(overlay);
+      await next(page);
+      await waitForStep(page, 'final');
+      const yaml = (await page.locator('#schematic-yaml').textContent()) ?? '';
+      expect(yaml).toContain('<script>alert("cmdline")</script>');
+      expect(yaml).toContain(`<script>alert('overlay')</script><img src=x onerror=alert(2)>`);
+      expect(await page.locator('main script, main img').count()).toBe(0);
+      // the same text comes back into the fields
+      await page.getByRole('link', { name: 'Back', exact: true }).click();
+      await waitForStep(page, 'customization');
+      expect(await page.getByLabel('Extra kernel command line arguments').inputValue()).toBe(cmdline);
+      expect(await page.getByLabel('Overlay options').inputValue()).toBe(overlay);
+
+      // overlay options that are not a YAML mapping: the message says so, the input is not markup
+      await page.getByLabel('Overlay options').fill(`<script>alert('raw')</script>`);
+      await next(page);
+      await page.getByRole('alert').waitFor();
+      expect(await page.getByRole('alert').textContent()).toContain('Invalid overlay options');
+      expect(await page.locator('main script, main img').count()).toBe(0);
+      // (the swap's 400 answer is logged by the browser, nothing else)
+      expect(watch.consoleErrors).toEqual([expect.stringMatching(/status of 400 \(Bad Request\) \(http:\/\/[^)]+\/ui\/wizard\)$/)]);
     });
   });
 });
