@@ -102,4 +102,10 @@ test('bare metal amd64, two extensions, extra kernel arguments: GET forms to the
   expect(answers.filter((a) => !/^(200|302) /.test(a))).toEqual([]);
   expect(answers.filter((a) => a.includes(' HEAD ')).length).toBeGreaterThanOrEqual(15);
   process.stdout.write(`final page links (HEAD):\n${answers.sort().join('\n')}\n`);
+
+  // before: every asset "built on request" with a Prepare button; now: each is stored, with its size
+  expect(final.html).toContain('class="prepare secondary" data-asset="metal-amd64.iso"');
+  const again = await open(finalUrl);
+  expect([...again.html.matchAll(/class="status built" data-state="done">built, [0-9.]+ (?:B|KiB|MiB|GiB)</g)].length).toBe(7);
+  expect(again.html).not.toContain('built on request');
 });
