@@ -30,6 +30,8 @@ async function open(url: string): Promise<Step> {
   const res = await fetch(`${env.factory.url}${url}`);
   const html = await res.text();
   expect([url, res.status]).toEqual([url, 200]);
+  // a submitted step lands on its clean shareable URL (no button, no search field)
+  expect(res.url).not.toMatch(/step-next|search=/);
   const legend = unescape(/<legend><h2 class="step-title">([^<]+)<\/h2><\/legend>/.exec(html)?.[1] ?? /<h2 id="final-title"[^>]*>([^<]+)<\/h2>/.exec(html)?.[1] ?? '');
   const hidden = [...html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m): [string, string] => [unescape(m[1]), unescape(m[2])]);
   return { url, html, legend, hidden };

@@ -158,10 +158,17 @@ export function registerUiRoutes(routes: Routes, d: UiDeps): void {
     return files.map((file) => ({ file, url: `${base}/talosctl/${versionTag}/${file}` }));
   }
 
-  async function prepare(req: Request, res: Response, params: URLSearchParams, t: Translate): Promise<Prepared> {
+  /** The form's fields validated against the catalog (and whether the factory signs Secure Boot assets). */
+  async function validated(params: URLSearchParams): Promise<{ state: WizardState; versions: string[]; secureBoot: boolean }> {
     const versions = await d.catalog.versions();
     const secureBoot = !!(await d.catalog.secureBoot?.());
-    let state = await validateState(readForm(params), { versions, secureBoot, extensions: (v) => d.catalog.extensions(v) });
+    return { state: await validateState(readForm(params), { versions, secureBoot, extensions: (v) => d.catalog.extensions(v) }), versions, secureBoot };
+  }
+
+  async function prepare(req: Request, res: Response, params: URLSearchParams, t: Translate): Promise<Prepared> {
+    const checked = await validated(params);
+    const { versions, secureBoot } = checked;
+    let state = checked.state;
     let preloadedEmbedded: string | undefined;
     if (state.schematicId) {
       const preload = preloadFrom(parseSchematic(await schematicYaml(state.schematicId)));
@@ -244,6 +251,11 @@ export function registerUiRoutes(routes: Routes, d: UiDeps): void {
     const locale = localeOf(req, queryLang);
     const pctx = pageContext(locale, params);
     try {
+      if (params.has('step-next')) {
+        // a step's form submitted without the script: on to the step's own shareable URL (the one the script pushes)
+        res.redirect(303, stateUrl((await validated(params)).state));
+        return;
+      }
       const p = await prepare(req, res, params, pctx.t);
       sendHtml(res, 200, page(pctx, stepTitle(pctx.t, p.step), stepContent(p.state, p.step, p.ctx)));
     } catch (err) {

@@ -189,3 +189,10 @@ test('the script the page links parses and evaluates no strings', async () => {
   expect(() => new Script(js)).not.toThrow();
   expect(js).not.toMatch(/\beval\(|new Function/);
 });
+
+test('a step submitted without the script redirects to its clean shareable URL', async () => {
+  const res = await get('?target=metal&version=1.12.2&arch=amd64&extensions=-&extensions=siderolabs/gvisor&search=&step-next=');
+  expect(res.status).toBe(303);
+  expect(res.headers.get('location')).toBe('/?target=metal&version=1.12.2&arch=amd64&extensions=-&extensions=siderolabs%2Fgvisor');
+  expect((await get('?target=tablet&step-next=')).status).toBe(400);
+});
