@@ -196,3 +196,22 @@ test('a step submitted without the script redirects to its clean shareable URL',
   expect(res.headers.get('location')).toBe('/?target=metal&version=1.12.2&arch=amd64&extensions=-&extensions=siderolabs%2Fgvisor');
   expect((await get('?target=tablet&step-next=')).status).toBe(400);
 });
+
+test('odd values in every field are answered 200/303/400, never a 5xx', async () => {
+  const odd = ['', ' ', '\u0000', '\u0007x', '%', '\uFFFD', 'a: [', '- 1', '"', '<b>', 'v1.12.2', '-', '../..', '\t\ttab', 'é'.repeat(300)];
+  const base = 'target=metal&version=1.12.2&arch=amd64&extensions=-&cmdline-set=1';
+  const fields = ['target', 'version', 'arch', 'platform', 'board', 'secureboot', 'bootloader', 'extensions', 'cmdline', 'embedded-config', 'cmdline-set', 'schematic-id', 'selected-extensions', 'selected-secureboot'];
+  const statuses = new Set<number>();
+  for (const field of fields) {
+    for (const value of odd) {
+      const form = `${base}&${field}=${encodeURIComponent(value)}`;
+      const res = await post('/ui/wizard', form, { 'HX-Request': 'true' });
+      await res.arrayBuffer();
+      statuses.add(res.status);
+      expect([field, value, res.status < 500]).toEqual([field, value, true]);
+    }
+  }
+  const sbc = await post('/ui/wizard', `target=sbc&version=1.12.2&board=rpi_generic&extensions=-&cmdline-set=1&overlay-options=${encodeURIComponent('a: "\u0001"\nb: !!binary AAEC\nc: 2001-01-01')}`, { 'HX-Request': 'true' });
+  expect(sbc.status).toBeLessThan(500);
+  expect([...statuses].every((s) => [200, 400].includes(s))).toBe(true);
+});
