@@ -30,6 +30,8 @@ async function open(url: string): Promise<Step> {
   const res = await fetch(`${env.factory.url}${url}`);
   const html = await res.text();
   expect([url, res.status]).toEqual([url, 200]);
+  // a submitted step lands on its clean shareable URL (no button, no search field)
+  expect(res.url).not.toMatch(/step-next|search=/);
   const legend = unescape(/<legend><h2 class="step-title">([^<]+)<\/h2><\/legend>/.exec(html)?.[1] ?? /<h2 id="final-title"[^>]*>([^<]+)<\/h2>/.exec(html)?.[1] ?? '');
   const hidden = [...html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m): [string, string] => [unescape(m[1]), unescape(m[2])]);
   return { url, html, legend, hidden };
@@ -102,4 +104,10 @@ test('bare metal amd64, two extensions, extra kernel arguments: GET forms to the
   expect(answers.filter((a) => !/^(200|302) /.test(a))).toEqual([]);
   expect(answers.filter((a) => a.includes(' HEAD ')).length).toBeGreaterThanOrEqual(15);
   process.stdout.write(`final page links (HEAD):\n${answers.sort().join('\n')}\n`);
+
+  // before: every asset "built on request" with a Prepare button; now: each is stored, with its size
+  expect(final.html).toContain('class="prepare secondary" data-asset="metal-amd64.iso"');
+  const again = await open(finalUrl);
+  expect([...again.html.matchAll(/class="status built" data-state="done">built, [0-9.]+ (?:B|KiB|MiB|GiB)</g)].length).toBe(7);
+  expect(again.html).not.toContain('built on request');
 });

@@ -329,7 +329,7 @@ function assetItem(t: Translate, a: AssetLink, view: FinalView): Html {
         ? html`<span class="status built" data-state="done">${t('final.built', { size: formatSize(status.size) })}</span>`
         : html`<span class="status unbuilt" data-state="none">${t('final.onRequest')}</span> <button type="button" class="prepare secondary" data-asset="${a.path}">${t(
             'final.prepare',
-          )}</button><span class="build-progress" hidden><progress max="100" value="0"></progress> <span class="stage"></span></span>`;
+          )}</button><span class="build-progress" hidden><progress max="100" value="0" aria-label="${t('final.buildProgress', { asset: a.path })}"></progress> <span class="stage"></span></span>`;
   return html`<li class="asset" data-asset="${a.path}"><span class="asset-label">${t(a.label)}</span> <a href="${a.url}" download>${a.path}</a> <a class="checksum" href="${a.url}.sha256">(sha256)</a> ${state}</li>`;
 }
 

@@ -10,6 +10,7 @@ import path from 'node:path';
 import type { Request, Response } from 'express';
 import { AssetLookup, assetKey, assetObjectKey, CatalogView, findAsset, resolveAssetProfile } from '@factory/asset';
 import { FactoryError } from '@factory/errors';
+import { RateLimitedError } from '@factory/ratelimit';
 import { readRequestBody } from '@factory/http';
 import { canonicalYaml, parseSchematic } from '@factory/schematic';
 import { contentTypeFor, parseAssetPath } from '@factory/talos';
@@ -43,8 +44,8 @@ export interface UiOptions {
 }
 
 export interface UiDeps extends UiOptions {
-  /** the same job as `POST /schematics` */
-  createSchematic(yaml: string): Promise<{ id: string; yaml: string }>;
+  /** as `POST /schematics` does it for `req`'s client: same limits, same job */
+  createSchematic(req: Request, res: Response, yaml: string): Promise<{ id: string; yaml: string }>;
 }
 
 /** The directory of wizard.css and wizard.js: next to this module in src/, or in src/ when running from dist/. */
@@ -157,10 +158,17 @@ export function registerUiRoutes(routes: Routes, d: UiDeps): void {
     return files.map((file) => ({ file, url: `${base}/talosctl/${versionTag}/${file}` }));
   }
 
-  async function prepare(params: URLSearchParams, t: Translate): Promise<Prepared> {
+  /** The form's fields validated against the catalog (and whether the factory signs Secure Boot assets). */
+  async function validated(params: URLSearchParams): Promise<{ state: WizardState; versions: string[]; secureBoot: boolean }> {
     const versions = await d.catalog.versions();
     const secureBoot = !!(await d.catalog.secureBoot?.());
-    let state = await validateState(readForm(params), { versions, secureBoot, extensions: (v) => d.catalog.extensions(v) });
+    return { state: await validateState(readForm(params), { versions, secureBoot, extensions: (v) => d.catalog.extensions(v) }), versions, secureBoot };
+  }
+
+  async function prepare(req: Request, res: Response, params: URLSearchParams, t: Translate): Promise<Prepared> {
+    const checked = await validated(params);
+    const { versions, secureBoot } = checked;
+    let state = checked.state;
     let preloadedEmbedded: string | undefined;
     if (state.schematicId) {
       const preload = preloadFrom(parseSchematic(await schematicYaml(state.schematicId)));
@@ -178,7 +186,7 @@ export function registerUiRoutes(routes: Routes, d: UiDeps): void {
       ctx.embeddedConfig = embedded;
     } else if (step === 'final') {
       const schematic = wizardSchematic(state, embedded);
-      const created = await d.createSchematic(canonicalYaml(schematic));
+      const created = await d.createSchematic(req, res, canonicalYaml(schematic));
       const model = finalModel({ state, schematicId: created.id, externalUrl: d.externalUrl, externalPxeUrl: d.externalPxeUrl });
       const [status, talosctlFiles] = await Promise.all([
         assetStatuses(state, created.id, created.yaml, pageAssets(model).map((a) => a.path)),
@@ -208,10 +216,13 @@ export function registerUiRoutes(routes: Routes, d: UiDeps): void {
     query: query.toString(),
   });
 
-  /** Bad input as an HTML answer (full page or fragment); anything else goes to the gateway's error handler. */
-  function inputFailure(err: unknown, t: Translate): { status: number; message: string } {
+  /** Bad input and known failures as an HTML answer (page or fragment); anything else goes to the gateway's handler. */
+  function failure(err: unknown, t: Translate, res: Response): { status: number; message: string } {
     if (err instanceof WizardInputError) return { status: 400, message: t(err.key, err.params) };
-    if (err instanceof FactoryError && err.status < 500) return { status: err.status, message: err.message };
+    if (err instanceof FactoryError) {
+      if (err instanceof RateLimitedError) res.setHeader('Retry-After', String(err.retryAfterSeconds));
+      return { status: err.status, message: err.message };
+    }
     throw err;
   }
 
@@ -240,10 +251,15 @@ export function registerUiRoutes(routes: Routes, d: UiDeps): void {
     const locale = localeOf(req, queryLang);
     const pctx = pageContext(locale, params);
     try {
-      const p = await prepare(params, pctx.t);
+      if (params.has('step-next')) {
+        // a step's form submitted without the script: on to the step's own shareable URL (the one the script pushes)
+        res.redirect(303, stateUrl((await validated(params)).state));
+        return;
+      }
+      const p = await prepare(req, res, params, pctx.t);
       sendHtml(res, 200, page(pctx, stepTitle(pctx.t, p.step), stepContent(p.state, p.step, p.ctx)));
     } catch (err) {
-      const { status, message } = inputFailure(err, pctx.t);
+      const { status, message } = failure(err, pctx.t, res);
       sendHtml(res, status, page(pctx, pctx.t('error.title'), errorContent(pctx.t, status, message), { status: 'error' }));
     }
   });
@@ -254,7 +270,7 @@ export function registerUiRoutes(routes: Routes, d: UiDeps): void {
     const t = translator(locale);
     const swap = req.header('hx-request') === 'true';
     try {
-      const p = await prepare(params, t);
+      const p = await prepare(req, res, params, t);
       if (!swap) {
         // a form posted without the script (the customization step, to keep the configuration out of the URL)
         res.redirect(303, p.url);
@@ -264,7 +280,7 @@ export function registerUiRoutes(routes: Routes, d: UiDeps): void {
       res.setHeader('X-Wizard-Title', encodeURIComponent(`${stepTitle(t, p.step)} · ${t('app.title')}`));
       sendHtml(res, 200, stepContent(p.state, p.step, p.ctx).text);
     } catch (err) {
-      const { status, message } = inputFailure(err, t);
+      const { status, message } = failure(err, t, res);
       if (swap) sendHtml(res, status, errorContent(t, status, message).text);
       else sendHtml(res, status, page(pageContext(locale, new URLSearchParams()), t('error.title'), errorContent(t, status, message), { status: 'error' }));
     }
@@ -280,7 +296,7 @@ export function registerUiRoutes(routes: Routes, d: UiDeps): void {
       const selected = params.getAll('extensions').filter((e) => e !== NO_EXTENSIONS).slice(0, FIELD_LIMITS.extensions);
       sendHtml(res, 200, extensionsList(t, await d.catalog.extensions(`v${version}`), selected, search).text);
     } catch (err) {
-      const { status, message } = inputFailure(err, t);
+      const { status, message } = failure(err, t, res);
       sendHtml(res, status, errorContent(t, status, message).text);
     }
   });

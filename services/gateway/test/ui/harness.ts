@@ -7,6 +7,7 @@ import http from 'node:http';
 import type { ExtensionEntry } from '@factory/catalog';
 import { FactoryError } from '@factory/errors';
 import { canonicalYaml, parseSchematic, schematicId } from '@factory/schematic';
+import { RateLimitedError, RateLimiter } from '@factory/ratelimit';
 import { createLogger, createMetricsRegistry } from '@factory/telemetry';
 import { createApp, JobCaller } from '../../src/app';
 
@@ -26,7 +27,13 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startUi(o: { secureBoot?: boolean; talosctl?: string[] } = {}): Promise<Harness> {
+export async function startUi(o: { secureBoot?: boolean; talosctl?: string[]; schematicLimit?: number } = {}): Promise<Harness> {
+  let schematicsTaken = 0;
+  const limiter = {
+    takeSchematic: async () => {
+      if (o.schematicLimit !== undefined && ++schematicsTaken > o.schematicLimit) throw new RateLimitedError('too many schematics created by this client, retry later', 7);
+    },
+  } as unknown as RateLimiter;
   const schematics = new Map<string, string>();
   const jobs = {
     call: async (name: string, payload: Record<string, unknown>) => {
@@ -62,6 +69,7 @@ export async function startUi(o: { secureBoot?: boolean; talosctl?: string[] } =
     serverTag: 'test',
     allowedOrigins: ['*'],
     maxSchematicBytes: 1024 * 1024,
+    limits: { limiter, clientOf: () => 'client' },
     ui: {
       jobs,
       catalog,

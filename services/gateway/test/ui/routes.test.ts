@@ -148,3 +148,70 @@ test('the whole wizard weighs at most 60 KB compressed (CSS + JS)', async () => 
   process.stdout.write(`wizard CSS + JS: ${total} bytes gzip\n`);
   expect(total).toBeLessThanOrEqual(60 * 1024);
 });
+
+test('without JavaScript, the search button keeps the extensions step open with the checked ones remembered', async () => {
+  const res = await get('?target=metal&version=1.12.2&arch=amd64&extensions=-&extensions=siderolabs/gvisor&search=iscsi&step-search=');
+  const body = await res.text();
+  expect(body).toContain('System Extensions</h2>');
+  expect(body).toMatch(/value="siderolabs\/gvisor" checked/);
+  expect(body).toContain('siderolabs/iscsi-tools');
+  expect(body).not.toContain('siderolabs/amd-ucode');
+});
+
+test('?schematic-id= preloads the steps: extensions checked, kernel arguments filled', async () => {
+  const created = await fetch(`${h.base}/schematics`, { method: 'POST', body: 'customization:\n  extraKernelArgs: [quiet]\n  systemExtensions:\n    officialExtensions: [siderolabs/iscsi-tools]\n' });
+  const { id } = (await created.json()) as { id: string };
+  const extensions = await (await get(`?target=metal&version=1.12.2&arch=amd64&schematic-id=${id}`)).text();
+  expect(extensions).toMatch(/value="siderolabs\/iscsi-tools" checked/);
+  const customization = await (await get(`?target=metal&version=1.12.2&arch=amd64&extensions=siderolabs/iscsi-tools&schematic-id=${id}`)).text();
+  expect(customization).toContain('id="cmdline" name="cmdline" value="quiet"');
+});
+
+test('the final page counts against the per-client schematic limit: a 429 page with Retry-After', async () => {
+  const limited = await startUi({ schematicLimit: 1 });
+  try {
+    expect((await fetch(`${limited.base}/?${FINAL}`)).status).toBe(200);
+    const res = await fetch(`${limited.base}/?${FINAL}`);
+    expect(res.status).toBe(429);
+    expect(res.headers.get('retry-after')).toBe('7');
+    expect(res.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(await res.text()).toContain('too many schematics created by this client');
+  } finally {
+    await limited.close();
+  }
+});
+
+test('the script the page links parses and evaluates no strings', async () => {
+  const { Script } = await import('node:vm');
+  const page = await (await get('')).text();
+  const src = /<script src="([^"]+)" defer><\/script>/.exec(page)?.[1] as string;
+  const js = await (await fetch(`${h.base}${src}`)).text();
+  expect(() => new Script(js)).not.toThrow();
+  expect(js).not.toMatch(/\beval\(|new Function/);
+});
+
+test('a step submitted without the script redirects to its clean shareable URL', async () => {
+  const res = await get('?target=metal&version=1.12.2&arch=amd64&extensions=-&extensions=siderolabs/gvisor&search=&step-next=');
+  expect(res.status).toBe(303);
+  expect(res.headers.get('location')).toBe('/?target=metal&version=1.12.2&arch=amd64&extensions=-&extensions=siderolabs%2Fgvisor');
+  expect((await get('?target=tablet&step-next=')).status).toBe(400);
+});
+
+test('odd values in every field are answered 200/303/400, never a 5xx', async () => {
+  const odd = ['', ' ', '\u0000', '\u0007x', '%', '\uFFFD', 'a: [', '- 1', '"', '<b>', 'v1.12.2', '-', '../..', '\t\ttab', 'é'.repeat(300)];
+  const base = 'target=metal&version=1.12.2&arch=amd64&extensions=-&cmdline-set=1';
+  const fields = ['target', 'version', 'arch', 'platform', 'board', 'secureboot', 'bootloader', 'extensions', 'cmdline', 'embedded-config', 'cmdline-set', 'schematic-id', 'selected-extensions', 'selected-secureboot'];
+  const statuses = new Set<number>();
+  for (const field of fields) {
+    for (const value of odd) {
+      const form = `${base}&${field}=${encodeURIComponent(value)}`;
+      const res = await post('/ui/wizard', form, { 'HX-Request': 'true' });
+      await res.arrayBuffer();
+      statuses.add(res.status);
+      expect([field, value, res.status < 500]).toEqual([field, value, true]);
+    }
+  }
+  const sbc = await post('/ui/wizard', `target=sbc&version=1.12.2&board=rpi_generic&extensions=-&cmdline-set=1&overlay-options=${encodeURIComponent('a: "\u0001"\nb: !!binary AAEC\nc: 2001-01-01')}`, { 'HX-Request': 'true' });
+  expect(sbc.status).toBeLessThan(500);
+  expect([...statuses].every((s) => [200, 400].includes(s))).toBe(true);
+});
