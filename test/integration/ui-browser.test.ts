@@ -11,6 +11,11 @@
  *
  * Controls are found as a person finds them: by their labels, roles and the step's legend (anchor-api §9 markup).
  */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { S3Factory, startFactoryOnS3 } from '../support/factory';
 import { CHROMIUM_MISSING, chromiumPresent, formatViolations, launchChromium, openPage, PageWatch, runAxe, screenshotWidths } from '../support/browser';
@@ -335,6 +340,40 @@ describeBrowser('the wizard in Chromium', () => {
     expect(results.filter((r) => !/^(200|302) /.test(r) && !overlayMissing?.test(r))).toEqual([]);
     if (overlayMissing) expect(results.filter((r) => overlayMissing!.test(r)).length).toBe(flow.assets.length * 2);
   }
+
+  test('the harness catches what it must: an axe violation, a dialog, a CSP violation; screenshots have both widths', async () => {
+    // a tiny page of our own under the same kind of policy as the wizard's: an unlabelled field, a script file that
+    // alerts, an inline script the policy refuses
+    const server = http.createServer((req, res) => {
+      if (req.url === '/alert.js') {
+        res.writeHead(200, { 'Content-Type': 'text/javascript' }).end("alert('from the harness page');");
+        return;
+      }
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Security-Policy': "default-src 'self'; script-src 'self'" });
+      res.end('<!doctype html><html lang="en"><head><title>harness</title><script src="/alert.js"></script><script>document.title = "inline ran"</script></head><body><main><h1>Harness</h1><input type="text" name="unlabelled"></main></body></html>');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'ui-harness-'));
+    try {
+      const { context, page, watch } = await openPage(browser, { javaScript: true });
+      await page.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+      const report = await runAxe(page);
+      expect(report.blocking.map((v) => [v.id, v.impact])).toContainEqual(['label', 'critical']);
+      expect(await page.title()).toBe('harness');
+      expect(watch.dialogs).toEqual(['alert: from the harness page']);
+      expect(watch.consoleErrors.some((e) => e.includes('Content Security Policy'))).toBe(true);
+      const files = await screenshotWidths(page, 'harness', dir);
+      // PNG: the width is the big-endian word at byte 16 (IHDR)
+      expect(files.map((f) => [path.basename(f), readFileSync(f).readUInt32BE(16)])).toEqual([
+        ['harness-1280.png', 1280],
+        ['harness-390.png', 390],
+      ]);
+      await context.close();
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   describe.each(FLOWS.map((f) => [f.name, f] as const))('%s', (_name, flow) => {
     test('with JavaScript: steps swap in place, the address follows, axe finds nothing serious, screenshots at 1280 and 390', async () => {
