@@ -539,6 +539,84 @@ describeBrowser('the wizard in Chromium', () => {
     });
   });
 
+  test('keyboard only: Tab, arrows, Space and Enter walk the wizard, and every control Tab reaches shows its focus', async () => {
+    await withPage(true, async (page, watch) => {
+      interface Focused {
+        tag: string;
+        type: string;
+        name: string;
+        value: string;
+        text: string;
+        checked: boolean;
+        focusVisible: boolean;
+        outline: string;
+      }
+      const stops: string[] = [];
+      /** Tab until the focused element is the wanted one; every stop on the way must show its focus. */
+      const tabTo = async (wanted: (f: Focused) => boolean, what: string): Promise<Focused> => {
+        for (let i = 0; i < 40; i++) {
+          await page.keyboard.press('Tab');
+          const f = await page.evaluate(() => {
+            type Element = { tagName: string; type?: string; name?: string; value?: string; textContent: string | null; checked?: boolean; matches(selector: string): boolean };
+            const g = globalThis as unknown as { document: { activeElement: Element }; getComputedStyle(e: Element): { outlineStyle: string; outlineWidth: string } };
+            const el = g.document.activeElement;
+            const style = g.getComputedStyle(el);
+            return {
+              tag: String(el.tagName).toLowerCase(),
+              type: String(el.type ?? ''),
+              name: String(el.name ?? ''),
+              value: String(el.value ?? ''),
+              text: String(el.textContent ?? '').trim().slice(0, 40),
+              checked: !!el.checked,
+              focusVisible: !!el.matches(':focus-visible'),
+              outline: `${style.outlineStyle} ${style.outlineWidth}`,
+            };
+          });
+          stops.push(`${f.tag}[${f.name || f.text}] ${f.outline}`);
+          expect({ stop: `${f.tag} ${f.name || f.text}`, focusVisible: f.focusVisible, outlined: !/^none|\b0px$/.test(f.outline) }).toEqual({ stop: `${f.tag} ${f.name || f.text}`, focusVisible: true, outlined: true });
+          if (wanted(f)) return f;
+        }
+        throw new Error(`Tab never reached ${what}; stops: ${stops.join(', ')}`);
+      };
+      const nextButton = (f: Focused) => f.tag === 'button' && f.name === 'step-next';
+
+      await page.goto(url('/'));
+      await waitForStep(page, 'hardware');
+      const target = await tabTo((f) => f.name === 'target', 'the hardware choices');
+      expect([target.value, target.checked]).toEqual(['metal', true]);
+      await page.keyboard.press('ArrowDown');
+      expect(await radio(page, /^Cloud Server/).isChecked()).toBe(true);
+      await page.keyboard.press('ArrowUp');
+      expect(await radio(page, /^Bare-metal Machine/).isChecked()).toBe(true);
+      await tabTo(nextButton, 'Next');
+      await page.keyboard.press('Enter');
+      await waitForStep(page, 'version');
+      await tabTo(nextButton, 'Next');
+      await page.keyboard.press('Enter');
+      await waitForStep(page, 'arch');
+      await tabTo(nextButton, 'Next');
+      await page.keyboard.press('Enter');
+      await waitForStep(page, 'extensions');
+      await tabTo((f) => f.name === 'extensions' && f.value === 'siderolabs/hello', 'the hello extension');
+      await page.keyboard.press('Space');
+      await tabTo(nextButton, 'Next');
+      await page.keyboard.press('Enter');
+      await waitForStep(page, 'customization');
+      await tabTo((f) => f.name === 'cmdline', 'the kernel arguments');
+      await page.keyboard.type('console=ttyS0');
+      await tabTo(nextButton, 'Next');
+      await page.keyboard.press('Enter');
+      await waitForStep(page, 'final');
+
+      const created = await fetch(url('/schematics'), {
+        method: 'POST',
+        body: JSON.stringify({ customization: { extraKernelArgs: ['console=ttyS0'], systemExtensions: { officialExtensions: ['siderolabs/hello'] } } }),
+      });
+      expect((await readFinal(page)).id).toBe(((await created.json()) as { id: string }).id);
+      expect(watch.consoleErrors).toEqual([]);
+    });
+  });
+
   test('<script> typed into the kernel arguments and overlay options is shown as text (no dialog, no element)', async () => {
     const cmdline = 'console=ttyS0 <script>alert("cmdline")</script>';
     const overlay = `note: "<script>alert('overlay')</script><img src=x onerror=alert(2)>"`;
