@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { S3Factory, startFactoryOnS3 } from '../support/factory';
-import { CHROMIUM_MISSING, chromiumPresent, formatViolations, launchChromium, openPage, PageWatch, runAxe, screenshotWidths } from '../support/browser';
+import { CHROMIUM_MISSING, chromiumPresent, formatViolations, launchChromium, openPage, PageWatch, runAxe, screenshotWidths, UI_OUTPUT_DIR } from '../support/browser';
 import { describeIf } from '../support/skip';
 
 jest.setTimeout(300_000);
@@ -262,15 +262,29 @@ describeBrowser('the wizard in Chromium', () => {
   }
 
   /** Walks a flow from `/` (audited when `blocking` collects axe's findings), checking the address after every step. */
-  async function walk(page: Page, flow: FlowPlan, o: { js: boolean; watch: PageWatch; shots?: boolean; blocking?: string[] }): Promise<FinalPage> {
+  async function walk(page: Page, flow: FlowPlan, o: { js: boolean; watch: PageWatch; shots?: boolean; blocking?: string[]; dark?: boolean }): Promise<FinalPage> {
     const mode = o.js ? 'js' : 'nojs';
+    /** where the form box sits on each step: the same place on every step (no layout shift between steps) */
+    const boxes: string[] = [];
+    const inspect = async (slug: StepSlug) => {
+      const box = await page.locator('#wizard-form').boundingBox();
+      boxes.push(`x=${box?.x} width=${box?.width}`);
+      if (o.blocking) await audit(page, `${flow.name} ${slug}`, o.blocking);
+      if (o.dark && o.blocking) {
+        // the dark theme has its own colours: contrast is audited again
+        await page.emulateMedia({ colorScheme: 'dark' });
+        await audit(page, `${flow.name} ${slug} (dark)`, o.blocking);
+        if (o.shots) await page.screenshot({ path: path.join(UI_OUTPUT_DIR, `${flow.name}-dark-${slug}-1280.png`), fullPage: true });
+        await page.emulateMedia({ colorScheme: 'light' });
+      }
+      if (o.shots) await screenshotWidths(page, `${flow.name}-${slug}`);
+    };
     await page.goto(url('/'));
     const expected: Record<string, string[]> = {};
     const addresses: string[] = [];
     for (const [i, step] of flow.steps.entries()) {
       await waitForStep(page, step.slug);
-      if (o.blocking) await audit(page, `${flow.name} ${step.slug}`, o.blocking);
-      if (o.shots) await screenshotWidths(page, `${flow.name}-${step.slug}`);
+      await inspect(step.slug);
       await step.act?.(page, o.js);
       await next(page);
       await waitForStep(page, flow.steps[i + 1]?.slug ?? 'final');
@@ -278,8 +292,8 @@ describeBrowser('the wizard in Chromium', () => {
       expectAddress(page, expected, `${flow.name} (${mode}) after ${step.slug}`);
       addresses.push(page.url());
     }
-    if (o.blocking) await audit(page, `${flow.name} final`, o.blocking);
-    if (o.shots) await screenshotWidths(page, `${flow.name}-final`);
+    await inspect('final');
+    expect(new Set(boxes).size).toBe(1);
     expect(o.watch.dialogs).toEqual([]);
     expect(o.watch.errors).toEqual([]);
     return { ...(await readFinal(page)), addresses };
@@ -380,7 +394,7 @@ describeBrowser('the wizard in Chromium', () => {
       const { context, page, watch } = await openPage(browser, { javaScript: true });
       try {
         const blocking: string[] = [];
-        const final = await walk(page, flow, { js: true, watch, shots: true, blocking });
+        const final = await walk(page, flow, { js: true, watch, shots: true, blocking, dark: flow.name === 'metal' });
         expect({ console: watch.consoleErrors, failed: watch.failedResources }).toEqual({ console: [], failed: [] });
         expect(blocking).toEqual([]);
         finals.set(flow.name, final);
