@@ -58,6 +58,8 @@ interface FlowPlan {
   /** asset paths under /image/<id>/v<version>/ the final page must link */
   assets: string[];
   installerImage: string;
+  /** the PXE boot name (`/pxe/<id>/<version>/<name>`) the page shows, if any */
+  pxe?: string;
 }
 
 const radio = (page: Page, name: RegExp) => page.getByRole('radio', { name });
@@ -103,6 +105,7 @@ const FLOWS: FlowPlan[] = [
     sections: ['First Boot', 'Initial Installation', 'Upgrading', 'Local Test Cluster', 'PXE Boot with booter', 'Documentation', 'Extra Assets'],
     assets: ['metal-amd64.raw.zst', 'metal-amd64.qcow2', 'metal-amd64.iso', 'kernel-amd64', 'cmdline-metal-amd64', 'initramfs-amd64.xz', 'metal-amd64-uki.efi'],
     installerImage: 'metal-installer',
+    pxe: 'metal-amd64',
   },
   {
     name: 'cloud-aws',
@@ -166,6 +169,7 @@ const FLOWS: FlowPlan[] = [
     sections: ['First Boot', 'Initial Installation', 'Upgrading', 'Local Test Cluster', 'PXE Boot with booter', 'Documentation', 'Extra Assets'],
     assets: ['metal-amd64-secureboot.raw.zst', 'metal-amd64-secureboot.iso', 'metal-amd64-secureboot-uki.efi'],
     installerImage: 'metal-installer-secureboot',
+    pxe: 'metal-amd64-secureboot',
   },
 ];
 
@@ -182,6 +186,7 @@ interface FinalPage {
   links: string[];
   sections: string[];
   installerRefs: string[];
+  pxeUrls: string[];
 }
 
 const describeBrowser = describeIf(chromiumPresent, CHROMIUM_MISSING);
@@ -258,6 +263,7 @@ describeBrowser('the wizard in Chromium', () => {
       links: await page.locator('a[href]').evaluateAll((as) => as.map((a) => (a as unknown as { href: string }).href)),
       sections: (await page.locator('main h3').allTextContents()).map((s) => s.trim()),
       installerRefs: (await page.locator('code.installer-ref').allTextContents()).map((s) => s.trim()),
+      pxeUrls: (await page.locator('code.pxe-url').allTextContents()).map((s) => s.trim()),
     };
   }
 
@@ -353,6 +359,18 @@ describeBrowser('the wizard in Chromium', () => {
     }
     expect(results.filter((r) => !/^(200|302) /.test(r) && !overlayMissing?.test(r))).toEqual([]);
     if (overlayMissing) expect(results.filter((r) => overlayMissing!.test(r)).length).toBe(flow.assets.length * 2);
+
+    // what is shown as text to copy answers too: the installer reference as an OCI manifest, the PXE URL as a script
+    const [image, tag] = ref.slice(env.host.length + 1).split(':');
+    const manifest = await fetch(url(`/v2/${image}/manifests/${tag}`), { method: 'HEAD', headers: { Accept: 'application/vnd.oci.image.index.v1+json' } });
+    expect([ref, manifest.status]).toEqual([ref, overlayMissing ? 400 : 200]);
+    const pxe = final.pxeUrls;
+    expect(pxe.length).toBe(flow.pxe ? 1 : 0);
+    for (const p of pxe) {
+      expect(p).toBe(url(`/pxe/${final.id}/v${VERSION}/${flow.pxe}`));
+      const script = await fetch(p);
+      expect([p, script.status, (await script.text()).split('\n')[0]]).toEqual([p, 200, '#!ipxe']);
+    }
   }
 
   test('the harness catches what it must: an axe violation, a dialog, a CSP violation; screenshots have both widths', async () => {
