@@ -4,10 +4,13 @@
  * service. Four flows — (a) bare metal amd64 with two extensions and extra kernel arguments, (b) the aws cloud
  * platform, (c) a single board computer with overlay options, (d) Secure Boot — each with JavaScript (steps swapped in
  * place, the address from Hx-Push-Url) and without (plain GET forms). After every step the address carries the
- * anchor's query fields; the final page's schematic ID equals `POST /schematics` of the same content and every link
- * answers. axe-core audits every step (no serious or critical violation), each step is photographed at 1280 and 390
- * pixels (test-output/ui), the Back control keeps earlier choices, `?schematic-id=` preloads, `?lang=fr` switches
- * the language, and what a user types is shown escaped.
+ * anchor's query fields (the same address with and without the script); the final page's schematic ID equals
+ * `POST /schematics` of the same content, every link answers (HEAD; the first one builds), and so do the installer
+ * reference and the PXE URL it shows as text. axe-core audits every step (no serious or critical violation; the
+ * metal flow in the dark theme too), the form box does not move between steps, each step is photographed at 1280
+ * and 390 pixels (test-output/ui), the Back control keeps earlier choices, `?schematic-id=` preloads, `?lang=fr`
+ * switches the language, the keyboard alone walks the wizard with a visible focus, and what a user types is shown
+ * escaped, with unknown values in the address answered by a 400 page.
  *
  * Controls are found as a person finds them: by their labels, roles and the step's legend (anchor-api §9 markup).
  */
