@@ -286,7 +286,12 @@ describeBrowser('the wizard in Chromium', () => {
         if (o.shots) await page.screenshot({ path: path.join(UI_OUTPUT_DIR, `${flow.name}-dark-${slug}-1280.png`), fullPage: true });
         await page.emulateMedia({ colorScheme: 'light' });
       }
-      if (o.shots) await screenshotWidths(page, `${flow.name}-${slug}`);
+      if (o.shots) {
+        // nothing wider than the screen: no sideways scrolling on a phone
+        for (const shot of await screenshotWidths(page, `${flow.name}-${slug}`)) {
+          expect([path.basename(shot.file), shot.scrollWidth <= shot.width]).toEqual([path.basename(shot.file), true]);
+        }
+      }
     };
     await page.goto(url('/'));
     const expected: Record<string, string[]> = {};
@@ -376,16 +381,16 @@ describeBrowser('the wizard in Chromium', () => {
     }
   }
 
-  test('the harness catches what it must: an axe violation, a dialog, a CSP violation; screenshots have both widths', async () => {
+  test('the harness catches what it must: an axe violation, a dialog, a CSP violation, sideways scrolling; screenshots have both widths', async () => {
     // a tiny page of our own under the same kind of policy as the wizard's: an unlabelled field, a script file that
-    // alerts, an inline script the policy refuses
+    // alerts, an inline script the policy refuses, a line too long for a phone
     const server = http.createServer((req, res) => {
       if (req.url === '/alert.js') {
         res.writeHead(200, { 'Content-Type': 'text/javascript' }).end("alert('from the harness page');");
         return;
       }
       res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Security-Policy': "default-src 'self'; script-src 'self'" });
-      res.end('<!doctype html><html lang="en"><head><title>harness</title><script src="/alert.js"></script><script>document.title = "inline ran"</script></head><body><main><h1>Harness</h1><input type="text" name="unlabelled"></main></body></html>');
+      res.end(`<!doctype html><html lang="en"><head><title>harness</title><script src="/alert.js"></script><script>document.title = "inline ran"</script></head><body><main><h1>Harness</h1><input type="text" name="unlabelled"><p>${'x'.repeat(120)}</p></main></body></html>`);
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const dir = mkdtempSync(path.join(os.tmpdir(), 'ui-harness-'));
@@ -397,11 +402,13 @@ describeBrowser('the wizard in Chromium', () => {
       expect(await page.title()).toBe('harness');
       expect(watch.dialogs).toEqual(['alert: from the harness page']);
       expect(watch.consoleErrors.some((e) => e.includes('Content Security Policy'))).toBe(true);
-      const files = await screenshotWidths(page, 'harness', dir);
-      // PNG: the width is the big-endian word at byte 16 (IHDR)
-      expect(files.map((f) => [path.basename(f), readFileSync(f).readUInt32BE(16)])).toEqual([
+      const shots = await screenshotWidths(page, 'harness', dir);
+      // the unbreakable line makes the phone-width page scroll sideways, the desktop one not
+      expect(shots.map((s) => s.scrollWidth > s.width)).toEqual([false, true]);
+      // PNG: the width is the big-endian word at byte 16 (IHDR); a full-page shot is as wide as what scrolls
+      expect(shots.map((s) => [path.basename(s.file), readFileSync(s.file).readUInt32BE(16)])).toEqual([
         ['harness-1280.png', 1280],
-        ['harness-390.png', 390],
+        ['harness-390.png', shots[1].scrollWidth],
       ]);
       await context.close();
     } finally {

@@ -104,19 +104,28 @@ export function formatViolations(vs: AxeViolation[]): string {
   return vs.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.targets.slice(0, 4).join(', ')}${v.targets.length > 4 ? ', …' : ''}`).join('\n');
 }
 
+export interface Screenshot {
+  file: string;
+  /** the viewport's width */
+  width: number;
+  /** the page's scroll width at that viewport: wider means the page scrolls sideways */
+  scrollWidth: number;
+}
+
 /**
- * Full-page screenshots at both widths: `<dir>/<name>-1280.png` and `<name>-390.png`. The viewport is put back to
- * the desktop size afterwards. Returns the files written.
+ * Full-page screenshots at both widths: `<dir>/<name>-1280.png` and `<name>-390.png`, with the page's scroll width
+ * at each. The viewport is put back to the desktop size afterwards.
  */
-export async function screenshotWidths(page: Page, name: string, dir = UI_OUTPUT_DIR): Promise<string[]> {
+export async function screenshotWidths(page: Page, name: string, dir = UI_OUTPUT_DIR): Promise<Screenshot[]> {
   mkdirSync(dir, { recursive: true });
-  const files: string[] = [];
+  const shots: Screenshot[] = [];
   for (const size of [VIEWPORTS.desktop, VIEWPORTS.phone]) {
     await page.setViewportSize(size);
     const file = path.join(dir, `${name}-${size.width}.png`);
     await page.screenshot({ path: file, fullPage: true, animations: 'disabled', caret: 'hide' });
-    files.push(file);
+    const scrollWidth = await page.evaluate(() => (globalThis as unknown as { document: { documentElement: { scrollWidth: number } } }).document.documentElement.scrollWidth);
+    shots.push({ file, width: size.width, scrollWidth });
   }
   await page.setViewportSize(VIEWPORTS.desktop);
-  return files;
+  return shots;
 }
