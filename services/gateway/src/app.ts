@@ -19,6 +19,7 @@ import type { TalosctlRoutes } from './talosctl';
 import type { BuildRoutes } from './builds';
 import { OPENAPI_DOCUMENT } from '@factory/openapi';
 import { addNotifyRoutes, NotifyRouteOptions } from './notify/routes';
+import { registerUiRoutes, UiOptions } from './ui/routes';
 
 export interface JobCaller {
   call<K extends JobName>(name: K, payload: PayloadOf<K>, opts?: CallOptions): Promise<ResultOf<K>>;
@@ -50,6 +51,8 @@ export interface GatewayOptions {
   builds?: BuildRoutes;
   /** `/prewarm` and `/webhooks` (absent: not served) */
   notify?: NotifyRouteOptions;
+  /** the web UI: `/`, `/ui/*`, its CSS and script (absent: not served) */
+  ui?: UiOptions;
 }
 
 export function createApp(opts: GatewayOptions): express.Express {
@@ -121,19 +124,32 @@ export function createApp(opts: GatewayOptions): express.Express {
   // accumulates bodies), and the bytes queued from this gateway are capped.
   const maxSchematicBytesInFlight = opts.maxSchematicBytesInFlight ?? 64 * opts.maxSchematicBytes;
   let schematicBytesInFlight = 0;
-  const createSchematic = async (body: string) => {
-    const call = () => jobs.call('schematic.create', { body }, { removeWhenDone: true });
+  /** Creates a schematic from its text (YAML or JSON); beyond the bytes in flight, a 503 with Retry-After. */
+  const createSchematic = async (res: Response, text: string) => {
+    const size = Buffer.byteLength(text, 'utf8');
+    if (schematicBytesInFlight + size > maxSchematicBytesInFlight) {
+      res.setHeader('Retry-After', '1');
+      throw new FactoryError(503, 'service temporarily unavailable: too many schematics are being created, retry');
+    }
+    schematicBytesInFlight += size;
+    const call = () => jobs.call('schematic.create', { body: text }, { removeWhenDone: true });
     try {
       return await call();
     } catch (err) {
       // Answered and removed before this caller read the answer: creating is idempotent, so ask once more.
       if (err instanceof JobVanishedError) return call();
       throw err;
+    } finally {
+      schematicBytesInFlight -= size;
     }
+  };
+  /** Per-client schematic limits, taken before anything is read or parsed. */
+  const admitSchematic = async (req: Request) => {
+    if (opts.limits) await opts.limits.limiter.takeSchematic(opts.limits.clientOf(req));
   };
   routes.add(['POST'], '/schematics', async (req, res) => {
     // before the body is read: a limited client costs no parsing (its unread body closes the connection)
-    if (opts.limits) await opts.limits.limiter.takeSchematic(opts.limits.clientOf(req));
+    await admitSchematic(req);
     const body = await readRequestBody(req, res, opts.maxSchematicBytes);
     let text: string;
     try {
@@ -143,18 +159,7 @@ export function createApp(opts: GatewayOptions): express.Express {
       if (err instanceof SchematicError) throw new FactoryError(400, err.message);
       throw err;
     }
-    const size = Buffer.byteLength(text, 'utf8');
-    if (schematicBytesInFlight + size > maxSchematicBytesInFlight) {
-      res.setHeader('Retry-After', '1');
-      throw new FactoryError(503, 'service temporarily unavailable: too many schematics are being created, retry');
-    }
-    schematicBytesInFlight += size;
-    let created;
-    try {
-      created = await createSchematic(text);
-    } finally {
-      schematicBytesInFlight -= size;
-    }
+    const created = await createSchematic(res, text);
     sendBody(res, 201, 'application/json', goJsonEncode({ id: created.id, schematic: created.yaml }));
   });
   routes.add(['GET'], '/schematics/:schematic', async (req, res) => {
@@ -225,6 +230,17 @@ export function createApp(opts: GatewayOptions): express.Express {
   routes.add(['GET'], '/openapi.json', (_req, res) => sendBody(res, 200, 'application/json; charset=utf-8', openApiJson));
   // --- pre-warm and webhooks (issue 14) ---------------------------------------------------------------------------
   if (opts.notify) addNotifyRoutes(routes, opts.notify);
+  // --- web UI (anchor-api §9) ---------------------------------------------------------------------------------
+  // the final page creates its schematic as POST /schematics does: same limits, same job
+  if (opts.ui) {
+    registerUiRoutes(routes, {
+      ...opts.ui,
+      createSchematic: async (req, res, yaml) => {
+        await admitSchematic(req);
+        return createSchematic(res, yaml);
+      },
+    });
+  }
 
   app.use(routes.middleware(onError));
   app.use((_req, res) => sendError(res, 404, '404 page not found'));

@@ -157,6 +157,7 @@ async function main(): Promise<void> {
       allowPrivateTargets: notifySettings.allowPrivateTargets,
       resolve: async (host) => (await lookup(host, { all: true })).map((a) => a.address),
     },
+    ui: { jobs, catalog, store, talosctlFiles: (tag) => talosctl.files(tag), externalUrl: external.externalUrl, externalPxeUrl: external.externalPxeUrl, serverTag },
   });
 
   const registry = createRegistryProxy({
@@ -208,7 +209,7 @@ async function main(): Promise<void> {
 
 /** The requests a route reads the body of (the others' bodies close the connection after the answer). */
 function readsBody(method: string | undefined, path: string): boolean {
-  if (method === 'POST' && (path === '/schematics' || path === '/builds')) return true;
+  if (method === 'POST' && (path === '/schematics' || path === '/builds' || path === '/ui/wizard' || path === '/ui/extensions-list')) return true;
   return (method === 'PUT' && path.startsWith('/prewarm/')) || (method === 'POST' && path === '/webhooks');
 }
 

@@ -48,6 +48,11 @@ export class TalosctlRoutes {
     return memoPromise(this.releases, tag, () => this.o.jobs.call('upstream.talosctl', { version: tag }, { timeoutMs: LISTING_TIMEOUT_MS }));
   }
 
+  /** The binaries' file names of an offered version, sorted (none before Talos 1.11). */
+  async files(versionTag: string): Promise<string[]> {
+    return (await this.release(versionTag)).files.map((f) => f.name).sort();
+  }
+
   /** JSON array of absolute download URLs, sorted; `[]` before Talos 1.11. */
   async list(req: Request, res: Response): Promise<void> {
     const release = await this.release(req.params.version);
