@@ -4,13 +4,12 @@
  * without JavaScript; the script only swaps the form's content in place.
  */
 import type { ExtensionEntry } from '@factory/catalog';
-import { parseSemver } from '@factory/talos';
+import { parseSemver, SbcInfo } from '@factory/talos';
 import { html, Html, HtmlValue, flag } from './html';
 import { LOCALE_NAMES, LOCALES, Translate } from './i18n';
 import { AssetLink, FinalModel } from './final';
 import {
   backState,
-  boardsFor,
   bootloaderOffered,
   BOOTLOADERS,
   cloudPlatformsFor,
@@ -53,6 +52,8 @@ export interface StepContext {
   search?: string;
   /** embedded machine configuration to show (customization step) */
   embeddedConfig?: string;
+  /** the boards the version's catalog has overlays for (board step, boardsFor) */
+  boards?: SbcInfo[];
   /** final page */
   final?: FinalView;
 }
@@ -177,7 +178,7 @@ function stepBody(s: WizardState, step: Exclude<StepId, 'final'>, ctx: StepConte
     case 'cloud':
       return cloudStep(s, ctx.t);
     case 'sbc':
-      return sbcStep(s, ctx.t);
+      return sbcStep(s, ctx.t, ctx.boards ?? []);
     case 'arch':
       return archStep(s, ctx);
     case 'extensions':
@@ -238,9 +239,9 @@ function cloudStep(s: WizardState, t: Translate): Html {
   return html`<div class="choices columns">${platforms.map((p) => radio('platform', p.name, p.name === chosen, p.label, t('cloud.arches', { arches: p.arches.join(', ') })))}</div>`;
 }
 
-function sbcStep(s: WizardState, t: Translate): Html {
-  const boards = boardsFor(semverOf(s.version as string));
-  const chosen = boards.some((b) => b.name === s.selected.board) ? s.selected.board : 'rpi_generic';
+function sbcStep(s: WizardState, t: Translate, boards: SbcInfo[]): Html {
+  const chosen = boards.some((b) => b.name === s.selected.board) ? s.selected.board : (boards.find((b) => b.name === 'rpi_generic') ?? boards[0])?.name;
+  if (!boards.length) return html`<p class="hint">${t('sbc.none')}</p>`;
   return html`<p class="hint">${t('sbc.hint')}</p><div class="choices columns">${boards.map((b) => radio('board', b.name, b.name === chosen, b.label, b.name))}</div>`;
 }
 

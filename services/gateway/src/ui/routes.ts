@@ -20,7 +20,7 @@ import { finalModel, pageAssets } from './final';
 import { cookieValue, resolveLocale, supportedLocale, translator, Translate } from './i18n';
 import { AssetStatus, errorContent, extensionsList, FinalView, page, stepContent, StepContext, stepTitle, versionDoc } from './render';
 import { preloadFrom, wizardSchematic, withPreload } from './schematic';
-import { currentStep, embeddedConfigOffered, FIELD_LIMITS, NO_EXTENSIONS, readForm, stateUrl, StepId, validateState, versionsFor, WizardInputError, WizardState } from './state';
+import { boardsFor, currentStep, embeddedConfigOffered, FIELD_LIMITS, NO_EXTENSIONS, readForm, stateUrl, semverOf, StepId, validateState, versionsFor, WizardInputError, WizardState } from './state';
 
 /** The Content-Security-Policy of every UI answer: only this origin's script and style, no inline code. */
 export const UI_CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
@@ -162,7 +162,7 @@ export function registerUiRoutes(routes: Routes, d: UiDeps): void {
   async function validated(params: URLSearchParams): Promise<{ state: WizardState; versions: string[]; secureBoot: boolean }> {
     const versions = await d.catalog.versions();
     const secureBoot = !!(await d.catalog.secureBoot?.());
-    return { state: await validateState(readForm(params), { versions, secureBoot, extensions: (v) => d.catalog.extensions(v) }), versions, secureBoot };
+    return { state: await validateState(readForm(params), { versions, secureBoot, extensions: (v) => d.catalog.extensions(v), overlays: (v) => d.catalog.overlays(v) }), versions, secureBoot };
   }
 
   async function prepare(req: Request, res: Response, params: URLSearchParams, t: Translate): Promise<Prepared> {
@@ -179,7 +179,9 @@ export function registerUiRoutes(routes: Routes, d: UiDeps): void {
     const step = currentStep(state);
     const ctx: StepContext = { t, versions, secureBoot };
     let url = stateUrl(state);
-    if (step === 'extensions') {
+    if (step === 'sbc') {
+      ctx.boards = boardsFor(semverOf(state.version as string), await d.catalog.overlays(`v${state.version}`));
+    } else if (step === 'extensions') {
       ctx.extensions = await d.catalog.extensions(`v${state.version}`);
       ctx.search = (params.get('search') ?? '').slice(0, FIELD_LIMITS.search);
     } else if (step === 'customization') {

@@ -5,7 +5,7 @@
  */
 import { canonicalYaml, parseSchematic, Schematic, SchematicError } from '@factory/schematic';
 import { SBCS } from '@factory/talos';
-import { boardInfo, NO_EXTENSIONS, overlayOptionsOffered, Selected, WizardInputError, WizardState } from './state';
+import { NO_EXTENSIONS, overlayOptionsOffered, Selected, WizardInputError, WizardState } from './state';
 
 const OPTIONS_PREFIX = 'overlay:\n    name: x\n    image: x\n    options:\n';
 const OPTIONS_PREFIX_LINES = 4;
@@ -39,10 +39,10 @@ export function parseOverlayOptions(text: string): Record<string, unknown> | und
 export function wizardSchematic(s: WizardState, embeddedConfig: string | undefined): Schematic {
   const schematic: Schematic = { customization: {} };
   const c = schematic.customization;
-  const board = s.target === 'sbc' ? boardInfo(s.board) : undefined;
-  if (board && overlayOptionsOffered(s)) {
+  const overlay = s.target === 'sbc' ? s.boardOverlay : undefined;
+  if (overlay && overlayOptionsOffered(s)) {
     const options = parseOverlayOptions(s.overlayOptions);
-    schematic.overlay = { image: board.overlayImage, name: board.overlayName, ...(options && Object.keys(options).length ? { options } : {}) };
+    schematic.overlay = { image: overlay.image, name: overlay.name, ...(options && Object.keys(options).length ? { options } : {}) };
   }
   if (embeddedConfig) c.embeddedMachineConfiguration = embeddedConfig;
   const args = s.cmdline
@@ -80,20 +80,20 @@ export function preloadFrom(schematic: Schematic): { selected: Selected; embedde
   if (c.bootloader) selected.bootloader = c.bootloader;
   if (schematic.overlay) {
     const overlay = schematic.overlay;
-    const board = boardByOverlay(overlay.name, overlay.image);
-    if (board) {
-      selected.target = 'sbc';
-      selected.board = board;
-    }
+    selected.target = 'sbc';
+    selected.board = boardByOverlay(overlay.name, overlay.image);
     const text = overlayOptionsText(overlay.options);
     if (text) selected.overlayOptions = text;
   }
   return { selected, ...(c.embeddedMachineConfiguration ? { embeddedConfig: c.embeddedMachineConfiguration } : {}) };
 }
 
-/** The board whose overlay a schematic names (by name and image, else by name). */
-function boardByOverlay(name: string, image: string): string | undefined {
-  return (SBCS.find((b) => b.overlayName === name && b.overlayImage === image) ?? SBCS.find((b) => b.overlayName === name))?.name;
+/**
+ * The board whose overlay a schematic names: the SBC table's (by name and image, else by name), else the overlay's
+ * own name (how boardsFor offers catalog overlays the table does not know).
+ */
+function boardByOverlay(name: string, image: string): string {
+  return (SBCS.find((b) => b.overlayName === name && b.overlayImage === image) ?? SBCS.find((b) => b.overlayName === name))?.name ?? name;
 }
 
 /** Twins the state does not have yet take the preloaded values (the query wins). */

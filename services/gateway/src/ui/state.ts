@@ -68,6 +68,8 @@ export interface WizardState {
   version?: string;
   platform?: string;
   board?: string;
+  /** the chosen board's overlay, as the catalog has it (set by validateState; never read from the form) */
+  boardOverlay?: { name: string; image: string };
   arch?: Arch;
   secureboot: boolean;
   /** as submitted, with `-` */
@@ -91,6 +93,8 @@ export interface WizardCatalog {
   extensions(versionTag: string): Promise<ExtensionEntry[]>;
   /** whether the factory signs Secure Boot assets */
   secureBoot: boolean;
+  /** the official overlays of `v<version>` (called only when the state names a version and a board) */
+  overlays(versionTag: string): Promise<Array<{ name: string; image: string }>>;
 }
 
 // --- reading ---------------------------------------------------------------------------------------------------
@@ -195,16 +199,21 @@ export function cloudPlatformsFor(version: SemVer): PlatformInfo[] {
   return PLATFORMS.filter((p) => p.name !== 'metal' && offeredFor(p, version));
 }
 
-export function boardsFor(version: SemVer): SbcInfo[] {
-  return SBCS.filter((b) => offeredFor(b, version));
+/**
+ * Boards offered for a version: those of the SBC table (Appendix A) whose overlay the version's catalog has, then the
+ * catalog's other overlays as boards of their own name (a private or mirrored catalog may carry boards the table does
+ * not know). A board whose overlay is not in the catalog is not offered: its disk image could not be built.
+ */
+export function boardsFor(version: SemVer, overlays: Array<{ name: string; image: string }>): SbcInfo[] {
+  const inCatalog = (b: SbcInfo) => overlays.some((o) => o.name === b.overlayName && o.image === b.overlayImage);
+  const known = SBCS.filter((b) => offeredFor(b, version) && inCatalog(b));
+  const taken = (o: { name: string; image: string }) => SBCS.some((b) => b.name === o.name || (b.overlayName === o.name && b.overlayImage === o.image));
+  const extra = overlays.filter((o) => !taken(o)).map((o) => ({ name: o.name, label: o.name, overlayName: o.name, overlayImage: o.image }));
+  return [...known, ...extra.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))];
 }
 
 export function platformInfo(name: string): PlatformInfo | undefined {
   return PLATFORMS.find((p) => p.name === name);
-}
-
-export function boardInfo(name: string | undefined): SbcInfo | undefined {
-  return SBCS.find((b) => b.name === name);
 }
 
 /** Secure Boot is offered for Talos 1.5+, on bare metal or a platform that supports it, when the factory signs. */
@@ -256,8 +265,10 @@ export async function validateState(state: WizardState, catalog: WizardCatalog):
     }
   } else if (s.target === 'sbc') {
     if (s.board !== undefined) {
-      const b = boardInfo(s.board);
-      if (!b || (version && !offeredFor(b, version))) throw new WizardInputError('error.unknownBoard', { value: s.board });
+      // boards come after the version: a board without one is never offered
+      const b = version ? boardsFor(version, await catalog.overlays(`v${s.version}`)).find((x) => x.name === s.board) : undefined;
+      if (!b) throw new WizardInputError('error.unknownBoard', { value: s.board });
+      s.boardOverlay = { name: b.overlayName, image: b.overlayImage };
       s.platform = 'metal';
       s.arch = 'arm64';
     } else {
@@ -267,6 +278,7 @@ export async function validateState(state: WizardState, catalog: WizardCatalog):
     s.platform = undefined;
     s.board = undefined;
   }
+  if (s.target !== 'sbc' || s.board === undefined) s.boardOverlay = undefined;
   if (s.secureboot && !secureBootOffered(s, catalog.secureBoot)) throw new WizardInputError('error.secureBootUnavailable');
   if (s.extensions && s.version) {
     const known = new Set((await catalog.extensions(`v${s.version}`)).map((e) => e.name));

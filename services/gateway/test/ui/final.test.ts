@@ -4,12 +4,12 @@
  */
 import { finalModel, pageAssets } from '../../src/ui/final';
 import { readForm, validateState } from '../../src/ui/state';
-import { EXTENSIONS, VERSIONS } from './harness';
+import { EXTENSIONS, VERSIONS, OVERLAYS } from './harness';
 
 const ID = 'a'.repeat(64);
 const modelOf = async (q: string) =>
   finalModel({
-    state: await validateState(readForm(new URLSearchParams(`${q}&extensions=-&cmdline-set=1`)), { versions: VERSIONS, secureBoot: true, extensions: async () => EXTENSIONS }),
+    state: await validateState(readForm(new URLSearchParams(`${q}&extensions=-&cmdline-set=1`)), { versions: VERSIONS, secureBoot: true, extensions: async () => EXTENSIONS, overlays: async () => OVERLAYS }),
     schematicId: ID,
     externalUrl: 'https://f.example:8443/',
     externalPxeUrl: 'http://pxe.example/',

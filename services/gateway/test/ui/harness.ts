@@ -11,6 +11,12 @@ import { RateLimitedError, RateLimiter } from '@factory/ratelimit';
 import { createLogger, createMetricsRegistry } from '@factory/telemetry';
 import { createApp, JobCaller } from '../../src/app';
 
+/** The board overlays of the test catalog (every version): two boards of the SBC table and one it does not know. */
+export const OVERLAYS = [
+  { name: 'rpi_generic', image: 'siderolabs/sbc-raspberrypi' },
+  { name: 'rpi_5', image: 'siderolabs/sbc-raspberrypi' },
+  { name: 'my_board', image: 'example/sbc-custom' },
+];
 export const VERSIONS = ['v1.5.5', 'v1.7.7', 'v1.11.3', 'v1.12.2', 'v1.12.4', 'v1.13.0-alpha.1'];
 
 const ext = (name: string, tag: string, description: string): ExtensionEntry => ({ name, ref: `ghcr.io/${name}:${tag}`, digest: `sha256:${'a'.repeat(64)}`, author: 'Sidero Labs', description });
@@ -59,7 +65,7 @@ export async function startUi(o: { secureBoot?: boolean; talosctl?: string[]; sc
       if (!VERSIONS.includes(v)) throw new FactoryError(404, `version ${v} is not available`);
       return EXTENSIONS;
     },
-    overlays: async () => [],
+    overlays: async () => OVERLAYS.map((o) => ({ ...o, ref: `${o.image}:v1`, digest: `sha256:${'0'.repeat(64)}` })),
     secureBoot: async () => (o.secureBoot ? { signingCertSha256: 'c'.repeat(64) } : undefined),
   };
   const app = createApp({

@@ -6,9 +6,9 @@
 import { canonicalYaml, parseSchematic, schematicId } from '@factory/schematic';
 import { parseOverlayOptions, preloadFrom, wizardSchematic, overlayOptionsText } from '../../src/ui/schematic';
 import { readForm, stateFields, stateUrl, validateState, WizardInputError } from '../../src/ui/state';
-import { EXTENSIONS, VERSIONS } from './harness';
+import { EXTENSIONS, VERSIONS, OVERLAYS } from './harness';
 
-const catalog = { versions: VERSIONS, secureBoot: true, extensions: async () => EXTENSIONS };
+const catalog = { versions: VERSIONS, secureBoot: true, extensions: async () => EXTENSIONS, overlays: async () => OVERLAYS };
 const stateOf = (q: string) => validateState(readForm(new URLSearchParams(q)), catalog);
 
 test('SBC rpi_5, unsorted extensions with "-", grub, overlay options: the anchor round trip', async () => {

@@ -1,10 +1,12 @@
 /**
  * Step selection (anchor-api §9: the first unmet condition wins), implied fields, Back, and what bad input is refused.
  */
-import { backState, currentStep, hiddenFields, readForm, stateUrl, validateState, WizardInputError } from '../../src/ui/state';
-import { EXTENSIONS, VERSIONS } from './harness';
+import { parseSemver } from '@factory/talos';
+import { wizardSchematic } from '../../src/ui/schematic';
+import { backState, boardsFor, currentStep, hiddenFields, readForm, stateUrl, validateState, WizardInputError } from '../../src/ui/state';
+import { EXTENSIONS, VERSIONS, OVERLAYS } from './harness';
 
-const catalog = (secureBoot = true) => ({ versions: VERSIONS, secureBoot, extensions: async () => EXTENSIONS });
+const catalog = (secureBoot = true) => ({ versions: VERSIONS, secureBoot, extensions: async () => EXTENSIONS, overlays: async () => OVERLAYS });
 const stateOf = async (q: string, secureBoot = true) => validateState(readForm(new URLSearchParams(q)), catalog(secureBoot));
 const stepOf = async (q: string) => currentStep(await stateOf(q));
 
@@ -97,4 +99,20 @@ test('Secure Boot is refused when the factory does not sign', async () => {
   await expect(stateOf('target=metal&version=1.12.2&arch=amd64&secureboot=true', false)).rejects.toBeInstanceOf(WizardInputError);
   await expect(stateOf('target=metal&version=1.12.2&arch=amd64&secureboot=true', true)).resolves.toMatchObject({ secureboot: true });
   await expect(stateOf('target=cloud&version=1.12.2&platform=azure&arch=amd64&secureboot=true', true)).resolves.toMatchObject({ secureboot: true });
+});
+
+test('boards come from the catalog: table boards whose overlay it has, then its other overlays by their own name', async () => {
+  const v = parseSemver('1.12.4')!;
+  const names = (overlays: Array<{ name: string; image: string }>) => boardsFor(v, overlays).map((b) => b.name);
+  expect(names(OVERLAYS)).toEqual(['rpi_generic', 'rpi_5', 'my_board']);
+  // a table board whose overlay the catalog lacks is not offered (its disk image could not be built)
+  expect(names([{ name: 'rpi_generic', image: 'siderolabs/sbc-raspberrypi' }])).toEqual(['rpi_generic']);
+  // same name, another image: the table's board is not that overlay
+  expect(names([{ name: 'rpi_generic', image: 'someone/else' }])).toEqual([]);
+  expect(names([])).toEqual([]);
+  // a catalog-only board validates and carries its catalog overlay into the schematic
+  const s = await stateOf('target=sbc&version=1.12.4&board=my_board');
+  expect(s.boardOverlay).toEqual({ name: 'my_board', image: 'example/sbc-custom' });
+  expect(wizardSchematic({ ...s, extensions: ['-'], cmdlineSet: true }, undefined).overlay).toEqual({ name: 'my_board', image: 'example/sbc-custom' });
+  await expect(validateState(readForm(new URLSearchParams('target=sbc&version=1.12.4&board=rpi_generic')), { ...catalog(), overlays: async () => [] })).rejects.toThrow(WizardInputError);
 });
