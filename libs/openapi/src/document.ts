@@ -127,7 +127,17 @@ const tags: Json[] = [
   { name: 'talosctl', description: 'talosctl binaries of a Talos version.' },
   { name: 'registry', description: 'OCI distribution API (read-only): installer images and the source-image proxy.' },
   { name: 'meta', description: 'Health, readiness, metrics and descriptions of the API.' },
+  { name: 'ui', description: 'The web UI: a wizard from hardware to download links (server-rendered HTML, anchor-api §9).' },
 ];
+
+const HTML = 'text/html; charset=utf-8';
+/** An HTML answer of the wizard: a whole page, or with JavaScript the step's fragment. */
+const htmlPage = (description: string, headers?: JsonObject): JsonObject => ({ description, ...(headers ? { headers } : {}), content: { [HTML]: { schema: { type: 'string' } } } });
+/** What the wizard answers besides its page: bad input (400), an unknown stored schematic (404), limits and faults, all as HTML. */
+const UI_FAILURES: JsonObject = Object.fromEntries(
+  [400, 404, 429, 500, 503].map((status) => [String(status), htmlPage(status === 400 ? 'Bad input: a page with a one-line message.' : 'A page naming the failure.')]),
+);
+const WIZARD_QUERY = 'The wizard fields of anchor-api §9 (target, version, arch, platform, board, secureboot, bootloader, extensions, cmdline, cmdline-set, overlay-options, selected-* twins, schematic-id, lang).';
 
 const paths: JsonObject = {
   // --- meta ---------------------------------------------------------------------------------------------------------
@@ -175,6 +185,48 @@ const paths: JsonObject = {
       summary: 'This document',
       responses: { '200': json('The OpenAPI 3.1 document.', { type: 'object', required: ['openapi', 'info', 'paths'] }) },
     },
+  },
+
+  // --- web UI -------------------------------------------------------------------------------------------------------
+  '/': {
+    get: {
+      tags: ['ui'],
+      operationId: 'getWizard',
+      summary: 'The wizard step for the query (every step is a shareable GET URL)',
+      description: WIZARD_QUERY + ' `?lang=` sets the language cookie (and `Hx-Redirect`); an empty one is 400.',
+      responses: { '200': htmlPage('The page with the step.'), ...UI_FAILURES },
+    },
+    head: { tags: ['ui'], operationId: 'headWizard', summary: 'The wizard step (headers only)', responses: { '200': htmlPage('The page with the step.'), ...UI_FAILURES } },
+  },
+  '/ui/wizard': {
+    post: {
+      tags: ['ui'],
+      operationId: 'postWizardStep',
+      summary: 'The next (or previous) step for a submitted form',
+      description: `Form-encoded. ${WIZARD_QUERY} With the script (\`HX-Request\`): the step's fragment and \`Hx-Push-Url\`; without: a 303 to the step's shareable URL.`,
+      requestBody: { required: true, content: { 'application/x-www-form-urlencoded': { schema: { type: 'string' } } } },
+      responses: { '200': htmlPage('The step fragment.'), '303': redirect('The shareable URL of the next step.'), ...UI_FAILURES },
+    },
+  },
+  '/ui/extensions-list': {
+    post: {
+      tags: ['ui'],
+      operationId: 'postExtensionsList',
+      summary: 'The extension checkboxes matching a search (selected ones always kept)',
+      requestBody: { required: true, content: { 'application/x-www-form-urlencoded': { schema: { type: 'string' } } } },
+      responses: { '200': htmlPage('The list fragment.'), ...UI_FAILURES },
+    },
+  },
+  '/ui/version-doc': {
+    get: { tags: ['ui'], operationId: 'getVersionDoc', summary: "The version's documentation links", responses: { '200': htmlPage('A fragment.'), ...UI_FAILURES } },
+  },
+  '/css/wizard.css': {
+    get: { tags: ['ui'], operationId: 'getWizardCss', summary: 'The wizard stylesheet', responses: { '200': { description: 'CSS.', content: { 'text/css; charset=utf-8': { schema: { type: 'string' } } } } } },
+    head: { tags: ['ui'], operationId: 'headWizardCss', summary: 'The wizard stylesheet (headers only)', responses: { '200': { description: 'CSS.', content: { 'text/css; charset=utf-8': { schema: { type: 'string' } } } } } },
+  },
+  '/js/wizard.js': {
+    get: { tags: ['ui'], operationId: 'getWizardScript', summary: 'The wizard script', responses: { '200': { description: 'JavaScript.', content: { 'text/javascript; charset=utf-8': { schema: { type: 'string' } } } } } },
+    head: { tags: ['ui'], operationId: 'headWizardScript', summary: 'The wizard script (headers only)', responses: { '200': { description: 'JavaScript.', content: { 'text/javascript; charset=utf-8': { schema: { type: 'string' } } } } } },
   },
 
   // --- schematics ---------------------------------------------------------------------------------------------------

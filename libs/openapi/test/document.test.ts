@@ -27,13 +27,20 @@ test('the validator is not a no-op: a document with a broken operation is refuse
   await expect(SwaggerParser.validate(dangling as never)).rejects.toThrow(/Nowhere/);
 });
 
-test('every error response is the anchor’s one-line plain text (or an OCI error under /v2)', () => {
+test('every error response is the anchor’s one-line plain text (or an OCI error under /v2, or the web UI’s HTML page)', () => {
   const responses = (OPENAPI_DOCUMENT.components as { responses: Record<string, { content?: Record<string, { schema: JsonObject }> }> }).responses;
-  const paths = OPENAPI_DOCUMENT.paths as Record<string, Record<string, { responses: Record<string, JsonObject> }>>;
+  const paths = OPENAPI_DOCUMENT.paths as Record<string, Record<string, { tags?: string[]; responses: Record<string, JsonObject> }>>;
+  let uiErrors = 0;
   for (const [path, item] of Object.entries(paths)) {
     for (const [method, op] of Object.entries(item)) {
       for (const [status, response] of Object.entries(op.responses)) {
         if (Number(status) < 400) continue;
+        if (op.tags?.includes('ui')) {
+          // a person reads these: an HTML page (or fragment) with the one-line message
+          expect({ at: `${method} ${path} ${status}`, types: Object.keys((response as { content?: JsonObject }).content ?? {}) }).toEqual({ at: `${method} ${path} ${status}`, types: ['text/html; charset=utf-8'] });
+          uiErrors++;
+          continue;
+        }
         const name = String(response.$ref ?? '').replace('#/components/responses/', '');
         const content = responses[name]?.content;
         expect({ at: `${method} ${path} ${status}`, text: content?.['text/plain; charset=utf-8']?.schema }).toEqual({
@@ -43,6 +50,7 @@ test('every error response is the anchor’s one-line plain text (or an OCI erro
       }
     }
   }
+  expect(uiErrors).toBeGreaterThan(0);
 });
 
 test('the Build schema has exactly the fields of the contract, and the build routes their statuses', () => {

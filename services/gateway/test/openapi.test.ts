@@ -10,6 +10,7 @@ import { createApp, JobCaller } from '../src/app';
 import type { AssetRoutes } from '../src/assets';
 import type { BuildRoutes } from '../src/builds';
 import type { NotifyRouteOptions } from '../src/notify/routes';
+import type { UiOptions } from '../src/ui/routes';
 import { Routes } from '../src/compat';
 import type { TalosctlRoutes } from '../src/talosctl';
 
@@ -26,6 +27,7 @@ const gatewayOptions = () => ({
   talosctl: {} as TalosctlRoutes,
   builds: {} as BuildRoutes,
   notify: {} as NotifyRouteOptions,
+  ui: { externalUrl: 'http://factory.test/', externalPxeUrl: 'http://factory.test/' } as UiOptions,
   llmsText: 'llms',
 });
 
