@@ -22,6 +22,18 @@ bash scripts/apt-ensure.sh setup "${APT_PACKAGES[@]}"
 # UKIs boot as on real Talos: the demo build fetches it the same way, through scripts/fetch-trixie-deb.sh, and caches
 # the .deb in $DEMO_CACHE_DIR/debs; see tools/demo-releases/src/debian.ts.)
 
+# GRUB's arm64-efi modules, for grub-layout arm64 disk images (every single-board computer's image): Debian ships them
+# only in the arm64 package grub-efi-arm64-bin, and grub-mkimage (grub-common, native) builds arm64 images from them.
+# The package of the system's own release (same GRUB version as grub-common) is fetched through the private apt
+# configuration below and unpacked; only its module directory is placed where grub-common looks.
+if [ ! -f /usr/lib/grub/arm64-efi/kernel.img ]; then
+  GRUB_ARM64_DIR=.cache/tools/grub-efi-arm64
+  echo "[setup] fetching GRUB arm64-efi modules (grub-efi-arm64-bin:arm64) into /usr/lib/grub/arm64-efi"
+  rm -rf "$GRUB_ARM64_DIR"
+  bash scripts/fetch-trixie-deb.sh --suite "$(. /etc/os-release && echo "$VERSION_CODENAME")" --arch arm64 grub-efi-arm64-bin "$GRUB_ARM64_DIR"
+  cp -a "$GRUB_ARM64_DIR/usr/lib/grub/arm64-efi" /usr/lib/grub/
+fi
+
 # cosign 2.x for the signature tests. Bookworm has none; trixie's (Go, needs only libc) runs here. It is fetched
 # through a PRIVATE apt configuration (the trixie suite of the mirror the system already uses, own lists and cache
 # under .cache/tools) and unpacked with dpkg-deb, so the system's apt sources and state are never touched.

@@ -81,6 +81,17 @@ export async function readBootImg(o: GrubImageOptions): Promise<Buffer> {
   return fsp.readFile(path.join(o.grubLibDir, 'i386-pc', 'boot.img'));
 }
 
+/**
+ * The host lacks something a build needs (a tool, firmware modules): a fault of this build-worker's installation, the
+ * same on every retry, so it is answered at once (501) instead of retried.
+ */
+export class MissingHostSupportError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MissingHostSupportError';
+  }
+}
+
 /** `grub-mkimage --format x86_64-efi|arm64-efi --prefix (hd0,gpt3)/grub --compression xz` with the disk modules. */
 export async function makeEfiGrub(arch: 'amd64' | 'arm64', out: string, o: GrubImageOptions): Promise<void> {
   const platform = arch === 'amd64' ? 'x86_64-efi' : 'arm64-efi';
@@ -88,7 +99,7 @@ export async function makeEfiGrub(arch: 'amd64' | 'arm64', out: string, o: GrubI
   try {
     await fsp.access(dir);
   } catch {
-    throw new Error(`GRUB ${platform} modules are not installed (${dir}); needed for a grub-layout ${arch} disk image`);
+    throw new MissingHostSupportError(`GRUB ${platform} modules are not installed on this build-worker (${dir}); they are needed for a GRUB-layout ${arch} disk image`);
   }
   await fsp.mkdir(path.dirname(out), { recursive: true });
   await run('grub-mkimage', ['--directory', dir, '--format', platform, '--output', out, '--prefix', DISK_GRUB_PREFIX, '--compression', 'xz', ...DISK_GRUB_MODULES], { env: o.env });

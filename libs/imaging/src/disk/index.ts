@@ -6,7 +6,7 @@ export { writeGpt, readGpt, gptEntries, applyProtectiveMbr } from './gpt';
 export type { GptInfo, GptHeaderInfo, GptPartitionInfo } from './gpt';
 export { encodeAdv, decodeAdv, metaPartitionContents, ADV_LENGTH, ADV_TOTAL, ADV_MAGIC1, ADV_MAGIC2 } from './adv';
 export type { DecodeAdvOptions } from './adv';
-export { diskGrubCfg, patchBootImg, patchCoreImg, DISK_GRUB_MODULES, DISK_GRUB_BIOS_MODULES, DISK_GRUB_PREFIX, DISK_RESET_ARG } from './grub';
+export { MissingHostSupportError, diskGrubCfg, patchBootImg, patchCoreImg, DISK_GRUB_MODULES, DISK_GRUB_BIOS_MODULES, DISK_GRUB_PREFIX, DISK_RESET_ARG } from './grub';
 export type { DiskGrubCfgOptions } from './grub';
 export { resolveXfsConfig, xfsProtofile, parseXfsSuperblock, XFS_CONFIG_DIR } from './xfs';
 export type { XfsConfigResolution, XfsSuperblock } from './xfs';

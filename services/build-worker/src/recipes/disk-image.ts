@@ -1,7 +1,7 @@
 import { mkdir, open, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FactoryError } from '@factory/errors';
-import { buildDiskImage, compressOutput, convertDisk, DiskContents, overlayInstall, planDisk } from '@factory/imaging';
+import { buildDiskImage, compressOutput, convertDisk, DiskContents, MissingHostSupportError, overlayInstall, planDisk } from '@factory/imaging';
 import { diskBootloader } from '@factory/talos';
 import type { BuildJob, Recipe } from './context';
 import { cmdlineFor, initramfsWithExtensions, secureBootSigning, SecureBootSigning, signedSdBoot, ukiFor } from './steps';
@@ -43,7 +43,7 @@ export const diskImage: Recipe = async (job) => {
   const overlayDisk = path.join(workDir, 'overlay-disk.raw');
   ctx.progress('writing disk image', 70);
   await mkdir(path.join(workDir, 'disk'), { recursive: true });
-  await buildDiskImage({
+  await buildDiskImageOrRefuse({
     plan,
     contents: {
       kernel: imager.kernel,
@@ -125,5 +125,15 @@ async function copyBootBlobGap(from: string, to: string, sectorSize: number, off
   } finally {
     await src.close();
     await dst.close();
+  }
+}
+
+/** buildDiskImage, with what this build-worker's host cannot do answered once as a 501 (not retried). */
+async function buildDiskImageOrRefuse(o: Parameters<typeof buildDiskImage>[0]): Promise<void> {
+  try {
+    await buildDiskImage(o);
+  } catch (err) {
+    if (err instanceof MissingHostSupportError) throw new FactoryError(501, err.message);
+    throw err;
   }
 }
