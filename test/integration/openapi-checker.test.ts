@@ -38,6 +38,9 @@ describe('documented responses pass', () => {
     ['a redirect without a body', { method: 'GET', url: `/image/${ID}/v1.11.3/kernel-amd64`, status: 302, headers: { location: 'http://s3/x', 'content-length': '0' }, body: '' }],
     ['a running build', { method: 'GET', url: `/builds/${'b'.repeat(64)}`, status: 200, headers: { 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify(build()) }],
     ['an unknown path', { method: 'GET', url: '/nowhere', status: 404, headers: TEXT, body: '404 page not found\n' }],
+    // a raw request-target that is not a path (`GET * HTTP/1.1`, as the fuzz sends) is an unknown path, not `/`
+    ['an asterisk-form request', { method: 'GET', url: 'http://127.0.0.1:1*', status: 404, headers: TEXT, body: '404 page not found\n' }],
+    ['a wizard page', { method: 'GET', url: '/?target=metal', status: 200, headers: { 'content-type': 'text/html; charset=utf-8' }, body: '<!doctype html>' }],
     ['another method', { method: 'DELETE', url: '/versions', status: 405, headers: { ...TEXT, allow: 'GET, OPTIONS' }, body: 'Method Not Allowed\n' }],
     ['a registry manifest', { method: 'GET', url: `/v2/installer/${ID}/manifests/v1.11.3`, status: 200, headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' }, body: '{"schemaVersion":2,"manifests":[]}' }],
     ['the registry ping with extra slashes', { method: 'GET', url: '/v2//', status: 200, headers: {}, body: '' }],

@@ -646,6 +646,57 @@ describeBrowser('the wizard in Chromium', () => {
     });
   });
 
+  test('Prepare: one click starts the build (POST /builds) and the page follows it live to done, with the stored size', async () => {
+    const asset = 'metal-amd64.iso';
+    await withPage(true, async (page, watch) => {
+      // a schematic of its own: nothing of it is built yet
+      await page.goto(url(`/?target=metal&version=${VERSION}&arch=amd64&extensions=-&cmdline-set=1&cmdline=prepare-${Date.now()}`));
+      await waitForStep(page, 'final');
+      const item = page.locator('.asset', { has: page.locator(`button.prepare[data-asset="${asset}"]`) });
+      expect(await item.locator('.status').getAttribute('data-state')).toBe('none');
+      // every stage text and bar value the page shows, as it shows them (events may come faster than any polling)
+      await item.evaluate((el) => {
+        // (runs in the page: its DOM types are not in this project's lib)
+        type Node = { textContent: string | null; value?: number };
+        type Observer = new (cb: () => void) => { observe(target: Node, o: Record<string, boolean>): void };
+        const g = globalThis as unknown as { seen: string[]; MutationObserver: Observer };
+        const root = el as unknown as { querySelector(s: string): Node };
+        const seen: string[] = (g.seen = []);
+        const stage = root.querySelector('.stage');
+        const bar = root.querySelector('progress');
+        new g.MutationObserver(() => seen.push(`stage ${stage.textContent}`)).observe(stage, { childList: true, characterData: true, subtree: true });
+        new g.MutationObserver(() => seen.push(`percent ${bar.value}`)).observe(bar, { attributes: true });
+      });
+      const posted = page.waitForResponse((r) => r.url() === url('/builds') && r.request().method() === 'POST');
+      await item.locator('button.prepare').click();
+      expect((await posted).status()).toBe(202);
+      await item.locator('.status[data-state="done"]').waitFor({ timeout: 120_000 });
+      const seen = await page.evaluate(() => (globalThis as unknown as { seen: string[] }).seen);
+      const stages = seen.filter((x) => x.startsWith('stage ')).map((x) => x.slice(6)).filter(Boolean);
+      const percents = seen.filter((x) => x.startsWith('percent ')).map((x) => Number(x.slice(8)));
+      // the build's own stages, as the build-worker names them (how many the page sees depends on the machine's speed)
+      expect(stages.filter((x) => /^(queued|fetching .*|preparing extensions|assembling (initramfs|UKI)|writing ISO|hashing|uploading|signing)$/.test(x)).length).toBeGreaterThan(0);
+      expect(stages.filter((x) => /^failed/.test(x))).toEqual([]);
+      expect(percents.length).toBeGreaterThan(0);
+      expect([...percents].sort((a, b) => a - b)).toEqual(percents); // never goes back
+      // the size shown is the stored asset's
+      const final = await readFinal(page);
+      const head = await fetch(url(`/image/${final.id}/v${VERSION}/${asset}`), { method: 'HEAD' });
+      expect(head.status).toBe(200);
+      const size = Number(head.headers.get('content-length'));
+      const units = ['B', 'KiB', 'MiB', 'GiB'];
+      let n = size;
+      let i = 0;
+      while (n >= 1024 && i < units.length - 1) {
+        n /= 1024;
+        i++;
+      }
+      expect(await item.locator('.status').textContent()).toBe(`built, ${i ? n.toFixed(1) : n} ${units[i]}`);
+      expect(await item.locator('button.prepare').isHidden()).toBe(true);
+      expect(watch.consoleErrors).toEqual([]);
+    });
+  });
+
   test('<script> typed into the kernel arguments and overlay options is shown as text (no dialog, no element)', async () => {
     const cmdline = 'console=ttyS0 <script>alert("cmdline")</script>';
     const overlay = `note: "<script>alert('overlay')</script><img src=x onerror=alert(2)>"`;

@@ -171,7 +171,8 @@ export class OpenApiChecker {
 
 /** The path of a request URL as the server's router sees it: as sent (no dot-segment or percent normalisation). */
 function pathnameOf(url: string): string {
-  return url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '').split(/[?#]/)[0] || '/';
+  // (the authority is host and port only: a raw request-target such as `*` is kept as the path the router saw)
+  return url.replace(/^[a-z][a-z0-9+.-]*:\/\/[a-z0-9.\-_~%@[\]:]*/i, '').split(/[?#]/)[0] || '/';
 }
 
 /** `#/components/schemas/X` → the URI the schema was registered under with ajv. */
