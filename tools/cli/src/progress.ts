@@ -53,7 +53,7 @@ export class ProgressLines {
     const width = Math.max(20, (this.stream.columns || 80) - 1);
     let out = '\r';
     if (this.drawn > 1) out += `\x1b[${this.drawn - 1}A`;
-    out += this.latest.map((l) => `\x1b[2K${fit(l, width)}`).join('\n');
+    out += this.latest.map((l) => `\x1b[2K${fitToWidth(l, width)}`).join('\n');
     // lines drawn before but not now are cleared
     for (let i = this.latest.length; i < this.drawn; i++) out += '\n\x1b[2K';
     if (this.drawn > this.latest.length) out += `\x1b[${this.drawn - this.latest.length}A`;
@@ -63,7 +63,7 @@ export class ProgressLines {
 }
 
 /** `label  status` in at most `width` characters: the label shortened (…) down to 8 characters, then the end cut. */
-export function fit(line: ProgressLine, width: number): string {
+export function fitToWidth(line: ProgressLine, width: number): string {
   const whole = `${line.label}  ${line.status}`;
   if (whole.length <= width) return whole;
   const room = width - line.status.length - 2;

@@ -1,4 +1,4 @@
-import { bar, buildLine, downloadLine, fit, formatBytes, formatDuration, ProgressLines, SpeedMeter } from '../src/progress';
+import { bar, buildLine, downloadLine, fitToWidth, formatBytes, formatDuration, ProgressLines, SpeedMeter } from '../src/progress';
 import type { Build } from '@factory/client';
 
 const build = (over: Partial<Build>): Build => ({
@@ -26,9 +26,9 @@ describe('progress lines', () => {
   });
 
   it('fits a line to the width by shortening the label first', () => {
-    expect(fit({ label: 'metal-amd64-secureboot.raw.zst', status: 'x'.repeat(60) }, 79)).toBe(`metal-amd64-secu…  ${'x'.repeat(60)}`);
-    expect(fit({ label: 'short', status: 'ok' }, 79)).toBe('short  ok');
-    expect(fit({ label: 'label-of-some-length', status: 'y'.repeat(100) }, 40)).toHaveLength(40);
+    expect(fitToWidth({ label: 'metal-amd64-secureboot.raw.zst', status: 'x'.repeat(60) }, 79)).toBe(`metal-amd64-secu…  ${'x'.repeat(60)}`);
+    expect(fitToWidth({ label: 'short', status: 'ok' }, 79)).toBe('short  ok');
+    expect(fitToWidth({ label: 'label-of-some-length', status: 'y'.repeat(100) }, 40)).toHaveLength(40);
   });
 
   it('measures speed over its window', () => {
