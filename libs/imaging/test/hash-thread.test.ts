@@ -1,6 +1,6 @@
 /**
- * The hash thread (hash-thread.ts): digests equal to node:crypto's inline ones whatever the chunking, jobs kept apart,
- * memory bounded by acknowledgements, an aborted job leaves the thread usable, and a process with only a digest
+ * The hash thread (hash-thread.ts): digests equal to node:crypto's inline ones whatever the chunking, jobs kept apart
+ * (also when they share the ring's space and its wrap-around), memory bounded by acknowledgements, an aborted job leaves the thread usable, and a process with only a digest
  * pending is kept alive until it arrives.
  */
 import { execFileSync } from 'node:child_process';
@@ -18,7 +18,7 @@ test('same digests as inline hashing, for any chunking; concurrent jobs do not m
   for (let off = 0, n = 1; off < data.length; off += n, n = n * 3 + 1) {
     const chunk = Buffer.from(data.subarray(off, off + n));
     await a.update(chunk);
-    chunk.fill(0); // the caller may reuse its buffer at once: the thread has its own copy
+    chunk.fill(0); // the caller may reuse its buffer at once: the thread reads its own copy in the ring
     await b.update(Buffer.alloc(1, 7));
   }
   expect(await a.digest()).toEqual(inline(data, algorithms));
@@ -26,10 +26,25 @@ test('same digests as inline hashing, for any chunking; concurrent jobs do not m
   expect(await startDigests(algorithms, { inline: true }).digest()).toEqual(inline(Buffer.alloc(0), algorithms));
 });
 
-test('a fast producer waits for the thread: unacknowledged bytes stay bounded (32 MiB + one chunk, not all of it)', async () => {
+test('concurrent jobs sharing the ring: pieces that wrap around its end and senders that wait for space keep every digest exact', async () => {
+  // 3 MiB + 1 pieces never tile the 32 MiB ring: each lap skips its end and starts over at 0
+  const piece = 3 * 1024 * 1024 + 1;
+  const datas = [randomBytes(40 * piece), randomBytes(40 * piece)];
+  const jobs = datas.map(() => startDigests(['sha256', 'md5']));
+  await Promise.all(jobs.map(async (d, j) => {
+    for (let off = 0; off < datas[j].length; off += piece) {
+      const chunk = Buffer.from(datas[j].subarray(off, off + piece));
+      await d.update(chunk);
+      chunk.fill(0xff);
+    }
+  }));
+  expect(await Promise.all(jobs.map((d) => d.digest()))).toEqual(datas.map((data) => inline(data, ['sha256', 'md5'])));
+});
+
+test('a fast producer waits for the thread: unacknowledged bytes stay bounded (the 32 MiB ring, not all of it)', async () => {
   const chunk = Buffer.alloc(4 * 1024 * 1024, 1);
   const d = startDigests(['sha512']);
-  // transferred chunks live in the thread's heap until hashed: the process's RSS shows them wherever they are
+  // unhashed bytes live in the ring until hashed: the process's RSS shows them wherever they are
   let maxGrowth = 0;
   const base = process.memoryUsage().rss;
   for (let i = 0; i < 128; i++) {
