@@ -2,7 +2,7 @@
  * Integrity of published assets: what vouches for an asset's bytes, and how a reader checks it.
  *
  * Next to an asset object, `<object key>.sig` holds the signing service's signature over a statement of the object's
- * key, size and digests (SHA-256, SHA-512), made only after the signing service found that the stored bytes hash to
+ * key, size and SHA-256 (and SHA-512, in statements made by earlier versions), made only after the signing service found that the stored bytes hash to
  * them (it checked them itself, or the storage server's own digest of the stored bytes vouched for them). The
  * statement is where readers take the digests from (objects stored by earlier versions also carry them in their
  * metadata). The signature file is written last: an asset is published once both exist (findAsset), so nothing is
@@ -31,13 +31,19 @@ const MAX_SIGNATURE_FILE = 16 * 1024;
 const STATEMENT_TYPE = 'talos-image-factory/asset-digest/v1';
 /** v1 plus `stored`: the stored version whose bytes the signing service checked. */
 const STATEMENT_TYPE_STORED = 'talos-image-factory/asset-digest/v2';
+/**
+ * Key, size, SHA-256 and (optionally) `stored`: no SHA-512, which is derived on request from bytes checked against the
+ * signed SHA-256 (sha512OfStoredAsset). A type of its own, so that no v1/v2 statement's bytes can be read as one.
+ */
+const STATEMENT_TYPE_SHA256 = 'talos-image-factory/asset-digest/v3';
 
 /** What the signing service signs: which object, and the digests and size of its bytes. */
 export interface AssetStatement {
   key: string;
   size: number;
   sha256: string;
-  sha512: string;
+  /** Statements of earlier versions only (v1, v2); v3 has none. */
+  sha512?: string;
   /**
    * The stored version (validatorOf: size, ETag, Last-Modified) whose bytes the signing service checked against the
    * digests. A reader that finds exactly this version stored may skip re-reading it (AssetVerifier's
@@ -54,17 +60,29 @@ export interface AssetClaims {
   key: string;
   size: number;
   sha256: string;
-  sha512: string;
+  /** Claimed by build-workers of earlier versions; signed only when claimed (then checked like the SHA-256). */
+  sha512?: string;
   /** The bytes' MD5: an S3 server's ETag of a single-part upload, which then vouches for the stored bytes. */
   md5?: string;
 }
 
-export const assetStatement = (r: Pick<AssetRecord, 'key' | 'size' | 'sha256' | 'sha512'>, stored?: string): AssetStatement => ({ key: r.key, size: r.size, sha256: r.sha256, sha512: r.sha512, ...(stored !== undefined ? { stored } : {}) });
+export const assetStatement = (r: Pick<AssetRecord, 'key' | 'size' | 'sha256' | 'sha512'>, stored?: string): AssetStatement => ({
+  key: r.key,
+  size: r.size,
+  sha256: r.sha256,
+  ...(r.sha512 !== undefined ? { sha512: r.sha512 } : {}),
+  ...(stored !== undefined ? { stored } : {}),
+});
 
 /** The signed bytes: compact JSON with a fixed field order (signer and verifier build them the same way). */
 export function statementBytes(s: AssetStatement): Buffer {
-  const digests = { key: s.key, size: s.size, sha256: s.sha256, sha512: s.sha512 };
-  const body = s.stored === undefined ? { type: STATEMENT_TYPE, ...digests } : { type: STATEMENT_TYPE_STORED, ...digests, stored: s.stored };
+  let body: object;
+  if (s.sha512 === undefined) {
+    body = { type: STATEMENT_TYPE_SHA256, key: s.key, size: s.size, sha256: s.sha256, ...(s.stored !== undefined ? { stored: s.stored } : {}) };
+  } else {
+    const digests = { key: s.key, size: s.size, sha256: s.sha256, sha512: s.sha512 };
+    body = s.stored === undefined ? { type: STATEMENT_TYPE, ...digests } : { type: STATEMENT_TYPE_STORED, ...digests, stored: s.stored };
+  }
   return Buffer.from(JSON.stringify(body), 'utf8');
 }
 
@@ -190,7 +208,7 @@ export type Verdict =
 
 /**
  * Checks a stored asset at rest: the signature over its record (public key only), then its bytes against the record
- * (streamed; with `sha512`, the SHA-512 too — the signing service checked it, so SHA-256 alone binds the bytes).
+ * (streamed; with `sha512`, a recorded SHA-512 too — the signing service checked it, so SHA-256 alone binds the bytes).
  * With `trustSignedVersion`, a stored version the signature names as the one the signing service checked is not read
  * again (only for stores whose versions the server assigns: S3 sets ETag and Last-Modified on every write).
  */
@@ -212,8 +230,8 @@ export async function verifyStoredAsset(
     destroyBody(got.body);
     return { ok: false, problem: 'changed', detail: 'replaced meanwhile' };
   }
-  const d = await digestStream(got.body, o);
-  if (d.size !== record.size || d.sha256 !== record.sha256 || (o.sha512 && d.sha512 !== record.sha512)) {
+  const d = await digestStream(got.body, { sha512: o.sha512 && record.sha512 !== undefined });
+  if (d.size !== record.size || d.sha256 !== record.sha256 || (o.sha512 && record.sha512 !== undefined && d.sha512 !== record.sha512)) {
     return { ok: false, problem: 'digest', detail: `stored bytes (${d.size} bytes, sha256 ${d.sha256}) do not match the record (${record.size} bytes, sha256 ${record.sha256})` };
   }
   return { ok: true };
@@ -312,7 +330,7 @@ export class AssetVerifier {
   }
 
   /** Quarantines the version found corrupt (see quarantineAsset); concurrent callers share one quarantine. */
-  quarantine(asset: StoredAsset, problem: IntegrityProblem, detail: string): Promise<void> {
+  quarantine(asset: { record: Pick<AssetRecord, 'key'>; validator: string }, problem: IntegrityProblem, detail: string): Promise<void> {
     const { key } = asset.record;
     this.verified.delete(key);
     const id = `${key}:${asset.validator}`;
@@ -326,6 +344,59 @@ export class AssetVerifier {
       this.quarantining.set(id, pending);
     }
     return pending;
+  }
+}
+
+/** Stored bytes that do not hash to the signed SHA-256 of their record: the object (this version) is corrupt. */
+export class StoredBytesMismatch extends Error {
+  constructor(
+    readonly key: string,
+    /** the stored version read (see validatorOf): what to quarantine */
+    readonly validator: string,
+    detail: string,
+  ) {
+    super(`stored asset ${key} does not match its signed digest: ${detail}`);
+  }
+}
+
+/**
+ * SHA-512s of published assets (`<asset>.sha512`), for records that name none: computed once from the stored bytes,
+ * which must have the record's size and signed SHA-256 — the SHA-256 binds the bytes, so the SHA-512 of bytes that
+ * hash to it is the asset's. Remembered per SHA-256 (bounded); concurrent requests for one asset share one read.
+ */
+export class Sha512Deriver {
+  private readonly known: BoundedMap<string, string>;
+  private readonly inFlight = new Map<string, Promise<string>>();
+
+  constructor(
+    private readonly store: Pick<ObjectStore, 'get'>,
+    capacity = 10_000,
+  ) {
+    this.known = new BoundedMap(capacity);
+  }
+
+  /** The record's SHA-512: recorded (earlier versions), remembered, or read; StoredBytesMismatch when corrupt. */
+  async of(record: AssetRecord): Promise<string> {
+    if (record.sha512 !== undefined) return record.sha512;
+    const remembered = this.known.get(record.sha256);
+    if (remembered !== undefined) return remembered;
+    let pending = this.inFlight.get(record.sha256);
+    if (!pending) {
+      pending = this.read(record).finally(() => this.inFlight.delete(record.sha256));
+      this.inFlight.set(record.sha256, pending);
+    }
+    return pending;
+  }
+
+  private async read(record: AssetRecord): Promise<string> {
+    const got = await this.store.get(record.key);
+    if (!got) throw new StoredBytesMismatch(record.key, '', 'removed meanwhile');
+    const d = await digestStream(got.body, { sha512: true });
+    if (d.size !== record.size || d.sha256 !== record.sha256) {
+      throw new StoredBytesMismatch(record.key, validatorOf(got.info), `${d.size} bytes, sha256 ${d.sha256} stored; ${record.size} bytes, sha256 ${record.sha256} signed`);
+    }
+    this.known.set(record.sha256, d.sha512!);
+    return d.sha512!;
   }
 }
 

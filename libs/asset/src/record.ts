@@ -13,10 +13,12 @@ export interface AssetRecord {
   size: number;
   sha256: string;
   /**
-   * Computed by the build-worker from the bytes it published, never from stored bytes; signed by the signing service
-   * in the asset's statement (its `.sig`), where readers take it from.
+   * Only for assets stored by earlier versions, whose statements (or metadata) name it. Assets built now are signed
+   * with their SHA-256 alone, which binds their bytes; their SHA-512 is computed when someone asks for the
+   * `<asset>.sha512` (sha512OfStoredAsset), from stored bytes checked against the signed SHA-256. Computing it for every
+   * build cost ~80 ms of CPU per 56 MB ISO, on the thread pool the upload needs.
    */
-  sha512: string;
+  sha512?: string;
   contentType: string;
   /**
    * Installer tarballs only: the same image as an OCI (Docker schema2) manifest whose blobs are already in the OCI
@@ -57,24 +59,28 @@ export interface StatementDigests {
 /**
  * The AssetRecord of a stored asset object; undefined when nothing describes its digests.
  *
- * The digests come from the signed statement of its signature file when given (`statement`), else from the object's
- * metadata (objects stored by earlier versions carry the SHA-256 and SHA-512 there). Key and size are always the
+ * The digests come from the signed statement of its signature file when given (`statement`: the SHA-256, and the
+ * SHA-512 where an earlier version signed one), else from the object's metadata (objects stored by earlier versions
+ * carry the SHA-256 and SHA-512 there). Key and size are always the
  * object's own — never the statement's — so a signature over another key or size does not verify for this record:
  * a statement only vouches for the object it names, at the size stored.
  */
 export function assetRecordFrom(objectKey: string, info: StoredObjectInfo | null | undefined, fallbackContentType: string, statement?: StatementDigests): AssetRecord | undefined {
   if (!info) return undefined;
   const m = info.metadata ?? {};
-  let digests: { sha256: string; sha512: string } | undefined;
-  if (typeof statement?.sha256 === 'string' && SHA256_HEX.test(statement.sha256) && typeof statement.sha512 === 'string' && SHA512_HEX.test(statement.sha512)) {
-    digests = { sha256: statement.sha256, sha512: statement.sha512 };
-  } else if (info.sha256 && SHA512_HEX.test(m[SHA512_META] ?? '')) {
-    digests = { sha256: info.sha256, sha512: m[SHA512_META] };
-  }
+  let digests = statementDigests(statement);
+  if (!digests && info.sha256 && SHA512_HEX.test(m[SHA512_META] ?? '')) digests = { sha256: info.sha256, sha512: m[SHA512_META] };
   if (!digests) return undefined;
   const record: AssetRecord = { key: objectKey, size: info.size, ...digests, contentType: info.contentType ?? fallbackContentType };
   if (m[IMAGE_META.digest] && m[IMAGE_META.mediaType]) {
     record.image = { mediaType: m[IMAGE_META.mediaType], digest: m[IMAGE_META.digest], size: Number(m[IMAGE_META.size]) };
   }
   return record;
+}
+
+/** A statement's SHA-256, and its SHA-512 where it names one; undefined when it describes nothing well-formed. */
+function statementDigests(statement: StatementDigests | undefined): { sha256: string; sha512?: string } | undefined {
+  if (typeof statement?.sha256 !== 'string' || !SHA256_HEX.test(statement.sha256)) return undefined;
+  if (statement.sha512 === undefined) return { sha256: statement.sha256 };
+  return typeof statement.sha512 === 'string' && SHA512_HEX.test(statement.sha512) ? { sha256: statement.sha256, sha512: statement.sha512 } : undefined;
 }

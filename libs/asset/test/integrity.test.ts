@@ -6,6 +6,7 @@ import { createHash, generateKeyPairSync, KeyObject, sign } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { createLocalStore, LocalObjectStore, ObjectStore } from '@factory/storage';
 import {
   AssetRecord,
@@ -18,8 +19,10 @@ import {
   quarantineAsset,
   quarantineKey,
   scrubAssets,
+  Sha512Deriver,
   signatureMatches,
   statementBytes,
+  StoredBytesMismatch,
   validatorOf,
   verifyStoredAsset,
 } from '../src';
@@ -81,6 +84,45 @@ describe('the record and its signature', () => {
 
   test('the signed statement is fixed-order JSON of key, size and digests', () => {
     expect(statementBytes(record).toString()).toBe(`{"type":"talos-image-factory/asset-digest/v1","key":"${KEY}","size":3,"sha256":"${'b'.repeat(64)}","sha512":"${'c'.repeat(128)}"}`);
+  });
+
+  test("this version's statements name no SHA-512 (v3): records from them, their bytes, and no v1/v2 signature verifies as one", () => {
+    const { sha512: _sha512, ...current } = record;
+    expect(assetRecordFrom(KEY, { size: 3, contentType: 'x/y' }, 'f', { sha256: 'b'.repeat(64) })).toEqual(current);
+    // a statement naming a malformed SHA-512 describes nothing: the metadata of an earlier version, else no record
+    expect(assetRecordFrom(KEY, { size: 3, contentType: 'x/y' }, 'f', { sha256: 'b'.repeat(64), sha512: 7 })).toBeUndefined();
+    expect(statementBytes(current).toString()).toBe(`{"type":"talos-image-factory/asset-digest/v3","key":"${KEY}","size":3,"sha256":"${'b'.repeat(64)}"}`);
+    expect(statementBytes({ ...current, stored: '3:e:7' }).toString()).toBe(`{"type":"talos-image-factory/asset-digest/v3","key":"${KEY}","size":3,"sha256":"${'b'.repeat(64)}","stored":"3:e:7"}`);
+    const signed = (r: Omit<AssetRecord, 'contentType'>) => encodeSignatureFile(r, sign('sha256', statementBytes(r), signer.privateKey).toString('base64'));
+    expect(signatureMatches(current, signed(current), signer.publicKey)).toBe(true);
+    // a v1 signature (with a SHA-512) does not vouch for the record without one, nor the other way round
+    expect(signatureMatches(current, signed(record), signer.publicKey)).toBe(false);
+    expect(signatureMatches(record, signed(current), signer.publicKey)).toBe(false);
+  });
+
+  test('Sha512Deriver: recorded where an earlier version signed one; else read once per SHA-256 and checked against it', async () => {
+    const bytes = Buffer.from('some asset bytes');
+    const reads: string[] = [];
+    const stored = new Map<string, Buffer>([[KEY, bytes]]);
+    const store = {
+      get: async (key: string) => {
+        reads.push(key);
+        const b = stored.get(key);
+        return b ? { info: { key, size: b.length, etag: 'e', lastModified: new Date(7) }, body: Readable.from([b]) } : null;
+      },
+    };
+    const derive = new Sha512Deriver(store as unknown as Pick<ObjectStore, 'get'>);
+    const current = { key: KEY, size: bytes.length, sha256: hex('sha256', bytes), contentType: 'x/y' };
+    expect(await derive.of({ ...current, sha512: 'a'.repeat(128) })).toBe('a'.repeat(128));
+    expect(reads).toEqual([]);
+    expect(await Promise.all([derive.of(current), derive.of(current)])).toEqual([hex('sha512', bytes), hex('sha512', bytes)]);
+    expect(await derive.of(current)).toBe(hex('sha512', bytes));
+    expect(reads).toEqual([KEY]);
+    // stored bytes that do not hash to the signed SHA-256 (or are gone): a mismatch naming the version read
+    const other = `assets/${'9'.repeat(64)}`;
+    stored.set(other, Buffer.from('some asset bytez'));
+    await expect(derive.of({ ...current, key: other, sha256: 'c'.repeat(64) })).rejects.toMatchObject({ name: 'Error', key: other, validator: validatorOf({ size: bytes.length, etag: 'e', lastModified: new Date(7) }) });
+    await expect(derive.of({ ...current, key: `assets/${'8'.repeat(64)}`, sha256: 'd'.repeat(64) })).rejects.toBeInstanceOf(StoredBytesMismatch);
   });
 
   test('a signature vouches for exactly the record it was made over, under the signing key only', () => {

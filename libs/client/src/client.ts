@@ -237,7 +237,7 @@ export class FactoryClient {
     return { kind: 'bytes', status: 200, start: 0, total: length, length, body: res.body, response: res };
   }
 
-  /** The checksum the factory recorded when it built the asset (`<asset>.sha256` / `.sha512`), lowercase hex. */
+  /** The asset's checksum (`<asset>.sha256`, signed at build time / `.sha512`, derived from the verified bytes), lowercase hex. */
   async checksum(schematic: string, version: string, asset: string, algorithm: 'sha256' | 'sha512' = 'sha256'): Promise<string> {
     const text = await (await this.ok(this.assetUrl(schematic, version, `${asset}.${algorithm}`))).text();
     const hex = /^([0-9a-f]+)\s/i.exec(text)?.[1];

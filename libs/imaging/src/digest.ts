@@ -6,23 +6,21 @@ import { PassThrough, Readable } from 'node:stream';
 import { startDigests } from './hash-thread';
 
 export interface FileDigest {
-  /** lower-case hex SHA-256 */
+  /** lower-case hex SHA-256 (what the asset's signed statement names; its SHA-512 is derived on request) */
   sha256: string;
-  /** lower-case hex SHA-512 (the asset's `.sha512`, computed once here rather than from stored bytes later) */
-  sha512: string;
   size: number;
   /** lower-case hex MD5, when the builder computed it on the way (an S3 server's ETag of the same bytes) */
   md5?: string;
 }
 
 /**
- * SHA-256, SHA-512 and size of a file, read in 4 MiB synchronous chunks. For a file just written (in the page cache) this is
+ * SHA-256 and size of a file (with `md5`, its MD5 too, in the same pass), read in 4 MiB synchronous chunks. For a file just written (in the page cache) this is
  * several times faster than a stream of 64 KiB asynchronous reads; the hash itself runs at ~1.4 GB/s with SHA-NI.
  * It blocks the event loop for the duration (~50 ms per 64 MiB), which build processes can afford.
  */
-export function hashFileSync(file: string): FileDigest {
-  const [sha256, sha512] = digestFileSync(file, ['sha256', 'sha512']);
-  return { sha256: sha256.hex, sha512: sha512.hex, size: sha256.size };
+export function hashFileSync(file: string, o: { md5?: boolean } = {}): FileDigest {
+  const [sha256, md5] = digestFileSync(file, o.md5 ? ['sha256', 'md5'] : ['sha256']);
+  return { sha256: sha256.hex, size: sha256.size, ...(md5 ? { md5: md5.hex } : {}) };
 }
 
 /** MD5 of a file (what an S3 server reports as the ETag of a single-part upload), read like hashFileSync. */
@@ -68,7 +66,7 @@ export interface WhileWrittenConsumer {
 }
 
 /**
- * SHA-256, SHA-512 (and with `md5`, MD5) of a file *while another process writes it* front to back, so that hashing
+ * SHA-256 (and with `md5`, MD5) of a file *while another process writes it* front to back, so that hashing
  * overlaps the writer instead of following it (xorriso writes its images sequentially: the GPT completeness check of
  * runXorrisoImage relies on the same order). Reads up to the size the file has at each moment and, once `writerDone`
  * settles, to its end. With `to`, the same bytes also go to a consumer as they are read (`streamed`: they did; the
@@ -97,7 +95,7 @@ export async function digestWhileWritten(file: string, writerDone: Promise<unkno
     if (!fh) await idle();
   }
   // on the hash thread: the reads, and the consumer's upload, go on while the digests are computed
-  const digests = startDigests(o.md5 ? ['sha256', 'sha512', 'md5'] : ['sha256', 'sha512']);
+  const digests = startDigests(o.md5 ? ['sha256', 'md5'] : ['sha256']);
   const consumer = o.to;
   /** the first bytes, kept until they say whether (and how much) to stream */
   let head: Buffer[] | undefined = consumer ? [] : undefined;
@@ -163,8 +161,8 @@ export async function digestWhileWritten(file: string, writerDone: Promise<unkno
     digests.abort();
     throw err;
   }
-  const [sha256, sha512, md5] = hex;
-  return { sha256, sha512, ...(md5 ? { md5 } : {}), size, streamed: body !== undefined };
+  const [sha256, md5] = hex;
+  return { sha256, ...(md5 ? { md5 } : {}), size, streamed: body !== undefined };
 }
 
 class ConsumerGone extends Error {

@@ -65,7 +65,7 @@ test('the consumer takes exactly the bytes written, starting before the writer i
   const wrapped = { ...consumer, take: (size: number, body: Readable) => ((takenBeforeDone = !writerDone), consumer.take(size, body)) };
   const d = await digestWhileWritten(file, writing, { md5: true, to: wrapped });
   expect(takenBeforeDone).toBe(true);
-  expect(d).toEqual({ size: whole.length, sha256: hex('sha256', whole), sha512: hex('sha512', whole), md5: hex('md5', whole), streamed: true });
+  expect(d).toEqual({ size: whole.length, sha256: hex('sha256', whole), md5: hex('md5', whole), streamed: true });
   expect(got.size).toBe(whole.length);
   expect(got.bytes!.equals(whole)).toBe(true);
 });

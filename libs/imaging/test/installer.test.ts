@@ -162,7 +162,7 @@ describe('buildInstallerImage + writeDockerArchive', () => {
   let b: InstallerImage;
   let tarA: string;
   let tarB: string;
-  let sumA: { sha256: string; sha512: string; size: number };
+  let sumA: { sha256: string; size: number };
 
   beforeAll(async () => {
     a = await buildInstallerImage(input('work-a'));
@@ -178,7 +178,7 @@ describe('buildInstallerImage + writeDockerArchive', () => {
     expect(b.config.bytes.equals(a.config.bytes)).toBe(true);
     expect(b.layers.map((l) => [l.digest, l.size, l.diffId])).toEqual(a.layers.map((l) => [l.digest, l.size, l.diffId]));
     expect(fs.readFileSync(tarB).equals(fs.readFileSync(tarA))).toBe(true);
-    expect(sumA).toEqual({ sha256: sha256File(tarA).slice(7), sha512: createHash('sha512').update(fs.readFileSync(tarA)).digest('hex'), size: fs.statSync(tarA).size });
+    expect(sumA).toEqual({ sha256: sha256File(tarA).slice(7), size: fs.statSync(tarA).size });
   });
 
   it('writes a Docker schema2 manifest and a Docker config derived from the base', () => {

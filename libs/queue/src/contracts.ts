@@ -70,8 +70,8 @@ export interface JobContracts {
    * it stored (AssetClaims; `{key}` alone: the digests recorded in the object's metadata, as earlier versions stored
    * them). The signing service signs only what it checked: the stored size, then the stored bytes — vouched for by
    * the storage server's own digest of them (a full-object SHA-256 checksum, or the MD5 ETag of a single-part upload
-   * equal to the claimed MD5), else read and hashed — and signs the statement {key, size, sha256, sha512, stored} only
-   * when they match (else a 409 reply). The caller stores the signature next to the asset (its `.sig`).
+   * equal to the claimed MD5), else read and hashed — and signs the statement {key, size, sha256, stored} (and the
+   * sha512 an earlier build-worker claimed) only when they match (else a 409 reply). The caller stores the signature next to the asset (its `.sig`).
    */
   'signing.asset': { queue: 'signing'; payload: AssetClaims | { key: string }; result: { statement: AssetStatement; signatureBase64: string } };
 

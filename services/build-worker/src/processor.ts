@@ -198,11 +198,12 @@ async function publishBuilt(
   if (builtSize > ctx.maxAssetBytes) throw assetTooLarge(ctx.maxAssetBytes, { path: o.path, size: builtSize });
   enter('hashing');
   await job.updateProgress({ stage: 'hashing', percent: 93 }).catch(() => undefined);
-  // Both digests are computed once, from the bytes stored (or about to be): they become the asset's record through
-  // the signed statement. S3: the MD5 too (the ISO builder computes it while the image is written), which the S3
-  // server's ETag of the stored bytes is, so the signing service can check them without downloading them.
-  const digest = built.digest ?? hashFileSync(built.file);
-  const { sha256, sha512, size } = digest;
+  // The SHA-256 is computed once, from the bytes stored (or about to be): it becomes the asset's record through the
+  // signed statement (the SHA-512 is derived on request from stored bytes that hash to it). S3: the MD5 too, in the
+  // same pass (the ISO builder computes both while the image is written), which the S3 server's ETag of the stored
+  // bytes is, so the signing service can check them without downloading them.
+  const digest = built.digest ?? hashFileSync(built.file, { md5: s3 });
+  const { sha256, size } = digest;
   const md5 = s3 ? (digest.md5 ?? md5FileSync(built.file)) : undefined;
   enter('uploading');
   await job.updateProgress({ stage: 'uploading', percent: 95 }).catch(() => undefined);
@@ -235,7 +236,7 @@ async function publishBuilt(
   await job.updateProgress({ stage: 'signing', percent: 99 }).catch(() => undefined);
   // The signing service checks the stored object against these claims (the storage server's own digest of it, else
   // by reading it) and signs them only if they match; the signature file, written last, publishes the asset.
-  const claims: AssetClaims = { key: objectKey, size, sha256, sha512, ...(md5 ? { md5 } : {}) };
+  const claims: AssetClaims = { key: objectKey, size, sha256, ...(md5 ? { md5 } : {}) };
   const { statement, signatureBase64 } = await ctx.jobs.call('signing.asset', claims, { timeoutMs: ctx.timeoutMs }).catch((err: unknown) => {
     // Refused: the stored bytes do not match what was uploaded. Not the client's fault: the job fails and its retry
     // uploads again (a permanent reply would answer the client with the refusal).
@@ -243,7 +244,7 @@ async function publishBuilt(
     throw err;
   });
   await ctx.store.put(assetSignatureKey(objectKey), encodeSignatureFile(statement, signatureBase64), { contentType: 'application/json' });
-  return { key: objectKey, size, sha256, sha512, contentType, ...(built.image ? { image: built.image } : {}) };
+  return { key: objectKey, size, sha256, contentType, ...(built.image ? { image: built.image } : {}) };
 }
 
 /**

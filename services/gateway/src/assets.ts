@@ -15,7 +15,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import type { Request, Response } from 'express';
-import { AssetProfile, AssetRecord, AssetTarget, AssetVerifier, BuildTicket, CatalogView, ensureVerifiedStoredAsset, profileTarget, resolveAssetProfile } from '@factory/asset';
+import { AssetProfile, AssetRecord, AssetTarget, AssetVerifier, BuildTicket, CatalogView, ensureVerifiedStoredAsset, profileTarget, resolveAssetProfile, Sha512Deriver, StoredBytesMismatch } from '@factory/asset';
 import { FactoryError } from '@factory/errors';
 import { decideRequest, hasPreconditions, RequestDecision } from '@factory/http';
 import { BoundedMap } from '@factory/runtime';
@@ -68,7 +68,11 @@ export class AssetRoutes {
   // Cache-hit redirects by request URL; they expire well before the presigned URL does.
   private readonly redirects = new BoundedMap<string, { location: string; expires: number; objectKey: string }>(MAX_CACHED);
 
-  constructor(private readonly o: AssetRouteOptions) {}
+  private readonly sha512: Sha512Deriver;
+
+  constructor(private readonly o: AssetRouteOptions) {
+    this.sha512 = new Sha512Deriver(o.store);
+  }
 
   /**
    * The hot path, in front of Express: a repeated GET of an already published asset is answered with the cached
@@ -198,18 +202,40 @@ export class AssetRoutes {
     }
     const filenameParam = typeof req.query.filename === 'string' ? req.query.filename : '';
     const filename = sanitizeFilename(filenameParam) || rawPath;
-    const record = await this.ensure(req, profileTarget(this.o.jobs, profile), profile);
+    const target = profileTarget(this.o.jobs, profile);
+    const record = await this.ensure(req, target, profile);
 
     if (checksum) {
-      // Checksums for every asset (an enterprise-only feature of the anchor): `<hex>  <filename>\n`, from the record
-      // (computed at build time, signed), never from stored bytes.
-      const body = `${record[checksum]}  ${filename}\n`;
+      // Checksums for every asset (an enterprise-only feature of the anchor): `<hex>  <filename>\n`. The SHA-256 is
+      // the record's (computed at build time, signed); the SHA-512 the record's where an earlier version signed one,
+      // else derived from stored bytes that hash to the signed SHA-256.
+      const hex = checksum === 'sha256' ? record.sha256 : await this.sha512Of(req, target, profile, record);
+      const body = `${hex}  ${filename}\n`;
       res.setHeader('Content-Disposition', contentDisposition(`${filename}.${checksum}`));
       sendBody(res, 200, 'text/plain; charset=utf-8', body);
       return;
     }
 
     await this.serve(req, res, record, contentTypeFor(rawPath), filename);
+  }
+
+  /**
+   * The SHA-512 of a verified asset (Sha512Deriver). Stored bytes found not to hash to the signed SHA-256 are
+   * quarantined like any corrupt asset, and the asset is found (or built) again, once.
+   */
+  private async sha512Of(req: Request, target: AssetTarget, profile: AssetProfile, record: AssetRecord): Promise<string> {
+    try {
+      return await this.sha512.of(record);
+    } catch (err) {
+      if (!(err instanceof StoredBytesMismatch)) throw err;
+      if (err.validator) await this.o.verifier.quarantine({ record, validator: err.validator }, 'digest', err.message);
+      try {
+        return await this.sha512.of(await this.ensure(req, target, profile));
+      } catch (again) {
+        if (again instanceof StoredBytesMismatch) throw new FactoryError(503, `the stored asset does not match its signed digest (${again.message}); ask again`);
+        throw again;
+      }
+    }
   }
 
   /**

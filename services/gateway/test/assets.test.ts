@@ -3,7 +3,7 @@
  * is looked up in storage, and what is queued — over real HTTP through the gateway's Express app.
  */
 import { createHash, generateKeyPairSync, sign } from 'node:crypto';
-import { closeSync, fstatSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, mkdtempSync, openSync, rmSync, statSync, utimesSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -39,10 +39,13 @@ const storageDir = mkdtempSync(path.join(os.tmpdir(), 'gateway-assets-'));
 /** Real local storage underneath; the redirecting variant below only adds presigned URLs. */
 const objects = createLocalStore(storageDir) as LocalObjectStore;
 
-/** What the build-worker and the signing service do: store the bytes, then the signature file over their digests. */
-async function publish(objectKey: string, body: Buffer): Promise<void> {
+/**
+ * What the build-worker and the signing service do: store the bytes, then the signature file over their size and
+ * SHA-256 (`earlier`: a statement of an earlier version, which names the SHA-512 too).
+ */
+async function publish(objectKey: string, body: Buffer, o: { earlier?: boolean } = {}): Promise<void> {
   await objects.put(objectKey, body);
-  const statement = { key: objectKey, size: body.length, sha256: digest('sha256', body), sha512: digest('sha512', body) };
+  const statement = { key: objectKey, size: body.length, sha256: digest('sha256', body), ...(o.earlier ? { sha512: digest('sha512', body) } : {}) };
   await objects.put(assetSignatureKey(objectKey), encodeSignatureFile(statement, sign('sha256', statementBytes(statement), signingKey.privateKey).toString('base64')));
 }
 
@@ -57,7 +60,7 @@ const jobs = {
       builds.push(p);
       const body = Buffer.from(`built ${p.spec.path}`);
       await publish(`assets/${p.key}`, body);
-      return { key: `assets/${p.key}`, size: body.length, sha256: digest('sha256', body), sha512: digest('sha512', body), contentType: 'application/octet-stream' };
+      return { key: `assets/${p.key}`, size: body.length, sha256: digest('sha256', body), contentType: 'application/octet-stream' };
     }
     if (name === 'signing.publicKey') return { pem: signingKey.publicKey.export({ type: 'spki', format: 'pem' }).toString() };
     throw new Error(`unexpected job ${name}`);
@@ -254,12 +257,53 @@ describe('integrity: nothing is served that does not match its signed, recorded 
     expect(reads).toEqual([key]); // the body only
   });
 
-  test('checksums come from the record (build time), not from the stored bytes', async () => {
+  test('.sha256 comes from the signed record; .sha512 is derived once from stored bytes that hash to it, then remembered', async () => {
     await fetchText(asset);
     reads = [];
-    expect(await fetchText(`${asset}.sha512`)).toMatchObject({ status: 200, body: `${digest('sha512', body)}  kernel-amd64\n` });
     expect(await fetchText(`${asset}.sha256`)).toMatchObject({ status: 200, body: `${digest('sha256', body)}  kernel-amd64\n` });
     expect(reads).toEqual([]);
+    const key = await objectKey();
+    const [first, second] = await Promise.all([fetchText(`${asset}.sha512`), fetchText(`${asset}.sha512`)]);
+    expect(first).toMatchObject({ status: 200, body: `${digest('sha512', body)}  kernel-amd64\n` });
+    expect(second.body).toBe(first.body);
+    expect(reads).toEqual([key]); // two concurrent requests, one read
+    expect((await fetchText(`${asset}.sha512?filename=k`)).body).toBe(`${digest('sha512', body)}  k\n`);
+    expect(reads).toEqual([key]);
+  });
+
+  test('an asset signed by an earlier version (its statement names the SHA-512): .sha512 from the record, no read', async () => {
+    await fetchText(asset);
+    const key = await objectKey();
+    const recorded = 'e'.repeat(128); // not the bytes' SHA-512: proves where the answer comes from
+    const statement = { key, size: body.length, sha256: digest('sha256', body), sha512: recorded };
+    await objects.put(assetSignatureKey(key), encodeSignatureFile(statement, sign('sha256', statementBytes(statement), signingKey.privateKey).toString('base64')));
+    reads = [];
+    expect((await fetchText(`${asset}.sha512`)).body).toBe(`${recorded}  kernel-amd64\n`);
+    expect(reads.filter((k) => k === key).length).toBeLessThanOrEqual(1); // the new signature file: verified again, at most once
+    await publish(key, Buffer.from(body)); // back to this version's statement
+  });
+
+  test('bytes corrupted after they were verified (same stored version): .sha512 finds them, quarantines them and answers for the rebuilt asset', async () => {
+    // a gateway of its own: nothing derived yet (a SHA-512 once derived is remembered for its SHA-256)
+    const fresh = await startGateway(Object.assign(Object.create(objects) as LocalObjectStore, {}) as unknown as ObjectStore, createMetricsRegistry('gateway-sha512-test'));
+    const ask = (p: string) => fetchText(p, fresh);
+    await ask(asset);
+    const key = await objectKey();
+    const before = builds.length;
+    const file = objects.pathFor(key);
+    const { atime, mtime } = statSync(file);
+    flip16(key);
+    utimesSync(file, atime, mtime); // the validator (size, ETag, mtime) unchanged: the verifier's memory still vouches
+    const corrupted = (await objects.getBuffer(key, 1024))!;
+    try {
+      const res = await ask(`${asset}.sha512`);
+      expect(res).toMatchObject({ status: 200, body: `${digest('sha512', body)}  kernel-amd64\n` });
+      expect(builds.length).toBe(before + 1);
+      expect((await objects.getBuffer(quarantineKey(key), 1024))!.equals(corrupted)).toBe(true);
+      expect((await objects.getBuffer(key, 1024))!.toString()).toBe(body);
+    } finally {
+      await new Promise((r) => fresh.server.close(r));
+    }
   });
 
   test('flipped bytes: quarantined and rebuilt; the client gets the good bytes and a .sha512 of them', async () => {

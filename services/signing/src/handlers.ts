@@ -90,15 +90,16 @@ function claimsOf(payload: AssetClaims | { key: string }): AssetClaims | undefin
   const bad = (why: string) => badRequest(`refusing to sign ${String(p.key)}: ${why}`);
   if (!Number.isSafeInteger(p.size) || (p.size as number) < 0) throw bad('the claimed size is not a byte count');
   if (typeof p.sha256 !== 'string' || !HEX.sha256.test(p.sha256)) throw bad('the claimed sha256 is not 64 lower-case hex digits');
-  if (typeof p.sha512 !== 'string' || !HEX.sha512.test(p.sha512)) throw bad('the claimed sha512 is not 128 lower-case hex digits');
+  // build-workers of earlier versions claim a SHA-512 too: signed when claimed, after being checked like the rest
+  if (p.sha512 !== undefined && (typeof p.sha512 !== 'string' || !HEX.sha512.test(p.sha512))) throw bad('the claimed sha512 is not 128 lower-case hex digits');
   if (p.md5 !== undefined && (typeof p.md5 !== 'string' || !HEX.md5.test(p.md5))) throw bad('the claimed md5 is not 32 lower-case hex digits');
-  return { key: p.key as string, size: p.size as number, sha256: p.sha256, sha512: p.sha512, ...(p.md5 !== undefined ? { md5: p.md5 } : {}) };
+  return { key: p.key as string, size: p.size as number, sha256: p.sha256, ...(p.sha512 !== undefined ? { sha512: p.sha512 } : {}), ...(p.md5 !== undefined ? { md5: p.md5 } : {}) };
 }
 
 /**
  * The stored object vouched for by the storage server itself: a digest the server computed from the bytes it holds
  * (a full-object SHA-256 checksum, else the MD5 ETag of a single-part upload) equals the one claimed, which the
- * build-worker computed from the same bytes it took the SHA-256 and SHA-512 of. Then the stored bytes are the bytes
+ * build-worker computed from the same bytes it took the SHA-256 of. Then the stored bytes are the bytes
  * those digests describe without reading them here.
  */
 function serverVouches(info: StoredObjectInfo, claims: Pick<AssetClaims, 'sha256' | 'md5'>): boolean {
@@ -131,7 +132,7 @@ async function checkedAssetStatement(objects: StoredObjects, key: string, claime
     destroyBody(got.body);
     throw refuse(409, 'it carries no recorded digests');
   }
-  const actual = await digestStream(got.body, { sha512: true });
+  const actual = await digestStream(got.body, { sha512: expected.sha512 !== undefined });
   if (actual.size !== expected.size || actual.sha256 !== expected.sha256 || actual.sha512 !== expected.sha512) {
     throw refuse(409, `its stored bytes (${actual.size} bytes, sha256 ${actual.sha256}) do not match the ${claimed ? 'claimed' : 'recorded'} digests (${expected.size} bytes, sha256 ${expected.sha256})`);
   }

@@ -145,6 +145,21 @@ describe('signing handlers', () => {
       expect(await registry.metrics()).toMatch(/^factory_signatures_total\{key="cosign"\} 1$/m);
     });
 
+    test("this version's claims name no SHA-512: the statement {key, size, sha256, stored} (v3) is signed, and checked without one", async () => {
+      await objects.put(KEY, bytes);
+      const { sha512: _sha512, ...claims } = claimsFor(KEY, bytes);
+      const { statement, signatureBase64 } = await handlers['signing.asset'](claims);
+      expect(statement).toEqual({ key: KEY, size: record.size, sha256: record.sha256, stored: validatorOf((await objects.head(KEY))!) });
+      expect(statementBytes(statement).toString()).toContain('"type":"talos-image-factory/asset-digest/v3"');
+      const publicKey = createPublicKey(cosign.publicPem);
+      const { sha512: _recorded, ...current } = record;
+      expect(signatureMatches(current, encodeSignatureFile(statement, signatureBase64), publicKey)).toBe(true);
+      // a record that names a SHA-512 is not what a v3 signature vouches for
+      expect(signatureMatches(record, encodeSignatureFile(statement, signatureBase64), publicKey)).toBe(false);
+      // and other bytes are still refused on the SHA-256 alone
+      await expect(handlers['signing.asset']({ ...claims, sha256: hex('sha256', Buffer.from('an ISO, sax')) })).rejects.toMatchObject({ status: 409 });
+    });
+
     test('an object stored by an earlier version ({key} alone): the digests recorded in its metadata are checked and signed', async () => {
       await objects.put(KEY, bytes, { metadata: { sha512: record.sha512 } });
       const { statement } = await handlers['signing.asset']({ key: KEY });
@@ -169,7 +184,7 @@ describe('signing handlers', () => {
         [{ key: at('b') }, 409, 'no digests were claimed and it carries no recorded digests'],
         [{ ...claimsFor(at('f'), bytes), size: -1 }, 400, 'the claimed size is not a byte count'],
         [{ ...claimsFor(at('f'), bytes), sha256: 'x' }, 400, 'the claimed sha256'],
-        [{ ...claimsFor(at('f'), bytes), sha512: undefined }, 400, 'the claimed sha512'],
+        [{ ...claimsFor(at('f'), bytes), sha512: 'X'.repeat(128) }, 400, 'the claimed sha512'],
         [{ ...claimsFor(at('f'), bytes), md5: 'A'.repeat(32) }, 400, 'the claimed md5'],
         [claimsFor(at('c'), Buffer.from('other bytez')), 409, 'do not match the claimed digests'],
         [claimsFor(at('c'), Buffer.from('longer than what is stored')), 409, 'it holds 11 bytes, not the 26 claimed'],

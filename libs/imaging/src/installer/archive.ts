@@ -70,7 +70,6 @@ export async function writeDockerArchive(
   entries.push({ name: 'manifest.json', mode: 0o644, data: manifestJson, size: manifestJson.length });
 
   const hash = createHash('sha256');
-  const hash512 = createHash('sha512');
   let size = 0;
   const sink = typeof out === 'string' ? fs.createWriteStream(out) : out;
   await pipeline(
@@ -78,12 +77,11 @@ export async function writeDockerArchive(
     async function* count(src: AsyncIterable<Buffer>) {
       for await (const b of src) {
         hash.update(b);
-        hash512.update(b);
         size += b.length;
         yield b;
       }
     },
     sink,
   );
-  return { sha256: hash.digest('hex'), sha512: hash512.digest('hex'), size };
+  return { sha256: hash.digest('hex'), size };
 }

@@ -80,9 +80,8 @@ export interface IsoBuildInfo {
   xorrisoArgs: string[];
   /** size of the appended ESP image (hybrid/uefi) or of /efi.img (grub) */
   espBytes: number;
-  /** SHA-256, SHA-512 (hex) and size of the written image, computed right after it was written */
+  /** SHA-256 (hex) and size of the written image (and its MD5 when asked for), computed while it was written */
   sha256: string;
-  sha512: string;
   md5?: string;
   size: number;
   /** the bytes went to `whileWritten` as they were written */
@@ -392,7 +391,7 @@ export async function buildIso(o: IsoOptions): Promise<IsoBuildInfo> {
   } finally {
     if (!o.keepWorkDir) await fsp.rm(scratch, { recursive: true, force: true });
   }
-  return { flavour: o.flavour, scratchDir: scratch, xorrisoArgs: args.map((a) => (a === tmpOut ? o.out : a)), espBytes, sha256: written.sha256, sha512: written.sha512, ...(written.md5 ? { md5: written.md5 } : {}), size: written.size, streamed: written.streamed, ms: Date.now() - t0 };
+  return { flavour: o.flavour, scratchDir: scratch, xorrisoArgs: args.map((a) => (a === tmpOut ? o.out : a)), espBytes, sha256: written.sha256, ...(written.md5 ? { md5: written.md5 } : {}), size: written.size, streamed: written.streamed, ms: Date.now() - t0 };
 }
 
 /** true when every host tool the given flavour needs is on PATH */

@@ -54,5 +54,5 @@ export const iso: Recipe = async (job) => {
     md5: ctx.md5,
     ...(ctx.storeWhileWritten ? { whileWritten: ctx.storeWhileWritten } : {}),
   });
-  return { file: job.out, digest: { sha256: built.sha256, sha512: built.sha512, size: built.size, ...(built.md5 ? { md5: built.md5 } : {}) }, streamed: built.streamed };
+  return { file: job.out, digest: { sha256: built.sha256, size: built.size, ...(built.md5 ? { md5: built.md5 } : {}) }, streamed: built.streamed };
 };
