@@ -267,20 +267,22 @@ describeIf(!missing, missing ?? '')('Helm chart', () => {
         Object.fromEntries((d.spec.template.spec.containers[0].env ?? []).map((e) => [e.name, e.value ?? `secret:${e.valueFrom!.secretKeyRef!.name}/${e.valueFrom!.secretKeyRef!.key}`])),
       ]),
     ) as Record<string, Record<string, string>>;
-  const BUILD_AND_WEBHOOK_ENV = ['FACTORY_BUILD_RETENTION', 'FACTORY_MAX_BUILDS_PER_REQUEST', 'FACTORY_MAX_BUILD_STREAMS', 'FACTORY_WEBHOOK_ALLOW_PRIVATE', 'FACTORY_WEBHOOK_TIMEOUT', 'FACTORY_WEBHOOK_RETRY_DELAY', 'FACTORY_WEBHOOKS'];
+  /** The gateway's build API and webhook env: name, its value with the defaults, with 'webhooks from an existing Secret…' */
+  const GATEWAY_SETTINGS: [name: string, byDefault: string, configured: string][] = [
+    ['FACTORY_BUILD_RETENTION', '24h', '7d'],
+    ['FACTORY_MAX_BUILDS_PER_REQUEST', '32', '8'],
+    ['FACTORY_MAX_BUILD_STREAMS', '1000', '200'],
+    ['FACTORY_WEBHOOK_ALLOW_PRIVATE', 'false', 'true'],
+    ['FACTORY_WEBHOOK_TIMEOUT', '10s', '5s'],
+    ['FACTORY_WEBHOOK_RETRY_DELAY', '30s', '1.5m'],
+  ];
+  const BUILD_AND_WEBHOOK_ENV = [...GATEWAY_SETTINGS.map(([name]) => name), 'FACTORY_WEBHOOKS'];
   /** The issue-14 settings a component's env carries. */
   const settingsOf = (env: Record<string, string>) => Object.fromEntries(Object.entries(env).filter(([k]) => BUILD_AND_WEBHOOK_ENV.includes(k)));
 
   test('build API and webhook settings reach only the services that read them, with the services\' own defaults', () => {
     const defaults = envByComponent(rendered.get('defaults')!);
-    expect(settingsOf(defaults.gateway)).toEqual({
-      FACTORY_BUILD_RETENTION: '24h',
-      FACTORY_MAX_BUILDS_PER_REQUEST: '32',
-      FACTORY_MAX_BUILD_STREAMS: '1000',
-      FACTORY_WEBHOOK_ALLOW_PRIVATE: 'false',
-      FACTORY_WEBHOOK_TIMEOUT: '10s',
-      FACTORY_WEBHOOK_RETRY_DELAY: '30s',
-    });
+    expect(settingsOf(defaults.gateway)).toEqual(Object.fromEntries(GATEWAY_SETTINGS.map(([name, byDefault]) => [name, byDefault])));
     // the retention is also written by the build-worker (it records running, stages, done)
     expect(settingsOf(defaults['build-worker'])).toEqual({ FACTORY_BUILD_RETENTION: '24h' });
     for (const component of ['registry-proxy', 'schematic-store', 'signing']) expect([component, settingsOf(defaults[component])]).toEqual([component, {}]);
@@ -295,12 +297,7 @@ describeIf(!missing, missing ?? '')('Helm chart', () => {
 
     const configured = envByComponent(rendered.get('webhooks from an existing Secret, build API settings')!);
     expect(settingsOf(configured.gateway)).toEqual({
-      FACTORY_BUILD_RETENTION: '7d',
-      FACTORY_MAX_BUILDS_PER_REQUEST: '8',
-      FACTORY_MAX_BUILD_STREAMS: '200',
-      FACTORY_WEBHOOK_ALLOW_PRIVATE: 'true',
-      FACTORY_WEBHOOK_TIMEOUT: '5s',
-      FACTORY_WEBHOOK_RETRY_DELAY: '1.5m',
+      ...Object.fromEntries(GATEWAY_SETTINGS.map(([name, , value]) => [name, value])),
       FACTORY_WEBHOOKS: 'secret:factory-webhooks/hooks.json',
     });
     expect(settingsOf(configured['build-worker'])).toEqual({ FACTORY_BUILD_RETENTION: '7d' });
