@@ -10,7 +10,9 @@
  */
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import https from 'node:https';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { cosignMissingReason, cosignVerify } from '../support/cosign';
@@ -18,6 +20,9 @@ import { ensureDemoReleases } from '../support/factory';
 import { helmMissingReason, K8sObject, objectsOf, renderChart, ROOT } from '../support/helm';
 import { freePort, ProcHandle, startRegistry, startS3, waitForPort } from '../support/procs';
 import { describeIf } from '../support/skip';
+import { until } from '../support/wait';
+import IORedis from '../../libs/queue/node_modules/ioredis';
+import { verifyWebhookSignature } from '../../services/gateway/src/notify/signature';
 
 interface EnvVar { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }
 interface Container { name: string; command: string[]; workingDir?: string; env?: EnvVar[]; envFrom?: { configMapRef?: { name: string } }[]; volumeMounts?: { name: string; mountPath: string }[] }
@@ -28,6 +33,11 @@ const RELEASE = 'factory';
 const FULLNAME = `${RELEASE}-talos-image-factory`;
 const NAMESPACE = 'image-factory';
 const REPLICAS: Record<string, number> = { gateway: 2, 'build-worker': 3, 'registry-proxy': 1, 'schematic-store': 1, signing: 1 };
+/** The global webhook's signing secret, in the operator's Secret `factory-webhooks` (FACTORY_WEBHOOKS). */
+const WEBHOOK_SECRET = 'helm-runs-receiver-secret';
+/** builds.* of the rendered chart: a retention and a request limit no default has */
+const BUILD_RETENTION_MS = 2 * 3600_000;
+const MAX_BUILDS_PER_REQUEST = 2;
 
 const missing = helmMissingReason() ?? cosignMissingReason();
 
@@ -108,6 +118,11 @@ describeIf(!missing, missing ?? '')('the chart runs: its rendered processes serv
   let objects: K8sObject[];
   /** the operator-provided Secure Boot signing certificate (PEM) */
   let secureBootCert: string;
+  /** REDIS_URL as the gateways got it (the chart's Redis, password from its Secret) */
+  let redisUrl: string;
+  /** the operator's webhook receiver: what the gateways POSTed to it */
+  let receiver: http.Server;
+  const received: { headers: http.IncomingHttpHeaders; body: string }[] = [];
   const started = Date.now();
 
   const launch = (name: string, command: string[], env: Record<string, string>, cwd: string) => {
@@ -135,6 +150,16 @@ describeIf(!missing, missing ?? '')('the chart runs: its rendered processes serv
     openssl('req', '-new', '-x509', '-key', 'uki-signing-key.pem', '-sha256', '-days', '30', '-subj', '/CN=helm-runs Secure Boot/', '-out', 'uki-signing-cert.pem');
     openssl('genrsa', '-traditional', '-out', 'pcr-signing-key.pem', '2048');
     secureBootCert = readFileSync(path.join(sbDir, 'uki-signing-cert.pem'), 'utf8');
+    receiver = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        received.push({ headers: req.headers, body });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/factory-hooks`;
     objects = renderChart(
       {
         externalUrl: `http://${ingressHost}/`,
@@ -143,10 +168,16 @@ describeIf(!missing, missing ?? '')('the chart runs: its rendered processes serv
         upstream: { registry: upstream.host, insecure: true, verify: true, publicKey: readFileSync(path.join(demoDir, 'cosign.pub'), 'utf8') },
         // one loopback address for every test client: no per-client limits
         config: { FACTORY_TRUST_PROXY: 'uniquelocal', FACTORY_RATE_SCHEMATICS: 'off', FACTORY_RATE_BUILDS: 'off', FACTORY_MAX_CLIENT_BUILDS: '0' },
+        // global webhooks from the operator's Secret; the receiver is on loopback, which only allowPrivateTargets admits
+        webhooks: { existingSecret: 'factory-webhooks', allowPrivateTargets: true },
+        builds: { retention: `${BUILD_RETENTION_MS / 1000}s`, maxPerRequest: MAX_BUILDS_PER_REQUEST },
       },
       { release: RELEASE, namespace: NAMESPACE },
     );
-    const outsideSecrets = { 'factory-s3': { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } };
+    const outsideSecrets = {
+      'factory-s3': { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+      'factory-webhooks': { 'webhooks.json': JSON.stringify([{ url: receiverUrl, secret: WEBHOOK_SECRET, events: ['build.succeeded'] }]) },
+    };
     /** Secrets that exist in the cluster beside the chart's own, mounted as files (name → file → content) */
     const outsideSecretFiles: Record<string, Record<string, Buffer>> = {
       'factory-secureboot': Object.fromEntries(['uki-signing-key.pem', 'uki-signing-cert.pem', 'pcr-signing-key.pem'].map((f) => [f, readFileSync(path.join(sbDir, f))])),
@@ -232,6 +263,7 @@ describeIf(!missing, missing ?? '')('the chart runs: its rendered processes serv
         env.METRICS_PORT = String(await freePort());
         if (component === 'registry-proxy') env.REGISTRY_PORT = String(rpPort);
         if (component === 'gateway') {
+          redisUrl = env.REDIS_URL;
           env.PORT = String(await freePort());
           gatewayUrls.push(`http://127.0.0.1:${env.PORT}`);
         }
@@ -279,7 +311,7 @@ describeIf(!missing, missing ?? '')('the chart runs: its rendered processes serv
           }),
       ),
     );
-    await Promise.all([s3?.stop(), upstream?.stop()]);
+    await Promise.all([s3?.stop(), upstream?.stop(), new Promise<void>((resolve) => (receiver ? receiver.close(() => resolve()) : resolve()))]);
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   }, 30_000);
 
@@ -328,6 +360,44 @@ describeIf(!missing, missing ?? '')('the chart runs: its rendered processes serv
     expect(await (await fetch(`${gatewayUrls[0]}/oci/cosign/signing-key.pub`)).text()).toBe(readFileSync(publicKeyFile, 'utf8'));
     process.stdout.write(`installer pull + cosign verify: ${Date.now() - t0} ms\n`);
   }, 240_000);
+
+  test('builds.* and webhooks.* as the chart sets them: the request limit, the record retention, a signed delivery to the Secret\'s hook', async () => {
+    const created = await fetch(`${gatewayUrls[0]}/schematics`, { method: 'POST', body: JSON.stringify({ customization: { extraKernelArgs: ['helm.webhooks=yes'] } }) });
+    const { id: schematic } = (await created.json()) as { id: string };
+    const postBuilds = (assets: string[]) => fetch(`${gatewayUrls[1]}/builds`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ schematic, version: 'v1.11.3', assets }) });
+    const tooMany = await postBuilds(['cmdline-metal-amd64', 'kernel-amd64', 'initramfs-amd64.xz']);
+    expect([tooMany.status, await tooMany.text()]).toEqual([400, `too many builds in one request: 3 (limit ${MAX_BUILDS_PER_REQUEST})\n`]);
+    const accepted = await postBuilds(['cmdline-metal-amd64']);
+    expect(accepted.status).toBe(202);
+    const [build] = ((await accepted.json()) as { builds: { id: string }[] }).builds;
+
+    // the build-worker wrote `done` with the chart's retention as the record's expiry
+    const done = await until('the build done', async () => {
+      const record = (await (await fetch(`${gatewayUrls[0]}/builds/${build.id}`)).json()) as { state: string; sha256?: string };
+      return ['done', 'failed'].includes(record.state) && record;
+    }, { ms: 60_000, context: logs });
+    expect(done.state).toBe('done');
+    const redis = new IORedis(redisUrl, { maxRetriesPerRequest: null });
+    try {
+      const ttl = await redis.pttl(`factory:builds:${build.id}`);
+      expect(ttl).toBeGreaterThan(BUILD_RETENTION_MS - 10 * 60_000);
+      expect(ttl).toBeLessThanOrEqual(BUILD_RETENTION_MS);
+    } finally {
+      redis.disconnect();
+    }
+
+    // the hook of the operator's Secret got it, signed with that Secret's secret
+    const delivery = await until('the build.succeeded delivery', () => received.find((r) => JSON.parse(r.body).data?.id === build.id), { ms: 30_000, context: logs });
+    expect(delivery.headers['x-factory-event']).toBe('build.succeeded');
+    expect(verifyWebhookSignature(WEBHOOK_SECRET, delivery.body, delivery.headers['x-factory-signature'] as string)).toBe(true);
+    expect(JSON.parse(delivery.body).data).toMatchObject({ schematic, asset: 'cmdline-metal-amd64', state: 'done', sha256: done.sha256 });
+    // every gateway knows the configured hook, and none shows its secret
+    for (const gateway of gatewayUrls) {
+      const hook = await fetch(`${gateway}/webhooks/global-0`);
+      const text = await hook.text();
+      expect([hook.status, text.includes(WEBHOOK_SECRET)]).toEqual([200, false]);
+    }
+  }, 120_000);
 
   test('the metrics the chart\'s alerts and KEDA trigger query are exported under those names', async () => {
     const rule = JSON.stringify(renderChart({ prometheusRule: { enabled: true }, 'buildWorker.autoscaling.keda.enabled': true }).filter((o) => ['PrometheusRule', 'ScaledObject'].includes(o.kind)));

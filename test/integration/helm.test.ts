@@ -7,10 +7,15 @@ import {
   checkShape, CHART_DIR, CRD_SHAPES, helm, helmMissingReason, isCustomResource, K8sObject, objectsOf, renderChart, unknownFields, validateWithModels,
 } from '../support/helm';
 import { describeIf } from '../support/skip';
+import { BlockList, isIPv6 } from 'node:net';
+import { EnvReader, parseDuration, readBuildRetention, readNotify } from '@factory/config';
+import { isPrivateAddress } from '../../services/gateway/src/notify/ssrf';
 
+interface EnvVar { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }
 interface Container {
   name: string;
   command?: string[];
+  env?: EnvVar[];
   securityContext?: { runAsNonRoot?: boolean; readOnlyRootFilesystem?: boolean; allowPrivilegeEscalation?: boolean; capabilities?: { drop?: string[] } };
   readinessProbe?: { httpGet?: { path: string; port: number | string }; exec?: unknown };
   livenessProbe?: { httpGet?: { path: string; port: number | string }; tcpSocket?: unknown };
@@ -24,7 +29,13 @@ interface PodSpec {
   containers: Container[];
   volumes?: { name: string; secret?: { secretName: string }; emptyDir?: { sizeLimit?: string } }[];
 }
-type Workload = K8sObject & { spec: { replicas?: number; strategy?: { type: string }; template: { metadata: { labels: Record<string, string> }; spec: PodSpec } } };
+type Workload = K8sObject & { spec: { replicas?: number; strategy?: { type: string }; template: { metadata: { labels: Record<string, string>; annotations?: Record<string, string> }; spec: PodSpec } } };
+
+/** A global webhook as an operator puts it in webhooks.inline (the secret is the receiver's). */
+const INLINE_HOOKS = [
+  { url: 'https://ci.example.com:8443/hooks/factory', secret: 'receiver-secret-1', events: ['build.succeeded', 'build.failed'], schematic: '376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba' },
+  { url: 'https://hooks.example.org/talos', secret: 'receiver-secret-2', events: ['version.available'] },
+];
 
 /** The values sets the issue names, plus the PXE host (each also rendered by helm lint --strict). */
 const VALUES_SETS: Record<string, Record<string, unknown>> = {
@@ -55,6 +66,11 @@ const VALUES_SETS: Record<string, Record<string, unknown>> = {
   },
   'autoscaling: HPA': { 'buildWorker.autoscaling.hpa.enabled': true },
   'autoscaling: KEDA on the build queue': { 'buildWorker.autoscaling.keda.enabled': true, serviceMonitor: { enabled: true } },
+  'webhooks from an existing Secret, build API settings': {
+    webhooks: { existingSecret: 'factory-webhooks', existingSecretKey: 'hooks.json', allowPrivateTargets: true, timeout: '5s', retryDelay: '1.5m' },
+    builds: { retention: '7d', maxPerRequest: 8, maxStreams: 200 },
+  },
+  'webhooks inline': { 'webhooks.inline': INLINE_HOOKS },
 };
 
 const missing = helmMissingReason();
@@ -79,6 +95,33 @@ describeIf(!missing, missing ?? '')('Helm chart', () => {
     expect(helm(['template', 'x', CHART_DIR, '--set', 'externalUrl=factory.example.com']).stderr).toMatch(/externalUrl/);
     expect(helm(['template', 'x', CHART_DIR, '--set', 'buildWorker.concurrency=0']).code).not.toBe(0);
     expect(helm(['template', 'x', CHART_DIR, '--set', 'redis.internal.enabled=false']).stderr).toMatch(/redis.url is required/);
+    // build API and webhook settings: durations as the services parse them, their integer ranges, the hooks' shape
+    const refused = (setJson: Record<string, unknown>) => {
+      const args = ['template', 'x', CHART_DIR];
+      for (const [k, v] of Object.entries(setJson)) args.push('--set-json', `${k}=${JSON.stringify(v)}`);
+      const r = helm(args);
+      return r.code === 0 ? 'accepted' : r.stderr;
+    };
+    expect(refused({ 'webhooks.timeout': '10sec' })).toMatch(/at '\/webhooks\/timeout': '10sec' does not match pattern/);
+    expect(refused({ 'builds.retention': '1w' })).toMatch(/\/builds\/retention/);
+    expect(refused({ 'builds.retention': 3600 })).toMatch(/\/builds\/retention': got number, want string/);
+    expect(refused({ 'builds.maxPerRequest': 0 })).toMatch(/\/builds\/maxPerRequest': minimum: got 0, want 1/);
+    expect(refused({ 'builds.maxStreams': 100_001 })).toMatch(/\/builds\/maxStreams': maximum/);
+    expect(refused({ 'webhooks.secret': 'x' })).toMatch(/additional properties 'secret' not allowed/);
+    expect(refused({ 'webhooks.existingSecretKey': 'a/b' })).toMatch(/existingSecretKey/);
+    expect(refused({ 'webhooks.inline': [{ url: 'https://u:p@ci.example.com/', secret: 's', events: ['build.started'] }] })).toMatch(
+      /inline\/0\/url': .* does not match pattern[\s\S]*inline\/0\/events\/0': value must be one of 'build.succeeded', 'build.failed', 'version.available'/,
+    );
+    expect(refused({ 'webhooks.inline': [{ url: 'https://ci.example.com/', events: ['build.failed'] }] })).toMatch(/inline\/0': missing property 'secret'/);
+    expect(refused({ 'webhooks.inline': [{ ...INLINE_HOOKS[1], schematic: 'abc' }] })).toMatch(/inline\/0\/schematic/);
+    expect(refused({ 'webhooks.inline': [{ ...INLINE_HOOKS[1], events: [] }] })).toMatch(/inline\/0\/events': minItems/);
+    // what the schema cannot say: one source of global hooks, and no `config` entry the chart's own setting would hide
+    expect(refused({ 'webhooks.inline': INLINE_HOOKS, 'webhooks.existingSecret': 'factory-webhooks' })).toMatch(/set one of webhooks.existingSecret and webhooks.inline/);
+    expect(refused({ 'config.FACTORY_WEBHOOKS': '[]' })).toMatch(/config.FACTORY_WEBHOOKS: set it with webhooks.existingSecret or webhooks.inline instead/);
+    expect(refused({ 'config.FACTORY_BUILD_RETENTION': '7d' })).toMatch(/config.FACTORY_BUILD_RETENTION: set it with builds.retention instead/);
+    // the grammar the schema gives durations is the services' own
+    expect(refused({ 'builds.retention': '1.5h', 'webhooks.timeout': '2500ms', 'webhooks.retryDelay': '90', 's3.presignTtl': '2d' })).toBe('accepted');
+    expect(['1.5h', '2500ms', '90', '2d', '10sec', '1w'].map((d) => parseDuration(d) !== undefined)).toEqual([true, true, true, true, false, false]);
   }, 60_000);
 
   test('every rendered object is valid against the Kubernetes schemas, with no field the schema does not know', () => {
@@ -215,4 +258,111 @@ describeIf(!missing, missing ?? '')('Helm chart', () => {
     const monitored = byComponent(rendered.get('in-chart Redis, PXE host, S3 keys, monitoring')!);
     expect(monitored.get('signing')!.spec.ingress.map((r) => r.ports?.map((p) => p.port))).toEqual([['metrics']]);
   });
+
+  /** Each Deployment's env entries by component: name → value, or `secret:<name>/<key>` for a secretKeyRef. */
+  const envByComponent = (objects: K8sObject[]) =>
+    Object.fromEntries(
+      objectsOf<Workload>(objects, 'Deployment').map((d) => [
+        d.metadata.labels!['app.kubernetes.io/component'],
+        Object.fromEntries((d.spec.template.spec.containers[0].env ?? []).map((e) => [e.name, e.value ?? `secret:${e.valueFrom!.secretKeyRef!.name}/${e.valueFrom!.secretKeyRef!.key}`])),
+      ]),
+    ) as Record<string, Record<string, string>>;
+  /** The gateway's build API and webhook env: name, its value with the defaults, with 'webhooks from an existing Secret…' */
+  const GATEWAY_SETTINGS: [name: string, byDefault: string, configured: string][] = [
+    ['FACTORY_BUILD_RETENTION', '24h', '7d'],
+    ['FACTORY_MAX_BUILDS_PER_REQUEST', '32', '8'],
+    ['FACTORY_MAX_BUILD_STREAMS', '1000', '200'],
+    ['FACTORY_WEBHOOK_ALLOW_PRIVATE', 'false', 'true'],
+    ['FACTORY_WEBHOOK_TIMEOUT', '10s', '5s'],
+    ['FACTORY_WEBHOOK_RETRY_DELAY', '30s', '1.5m'],
+  ];
+  const BUILD_AND_WEBHOOK_ENV = [...GATEWAY_SETTINGS.map(([name]) => name), 'FACTORY_WEBHOOKS'];
+  /** The issue-14 settings a component's env carries. */
+  const settingsOf = (env: Record<string, string>) => Object.fromEntries(Object.entries(env).filter(([k]) => BUILD_AND_WEBHOOK_ENV.includes(k)));
+
+  test('build API and webhook settings reach only the services that read them, with the services\' own defaults', () => {
+    const defaults = envByComponent(rendered.get('defaults')!);
+    expect(settingsOf(defaults.gateway)).toEqual(Object.fromEntries(GATEWAY_SETTINGS.map(([name, byDefault]) => [name, byDefault])));
+    // the retention is also written by the build-worker (it records running, stages, done)
+    expect(settingsOf(defaults['build-worker'])).toEqual({ FACTORY_BUILD_RETENTION: '24h' });
+    for (const component of ['registry-proxy', 'schematic-store', 'signing']) expect([component, settingsOf(defaults[component])]).toEqual([component, {}]);
+    // the chart's defaults are the services' own (for those libs/config holds; the two limits are the README's)
+    const serviceDefaults = readNotify(new EnvReader({}));
+    const chartDefaults = readNotify(new EnvReader(defaults.gateway));
+    expect(chartDefaults).toEqual(serviceDefaults);
+    expect(readBuildRetention(new EnvReader(defaults.gateway))).toBe(readBuildRetention(new EnvReader({})));
+    // nothing of it in the ConfigMap every pod reads
+    const configMap = objectsOf<{ data: Record<string, string> }>(rendered.get('defaults')!, 'ConfigMap').find((c) => c.metadata.name.endsWith('-env'))!;
+    expect(Object.keys(configMap.data).filter((k) => BUILD_AND_WEBHOOK_ENV.includes(k))).toEqual([]);
+
+    const configured = envByComponent(rendered.get('webhooks from an existing Secret, build API settings')!);
+    expect(settingsOf(configured.gateway)).toEqual({
+      ...Object.fromEntries(GATEWAY_SETTINGS.map(([name, , value]) => [name, value])),
+      FACTORY_WEBHOOKS: 'secret:factory-webhooks/hooks.json',
+    });
+    expect(settingsOf(configured['build-worker'])).toEqual({ FACTORY_BUILD_RETENTION: '7d' });
+    // and the gateway accepts them as set (the Secret's content is its to check at start)
+    const env = new EnvReader({ ...configured.gateway, FACTORY_WEBHOOKS: undefined });
+    expect([readBuildRetention(env), readNotify(env).retryBaseDelayMs, readNotify(env).deliveryTimeoutMs, readNotify(env).allowPrivateTargets]).toEqual([7 * 86_400_000, 90_000, 5000, true]);
+  });
+
+  test('global webhooks carry secrets: the gateway alone reads them, by secretKeyRef, from the operator\'s Secret or the chart\'s', () => {
+    for (const [name, objects] of rendered) {
+      const secretName = name === 'webhooks inline' ? 'factory-talos-image-factory-webhooks' : name.startsWith('webhooks from') ? 'factory-webhooks' : undefined;
+      const env = envByComponent(objects);
+      const reading = Object.keys(env).filter((component) => 'FACTORY_WEBHOOKS' in env[component]);
+      expect({ name, reading }).toEqual({ name, reading: secretName ? ['gateway'] : [] });
+      if (!secretName) continue;
+      // no other workload names the Secret at all (not as env, volume or projection)
+      const naming = [...objectsOf<Workload>(objects, 'Deployment'), ...objectsOf<Workload>(objects, 'StatefulSet'), ...objectsOf<Workload>(objects, 'Job')]
+        .filter((w) => JSON.stringify(w.spec).includes(`"${secretName}"`))
+        .map((w) => w.metadata.name);
+      expect({ name, naming }).toEqual({ name, naming: ['factory-talos-image-factory-gateway'] });
+    }
+    // webhooks.inline: rendered into the chart's Secret as the array the gateway parses; a change rolls the gateways only
+    const inline = rendered.get('webhooks inline')!;
+    const secret = objectsOf<{ type: string; data: Record<string, string> }>(inline, 'Secret').find((o) => o.metadata.name === 'factory-talos-image-factory-webhooks')!;
+    expect([secret.type, Object.keys(secret.data)]).toEqual(['Opaque', ['webhooks.json']]);
+    const json = Buffer.from(secret.data['webhooks.json'], 'base64').toString();
+    expect(JSON.parse(json)).toEqual(INLINE_HOOKS);
+    const env = new EnvReader({ FACTORY_WEBHOOKS: json });
+    expect(readNotify(env).globalWebhooks).toEqual(INLINE_HOOKS);
+    expect(() => env.done()).not.toThrow();
+    const rolled = objectsOf<Workload>(inline, 'Deployment').filter((d) => d.spec.template.metadata.annotations?.['checksum/webhooks']).map((d) => d.metadata.name);
+    expect(rolled).toEqual(['factory-talos-image-factory-gateway']);
+    // none is rendered without inline hooks
+    expect(objectsOf(rendered.get('webhooks from an existing Secret, build API settings')!, 'Secret').map((o) => o.metadata.name)).toEqual(['factory-talos-image-factory-redis']);
+  });
+
+  test('network policies: the gateway, which delivers webhooks, may reach public addresses on the receivers\' ports; no other pod gains egress', () => {
+    type Peer = { ipBlock?: { cidr: string; except?: string[] } };
+    type Rule = { to?: Peer[]; ports?: { port: number | string; protocol: string }[] };
+    type Policy = { spec: { podSelector: { matchLabels: Record<string, string> }; egress: Rule[] } };
+    /** the egress rules that name ranges with exceptions: the webhook receivers' rule */
+    const webhookRules = (objects: K8sObject[]) =>
+      new Map(objectsOf<Policy>(objects, 'NetworkPolicy').map((p) => [p.spec.podSelector.matchLabels['app.kubernetes.io/component'], p.spec.egress.filter((r) => (r.to ?? []).some((t) => t.ipBlock?.except))]));
+    const defaults = webhookRules(rendered.get('defaults')!);
+    for (const [component, rules] of defaults) expect([component, rules.length]).toEqual([component, component === 'gateway' ? 1 : 0]);
+    const [rule] = defaults.get('gateway')!;
+    expect(rule.ports).toEqual([{ port: 443, protocol: 'TCP' }, { port: 80, protocol: 'TCP' }]);
+    expect(rule.to!.map((t) => t.ipBlock!.cidr)).toEqual(['0.0.0.0/0', '::/0']);
+    // the exceptions are addresses the SSRF guard refuses anyway, and they leave the public internet reachable
+    const excepted = new BlockList();
+    for (const cidr of rule.to!.flatMap((t) => t.ipBlock!.except!)) {
+      const [net, bits] = cidr.split('/');
+      expect([cidr, isPrivateAddress(net)]).toEqual([cidr, true]);
+      excepted.addSubnet(net, Number(bits), isIPv6(net) ? 'ipv6' : 'ipv4');
+    }
+    const inExcept = (a: string) => excepted.check(a, isIPv6(a) ? 'ipv6' : 'ipv4');
+    for (const guarded of ['10.1.2.3', '172.20.0.5', '192.168.1.1', '127.0.0.1', '169.254.169.254', '100.64.0.1', '224.0.0.1', 'fd00::1', 'fe80::1', '::1']) {
+      expect([guarded, isPrivateAddress(guarded), inExcept(guarded)]).toEqual([guarded, true, true]);
+    }
+    for (const open of ['8.8.8.8', '140.82.112.3', '2606:4700::1111']) expect([open, isPrivateAddress(open), inExcept(open)]).toEqual([open, false, false]);
+
+    // an inline hook on another port opens that port too
+    expect(webhookRules(rendered.get('webhooks inline')!).get('gateway')![0].ports!.map((p) => p.port)).toEqual([443, 80, 8443]);
+    // `ports: []`: every port; and the rule can be turned off
+    expect(webhookRules(renderChart({ 'networkPolicy.webhookEgress.ports': [] })).get('gateway')![0].ports).toBeUndefined();
+    expect(webhookRules(renderChart({ 'networkPolicy.webhookEgress.enabled': false })).get('gateway')).toEqual([]);
+  }, 60_000);
 });

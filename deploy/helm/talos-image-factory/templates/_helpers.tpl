@@ -76,3 +76,65 @@ redis+sentinel://{{ $auth }}{{ join "," .Values.redis.sentinel.hosts }}/{{ .Valu
 {{ include "tif.selectorLabels" .root }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
+
+{{/*
+Settings the chart sets on the Deployments of the services that read them, by component: env name → the value it
+comes from (`from`, for messages) and its rendered `value`. Per Deployment, not in the shared ConfigMap: a change
+rolls only those pods. FACTORY_WEBHOOKS (secret) is added to the gateway by deployments.yaml.
+*/}}
+{{- define "tif.serviceEnv" -}}
+{{- $b := .Values.builds -}}
+{{- $w := .Values.webhooks -}}
+gateway:
+  FACTORY_BUILD_RETENTION: { from: builds.retention, value: {{ $b.retention | quote }} }
+  FACTORY_MAX_BUILDS_PER_REQUEST: { from: builds.maxPerRequest, value: {{ $b.maxPerRequest | quote }} }
+  FACTORY_MAX_BUILD_STREAMS: { from: builds.maxStreams, value: {{ $b.maxStreams | quote }} }
+  FACTORY_WEBHOOK_ALLOW_PRIVATE: { from: webhooks.allowPrivateTargets, value: {{ $w.allowPrivateTargets | quote }} }
+  FACTORY_WEBHOOK_TIMEOUT: { from: webhooks.timeout, value: {{ $w.timeout | quote }} }
+  FACTORY_WEBHOOK_RETRY_DELAY: { from: webhooks.retryDelay, value: {{ $w.retryDelay | quote }} }
+build-worker:
+  FACTORY_BUILD_RETENTION: { from: builds.retention, value: {{ $b.retention | quote }} }
+{{- end -}}
+
+{{/* The Secret holding the global webhooks (FACTORY_WEBHOOKS) and its key; empty name: none configured. */}}
+{{- define "tif.webhooksSecretName" -}}
+{{- if .Values.webhooks.inline -}}{{ include "tif.fullname" . }}-webhooks{{- else -}}{{ .Values.webhooks.existingSecret }}{{- end -}}
+{{- end -}}
+
+{{- define "tif.webhooksSecretKey" -}}
+{{- if .Values.webhooks.inline -}}webhooks.json{{- else -}}{{ .Values.webhooks.existingSecretKey }}{{- end -}}
+{{- end -}}
+
+{{/*
+Values the schema cannot cross-check. A `config` entry for a setting the chart sets per Deployment would be silently
+overridden there (env beats envFrom), so it is refused with the value to use instead.
+*/}}
+{{- define "tif.checkValues" -}}
+{{- if and .Values.webhooks.inline .Values.webhooks.existingSecret -}}
+{{- fail "webhooks: set one of webhooks.existingSecret and webhooks.inline" -}}
+{{- end -}}
+{{- $dedicated := dict "FACTORY_WEBHOOKS" "webhooks.existingSecret or webhooks.inline" -}}
+{{- range $component, $settings := include "tif.serviceEnv" . | fromYaml -}}
+{{- range $name, $s := $settings -}}{{- $_ := set $dedicated $name $s.from -}}{{- end -}}
+{{- end -}}
+{{- range $name, $from := $dedicated -}}
+{{- if hasKey $.Values.config $name -}}
+{{- fail (printf "config.%s: set it with %s instead (the chart sets it on the Deployments that read it)" $name $from) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The gateway's webhook egress ports: networkPolicy.webhookEgress.ports plus the explicit ports of webhooks.inline
+URLs, as a JSON array; empty when webhookEgress.ports is empty (every port).
+*/}}
+{{- define "tif.webhookEgressPorts" -}}
+{{- $ports := list -}}
+{{- if .Values.networkPolicy.webhookEgress.ports -}}
+{{- range .Values.networkPolicy.webhookEgress.ports -}}{{- $ports = append $ports (int .) -}}{{- end -}}
+{{- range .Values.webhooks.inline -}}
+{{- with regexFind ":[0-9]+$" (urlParse .url).host -}}{{- $ports = append $ports (trimPrefix ":" . | int) -}}{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson (uniq $ports) -}}
+{{- end -}}
