@@ -165,6 +165,8 @@ function cpuWindow() {
     return mine;
   };
   const nameOf = (cmd) => {
+    // the S3 protocol server runs as `node -e "...S3rver..."` (startFactory)
+    if (cmd.some((a) => a.includes('S3rver'))) return 's3rver';
     const js = cmd.find((a) => a.endsWith('.js'));
     if (js) {
       const m = /services\/([^/]+)\//.exec(js);
