@@ -121,10 +121,23 @@ export class AssetRoutes {
     await this.schematic(id);
   }
 
-  private async schematic(id: string): Promise<StoredSchematic> {
-    if (!isSchematicId(id)) throw new FactoryError(404, `schematic ID ${JSON.stringify(id)} not found`);
+  private schematic(id: string): Promise<StoredSchematic> {
+    if (!isSchematicId(id)) return Promise.reject(new FactoryError(404, `schematic ID ${JSON.stringify(id)} not found`));
     const cached = this.schematics.get(id);
-    if (cached !== undefined) return cached;
+    if (cached !== undefined) return Promise.resolve(cached);
+    // Concurrent first requests naming one schematic (50 clients asking for a new schematic's ISO) share one lookup.
+    let pending = this.lookingUp.get(id);
+    if (!pending) {
+      pending = this.lookUpSchematic(id).finally(() => this.lookingUp.delete(id));
+      this.lookingUp.set(id, pending);
+    }
+    return pending;
+  }
+
+  /** Schematic lookups in progress by ID (see schematic); each entry lives only while its lookup runs. */
+  private readonly lookingUp = new Map<string, Promise<StoredSchematic>>();
+
+  private async lookUpSchematic(id: string): Promise<StoredSchematic> {
     try {
       const { yaml } = await this.o.jobs.call('schematic.get', { id });
       // The store verified the content against its ID; parsing canonical YAML cannot fail.

@@ -49,9 +49,13 @@ async function publish(objectKey: string, body: Buffer, o: { earlier?: boolean }
   await objects.put(assetSignatureKey(objectKey), encodeSignatureFile(statement, sign('sha256', statementBytes(statement), signingKey.privateKey).toString('base64')));
 }
 
+/** Schematic lookups asked of the (mocked) schematic store. */
+let schematicLookups = 0;
 const jobs = {
   call: async (name: string, payload: unknown) => {
     if (name === 'schematic.get') {
+      schematicLookups++;
+      await new Promise((r) => setTimeout(r, 5)); // a round trip: concurrent requests overlap it
       if ((payload as { id: string }).id !== id) throw new FactoryError(404, 'not found');
       return { yaml };
     }
@@ -145,6 +149,18 @@ test('concurrent requests for one missing asset share one lookup and one build c
   expect(answers[0].status).toBe(302);
   // the job mock does not de-duplicate by job ID (Redis does): 20 calls would be 20 builds here
   expect(builds.map((b) => b.spec.path)).toEqual(['aws-amd64.raw.xz']);
+});
+
+test("concurrent first requests naming a schematic this gateway has not seen share one schematic lookup", async () => {
+  const fresh = await startGateway(redirecting);
+  try {
+    const before = schematicLookups;
+    const answers = await Promise.all(Array.from({ length: 20 }, () => fetch(`${fresh.base}/image/${id}/v1.11.3/aws-amd64.raw.xz`, { redirect: 'manual' })));
+    expect(answers.map((a) => a.status)).toEqual(Array(20).fill(302));
+    expect(schematicLookups - before).toBe(1);
+  } finally {
+    await new Promise((r) => fresh.server.close(r));
+  }
 });
 
 test('PXE: the cmdline asset through the same path, rendered as the iPXE script', async () => {
