@@ -2,8 +2,9 @@
  * Integrity of published assets: what vouches for an asset's bytes, and how a reader checks it.
  *
  * Next to an asset object, `<object key>.sig` holds the signing service's signature over a statement of the object's
- * key, size and SHA-256 (and SHA-512, in statements made by earlier versions), made only after the signing service found that the stored bytes hash to
- * them (it checked them itself, or the storage server's own digest of the stored bytes vouched for them). The
+ * key, size and SHA-256 (and SHA-512, in statements made by earlier versions), made only after the signing service
+ * found that the stored bytes hash to them (it checked them itself, or the storage server's own digest of the stored
+ * bytes vouched for them). The
  * statement is where readers take the digests from (objects stored by earlier versions also carry them in their
  * metadata). The signature file is written last: an asset is published once both exist (findAsset), so nothing is
  * visible as complete before it was verified. A reader checks the signature with the public key only — over the
@@ -33,7 +34,7 @@ const STATEMENT_TYPE = 'talos-image-factory/asset-digest/v1';
 const STATEMENT_TYPE_STORED = 'talos-image-factory/asset-digest/v2';
 /**
  * Key, size, SHA-256 and (optionally) `stored`: no SHA-512, which is derived on request from bytes checked against the
- * signed SHA-256 (sha512OfStoredAsset). A type of its own, so that no v1/v2 statement's bytes can be read as one.
+ * signed SHA-256 (Sha512Deriver). A type of its own, so that no v1/v2 statement's bytes can be read as one.
  */
 const STATEMENT_TYPE_SHA256 = 'talos-image-factory/asset-digest/v3';
 

@@ -15,8 +15,8 @@ export interface AssetRecord {
   /**
    * Only for assets stored by earlier versions, whose statements (or metadata) name it. Assets built now are signed
    * with their SHA-256 alone, which binds their bytes; their SHA-512 is computed when someone asks for the
-   * `<asset>.sha512` (sha512OfStoredAsset), from stored bytes checked against the signed SHA-256. Computing it for every
-   * build cost ~80 ms of CPU per 56 MB ISO, on the thread pool the upload needs.
+   * `<asset>.sha512` (Sha512Deriver), from stored bytes checked against the signed SHA-256. Computing it for every
+   * build cost ~80 ms of CPU per 56 MB ISO, on the cores the upload and the S3 server need.
    */
   sha512?: string;
   contentType: string;
@@ -61,9 +61,9 @@ export interface StatementDigests {
  *
  * The digests come from the signed statement of its signature file when given (`statement`: the SHA-256, and the
  * SHA-512 where an earlier version signed one), else from the object's metadata (objects stored by earlier versions
- * carry the SHA-256 and SHA-512 there). Key and size are always the
- * object's own — never the statement's — so a signature over another key or size does not verify for this record:
- * a statement only vouches for the object it names, at the size stored.
+ * carry the SHA-256 and SHA-512 there). Key and size are always the object's own — never the statement's — so a
+ * signature over another key or size does not verify for this record: a statement only vouches for the object it
+ * names, at the size stored.
  */
 export function assetRecordFrom(objectKey: string, info: StoredObjectInfo | null | undefined, fallbackContentType: string, statement?: StatementDigests): AssetRecord | undefined {
   if (!info) return undefined;

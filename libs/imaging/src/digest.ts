@@ -14,8 +14,9 @@ export interface FileDigest {
 }
 
 /**
- * SHA-256 and size of a file (with `md5`, its MD5 too, in the same pass), read in 4 MiB synchronous chunks. For a file just written (in the page cache) this is
- * several times faster than a stream of 64 KiB asynchronous reads; the hash itself runs at ~1.4 GB/s with SHA-NI.
+ * SHA-256 and size of a file (with `md5`, its MD5 too, in the same pass), read in 4 MiB synchronous chunks. For a
+ * file just written (in the page cache) this is several times faster than a stream of 64 KiB asynchronous reads; the
+ * hash itself runs at ~1.4 GB/s with SHA-NI.
  * It blocks the event loop for the duration (~50 ms per 64 MiB), which build processes can afford.
  */
 export function hashFileSync(file: string, o: { md5?: boolean } = {}): FileDigest {
