@@ -28,6 +28,8 @@ export interface ServeOptions {
   locking?: JobLocking;
   /** Delay before a failed job's next attempt when its `backoff` names type `custom` (attemptsMade counts from 1). */
   backoffStrategy?: (attemptsMade: number) => number;
+  /** Node/V8 flags for the child processes of a sandboxed processor (`processorFile`), after this process's own. */
+  sandboxNodeFlags?: readonly string[];
 }
 
 /** What serveQueue started: the worker, its blocking connection, and the graceful stop of both. */
@@ -94,6 +96,11 @@ export function serveQueue(queue: QueueName, handlers: Handlers | { processorFil
     // Only pass the settings when set: an explicit undefined would override BullMQ's defaults and break its scripts.
     ...(opts.locking ?? {}),
     ...(opts.backoffStrategy ? { settings: { backoffStrategy: opts.backoffStrategy } } : {}),
+    // Given flags replace BullMQ's copy of this process's flags: the copy is kept, less debugger flags (whose ports
+    // BullMQ would otherwise move on for each child).
+    ...(opts.sandboxNodeFlags?.length
+      ? { workerForkOptions: { execArgv: [...process.execArgv.filter((a) => !/^--(inspect|debug)/.test(a)), ...opts.sandboxNodeFlags] } }
+      : {}),
   });
   worker.on('error', (err) => opts.logger.warn({ err, queue }, 'worker error'));
   if (opts.metrics) {

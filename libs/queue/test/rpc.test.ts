@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { JobClient, serveQueue } from '../src';
+import { BUILD_SANDBOX_NODE_FLAGS, JobClient, serveQueue } from '../src';
 import { FactoryError } from '@factory/errors';
 import { startRedis, ProcHandle } from '../../../test/support/procs';
 
@@ -130,4 +130,17 @@ test('stop(grace): a sandboxed job still running when the grace is over goes bac
   const next = serveQueue('signing', { 'signing.publicKey': async () => ({ pem: 'from the next worker' }) }, { redisUrl: redis.url, prefix, logger });
   closers.push(() => next.worker.close(), () => next.connection.quit());
   await expect(answer).resolves.toEqual({ pem: 'from the next worker' });
+});
+
+test("sandboxNodeFlags: a sandboxed processor's child process runs with them (the build sandboxes' heap settings)", async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'queue-sandbox-flags-'));
+  const processorFile = path.join(dir, 'flags.js');
+  // answers with the flags its own process was started with
+  writeFileSync(processorFile, 'module.exports = async () => ({ ok: true, value: { pem: JSON.stringify(process.execArgv) } });\n');
+  const prefix = 'sandbox-flags';
+  const served = serveQueue('signing', { processorFile }, { redisUrl: redis.url, prefix, logger, concurrency: 1, sandboxNodeFlags: BUILD_SANDBOX_NODE_FLAGS });
+  const client = new JobClient(redis.url, prefix, logger, 20_000);
+  closers.push(() => served.worker.close(), () => served.connection.quit(), () => client.close(), async () => rmSync(dir, { recursive: true, force: true }));
+  const { pem } = await client.call('signing.publicKey', { key: 'cosign' });
+  expect(JSON.parse(pem)).toEqual(expect.arrayContaining([...BUILD_SANDBOX_NODE_FLAGS]));
 });

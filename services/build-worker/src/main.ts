@@ -12,7 +12,7 @@ import { ASSET_OBJECT_PREFIX, ASSET_SIGNATURE_SUFFIX, AssetRecord, integrityEven
 import { AccessTracker, BudgetSettings, registerBudgetMetrics, runEvictionPass, TOUCH_INTERVAL_MS } from '@factory/budget';
 import { BuildStore, PREWARM_PRIORITY } from '@factory/builds';
 import { EnvReader, readBuildRetention, readCommon, readExternal, readUpstream, StorageSettings } from '@factory/config';
-import { BUILD_JOB_LOCKING, JobClient, PayloadOf, redisConnection, Reply, serveQueue } from '@factory/queue';
+import { BUILD_JOB_LOCKING, BUILD_SANDBOX_NODE_FLAGS, JobClient, PayloadOf, redisConnection, Reply, serveQueue } from '@factory/queue';
 import { OCI_KEY_PREFIX } from '@factory/registry';
 import { SCHEMATICS_PREFIX } from '@factory/schematic';
 import { fatal, onShutdown } from '@factory/runtime';
@@ -60,6 +60,7 @@ async function main(): Promise<void> {
     concurrency,
     // A dead worker's build is found stalled and taken over by another worker; its clients keep waiting for the job.
     locking: BUILD_JOB_LOCKING,
+    sandboxNodeFlags: BUILD_SANDBOX_NODE_FLAGS,
   });
   const { worker, connection } = builds;
   // Asset metrics by output kind, on top of the queue's job metrics.
