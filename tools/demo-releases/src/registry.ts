@@ -145,10 +145,22 @@ export async function copyLayoutsToRegistry(outDir: string, registryHost: string
       const src = isOci ? `oci:${j.layout}:${j.tag}` : `dir:${dirView(j.layout, j.desc, tmpRoot)}`;
       await run('skopeo', ['copy', '--quiet', '--all', '--preserve-digests', '--dest-tls-verify=false', src, `docker://${registryHost}/${j.repo}:${j.tag}`]);
     };
+    // One repository's tags are copied one after another, repositories in parallel: docker-registry rewrites a
+    // repository's link files in place (truncate, then write), so two skopeo processes pushing the same manifest or
+    // blob into one repository let the registry read an empty link and refuse the index that names it. skopeo then
+    // reports a failed conversion to a Docker list ("we cannot modify it"), about 1 publish in 12 here.
+    const byRepository = (list: typeof jobs) => {
+      const groups = new Map<string, typeof jobs>();
+      for (const j of list) groups.set(j.repo, [...(groups.get(j.repo) ?? []), j]);
+      return [...groups.values()].sort((a, b) => b.length - a.length); // longest first: the shortest tail
+    };
+    const copyInOrder = async (group: typeof jobs) => {
+      for (const j of group) await copy(j);
+    };
     const images = jobs.filter((j) => !j.tag.endsWith('.sig'));
     const sigs = jobs.filter((j) => j.tag.endsWith('.sig'));
-    await mapLimit(images, opts.concurrency ?? 4, copy);
-    await mapLimit(sigs, opts.concurrency ?? 4, copy);
+    await mapLimit(byRepository(images), opts.concurrency ?? 4, copyInOrder);
+    await mapLimit(byRepository(sigs), opts.concurrency ?? 4, copyInOrder);
   } finally {
     rmrf(tmpRoot);
   }
