@@ -12,15 +12,34 @@ export interface AssetIdentity extends AssetRequest {
   /** The canonical asset path (e.g. `metal-amd64.iso`): content type and default download name. */
   path: string;
   /**
-   * Secure Boot outputs only: the SHA-256 (hex) of the signing certificate they are signed with, so that a rotated key
-   * gives new assets instead of serving ones signed with the old key (signingCertificateSha256).
+   * Secure Boot outputs only: names the certificates they are signed with and enrol (secureBootSignerId), so that a
+   * rotated key gives new assets instead of serving ones signed with, or enrolling, the old one.
    */
   signer?: string;
 }
 
-/** What names a Secure Boot signer in asset identities: hex SHA-256 of its signing certificate's PEM text. */
+/** Hex SHA-256 of a signing certificate's PEM text. */
 export function signingCertificateSha256(certPem: string): string {
   return createHash('sha256').update(certPem).digest('hex');
+}
+
+/** The certificates a Secure Boot asset's bytes depend on: the signing certificate, and own PK and KEK when configured. */
+export interface SecureBootCertificates {
+  signingCertPem: string;
+  pkCertPem?: string;
+  kekCertPem?: string;
+}
+
+/**
+ * What names a Secure Boot signer in asset identities. With the signing certificate alone (it then plays PK, KEK and
+ * db, as in the anchor) it is that certificate's SHA-256, as in every earlier version, so existing assets keep their
+ * keys. Own PK and KEK certificates, which ISOs and disk images enrol, are named too: configuring or rotating them
+ * gives new assets rather than serving ones that enrol the old keys.
+ */
+export function secureBootSignerId(certs: SecureBootCertificates): string {
+  if (!certs.pkCertPem && !certs.kekCertPem) return signingCertificateSha256(certs.signingCertPem);
+  const named = { signing: certs.signingCertPem, pk: certs.pkCertPem ?? null, kek: certs.kekCertPem ?? null };
+  return createHash('sha256').update(JSON.stringify(named)).digest('hex');
 }
 
 /**

@@ -22,7 +22,7 @@ import {
   supportsOverlays,
   tagOf,
 } from '@factory/talos';
-import { AssetIdentity, signingCertificateSha256 } from './identity';
+import { AssetIdentity, secureBootSignerId } from './identity';
 
 /** An official extension to pull, pinned by the catalog's digest (`name` is its repository, e.g. `siderolabs/gvisor`). */
 export interface ExtensionRef {
@@ -135,8 +135,8 @@ export interface CatalogView {
 }
 
 export interface SecureBootOffer {
-  /** SHA-256 (hex) of the signing certificate's PEM: part of every Secure Boot asset's identity (AssetIdentity.signer) */
-  signingCertSha256: string;
+  /** names the signing certificate and own PK/KEK (secureBootSignerId): part of every Secure Boot asset's identity (AssetIdentity.signer) */
+  signerId: string;
 }
 
 export interface ProfileInput {
@@ -195,7 +195,7 @@ export async function enhanceProfile(identity: AssetIdentity, version: SemVer, s
   if (identity.secureboot) {
     const offer = await catalog.secureBoot?.();
     if (!offer) throw enhanceError(400, 'secure boot is disabled');
-    identity = { ...identity, signer: offer.signingCertSha256 };
+    identity = { ...identity, signer: offer.signerId };
     const enroll = c.secureboot?.enrollKeys;
     if (enroll && !isEnrollKeys(enroll)) {
       // Go's enumer error text, wrapped as the anchor wraps it
@@ -266,12 +266,14 @@ async function resolveExtensions(catalog: CatalogView, schematic: Schematic, tag
  * A CatalogView's `secureBoot` from the signing service's public answer (`signing.secureBootPublic`), remembered for
  * `ttlMs` so that resolving a profile costs no queue round trip on the warm path; a failed ask is not remembered.
  */
-export function secureBootOfferSource(ask: () => Promise<{ enabled: boolean; signingCertPem?: string }>, ttlMs = 30_000): () => Promise<SecureBootOffer | undefined> {
+export function secureBootOfferSource(ask: () => Promise<{ enabled: boolean; signingCertPem?: string; pkCertPem?: string; kekCertPem?: string }>, ttlMs = 30_000): () => Promise<SecureBootOffer | undefined> {
   let remembered: { at: number; offer: Promise<SecureBootOffer | undefined> } | undefined;
   return () => {
     const now = Date.now();
     if (!remembered || now - remembered.at >= ttlMs) {
-      const offer = ask().then((p) => (p.enabled && p.signingCertPem ? { signingCertSha256: signingCertificateSha256(p.signingCertPem) } : undefined));
+      const offer = ask().then((p) =>
+        p.enabled && p.signingCertPem ? { signerId: secureBootSignerId({ signingCertPem: p.signingCertPem, pkCertPem: p.pkCertPem, kekCertPem: p.kekCertPem }) } : undefined,
+      );
       const entry = { at: now, offer };
       remembered = entry;
       offer.catch(() => {

@@ -6,7 +6,8 @@ import type { ExtensionEntry, OverlayEntry } from '@factory/catalog';
 import { FactoryError, JobVanishedError } from '@factory/errors';
 import { parseSchematic } from '@factory/schematic';
 import { formatAssetPath, parseAssetPath, parsePxePath } from '@factory/talos';
-import { AssetProfile, assetKey, buildSpecOf, CatalogView, completeProfile, ensureAsset, resolveAssetProfile } from '../src';
+import { createHash } from 'node:crypto';
+import { AssetProfile, assetKey, buildSpecOf, CatalogView, completeProfile, ensureAsset, resolveAssetProfile, secureBootSignerId } from '../src';
 
 const VERSIONS = ['v1.6.7', 'v1.7.7', 'v1.11.3', 'v1.12.2'];
 const ext = (name: string): ExtensionEntry => ({ name, ref: `ghcr.io/${name}:1`, digest: `sha256:${'a'.repeat(63)}${name.length % 10}`, author: '', description: '' });
@@ -75,14 +76,14 @@ describe('errors in the anchor order and texts', () => {
 
   describe('Secure Boot enabled (the signing service offers a certificate)', () => {
     const CERT_SHA = 'c'.repeat(64);
-    const sbCatalog = (): CatalogView & { calls: string[] } => Object.assign(catalog(), { secureBoot: async () => ({ signingCertSha256: CERT_SHA }) });
+    const sbCatalog = (): CatalogView & { calls: string[] } => Object.assign(catalog(), { secureBoot: async () => ({ signerId: CERT_SHA }) });
     const SB = (enroll: string) => `customization:\n  secureboot:\n    enrollKeys: ${enroll}\n    includeWellKnownCertificates: true\n`;
 
     test('a Secure Boot profile names the signing certificate: a rotated key gives other asset keys', async () => {
       const p = await profileOf(PLAIN, 'v1.11.3', 'metal-amd64-secureboot.iso', sbCatalog());
       expect(p).toMatchObject({ secureboot: true, signer: CERT_SHA, kind: 'iso' });
       expect(buildSpecOf(p).signer).toBe(CERT_SHA);
-      const rotated = Object.assign(catalog(), { secureBoot: async () => ({ signingCertSha256: 'd'.repeat(64) }) });
+      const rotated = Object.assign(catalog(), { secureBoot: async () => ({ signerId: 'd'.repeat(64) }) });
       expect(assetKey(await profileOf(PLAIN, 'v1.11.3', 'metal-amd64-secureboot.iso', rotated))).not.toBe(assetKey(p));
       // outputs that are not signed keep the keys they had
       const plain = await profileOf(PLAIN, 'v1.11.3', 'metal-amd64.iso', sbCatalog());
@@ -286,5 +287,32 @@ describe('limits of what Talos can boot with, refused before a build', () => {
   test('ordinary schematics are unaffected', async () => {
     await expect(profileOf(metaYaml('{"externalIPs":["1.2.3.4"]}'), 'v1.11.3', 'metal-amd64.iso')).resolves.toMatchObject({ kind: 'iso' });
     await expect(profileOf(argYaml('x'.repeat(1500)), 'v1.11.3', 'metal-amd64', catalog(), true)).resolves.toMatchObject({ kind: 'cmdline' });
+  });
+});
+
+describe('secureBootSignerId: the certificates a Secure Boot asset is signed with and enrols', () => {
+  const cert = '-----BEGIN CERTIFICATE-----\nsigning\n-----END CERTIFICATE-----\n';
+  const pk = '-----BEGIN CERTIFICATE-----\npk\n-----END CERTIFICATE-----\n';
+  const kek = '-----BEGIN CERTIFICATE-----\nkek\n-----END CERTIFICATE-----\n';
+
+  test('the signing certificate alone is named by its SHA-256, as in earlier versions (existing asset keys stay)', () => {
+    expect(secureBootSignerId({ signingCertPem: cert })).toBe(createHash('sha256').update(cert).digest('hex'));
+    expect(secureBootSignerId({ signingCertPem: cert, pkCertPem: '', kekCertPem: undefined })).toBe(createHash('sha256').update(cert).digest('hex'));
+  });
+
+  test('own PK and KEK certificates each give another name, and so other asset keys', () => {
+    const names = [
+      secureBootSignerId({ signingCertPem: cert }),
+      secureBootSignerId({ signingCertPem: cert, pkCertPem: pk }),
+      secureBootSignerId({ signingCertPem: cert, kekCertPem: kek }),
+      secureBootSignerId({ signingCertPem: cert, pkCertPem: pk, kekCertPem: kek }),
+      // the same certificate as PK or as KEK is not the same configuration
+      secureBootSignerId({ signingCertPem: cert, pkCertPem: kek }),
+      secureBootSignerId({ signingCertPem: cert, pkCertPem: pk, kekCertPem: pk }),
+    ];
+    expect(new Set(names).size).toBe(names.length);
+    for (const n of names) expect(n).toMatch(/^[0-9a-f]{64}$/);
+    const identity = { schematicId: 'a'.repeat(64), version: 'v1.12.2', kind: 'iso', platform: 'metal', arch: 'amd64', secureboot: true, outFormat: 'raw', path: 'metal-amd64-secureboot.iso' } as const;
+    expect(assetKey({ ...identity, signer: names[0] })).not.toBe(assetKey({ ...identity, signer: names[3] }));
   });
 });

@@ -144,7 +144,8 @@ export interface WebhookDeliveryPayload {
   body: string;
 }
 
-export type SecureBootPublic = { enabled: false } | { enabled: true; signingCertPem: string; pcrPublicKeyPem: string };
+/** The Secure Boot public material; `pkCertPem`/`kekCertPem` only when own PK/KEK are configured (else the signing certificate plays them). */
+export type SecureBootPublic = { enabled: false } | { enabled: true; signingCertPem: string; pcrPublicKeyPem: string; pkCertPem?: string; kekCertPem?: string };
 
 export type JobName = keyof JobContracts;
 export type PayloadOf<K extends JobName> = JobContracts[K]['payload'];

@@ -12,6 +12,9 @@ export interface SecureBootMaterial {
   signingCertPem: string;
   /** the PCR public key (PEM `PUBLIC KEY`): the `.pcrpkey` section */
   pcrPublicKeyPem: string;
+  /** own PK and KEK certificates, when configured (enrolled by ISOs and disk images; part of the signer's name) */
+  pkCertPem?: string;
+  kekCertPem?: string;
 }
 
 export interface SecureBootEnrollment {
@@ -39,7 +42,12 @@ export function queueSecureBootSigner(jobs: Pick<JobClient, 'call'>, timeoutMs: 
     async material() {
       const pub = await jobs.call('signing.secureBootPublic', {}, opts);
       if (!pub.enabled) throw new FactoryError(400, 'error enhancing profile from schematic: secure boot is disabled');
-      return { signingCertPem: pub.signingCertPem, pcrPublicKeyPem: pub.pcrPublicKeyPem };
+      return {
+        signingCertPem: pub.signingCertPem,
+        pcrPublicKeyPem: pub.pcrPublicKeyPem,
+        ...(pub.pkCertPem ? { pkCertPem: pub.pkCertPem } : {}),
+        ...(pub.kekCertPem ? { kekCertPem: pub.kekCertPem } : {}),
+      };
     },
     async signPcrPolicy(measured) {
       return (await jobs.call('signing.pcrPolicy', { sections: measured }, opts)).pcrsig;

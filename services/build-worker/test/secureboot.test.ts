@@ -10,7 +10,7 @@ import { createPrivateKey, sign as rsaSign, X509Certificate } from 'node:crypto'
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { AssetProfile, signingCertificateSha256 } from '@factory/asset';
+import { AssetProfile, secureBootSignerId, signingCertificateSha256 } from '@factory/asset';
 import { parsePe, peSectionData } from '@factory/authenticode';
 import { FactoryError } from '@factory/errors';
 import { digestSection, pcr11Values, pcrSignatureJson, profileSections, SectionDigest, signPcrPolicy, isMeasuredSection, BOOT_PHASES } from '@factory/pcr';
@@ -181,7 +181,18 @@ describeIf(READY, 'needs sbsigntool, osslsigncode, openssl, binutils, xorriso, d
     const err = await buildAsset(context(keys), profile({ signer: 'a'.repeat(64) }), work).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FactoryError);
     expect((err as FactoryError).status).toBe(503);
-    expect((err as Error).message).toContain('signing certificate changed');
+    expect((err as Error).message).toContain('Secure Boot certificates changed');
+  });
+
+  test('a PK configured after the asset was named is refused too (its ISO would enrol a PK the key does not name)', async () => {
+    const ctx = context(keys);
+    const withPk = { ...ctx.secureBoot!, material: async () => ({ ...(await ctx.secureBoot!.material()), pkCertPem: signing.certPem }) };
+    const named = profile({ signer: signingCertificateSha256(signing.certPem) });
+    const err = await buildAsset({ ...ctx, secureBoot: withPk }, named, fs.mkdtempSync(path.join(tmp, 'pk-'))).catch((e: unknown) => e);
+    expect((err as FactoryError).status).toBe(503);
+    // the same certificates as the edge named build
+    const built = await buildAsset({ ...ctx, secureBoot: withPk }, profile({ signer: secureBootSignerId({ signingCertPem: signing.certPem, pkCertPem: signing.certPem }) }), fs.mkdtempSync(path.join(tmp, 'pk-ok-')));
+    expect(fs.statSync(built.file).size).toBeGreaterThan(0);
   });
 
   test('Secure Boot off in the signing service: 400 secure boot is disabled', async () => {

@@ -51,11 +51,17 @@ test('the Secure Boot offer comes from the signing service: the certificate dige
   let asked = 0;
   const view = new QueuedCatalogView({ call: (async () => (asked++, answer)) as never }, 50);
   const offer = await view.secureBoot();
-  expect(offer).toEqual({ signingCertSha256: createHash('sha256').update(answer.signingCertPem!).digest('hex') });
+  expect(offer).toEqual({ signerId: createHash('sha256').update(answer.signingCertPem!).digest('hex') });
   await view.secureBoot();
   expect(asked).toBe(1);
   answer = { enabled: false };
   await new Promise((r) => setTimeout(r, 60));
   expect(await view.secureBoot()).toBeUndefined();
   expect(asked).toBe(2);
+  // own PK/KEK certificates (enrolled by ISOs and disk images) are named in the offer too
+  answer = { enabled: true, signingCertPem: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n', pkCertPem: 'PK' } as typeof answer;
+  await new Promise((r) => setTimeout(r, 60));
+  const withPk = await view.secureBoot();
+  expect(withPk!.signerId).toMatch(/^[0-9a-f]{64}$/);
+  expect(withPk!.signerId).not.toBe(offer!.signerId);
 });

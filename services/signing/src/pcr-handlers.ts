@@ -23,7 +23,16 @@ export function secureBootKeyHandlers({ keys, metrics }: SecureBootKeyHandlerDep
   let pcrKey: KeyObject | undefined;
   let ownPcrPublicKey: Promise<SectionDigest> | undefined;
   return {
-    'signing.secureBootPublic': async () => (keys ? { enabled: true, signingCertPem: keys.signing.certPem, pcrPublicKeyPem: keys.pcr.publicPem } : { enabled: false }),
+    'signing.secureBootPublic': async () =>
+      keys
+        ? {
+            enabled: true,
+            signingCertPem: keys.signing.certPem,
+            pcrPublicKeyPem: keys.pcr.publicPem,
+            ...(keys.pk ? { pkCertPem: keys.pk.certPem } : {}),
+            ...(keys.kek ? { kekCertPem: keys.kek.certPem } : {}),
+          }
+        : { enabled: false },
     'signing.pcrPolicy': async ({ sections }) => {
       if (!keys) throw badRequest('secure boot is disabled');
       const refuse = (why: string) => badRequest(`refusing to sign the PCR policy: ${why}`);

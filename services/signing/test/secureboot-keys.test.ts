@@ -210,6 +210,16 @@ describe('Secure Boot key jobs', () => {
       pcrPublicKeyPem: loaded.keys.pcr.publicPem,
     });
     expect(await secureBootKeyHandlers({ keys: undefined, metrics })['signing.secureBootPublic']({})).toEqual({ enabled: false });
+    // own PK and KEK: their certificates are public material too (asset identities name them)
+    const pk = { keyPem: 'unused', certPem: '-----BEGIN CERTIFICATE-----\npk\n-----END CERTIFICATE-----\n' };
+    const kek = { keyPem: 'unused', certPem: '-----BEGIN CERTIFICATE-----\nkek\n-----END CERTIFICATE-----\n' };
+    expect(await secureBootKeyHandlers({ keys: { ...loaded.keys, pk, kek }, metrics })['signing.secureBootPublic']({})).toEqual({
+      enabled: true,
+      signingCertPem: loaded.keys.signing.certPem,
+      pcrPublicKeyPem: loaded.keys.pcr.publicPem,
+      pkCertPem: pk.certPem,
+      kekCertPem: kek.certPem,
+    });
   }, 60_000);
 
   test("signs the policy it recomputes for a UKI that carries its own .pcrpkey, and refuses what it cannot vouch for", async () => {

@@ -1,7 +1,7 @@
 /** Steps several recipes share: the kernel command line, the initramfs with extensions, and the UKI. */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { signingCertificateSha256 } from '@factory/asset';
+import { secureBootSignerId } from '@factory/asset';
 import { signPeFile } from '@factory/authenticode';
 import { FactoryError } from '@factory/errors';
 import { assembleInitramfs, buildUki, UkiPcrSigning, ExtensionCompatibilityError, ExtensionDir, talosUkiProfiles, UkiResetFor, writeEmbeddedConfigExtension, writeSchematicExtension } from '@factory/imaging';
@@ -81,8 +81,8 @@ export interface SecureBootSigning {
 
 /**
  * The Secure Boot signer and material of a `-secureboot` build, undefined for others. The asset's key names the
- * signing certificate the edge saw; a build with another one (the key was rotated meanwhile) would store an asset
- * signed by a key its identity does not name, so it is refused and the client asks again.
+ * certificates the edge saw (signing, own PK/KEK); a build with others (a key was rotated meanwhile) would store an
+ * asset signed by, or enrolling, a key its identity does not name, so it is refused and the client asks again.
  */
 export async function secureBootSigning(job: Pick<BuildJob, 'ctx' | 'profile'>): Promise<SecureBootSigning | undefined> {
   if (!job.profile.secureboot) return undefined;
@@ -90,8 +90,8 @@ export async function secureBootSigning(job: Pick<BuildJob, 'ctx' | 'profile'>):
   if (!signer) throw new Error('a Secure Boot build needs the signing service (BuildContext.secureBoot)');
   const material = await signer.material();
   const expected = job.profile.signer;
-  if (expected && signingCertificateSha256(material.signingCertPem) !== expected) {
-    throw new FactoryError(503, 'the Secure Boot signing certificate changed while the asset was requested; retry');
+  if (expected && secureBootSignerId(material) !== expected) {
+    throw new FactoryError(503, 'the Secure Boot certificates changed while the asset was requested; retry');
   }
   return { signer, material };
 }

@@ -66,7 +66,7 @@ export async function startUi(o: { secureBoot?: boolean; talosctl?: string[]; sc
       return EXTENSIONS;
     },
     overlays: async () => OVERLAYS.map((o) => ({ ...o, ref: `${o.image}:v1`, digest: `sha256:${'0'.repeat(64)}` })),
-    secureBoot: async () => (o.secureBoot ? { signingCertSha256: 'c'.repeat(64) } : undefined),
+    secureBoot: async () => (o.secureBoot ? { signerId: 'c'.repeat(64) } : undefined),
   };
   const app = createApp({
     jobs,
