@@ -9,6 +9,7 @@
  * emulator routes /v2 to the registry-proxy and the rest to a gateway, as the chart's Ingress does.
  */
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -118,6 +119,8 @@ describeIf(!missing, missing ?? '')('the chart runs: its rendered processes serv
   let objects: K8sObject[];
   /** the operator-provided Secure Boot signing certificate (PEM) */
   let secureBootCert: string;
+  /** the operator's own PK and KEK certificates (PEM), from the same Secret */
+  let enrolmentCerts: Record<string, string>;
   /** REDIS_URL as the gateways got it (the chart's Redis, password from its Secret) */
   let redisUrl: string;
   /** the operator's webhook receiver: what the gateways POSTed to it */
@@ -149,7 +152,13 @@ describeIf(!missing, missing ?? '')('the chart runs: its rendered processes serv
     openssl('genrsa', '-traditional', '-out', 'uki-signing-key.pem', '2048');
     openssl('req', '-new', '-x509', '-key', 'uki-signing-key.pem', '-sha256', '-days', '30', '-subj', '/CN=helm-runs Secure Boot/', '-out', 'uki-signing-cert.pem');
     openssl('genrsa', '-traditional', '-out', 'pcr-signing-key.pem', '2048');
+    // and their own enrolment keys: PK signs the KEK update, KEK the db update
+    for (const role of ['pk', 'kek']) {
+      openssl('genrsa', '-traditional', '-out', `${role}-key.pem`, '2048');
+      openssl('req', '-new', '-x509', '-key', `${role}-key.pem`, '-sha256', '-days', '30', '-subj', `/CN=helm-runs ${role.toUpperCase()}/`, '-out', `${role}-cert.pem`);
+    }
     secureBootCert = readFileSync(path.join(sbDir, 'uki-signing-cert.pem'), 'utf8');
+    enrolmentCerts = Object.fromEntries(['pk', 'kek'].map((role) => [role, readFileSync(path.join(sbDir, `${role}-cert.pem`), 'utf8')]));
     receiver = http.createServer((req, res) => {
       let body = '';
       req.on('data', (d: Buffer) => (body += d.toString()));
@@ -164,7 +173,7 @@ describeIf(!missing, missing ?? '')('the chart runs: its rendered processes serv
       {
         externalUrl: `http://${ingressHost}/`,
         s3: { bucket: s3.bucket, endpoint: s3.endpoint, existingSecret: 'factory-s3' },
-        signing: { secureBoot: { existingSecret: 'factory-secureboot' } },
+        signing: { secureBoot: { existingSecret: 'factory-secureboot', platformKey: true, keyExchangeKey: true } },
         upstream: { registry: upstream.host, insecure: true, verify: true, publicKey: readFileSync(path.join(demoDir, 'cosign.pub'), 'utf8') },
         // one loopback address for every test client: no per-client limits
         config: { FACTORY_TRUST_PROXY: 'uniquelocal', FACTORY_RATE_SCHEMATICS: 'off', FACTORY_RATE_BUILDS: 'off', FACTORY_MAX_CLIENT_BUILDS: '0' },
@@ -180,7 +189,9 @@ describeIf(!missing, missing ?? '')('the chart runs: its rendered processes serv
     };
     /** Secrets that exist in the cluster beside the chart's own, mounted as files (name → file → content) */
     const outsideSecretFiles: Record<string, Record<string, Buffer>> = {
-      'factory-secureboot': Object.fromEntries(['uki-signing-key.pem', 'uki-signing-cert.pem', 'pcr-signing-key.pem'].map((f) => [f, readFileSync(path.join(sbDir, f))])),
+      'factory-secureboot': Object.fromEntries(
+        ['uki-signing-key.pem', 'uki-signing-cert.pem', 'pcr-signing-key.pem', 'pk-key.pem', 'pk-cert.pem', 'kek-key.pem', 'kek-cert.pem'].map((f) => [f, readFileSync(path.join(sbDir, f))]),
+      ),
     };
 
     // 1. The pre-install hook: the rendered Job's script, env and service account against the fake API server.
@@ -332,7 +343,7 @@ describeIf(!missing, missing ?? '')('the chart runs: its rendered processes serv
     process.stdout.write(`schematic + ISO through 2 gateways: ${Date.now() - t0} ms\n`);
   }, 240_000);
 
-  test('Secure Boot from the operator\'s key Secret: the certificate is served, and a Secure Boot UKI is signed with it', async () => {
+  test('Secure Boot from the operator\'s key Secret: the certificate is served, a Secure Boot UKI is signed with it, the ISO enrols its PK and KEK', async () => {
     for (const gateway of gatewayUrls) expect(await (await fetch(`${gateway}/secureboot/signing-cert.pem`)).text()).toBe(secureBootCert);
     const created = await fetch(`${gatewayUrls[0]}/schematics`, { method: 'POST', body: JSON.stringify({ customization: { extraKernelArgs: ['helm.secureboot=yes'] } }) });
     const { id } = (await created.json()) as { id: string };
@@ -344,6 +355,23 @@ describeIf(!missing, missing ?? '')('the chart runs: its rendered processes serv
     writeFileSync(cert, secureBootCert);
     const verified = spawnSync('sbverify', ['--cert', cert, uki], { encoding: 'utf8' });
     expect({ code: verified.status, out: `${verified.stdout}${verified.stderr}`.includes('Signature verification OK') }).toEqual({ code: 0, out: true });
+
+    // The ISO's enrolment files carry the operator's PK and KEK from the same Secret, each in its role: PK.auth
+    // enrols PK; KEK.auth enrols KEK and is signed by PK; db.auth enrols the signing certificate and is signed by KEK
+    // (an authenticated variable's PKCS#7 carries its signer's certificate).
+    const isoRes = await fetch(`${gatewayUrls[0]}/image/${id}/v1.12.2/metal-amd64-secureboot.iso`);
+    expect({ status: isoRes.status, body: isoRes.status === 200 ? '' : `${await isoRes.text()}\n${logs()}` }).toEqual({ status: 200, body: '' });
+    const iso = path.join(tmp, 'secureboot.iso');
+    writeFileSync(iso, Buffer.from(await isoRes.arrayBuffer()));
+    const der = (pem: string) => new X509Certificate(pem).raw;
+    const certs = { pk: der(enrolmentCerts.pk), kek: der(enrolmentCerts.kek), db: der(secureBootCert) };
+    const holds = (name: string) => {
+      const out = path.join(tmp, `iso-${name}.auth`);
+      expect(spawnSync('xorriso', ['-osirrox', 'on', '-indev', iso, '-extract', `/loader/keys/auto/${name}.auth`, out], { encoding: 'utf8' }).status).toBe(0);
+      const bytes = readFileSync(out);
+      return Object.entries(certs).filter(([, c]) => bytes.includes(c)).map(([role]) => role).sort();
+    };
+    expect({ PK: holds('PK'), KEK: holds('KEK'), db: holds('db') }).toEqual({ PK: ['pk'], KEK: ['kek', 'pk'], db: ['db', 'kek'] });
   }, 240_000);
 
   test('an installer is pulled with skopeo through the registry route and verifies with the chart\'s public key', async () => {

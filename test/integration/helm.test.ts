@@ -27,7 +27,7 @@ interface PodSpec {
   automountServiceAccountToken?: boolean;
   securityContext?: { runAsNonRoot?: boolean; seccompProfile?: { type: string } };
   containers: Container[];
-  volumes?: { name: string; secret?: { secretName: string }; emptyDir?: { sizeLimit?: string } }[];
+  volumes?: { name: string; secret?: { secretName: string; items?: { key: string; path: string }[] }; emptyDir?: { sizeLimit?: string } }[];
 }
 type Workload = K8sObject & { spec: { replicas?: number; strategy?: { type: string }; template: { metadata: { labels: Record<string, string>; annotations?: Record<string, string> }; spec: PodSpec } } };
 
@@ -120,6 +120,12 @@ describeIf(!missing, missing ?? '')('Helm chart', () => {
     expect(refused({ 'webhooks.inline': INLINE_HOOKS, 'webhooks.existingSecret': 'factory-webhooks' })).toMatch(/set one of webhooks.existingSecret and webhooks.inline/);
     expect(refused({ 'config.FACTORY_WEBHOOKS': '[]' })).toMatch(/config.FACTORY_WEBHOOKS: set it with webhooks.existingSecret or webhooks.inline instead/);
     expect(refused({ 'config.FACTORY_BUILD_RETENTION': '7d' })).toMatch(/config.FACTORY_BUILD_RETENTION: set it with builds.retention instead/);
+    // key files: a path in `config` would reach every Deployment, and the file none
+    expect(refused({ 'config.FACTORY_SECUREBOOT_PK_KEY_FILE': '/keys/pk.pem' })).toMatch(/config.FACTORY_SECUREBOOT_PK_KEY_FILE: set it with signing.secureBoot.platformKey instead/);
+    expect(refused({ 'config.FACTORY_SECUREBOOT_PCR_KEY_FILE': '/keys/pcr.pem' })).toMatch(/config.FACTORY_SECUREBOOT_PCR_KEY_FILE: set it with signing.secureBoot.existingSecret instead/);
+    expect(refused({ 'config.FACTORY_COSIGN_KEY_FILE': '/keys/cosign.key' })).toMatch(/config.FACTORY_COSIGN_KEY_FILE: set it with signing.existingSecret instead/);
+    expect(refused({ 'signing.secureBoot.keyExchangeKey': true })).toMatch(/platformKey and keyExchangeKey name keys in signing.secureBoot.existingSecret; set it too/);
+    expect(refused({ 'signing.secureBoot.platformKey': 'yes' })).toMatch(/\/signing\/secureBoot\/platformKey': got string, want boolean/);
     // the grammar the schema gives durations is the services' own
     expect(refused({ 'builds.retention': '1.5h', 'webhooks.timeout': '2500ms', 'webhooks.retryDelay': '90', 's3.presignTtl': '2d' })).toBe('accepted');
     expect(['1.5h', '2500ms', '90', '2d', '10sec', '1w'].map((d) => parseDuration(d) !== undefined)).toEqual([true, true, true, true, false, false]);
@@ -184,6 +190,39 @@ describeIf(!missing, missing ?? '')('Helm chart', () => {
       // and no other Secret is mounted as a file anywhere; other Secrets reach pods only as single env values
       const secretVolumes = objectsOf<Workload>(objects, 'Deployment').flatMap((w) => (w.spec.template.spec.volumes ?? []).filter((v) => v.secret).map((v) => v.secret!.secretName));
       expect(secretVolumes).toEqual(keySecrets);
+    }
+  });
+
+  test('Secure Boot enrolment keys: PK and KEK pairs from the Secure Boot Secret reach only the signing pod, as the files its settings name', () => {
+    const signingOf = (objects: K8sObject[]) => objectsOf<Workload>(objects, 'Deployment').find((d) => d.metadata.name.endsWith('-signing'))!.spec.template.spec;
+    const keyFiles = (objects: K8sObject[]) => {
+      const pod = signingOf(objects);
+      const env = Object.fromEntries((pod.containers[0].env ?? []).filter((e) => e.name.startsWith('FACTORY_SECUREBOOT_')).map((e) => [e.name, e.value]));
+      const mount = pod.containers[0].volumeMounts!.find((m) => m.name === 'secureboot-keys')!;
+      const items = pod.volumes!.find((v) => v.name === 'secureboot-keys')!.secret!.items!.map((i) => `${mount.mountPath}/${i.path}`);
+      return { env, items };
+    };
+    const withoutOwn = keyFiles(rendered.get('external Redis with a password Secret, existing signing key, Secure Boot keys, workload identity')!);
+    expect(Object.keys(withoutOwn.env).sort()).toEqual(['FACTORY_SECUREBOOT_PCR_KEY_FILE', 'FACTORY_SECUREBOOT_SIGNING_CERT_FILE', 'FACTORY_SECUREBOOT_SIGNING_KEY_FILE']);
+    const both = renderChart({ 'signing.secureBoot': { existingSecret: 'factory-secureboot', platformKey: true, keyExchangeKey: true } });
+    const { env, items } = keyFiles(both);
+    expect(env).toEqual({
+      FACTORY_SECUREBOOT_SIGNING_KEY_FILE: '/etc/factory/secureboot/uki-signing-key.pem',
+      FACTORY_SECUREBOOT_SIGNING_CERT_FILE: '/etc/factory/secureboot/uki-signing-cert.pem',
+      FACTORY_SECUREBOOT_PCR_KEY_FILE: '/etc/factory/secureboot/pcr-signing-key.pem',
+      FACTORY_SECUREBOOT_PK_KEY_FILE: '/etc/factory/secureboot/pk-key.pem',
+      FACTORY_SECUREBOOT_PK_CERT_FILE: '/etc/factory/secureboot/pk-cert.pem',
+      FACTORY_SECUREBOOT_KEK_KEY_FILE: '/etc/factory/secureboot/kek-key.pem',
+      FACTORY_SECUREBOOT_KEK_CERT_FILE: '/etc/factory/secureboot/kek-cert.pem',
+    });
+    // every file a setting names is one the Secret volume provides, and nothing else is mounted from it
+    expect(items.sort()).toEqual(Object.values(env).sort());
+    const pkOnly = keyFiles(renderChart({ 'signing.secureBoot': { existingSecret: 'factory-secureboot', platformKey: true } }));
+    expect(Object.keys(pkOnly.env).filter((n) => /_(PK|KEK)_/.test(n)).sort()).toEqual(['FACTORY_SECUREBOOT_PK_CERT_FILE', 'FACTORY_SECUREBOOT_PK_KEY_FILE']);
+    expect(pkOnly.items.sort()).toEqual(Object.values(pkOnly.env).sort());
+    // no other workload names a Secure Boot key file
+    for (const w of objectsOf<Workload>(both, 'Deployment').filter((d) => !d.metadata.name.endsWith('-signing'))) {
+      expect({ w: w.metadata.name, env: (w.spec.template.spec.containers[0].env ?? []).filter((e) => e.name.startsWith('FACTORY_SECUREBOOT_')) }).toEqual({ w: w.metadata.name, env: [] });
     }
   });
 

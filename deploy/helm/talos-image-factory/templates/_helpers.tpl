@@ -113,7 +113,18 @@ overridden there (env beats envFrom), so it is refused with the value to use ins
 {{- if and .Values.webhooks.inline .Values.webhooks.existingSecret -}}
 {{- fail "webhooks: set one of webhooks.existingSecret and webhooks.inline" -}}
 {{- end -}}
-{{- $dedicated := dict "FACTORY_WEBHOOKS" "webhooks.existingSecret or webhooks.inline" -}}
+{{- $sb := .Values.signing.secureBoot -}}
+{{- if and (or $sb.platformKey $sb.keyExchangeKey) (not $sb.existingSecret) -}}
+{{- fail "signing.secureBoot: platformKey and keyExchangeKey name keys in signing.secureBoot.existingSecret; set it too" -}}
+{{- end -}}
+{{- $dedicated := dict "FACTORY_WEBHOOKS" "webhooks.existingSecret or webhooks.inline" "FACTORY_COSIGN_KEY_FILE" "signing.existingSecret" -}}
+{{- range $name := list "SIGNING_KEY_FILE" "SIGNING_CERT_FILE" "PCR_KEY_FILE" -}}
+{{- $_ := set $dedicated (printf "FACTORY_SECUREBOOT_%s" $name) "signing.secureBoot.existingSecret" -}}
+{{- end -}}
+{{- $_ := set $dedicated "FACTORY_SECUREBOOT_PK_KEY_FILE" "signing.secureBoot.platformKey" -}}
+{{- $_ := set $dedicated "FACTORY_SECUREBOOT_PK_CERT_FILE" "signing.secureBoot.platformKey" -}}
+{{- $_ := set $dedicated "FACTORY_SECUREBOOT_KEK_KEY_FILE" "signing.secureBoot.keyExchangeKey" -}}
+{{- $_ := set $dedicated "FACTORY_SECUREBOOT_KEK_CERT_FILE" "signing.secureBoot.keyExchangeKey" -}}
 {{- range $component, $settings := include "tif.serviceEnv" . | fromYaml -}}
 {{- range $name, $s := $settings -}}{{- $_ := set $dedicated $name $s.from -}}{{- end -}}
 {{- end -}}
