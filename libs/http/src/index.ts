@@ -15,3 +15,4 @@ export {
 export type { EntityTag, RepresentationValidators } from './validators';
 export { createBoundedServer, readRequestBody } from './server';
 export type { ReceiveLimits } from './server';
+export { errorTextLine } from './error-text';

@@ -12,7 +12,7 @@ import type { Readable } from 'node:stream';
 import { Router } from 'express';
 import type { Request, Response } from 'express';
 import type { Descriptor } from '@factory/oci';
-import { contentRange, decideRequest } from '@factory/http';
+import { contentRange, decideRequest, errorTextLine } from '@factory/http';
 import { isStorageError } from '@factory/storage';
 import {
   HttpErrorInfo, RegistryError, blobUnknown, defaultErrorInfo, manifestUnknown, ociErrorBody,
@@ -126,10 +126,10 @@ function sendBytes(res: Response, status: number, contentType: string, body: Buf
   else res.end(body);
 }
 
-/** Go's http.Error: text/plain, nosniff, message + newline. */
+/** Go's http.Error: text/plain, nosniff, message + newline (control characters escaped: one line, see errorTextLine). */
 export function sendTextError(res: Response, status: number, message: string): void {
   res.setHeader('X-Content-Type-Options', 'nosniff');
-  sendBytes(res, status, 'text/plain; charset=utf-8', Buffer.from(`${message}\n`, 'utf8'));
+  sendBytes(res, status, 'text/plain; charset=utf-8', Buffer.from(errorTextLine(message), 'utf8'));
 }
 
 function sendOciError(res: Response, status: number, code: string, message: string, detail?: unknown): void {

@@ -263,6 +263,10 @@ describe('referrers', () => {
     const res = await get(`${repo}/referrers/sha256:deadbeef`);
     expect(res.status).toBe(404);
     expect(await res.text()).toBe('invalid referrers subject digest: sha256:deadbeef\n');
+    // a decoded control character in the digest stays on the one line (found by the fuzz test)
+    const newline = await get(`${repo}/referrers/sha256:%0a?artifactType=%00`);
+    expect(newline.status).toBe(404);
+    expect(await newline.text()).toBe('invalid referrers subject digest: sha256:\\n\n');
   });
 
   test('index of referrers, artifactType filter', async () => {

@@ -4,6 +4,7 @@
  */
 import type { NextFunction, Request, Response } from 'express';
 import { randomUUID } from 'node:crypto';
+import { errorTextLine } from '@factory/http';
 
 /** Sends exact bytes with exactly the given Content-Type (Express's send() would append a charset). */
 export function sendBody(res: Response, status: number, contentType: string, body: string | Buffer): void {
@@ -14,7 +15,7 @@ export function sendBody(res: Response, status: number, contentType: string, bod
   res.end(res.req.method === 'HEAD' ? undefined : buf);
 }
 
-/** Go's http.Error: text/plain, nosniff, message + newline. */
+/** Go's http.Error: text/plain, nosniff, message + newline (control characters escaped: one line, see errorTextLine). */
 export function sendError(res: Response, status: number, message: string): void {
   if (res.headersSent) {
     res.destroy();
@@ -22,7 +23,7 @@ export function sendError(res: Response, status: number, message: string): void 
   }
   res.removeHeader('Content-Disposition');
   res.setHeader('X-Content-Type-Options', 'nosniff');
-  sendBody(res, status, 'text/plain; charset=utf-8', `${message}\n`);
+  sendBody(res, status, 'text/plain; charset=utf-8', errorTextLine(message));
 }
 
 export function identityHeaders(serverTag: string) {
