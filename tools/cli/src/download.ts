@@ -97,9 +97,10 @@ async function receive(answer: Extract<AssetDownload, { kind: 'bytes' }>, part: 
   const total = answer.total ?? (answer.length !== undefined ? offset + answer.length : undefined);
   const speed = new SpeedMeter();
   let received = 0;
-  const render = (force = false) => {
+  const render = (force = false, done = false) => {
     speed.record(received);
-    progress.update([downloadLine(label, offset + received, total, speed.bytesPerSecond())], force);
+    const bytesPerSecond = done ? speed.averageBytesPerSecond() : speed.bytesPerSecond();
+    progress.update([downloadLine(label, offset + received, total, bytesPerSecond)], force);
   };
   try {
     render(true);
@@ -112,7 +113,7 @@ async function receive(answer: Extract<AssetDownload, { kind: 'bytes' }>, part: 
       received += chunk.length;
       render();
     }
-    render(true);
+    render(true, true);
   } catch (err) {
     if (err instanceof CliError) throw err;
     throw new FactoryClientError(0, `download of ${label} broke off after ${offset + received} bytes (run again to resume): ${(err as Error).message}`);

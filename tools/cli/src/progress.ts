@@ -104,24 +104,38 @@ export function formatDuration(seconds: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
-/** Transfer speed over the last few seconds (bytes/s), for a rate and an ETA that follow changes. */
+/**
+ * Transfer speed over the last few seconds (bytes/s), for a rate and an ETA that follow changes. Times come from a
+ * monotonic clock with sub-millisecond resolution: a small asset can arrive within one millisecond of its first byte,
+ * and a whole-millisecond clock would then have no speed to show for it.
+ */
 export class SpeedMeter {
   private readonly samples: { t: number; bytes: number }[] = [];
+  private start: { t: number; bytes: number } | undefined;
 
   constructor(private readonly windowMs = 5000) {}
 
-  record(bytes: number, now = Date.now()): void {
+  record(bytes: number, now = performance.now()): void {
+    this.start ??= { t: now, bytes };
     this.samples.push({ t: now, bytes });
     while (this.samples.length > 2 && now - this.samples[1].t > this.windowMs) this.samples.shift();
   }
 
   bytesPerSecond(): number | undefined {
     if (this.samples.length < 2) return undefined;
-    const first = this.samples[0];
-    const last = this.samples[this.samples.length - 1];
-    const ms = last.t - first.t;
-    return ms > 0 ? ((last.bytes - first.bytes) * 1000) / ms : undefined;
+    return rate(this.samples[0], this.samples[this.samples.length - 1]);
   }
+
+  /** The speed over the whole transfer, for its final line (what curl and wget print when they are done). */
+  averageBytesPerSecond(): number | undefined {
+    const last = this.samples[this.samples.length - 1];
+    return this.start && last ? rate(this.start, last) : undefined;
+  }
+}
+
+function rate(first: { t: number; bytes: number }, last: { t: number; bytes: number }): number | undefined {
+  const ms = last.t - first.t;
+  return ms > 0 ? ((last.bytes - first.bytes) * 1000) / ms : undefined;
 }
 
 /** One line for a build: where it is now. */

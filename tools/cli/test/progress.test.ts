@@ -38,6 +38,16 @@ describe('progress lines', () => {
     m.record(1000, 1000);
     m.record(3000, 2000);
     expect(m.bytesPerSecond()).toBe(1500);
+    m.record(4000, 9000);
+    expect(m.bytesPerSecond()).toBe(1000 / 7); // the window dropped the first sample
+    expect(m.averageBytesPerSecond()).toBe(4000 / 9);
+  });
+
+  it('has a speed for a transfer that took less than a millisecond', () => {
+    const m = new SpeedMeter();
+    m.record(0);
+    m.record(262144);
+    expect(m.averageBytesPerSecond()).toBeGreaterThan(0);
   });
 
   it('draws nothing when disabled; redraws a block of lines in place when enabled', () => {
